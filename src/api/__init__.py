@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI): translates requests into one application call each."""

@@ -1,0 +1,141 @@
+"""Shared dependencies: services, the caller, their actor, consistency and access logging."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+from fastapi.security import OAuth2PasswordBearer
+
+from api.consistency import HEADER, LastWrites, parse_token
+from api.errors import ApiError
+from application.base import Position
+from application.ports import AccessRecord, Principal
+from application.services import Services
+from domain.context import Actor
+
+bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", ""))
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def get_principal(services: ServicesDep, token: Annotated[str | None, Depends(bearer)]) -> Principal:
+    if not token:
+        raise ApiError(401, "not_authenticated", "sign in first", {"WWW-Authenticate": "Bearer"})
+    return services.auth.principal(token)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_patient(principal: PrincipalDep) -> Principal:
+    if principal.role != "patient" or principal.patient_id is None:
+        raise ApiError(403, "forbidden", "this endpoint is for patients")
+    return principal
+
+
+PatientDep = Annotated[Principal, Depends(get_patient)]
+
+
+def get_actor(request: Request, principal: PrincipalDep) -> Actor:
+    return Actor(
+        id=str(principal.account_id),
+        role=principal.role,
+        request_id=request_id(request),
+        source="api",
+    )
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def anonymous_actor(request: Request) -> Actor:
+    return Actor(id="anonymous", role="anonymous", request_id=request_id(request), source="api")
+
+
+AnonymousActorDep = Annotated[Actor, Depends(anonymous_actor)]
+
+
+@dataclass
+class Consistency:
+    """Read-your-writes for one request (see api.consistency)."""
+
+    request: Request
+    response: Response
+    services: Services
+    principal: Principal
+
+    @property
+    def _last_writes(self) -> LastWrites:
+        last: LastWrites = self.request.app.state.last_writes
+        return last
+
+    def wrote(self, position: Position | None) -> None:
+        if position is None:
+            return
+        self._last_writes.note(str(self.principal.account_id), position)
+        self.response.headers[HEADER] = str(position)
+
+    def before_read(self) -> None:
+        for position in (
+            parse_token(self.request.headers.get(HEADER)),
+            self._last_writes.last(str(self.principal.account_id)),
+        ):
+            if position is not None:
+                self.services.sync.wait(position)
+
+
+def get_consistency(
+    request: Request, response: Response, services: ServicesDep, principal: PrincipalDep
+) -> Consistency:
+    return Consistency(request, response, services, principal)
+
+
+ConsistencyDep = Annotated[Consistency, Depends(get_consistency)]
+
+
+@dataclass
+class Audit:
+    """Records reads of patient data in the PHI access log."""
+
+    request: Request
+    services: Services
+    principal: Principal
+
+    def read(
+        self, resource: str, resource_id: str, patient_id: object, *, outcome: str = "allowed"
+    ) -> None:
+        self.services.access_log.record(
+            AccessRecord(
+                at=self.services.clock.now(),
+                actor_id=str(self.principal.account_id),
+                role=self.principal.role,
+                patient_id=patient_id,  # type: ignore[arg-type]
+                resource=resource,
+                resource_id=resource_id,
+                action="read",
+                outcome=outcome,
+                request_id=request_id(self.request),
+                client_address=client_address(self.request),
+            )
+        )
+
+
+def get_audit(request: Request, services: ServicesDep, principal: PrincipalDep) -> Audit:
+    return Audit(request, services, principal)
+
+
+AuditDep = Annotated[Audit, Depends(get_audit)]

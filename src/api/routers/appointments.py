@@ -1,0 +1,122 @@
+from typing import Annotated
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Header
+
+from api.deps import ActorDep, AuditDep, ConsistencyDep, PatientDep, ServicesDep
+from api.schemas.appointments import (
+    AppointmentOut,
+    BookAppointment,
+    CancelAppointment,
+    RescheduleAppointment,
+)
+from application.errors import NotFoundError
+from application.ports import AppointmentView
+from domain.appointment import Appointment
+
+router = APIRouter(prefix="/v1/appointments", tags=["appointments"])
+
+
+def _out(a: Appointment | AppointmentView) -> AppointmentOut:
+    tz = ZoneInfo(a.timezone)
+    return AppointmentOut(
+        id=str(a.id),
+        status=a.status,
+        start=a.start.astimezone(tz),
+        end=a.end.astimezone(tz),
+        timezone=a.timezone,
+        location_id=str(a.location_id),
+        resource_id=str(a.resource_id),
+        appointment_type_id=str(a.appointment_type_id),
+        reason=a.reason,
+        version=a.version,
+    )
+
+
+@router.post("", status_code=201, response_model=AppointmentOut, summary="Book a slot")
+def book(
+    request: BookAppointment,
+    patient: PatientDep,
+    actor: ActorDep,
+    services: ServicesDep,
+    consistency: ConsistencyDep,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> AppointmentOut:
+    assert patient.patient_id is not None
+    written = services.scheduling.book(
+        patient_id=patient.patient_id,
+        appointment_type_id=request.appointment_type_id,
+        location_id=request.location_id,
+        start=request.start,
+        actor=actor,
+        idempotency_key=idempotency_key,
+    )
+    consistency.wrote(written.position)
+    return _out(written.appointment)
+
+
+@router.get("", response_model=list[AppointmentOut], summary="My appointments, soonest first")
+def history(
+    patient: PatientDep, services: ServicesDep, consistency: ConsistencyDep, audit: AuditDep
+) -> list[AppointmentOut]:
+    assert patient.patient_id is not None
+    consistency.before_read()
+    found = services.appointments.for_patient(patient.patient_id)
+    audit.read("appointment", "*", patient.patient_id)
+    return [_out(view) for view in found]
+
+
+@router.get("/{appointment_id}", response_model=AppointmentOut, summary="One of my appointments")
+def one(
+    appointment_id: UUID,
+    patient: PatientDep,
+    services: ServicesDep,
+    consistency: ConsistencyDep,
+    audit: AuditDep,
+) -> AppointmentOut:
+    consistency.before_read()
+    view = services.appointments.get(appointment_id)
+    if view is None or view.patient_id != patient.patient_id:
+        owner = view.patient_id if view else None
+        audit.read("appointment", str(appointment_id), owner, outcome="denied_or_missing")
+        raise NotFoundError("no such appointment")
+    audit.read("appointment", str(appointment_id), view.patient_id)
+    return _out(view)
+
+
+@router.post("/{appointment_id}/reschedule", response_model=AppointmentOut, summary="Move it")
+def reschedule(
+    appointment_id: UUID,
+    request: RescheduleAppointment,
+    patient: PatientDep,
+    actor: ActorDep,
+    services: ServicesDep,
+    consistency: ConsistencyDep,
+) -> AppointmentOut:
+    written = services.scheduling.reschedule(
+        appointment_id,
+        start=request.start,
+        location_id=request.location_id,
+        reason=request.reason,
+        actor=actor,
+        owner=patient.patient_id,
+    )
+    consistency.wrote(written.position)
+    return _out(written.appointment)
+
+
+@router.post("/{appointment_id}/cancel", response_model=AppointmentOut, summary="Cancel it")
+def cancel(
+    appointment_id: UUID,
+    request: CancelAppointment,
+    patient: PatientDep,
+    actor: ActorDep,
+    services: ServicesDep,
+    consistency: ConsistencyDep,
+) -> AppointmentOut:
+    written = services.scheduling.cancel(
+        appointment_id, reason=request.reason, actor=actor, owner=patient.patient_id
+    )
+    consistency.wrote(written.position)
+    return _out(written.appointment)

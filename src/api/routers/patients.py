@@ -1,0 +1,36 @@
+from fastapi import APIRouter
+
+from api.deps import AnonymousActorDep, AuditDep, PatientDep, ServicesDep
+from api.schemas.common import Created
+from api.schemas.patients import PatientProfile, RegisterPatient
+
+router = APIRouter(prefix="/v1/patients", tags=["patients"])
+
+
+@router.post("/register", status_code=201, response_model=Created, summary="Create a patient account")
+def register(request: RegisterPatient, services: ServicesDep, actor: AnonymousActorDep) -> Created:
+    registration = services.registry.register_patient(
+        email=request.email,
+        password=request.password,
+        given_name=request.given_name,
+        family_name=request.family_name,
+        birth_date=request.birth_date,
+        phone=request.phone,
+        actor=actor,
+    )
+    return Created(id=str(registration.patient_id))
+
+
+@router.get("/me", response_model=PatientProfile, summary="The signed-in patient's profile")
+def me(patient: PatientDep, services: ServicesDep, audit: AuditDep) -> PatientProfile:
+    assert patient.patient_id is not None
+    record = services.registry.patient(patient.patient_id)
+    audit.read("patient", str(record.id), record.id)
+    return PatientProfile(
+        id=str(record.id),
+        given_name=record.given_name,
+        family_name=record.family_name,
+        birth_date=record.birth_date,
+        email=record.email,
+        phone=record.phone,
+    )

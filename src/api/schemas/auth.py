@@ -1,0 +1,14 @@
+from pydantic import BaseModel, Field
+
+from api.schemas.common import Strict
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    refresh_token: str
+
+
+class RefreshRequest(Strict):
+    refresh_token: str = Field(min_length=1, max_length=512)

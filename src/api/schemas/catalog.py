@@ -1,0 +1,38 @@
+from pydantic import BaseModel
+
+
+class AddressOut(BaseModel):
+    line1: str
+    line2: str = ""
+    city: str
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+
+
+class VisitOut(BaseModel):
+    site: str
+    address: AddressOut
+    weekdays: list[str] = []
+    dates: list[str] = []
+
+
+class LocationOut(BaseModel):
+    id: str
+    code: str
+    name: str
+    kind: str
+    timezone: str
+    address: AddressOut
+    phone: str = ""
+    visits: list[VisitOut] = []
+
+
+class AppointmentTypeOut(BaseModel):
+    id: str
+    code: str
+    name: str
+    modality: str
+    cpt: str
+    duration_minutes: int
+    preparation: str = ""

@@ -1,0 +1,23 @@
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import Strict
+
+
+class RegisterPatient(Strict):
+    email: str = Field(max_length=254, examples=["pat.example@example.org"])
+    password: str = Field(min_length=1, max_length=1024)
+    given_name: str = Field(min_length=1, max_length=100)
+    family_name: str = Field(min_length=1, max_length=100)
+    birth_date: date
+    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()\-]{5,32}$")
+
+
+class PatientProfile(BaseModel):
+    id: str
+    given_name: str
+    family_name: str
+    birth_date: date
+    email: str
+    phone: str | None

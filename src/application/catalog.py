@@ -1,0 +1,97 @@
+"""Catalog application: locations, resources and appointment types, changed only here."""
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from application.base import BaseApplication, Position
+from application.catalog_file import CatalogSpecs
+from application.errors import NotFoundError
+from domain.appointment_type import AppointmentType
+from domain.context import Actor
+from domain.location import Location
+from domain.resource import Resource
+
+
+@dataclass(frozen=True)
+class CatalogChange:
+    """What applying a catalog description did."""
+
+    created: int
+    revised: int
+    unchanged: int
+    position: Position | None
+
+
+class Catalog(BaseApplication):
+    name = "catalog"
+
+    def location(self, location_id: UUID) -> Location:
+        return self._get(location_id, Location, "location")
+
+    def resource(self, resource_id: UUID) -> Resource:
+        return self._get(resource_id, Resource, "resource")
+
+    def appointment_type(self, appointment_type_id: UUID) -> AppointmentType:
+        return self._get(appointment_type_id, AppointmentType, "appointment type")
+
+    def _get(self, aggregate_id: UUID, kind: type[Any], label: str) -> Any:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(f"no such {label}") from None
+        if not isinstance(aggregate, kind):
+            raise NotFoundError(f"no such {label}")
+        return aggregate
+
+    def apply(self, specs: CatalogSpecs, actor: Actor) -> CatalogChange:
+        """Make the catalog match ``specs`` in one atomic save; idempotent.
+
+        Entries not mentioned are left as they are (nothing is deleted here).
+        """
+        meta = actor.meta()
+        changed: dict[UUID, Any] = {}
+        created = revised = unchanged = 0
+
+        def define(kind: Any, spec: dict[str, Any]) -> Any:
+            nonlocal created, revised, unchanged
+            aggregate_id = kind.create_id(spec["code"])
+            existing = changed.get(aggregate_id) or self._maybe(aggregate_id)
+            if existing is None:
+                aggregate = kind.define(spec, meta)
+                created += 1
+            else:
+                aggregate = existing
+                if aggregate.revise(spec, meta):
+                    revised += 1
+                else:
+                    unchanged += 1
+            changed[aggregate_id] = aggregate
+            return aggregate
+
+        for spec in specs.locations:
+            define(Location, spec)
+        for spec in specs.appointment_types:
+            define(AppointmentType, spec)
+        for spec in specs.resources:
+            previous = self._maybe(Resource.create_id(spec["code"]))
+            resource = define(Resource, spec)
+            if previous is not None and previous.location_id != resource.location_id:
+                self._location_for(previous.location_id, changed).detach(resource.id, meta)
+            self._location_for(resource.location_id, changed).attach(resource.id, meta)
+
+        recordings = self.save(*changed.values())
+        return CatalogChange(created, revised, unchanged, self.position_of(recordings))
+
+    def _location_for(self, location_id: UUID, changed: dict[UUID, Any]) -> Location:
+        location = changed.get(location_id) or self.location(location_id)
+        changed[location_id] = location
+        return location  # type: ignore[no-any-return]
+
+    def _maybe(self, aggregate_id: UUID) -> Any:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None

@@ -1,0 +1,152 @@
+"""The catalog description file (YAML or JSON): its shape, checked with clear errors,
+and its translation into the specs the catalog aggregates hold."""
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from domain.errors import InvalidValueError
+from domain.location import Location
+from domain.schedule import zone
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Address(_Strict):
+    line1: str
+    line2: str = ""
+    city: str
+    region: str = ""
+    postal_code: str = ""
+    country: str = "US"
+
+
+class Visit(_Strict):
+    site: str
+    address: Address
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = []
+    dates: list[date] = []
+
+
+class LocationEntry(_Strict):
+    code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    name: str
+    kind: Literal["fixed", "mobile"] = "fixed"
+    timezone: str
+    address: Address
+    phone: str = ""
+    visits: list[Visit] = []
+
+
+class Closure(_Strict):
+    date: date
+    reason: str = ""
+
+
+class Block(_Strict):
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+
+class ResourceEntry(_Strict):
+    code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    name: str
+    modality: str
+    location: str
+    hours: dict[str, list[str]]
+    closures: list[Closure] = []
+    blocks: list[Block] = []
+
+
+class AppointmentTypeEntry(_Strict):
+    code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    name: str
+    modality: str
+    cpt: str
+    duration_minutes: int
+    preparation: str = ""
+
+
+class CatalogFile(_Strict):
+    locations: list[LocationEntry] = []
+    resources: list[ResourceEntry] = []
+    appointment_types: list[AppointmentTypeEntry] = []
+
+
+class CatalogSpecs(BaseModel):
+    locations: list[dict[str, Any]]
+    resources: list[dict[str, Any]]
+    appointment_types: list[dict[str, Any]]
+
+
+def parse_catalog(raw: object) -> CatalogSpecs:
+    """Check a decoded catalog document and turn it into aggregate specs.
+
+    Raises InvalidValueError naming the first problem found (with its path).
+    """
+    try:
+        document = CatalogFile.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidValueError(f"catalog {where}: {first['msg']}") from error
+    _check_unique(document)
+    locations = {entry.code: entry for entry in document.locations}
+    resources = []
+    for entry in document.resources:
+        if entry.location not in locations:
+            raise InvalidValueError(
+                f"resource {entry.code!r} names unknown location {entry.location!r}"
+            )
+        tz = zone(locations[entry.location].timezone)
+        resources.append(
+            {
+                "code": entry.code,
+                "name": entry.name,
+                "modality": entry.modality,
+                "location_id": str(Location.create_id(entry.location)),
+                "hours": entry.hours,
+                "closures": [c.model_dump(mode="json") for c in entry.closures],
+                "blocks": [
+                    {
+                        "start": _aware(b.start, tz).isoformat(),
+                        "end": _aware(b.end, tz).isoformat(),
+                        "reason": b.reason,
+                    }
+                    for b in entry.blocks
+                ],
+            }
+        )
+    return CatalogSpecs(
+        locations=[_location_spec(entry) for entry in document.locations],
+        resources=resources,
+        appointment_types=[e.model_dump(mode="json") for e in document.appointment_types],
+    )
+
+
+def _location_spec(entry: LocationEntry) -> dict[str, Any]:
+    spec = entry.model_dump(mode="json")
+    if entry.kind == "fixed":
+        spec.pop("visits")
+    return spec
+
+
+def _aware(moment: datetime, tz: Any) -> datetime:
+    """A block written in local wall-clock time is in the location's time zone."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+
+
+def _check_unique(document: CatalogFile) -> None:
+    for kind, entries in (
+        ("location", document.locations),
+        ("resource", document.resources),
+        ("appointment type", document.appointment_types),
+    ):
+        codes = [entry.code for entry in entries]
+        for code in codes:
+            if codes.count(code) > 1:
+                raise InvalidValueError(f"{kind} code {code!r} appears more than once")

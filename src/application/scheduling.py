@@ -1,0 +1,320 @@
+"""Scheduling application: appointments and the per-resource-per-day calendars
+that keep them from overlapping, always saved together in one atomic write."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from application.base import BaseApplication, Position
+from application.catalog import Catalog
+from application.errors import ConcurrencyError, IdempotencyKeyReusedError, NotFoundError
+from application.ports import Clock
+from domain.appointment import Appointment, BookingInPastError, OutsideOpeningHoursError
+from domain.context import Actor
+from domain.identifiers import derived_id
+from domain.location import Location
+from domain.resource import Resource
+from domain.resource_day import ResourceDay, SlotUnavailableError
+from domain.schedule import Interval, local_days, merge_touching, zone
+
+MAX_ATTEMPTS = 8
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Written:
+    """An appointment as a command left it, and where the write landed."""
+
+    appointment: Appointment
+    position: Position | None
+
+
+@dataclass
+class _Placement:
+    resource: Resource
+    windows: list[Interval]
+    timezone: str
+
+
+class Scheduling(BaseApplication):
+    name = "scheduling"
+
+    def __init__(
+        self,
+        env: Any = None,
+        *,
+        catalog: Catalog | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(env)
+        self._catalog = catalog
+        self._clock = clock
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            raise RuntimeError("this Scheduling instance was built for reading only")
+        return self._catalog
+
+    def now(self) -> datetime:
+        if self._clock is None:
+            raise RuntimeError("this Scheduling instance was built for reading only")
+        return self._clock.now()
+
+    # Commands -------------------------------------------------------------------------
+
+    def book(
+        self,
+        *,
+        patient_id: UUID,
+        appointment_type_id: UUID,
+        location_id: UUID,
+        start: datetime,
+        actor: Actor,
+        idempotency_key: str | None = None,
+    ) -> Written:
+        """Book the exam at ``start`` on any free matching resource of the location.
+
+        With an idempotency key, a retry returns the appointment the first call made.
+        """
+        appointment_id = (
+            derived_id("appointment", str(patient_id), idempotency_key)
+            if idempotency_key
+            else uuid4()
+        )
+
+        def attempt() -> Written:
+            existing = self._find(appointment_id)
+            if existing is not None:
+                if (
+                    existing.patient_id != patient_id
+                    or existing.appointment_type_id != appointment_type_id
+                ):
+                    raise IdempotencyKeyReusedError(
+                        "that Idempotency-Key was already used for a different booking"
+                    )
+                return Written(existing, None)
+            exam = self.catalog.appointment_type(appointment_type_id)
+            location = self.catalog.location(location_id)
+            span = self._span(start, exam.duration_minutes)
+            now = self.now()
+            if span.start <= now:
+                raise BookingInPastError("an appointment must start in the future")
+            calendars: dict[UUID, ResourceDay] = {}
+            placement = self._place(exam.modality, location, span, str(appointment_id), calendars)
+            appointment = Appointment.book(
+                id=appointment_id,
+                patient_id=patient_id,
+                appointment_type_id=exam.id,
+                location_id=location.id,
+                resource_id=placement.resource.id,
+                span=span,
+                timezone=placement.timezone,
+                windows=placement.windows,
+                now=now,
+                meta=actor.meta(),
+            )
+            reserved = self._reserve(placement, span, str(appointment_id), calendars, actor)
+            recordings = self.save(appointment, *reserved)
+            return Written(appointment, self.position_of(recordings))
+
+        return self._retrying(attempt)
+
+    def reschedule(
+        self,
+        appointment_id: UUID,
+        *,
+        start: datetime,
+        location_id: UUID | None,
+        reason: str,
+        actor: Actor,
+        owner: UUID | None,
+    ) -> Written:
+        """Move an appointment to a new start (and maybe location); same identity."""
+
+        def attempt() -> Written:
+            appointment = self.appointment(appointment_id, owner)
+            exam = self.catalog.appointment_type(appointment.appointment_type_id)
+            location = self.catalog.location(location_id or appointment.location_id)
+            span = self._span(start, exam.duration_minutes)
+            calendars = self._release(appointment, actor)
+            released = list(calendars.values())
+            placement = self._place(
+                exam.modality,
+                location,
+                span,
+                str(appointment.id),
+                calendars,
+                prefer=appointment.resource_id,
+            )
+            appointment.reschedule(
+                location_id=location.id,
+                resource_id=placement.resource.id,
+                span=span,
+                timezone=placement.timezone,
+                windows=placement.windows,
+                now=self.now(),
+                reason=reason,
+                meta=actor.meta(),
+            )
+            reserved = self._reserve(placement, span, str(appointment.id), calendars, actor)
+            touched = {calendar.id: calendar for calendar in [*released, *reserved]}
+            recordings = self.save(appointment, *touched.values())
+            return Written(appointment, self.position_of(recordings))
+
+        return self._retrying(attempt)
+
+    def cancel(
+        self, appointment_id: UUID, *, reason: str, actor: Actor, owner: UUID | None
+    ) -> Written:
+        """Cancel and free the resource's time."""
+
+        def attempt() -> Written:
+            appointment = self.appointment(appointment_id, owner)
+            appointment.cancel(reason=reason, meta=actor.meta())
+            calendars = self._release(appointment, actor)
+            recordings = self.save(appointment, *calendars.values())
+            return Written(appointment, self.position_of(recordings))
+
+        return self._retrying(attempt)
+
+    def check_in(self, appointment_id: UUID, *, actor: Actor) -> Written:
+        """Front desk: the patient has arrived."""
+        return self._simple(appointment_id, lambda a: a.check_in(now=self.now(), meta=actor.meta()))
+
+    def complete(self, appointment_id: UUID, *, actor: Actor) -> Written:
+        """Front desk: the exam was performed."""
+        return self._simple(appointment_id, lambda a: a.complete(meta=actor.meta()))
+
+    def mark_no_show(self, appointment_id: UUID, *, reason: str, actor: Actor) -> Written:
+        """Front desk: the patient did not come; their time is freed."""
+
+        def attempt() -> Written:
+            appointment = self.appointment(appointment_id, None)
+            appointment.mark_no_show(now=self.now(), reason=reason, meta=actor.meta())
+            calendars = self._release(appointment, actor)
+            recordings = self.save(appointment, *calendars.values())
+            return Written(appointment, self.position_of(recordings))
+
+        return self._retrying(attempt)
+
+    # Queries of the write model --------------------------------------------------------
+
+    def appointment(self, appointment_id: UUID, owner: UUID | None = None) -> Appointment:
+        """One appointment; NotFoundError if missing or (with ``owner``) someone else's."""
+        appointment = self._find(appointment_id)
+        if appointment is None or (owner is not None and appointment.patient_id != owner):
+            raise NotFoundError("no such appointment")
+        return appointment
+
+    def resource_day(self, resource_id: UUID, day: Any) -> ResourceDay | None:
+        try:
+            calendar = self.repository.get(ResourceDay.create_id(resource_id, day))
+        except AggregateNotFoundError:
+            return None
+        return calendar  # type: ignore[no-any-return]
+
+    # Internals -------------------------------------------------------------------------
+
+    def _find(self, appointment_id: UUID) -> Appointment | None:
+        try:
+            aggregate = self.repository.get(appointment_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, Appointment) else None
+
+    @staticmethod
+    def _span(start: datetime, minutes: int) -> Interval:
+        if start.tzinfo is None or start.utcoffset() is None:
+            raise OutsideOpeningHoursError("the start time needs a UTC offset")
+        return Interval(start, start + timedelta(minutes=minutes))
+
+    def _calendar(self, resource_id: UUID, day: Any, calendars: dict[UUID, ResourceDay]) -> ResourceDay:
+        calendar_id = ResourceDay.create_id(resource_id, day)
+        if calendar_id not in calendars:
+            calendars[calendar_id] = self.resource_day(resource_id, day) or ResourceDay(
+                resource_id=resource_id, day=day
+            )
+        return calendars[calendar_id]
+
+    def _place(
+        self,
+        modality: str,
+        location: Location,
+        span: Interval,
+        holder: str,
+        calendars: dict[UUID, ResourceDay],
+        prefer: UUID | None = None,
+    ) -> _Placement:
+        """The first resource of the location that is open and free for ``span``."""
+        tz = zone(location.timezone)
+        days = local_days(span.start, span.end, tz)
+        ids = sorted(location.resource_ids, key=lambda rid: (rid != prefer, str(rid)))
+        open_somewhere = False
+        for resource_id in ids:
+            resource = self.catalog.resource(resource_id)
+            if resource.modality != modality:
+                continue
+            windows = merge_touching(
+                window
+                for day in days
+                for window in resource.windows_on(
+                    day, tz, operating=location.site_on(day) is not None
+                )
+            )
+            if not any(window.contains(span) for window in windows):
+                continue
+            open_somewhere = True
+            if all(
+                self._calendar(resource.id, day, calendars).clash(span, holder) is None
+                for day in days
+            ):
+                return _Placement(resource, windows, location.timezone)
+        if open_somewhere:
+            raise SlotUnavailableError("that time is no longer available at this location")
+        raise OutsideOpeningHoursError("no resource for this exam is open at that time there")
+
+    def _reserve(
+        self,
+        placement: _Placement,
+        span: Interval,
+        holder: str,
+        calendars: dict[UUID, ResourceDay],
+        actor: Actor,
+    ) -> list[ResourceDay]:
+        days = local_days(span.start, span.end, zone(placement.timezone))
+        reserved = [self._calendar(placement.resource.id, day, calendars) for day in days]
+        for calendar in reserved:
+            calendar.reserve(holder, span, actor.meta())
+        return reserved
+
+    def _release(self, appointment: Appointment, actor: Actor) -> dict[UUID, ResourceDay]:
+        calendars: dict[UUID, ResourceDay] = {}
+        for day in local_days(appointment.start, appointment.end, zone(appointment.timezone)):
+            calendar = self._calendar(appointment.resource_id, day, calendars)
+            calendar.release(str(appointment.id), actor.meta())
+        return calendars
+
+    def _simple(self, appointment_id: UUID, change: Callable[[Appointment], None]) -> Written:
+        def attempt() -> Written:
+            appointment = self.appointment(appointment_id, None)
+            change(appointment)
+            recordings = self.save(appointment)
+            return Written(appointment, self.position_of(recordings))
+
+        return self._retrying(attempt)
+
+    @staticmethod
+    def _retrying(attempt: Callable[[], T]) -> T:
+        """Run an optimistic write again when a concurrent one got there first."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return attempt()
+            except IntegrityError:
+                continue
+        raise ConcurrencyError("too many concurrent changes; please try again")

@@ -1,0 +1,32 @@
+"""Everything the API and the CLI call, gathered by the composition root."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from application.auth import AuthService
+from application.catalog import Catalog
+from application.ports import AccessLog, AppointmentReader, CatalogReader, Clock, ReadModelSync
+from application.registry import Registry
+from application.scheduling import Scheduling
+from application.slot_search import SlotSearch
+
+
+class Health(Protocol):
+    def database_ok(self) -> bool: ...
+
+    def projections_ok(self) -> bool: ...
+
+
+@dataclass
+class Services:
+    catalog: Catalog
+    scheduling: Scheduling
+    registry: Registry
+    auth: AuthService
+    slots: SlotSearch
+    appointments: AppointmentReader
+    catalog_view: CatalogReader
+    sync: ReadModelSync
+    clock: Clock
+    health: Health
+    access_log: AccessLog

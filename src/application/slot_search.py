@@ -1,0 +1,82 @@
+"""Free-slot search over the catalog and availability read models."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from application.errors import InvalidQueryError, NotFoundError
+from application.ports import BusyReader, CatalogReader, Clock
+from domain.location import site_on
+from domain.resource import windows_on
+from domain.schedule import Interval, local_days, slot_starts, zone
+
+MAX_RANGE = timedelta(days=31)
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: datetime
+    end: datetime
+    location_id: UUID
+    resource_id: UUID
+    timezone: str
+    site: str
+
+
+class SlotSearch:
+    """Finds bookable slots; a booking still re-checks everything in the write model."""
+
+    def __init__(self, catalog: CatalogReader, busy: BusyReader, clock: Clock) -> None:
+        self._catalog = catalog
+        self._busy = busy
+        self._clock = clock
+
+    def find(
+        self,
+        *,
+        appointment_type_id: UUID,
+        start: datetime,
+        end: datetime,
+        location_id: UUID | None = None,
+    ) -> list[Slot]:
+        """Free slots for the exam starting in [start, end), soonest first, one per
+        location and start time."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise InvalidQueryError("start and end need a UTC offset, e.g. 2026-12-01T00:00:00Z")
+        if end <= start:
+            raise InvalidQueryError("end must be after start")
+        if end - start > MAX_RANGE:
+            raise InvalidQueryError(f"a search covers at most {MAX_RANGE.days} days")
+        exam = dict(self._catalog.appointment_types()).get(appointment_type_id)
+        if exam is None:
+            raise NotFoundError("no such appointment type")
+        duration = timedelta(minutes=int(exam["duration_minutes"]))
+        start = max(start, self._clock.now())
+        resources = self._catalog.resources(str(exam["modality"]), location_id)
+        if location_id is not None and not resources:
+            if location_id not in dict(self._catalog.locations()):
+                raise NotFoundError("no such location")
+        busy = self._busy.busy([r.id for r in resources], start - duration, end + duration)
+        found: dict[tuple[UUID, datetime], Slot] = {}
+        for resource in resources:
+            tz = zone(resource.location_spec["timezone"])
+            taken = busy.get(resource.id, [])
+            for day in local_days(start, end, tz):
+                site = site_on(resource.location_spec, day)
+                windows = windows_on(resource.spec, day, tz, operating=site is not None)
+                for slot_start in slot_starts(windows, duration):
+                    span = Interval(slot_start, slot_start + duration)
+                    key = (resource.location_id, slot_start)
+                    if not start <= slot_start < end or key in found:
+                        continue
+                    if any(span.overlaps(other) for other in taken):
+                        continue
+                    found[key] = Slot(
+                        span.start,
+                        span.end,
+                        resource.location_id,
+                        resource.id,
+                        resource.location_spec["timezone"],
+                        site.name if site else "",
+                    )
+        return sorted(found.values(), key=lambda slot: (slot.start, str(slot.location_id)))

@@ -1,0 +1,203 @@
+"""Appointment: one patient's booking of one exam on one resource.
+
+booked -> (rescheduled, same identity) -> checked_in -> completed
+booked -> cancelled | no_show
+"""
+
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import DomainError
+from domain.schedule import Interval
+
+
+class BookingInPastError(DomainError):
+    code = "booking_in_past"
+
+
+class OutsideOpeningHoursError(DomainError):
+    code = "outside_opening_hours"
+
+
+class InvalidTransitionError(DomainError):
+    code = "invalid_transition"
+
+
+class ReasonRequiredError(DomainError):
+    code = "reason_required"
+
+
+BOOKED = "booked"
+CHECKED_IN = "checked_in"
+COMPLETED = "completed"
+CANCELLED = "cancelled"
+NO_SHOW = "no_show"
+ACTIVE = frozenset({BOOKED, CHECKED_IN})
+
+
+def check_bookable(span: Interval, windows: list[Interval], now: datetime) -> None:
+    """Refuse a time in the past or outside every opening window of the resource."""
+    if span.start <= now:
+        raise BookingInPastError("an appointment must start in the future")
+    if not any(window.contains(span) for window in windows):
+        raise OutsideOpeningHoursError("that time is outside the resource's opening hours")
+
+
+class Appointment(Aggregate):
+    """A booked exam. Start and end are UTC instants; ``timezone`` is the location's."""
+
+    @classmethod
+    def book(
+        cls,
+        *,
+        id: UUID,  # noqa: A002
+        patient_id: UUID,
+        appointment_type_id: UUID,
+        location_id: UUID,
+        resource_id: UUID,
+        span: Interval,
+        timezone: str,
+        windows: list[Interval],
+        now: datetime,
+        meta: dict[str, str],
+    ) -> "Appointment":
+        """Book ``span``; the caller reserves it on the resource's days in the same save."""
+        check_bookable(span, windows, now)
+        return cls(
+            id=id,
+            patient_id=patient_id,
+            appointment_type_id=appointment_type_id,
+            location_id=location_id,
+            resource_id=resource_id,
+            start=span.start,
+            end=span.end,
+            timezone=timezone,
+            meta=meta,
+        )
+
+    @event("Booked")
+    def __init__(  # noqa: PLR0913
+        self,
+        id: UUID,  # noqa: A002
+        patient_id: UUID,
+        appointment_type_id: UUID,
+        location_id: UUID,
+        resource_id: UUID,
+        start: datetime,
+        end: datetime,
+        timezone: str,
+        meta: dict[str, str],
+    ) -> None:
+        self.patient_id = patient_id
+        self.appointment_type_id = appointment_type_id
+        self.location_id = location_id
+        self.resource_id = resource_id
+        self.start = start
+        self.end = end
+        self.timezone = timezone
+        self.status = BOOKED
+        self.reason = ""
+        self.reschedules = 0
+
+    @property
+    def span(self) -> Interval:
+        return Interval(self.start, self.end)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    def _require(self, allowed: frozenset[str], action: str) -> None:
+        if self.status not in allowed:
+            raise InvalidTransitionError(f"cannot {action} an appointment that is {self.status}")
+
+    def reschedule(
+        self,
+        *,
+        location_id: UUID,
+        resource_id: UUID,
+        span: Interval,
+        timezone: str,
+        windows: list[Interval],
+        now: datetime,
+        reason: str,
+        meta: dict[str, str],
+    ) -> None:
+        """Move to a new time (and maybe place); the identity stays the same."""
+        self._require(frozenset({BOOKED}), "reschedule")
+        if self.start <= now:
+            raise InvalidTransitionError("cannot reschedule an appointment that has started")
+        check_bookable(span, windows, now)
+        self._rescheduled(
+            location_id=location_id,
+            resource_id=resource_id,
+            start=span.start,
+            end=span.end,
+            timezone=timezone,
+            reason=reason,
+            meta=meta,
+        )
+
+    @event("Rescheduled")
+    def _rescheduled(  # noqa: PLR0913
+        self,
+        location_id: UUID,
+        resource_id: UUID,
+        start: datetime,
+        end: datetime,
+        timezone: str,
+        reason: str,
+        meta: dict[str, str],
+    ) -> None:
+        self.location_id = location_id
+        self.resource_id = resource_id
+        self.start = start
+        self.end = end
+        self.timezone = timezone
+        self.reschedules += 1
+
+    def cancel(self, *, reason: str, meta: dict[str, str]) -> None:
+        """Cancel a booked appointment; a reason is required and kept."""
+        self._require(frozenset({BOOKED}), "cancel")
+        if not reason.strip():
+            raise ReasonRequiredError("a cancellation needs a reason")
+        self._cancelled(reason=reason.strip(), meta=meta)
+
+    @event("Cancelled")
+    def _cancelled(self, reason: str, meta: dict[str, str]) -> None:
+        self.status = CANCELLED
+        self.reason = reason
+
+    def check_in(self, *, now: datetime, meta: dict[str, str]) -> None:
+        """The patient arrived (from a day before the exam at the earliest)."""
+        self._require(frozenset({BOOKED}), "check in")
+        if now < self.start - timedelta(days=1):
+            raise InvalidTransitionError("check-in opens on the day of the appointment")
+        self._checked_in(meta=meta)
+
+    @event("CheckedIn")
+    def _checked_in(self, meta: dict[str, str]) -> None:
+        self.status = CHECKED_IN
+
+    def complete(self, *, meta: dict[str, str]) -> None:
+        """The exam was performed."""
+        self._require(frozenset({CHECKED_IN}), "complete")
+        self._completed(meta=meta)
+
+    @event("Completed")
+    def _completed(self, meta: dict[str, str]) -> None:
+        self.status = COMPLETED
+
+    def mark_no_show(self, *, now: datetime, reason: str, meta: dict[str, str]) -> None:
+        """The patient did not come; only once the appointment's start has passed."""
+        self._require(frozenset({BOOKED}), "mark as no-show")
+        if now < self.start:
+            raise InvalidTransitionError("a no-show can only be recorded after the start time")
+        self._marked_no_show(reason=reason, meta=meta)
+
+    @event("MarkedNoShow")
+    def _marked_no_show(self, reason: str, meta: dict[str, str]) -> None:
+        self.status = NO_SHOW
+        self.reason = reason

@@ -1,0 +1,1 @@
+"""Imaging Bridge entry point: the composition root and the ``imaging-bridge`` command."""

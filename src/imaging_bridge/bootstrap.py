@@ -1,0 +1,135 @@
+"""The composition root: builds every application, adapter and projection once."""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from psycopg_pool import ConnectionPool
+
+from adapters.access_log import PostgresAccessLog
+from adapters.clock import SystemClock
+from adapters.database import (
+    ensure_database,
+    eventsourcing_env,
+    reader_pool,
+    start_embedded,
+)
+from adapters.migrations import apply_migrations
+from adapters.passwords import Argon2PasswordHasher
+from adapters.settings import Settings
+from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create_key
+from application.auth import AuthService
+from application.catalog import Catalog
+from application.ports import Clock, PasswordHasher
+from application.registry import Registry
+from application.scheduling import Scheduling
+from application.services import Services
+from application.slot_search import SlotSearch
+from projections.appointment_history import PostgresAppointmentReader
+from projections.availability import PostgresBusyReader
+from projections.catalog_view import PostgresCatalogReader
+from projections.runners import Projections
+
+log = structlog.get_logger(__name__)
+
+
+def database_url(settings: Settings) -> str:
+    """The configured server's URL, or the embedded server's (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    log.info("embedded_postgres_starting", data_dir=str(settings.data_dir))
+    return start_embedded(settings.data_dir)
+
+
+@dataclass
+class Health:
+    pool: ConnectionPool[Any]
+    projections: Projections
+
+    def database_ok(self) -> bool:
+        try:
+            with self.pool.connection(timeout=2) as conn:
+                conn.execute("SELECT 1")
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+        return True
+
+    def projections_ok(self) -> bool:
+        running = self.projections.running()
+        return bool(running) and all(running.values())
+
+
+@dataclass
+class Runtime:
+    """Everything one process runs, and how to stop it cleanly."""
+
+    settings: Settings
+    url: str
+    env: dict[str, str]
+    services: Services
+    projections: Projections
+    pool: ConnectionPool[Any]
+    closed: bool = field(default=False)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.projections.stop()
+        for app in (self.services.catalog, self.services.scheduling, self.services.registry):
+            app.close()
+        self.pool.close()
+
+
+def build(
+    settings: Settings,
+    *,
+    url: str | None = None,
+    run_projections: bool = True,
+    hasher: PasswordHasher | None = None,
+    clock: Clock | None = None,
+) -> Runtime:
+    """Connect (starting the embedded server if needed), migrate, wire, start projections."""
+    url = url or database_url(settings)
+    ensure_database(url)
+    apply_migrations(url)
+    env = eventsourcing_env(url, settings.db_pool_size)
+    clock = clock or SystemClock()
+    hasher = hasher or Argon2PasswordHasher()
+    catalog = Catalog(env)
+    scheduling = Scheduling(env, catalog=catalog, clock=clock)
+    registry = Registry(env, hasher=hasher, clock=clock)
+    pool = reader_pool(url, settings.db_pool_size)
+    projections = Projections(env)
+    if run_projections:
+        projections.start()
+    key = load_or_create_key(
+        settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None,
+        settings.data_dir,
+        allow_generate=settings.environment != "production",
+    )
+    signer = JwtSigner(key, settings.jwt_key_id, timedelta(minutes=settings.access_token_minutes))
+    auth = AuthService(
+        registry,
+        hasher,
+        signer,
+        PostgresRefreshTokenStore(pool),
+        clock,
+        refresh_lifetime=timedelta(days=settings.refresh_token_days),
+    )
+    catalog_view = PostgresCatalogReader(pool)
+    services = Services(
+        catalog=catalog,
+        scheduling=scheduling,
+        registry=registry,
+        auth=auth,
+        slots=SlotSearch(catalog_view, PostgresBusyReader(pool), clock),
+        appointments=PostgresAppointmentReader(pool),
+        catalog_view=catalog_view,
+        sync=projections,
+        clock=clock,
+        health=Health(pool, projections),
+        access_log=PostgresAccessLog(pool),
+    )
+    return Runtime(settings, url, env, services, projections, pool)

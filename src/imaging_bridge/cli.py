@@ -1,0 +1,163 @@
+"""The ``imaging-bridge`` command."""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+import typer
+
+from adapters.log_setup import configure_logging
+from adapters.settings import Settings
+from domain.errors import DomainError
+
+app = typer.Typer(
+    help="Imaging Bridge: patient self-service in front of an imaging centre's RIS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+catalog_app = typer.Typer(help="Locations, resources and exam types.", no_args_is_help=True)
+projections_app = typer.Typer(help="Read models built from the event log.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(projections_app, name="projections")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Folder for the embedded PostgreSQL and local keys [default: ./.imaging-bridge/]",
+        envvar="DATA_DIR",
+    ),
+]
+log = structlog.get_logger("imaging_bridge")
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> Settings:
+    settings = Settings()
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        updates["data_dir"] = data_dir
+    settings = settings.model_copy(update=updates)
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [default: 8000]")] = None,
+    mllp_port: Annotated[
+        int | None, typer.Option(help="MLLP port for the HL7 listener [default: 2575]")
+    ] = None,
+    data_dir: DataDir = None,
+    demo: Annotated[bool, typer.Option(help="Seed the demo catalog (idempotent)")] = False,
+) -> None:
+    """Run the API and the projections (and, as they land, the MLLP listener and workers)."""
+    import uvicorn  # noqa: PLC0415
+
+    from api.app import create_app  # noqa: PLC0415
+    from imaging_bridge.bootstrap import build  # noqa: PLC0415
+    from imaging_bridge.catalog_loader import decode, demo_catalog_text, load_catalog  # noqa: PLC0415
+
+    settings = _settings(data_dir, host=host, port=port, mllp_port=mllp_port)
+    runtime = build(settings)
+    try:
+        if demo:
+            change = load_catalog(runtime.services.catalog, decode(demo_catalog_text()), "demo")
+            typer.echo(
+                f"demo catalog: {change.created} created, {change.revised} revised, "
+                f"{change.unchanged} unchanged"
+            )
+        typer.echo(f"Imaging Bridge API on http://{settings.host}:{settings.port}  (docs: /docs)")
+        uvicorn.run(
+            create_app(runtime.services),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        runtime.close()
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Apply the read-model schema migrations (also done at every start-up)."""
+    from adapters.database import ensure_database  # noqa: PLC0415
+    from adapters.migrations import apply_migrations  # noqa: PLC0415
+    from imaging_bridge.bootstrap import database_url  # noqa: PLC0415
+
+    url = database_url(_settings(data_dir))
+    ensure_database(url)
+    applied = apply_migrations(url)
+    typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
+
+
+@catalog_app.command("load")
+def catalog_load(
+    file: Annotated[Path, typer.Argument(help="A catalog description in YAML or JSON")],
+    data_dir: DataDir = None,
+) -> None:
+    """Make the catalog match FILE; running it again changes nothing."""
+    from imaging_bridge.bootstrap import build  # noqa: PLC0415
+    from imaging_bridge.catalog_loader import load_catalog, read_catalog_file  # noqa: PLC0415
+
+    try:
+        document = read_catalog_file(file)
+    except DomainError as error:
+        _fail(error.detail)
+    runtime = build(_settings(data_dir), run_projections=False)
+    try:
+        change = load_catalog(runtime.services.catalog, document, f"cli:{file.name}")
+    except DomainError as error:
+        _fail(error.detail)
+    finally:
+        runtime.close()
+    typer.echo(
+        f"catalog: {change.created} created, {change.revised} revised, {change.unchanged} unchanged"
+    )
+
+
+@projections_app.command("status")
+def projections_status(data_dir: DataDir = None) -> None:
+    """Show each read model and how far behind the log it is."""
+    from imaging_bridge.bootstrap import build  # noqa: PLC0415
+
+    runtime = build(_settings(data_dir))
+    try:
+        for name, behind in sorted(runtime.projections.lag().items()):
+            typer.echo(f"{name}: {behind} behind")
+    finally:
+        runtime.close()
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str, typer.Argument(help="catalog_view, appointment_history or availability")],
+    data_dir: DataDir = None,
+) -> None:
+    """Empty one read model and rebuild it from the event log."""
+    from imaging_bridge.bootstrap import build  # noqa: PLC0415
+    from projections.runners import PROJECTIONS  # noqa: PLC0415
+
+    if name not in PROJECTIONS:
+        _fail(f"unknown read model {name!r}; choose from {', '.join(PROJECTIONS)}")
+    runtime = build(_settings(data_dir), run_projections=False)
+    try:
+        typer.echo(f"rebuilding {name} ...")
+        count = runtime.projections.rebuild(name)
+        typer.echo(f"{name}: rebuilt from {count} notifications")
+    finally:
+        runtime.close()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

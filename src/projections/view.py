@@ -1,0 +1,74 @@
+"""A PostgreSQL read-model view: applies row changes and the tracking record together."""
+
+from collections.abc import Sequence
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+from psycopg.sql import SQL, Composed, Identifier, Placeholder
+
+from projections.changes import Change, Delete, Update, Upsert
+
+
+class ReadModelView(PostgresTrackingRecorder):
+    """The tracking recorder of one projection, which also owns its read-model tables."""
+
+    def apply(self, changes: Sequence[Change], tracking: Tracking) -> None:
+        """Apply ``changes`` and record ``tracking`` in one transaction.
+
+        An event that was already tracked makes the tracking insert fail, which
+        rolls the changes back: re-processing changes nothing.
+        """
+        with self.datastore.transaction(commit=True) as curs:
+            for change in changes:
+                self._execute(curs, change)
+            self._insert_tracking(curs, tracking)
+
+    def truncate(self, tables: Sequence[str], application_name: str) -> None:
+        """Empty the tables and forget how far the projection had got."""
+        with self.datastore.transaction(commit=True) as curs:
+            for table in tables:
+                curs.execute(SQL("DELETE FROM {}").format(Identifier(table)))
+            curs.execute(
+                SQL("DELETE FROM {} WHERE application_name = %s").format(
+                    Identifier(self.tracking_table_name)
+                ),
+                (application_name,),
+            )
+
+    @staticmethod
+    def _execute(curs: Cursor[DictRow], change: Change) -> None:
+        params = {**change.key, **getattr(change, "values", {})}
+        params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in params.items()}
+        curs.execute(statement(change), params)
+
+
+def statement(change: Change) -> Composed:
+    """The SQL for one row change (names are identifiers, values are parameters)."""
+    table = Identifier(change.table)
+    where = SQL(" AND ").join(
+        SQL("{} = {}").format(Identifier(k), Placeholder(k)) for k in change.key
+    )
+    if isinstance(change, Delete):
+        return SQL("DELETE FROM {} WHERE {}").format(table, where)
+    assignments = SQL(", ").join(
+        SQL("{} = {}").format(Identifier(k), Placeholder(k)) for k in change.values
+    )
+    if isinstance(change, Update):
+        return SQL("UPDATE {} SET {} WHERE {}").format(table, assignments, where)
+    assert isinstance(change, Upsert)
+    columns = [*change.key, *change.values]
+    insert = SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) ").format(
+        table,
+        SQL(", ").join(map(Identifier, columns)),
+        SQL(", ").join(map(Placeholder, columns)),
+        SQL(", ").join(map(Identifier, change.key)),
+    )
+    if not change.values:
+        return insert + SQL("DO NOTHING")
+    excluded = SQL(", ").join(
+        SQL("{} = EXCLUDED.{}").format(Identifier(k), Identifier(k)) for k in change.values
+    )
+    return insert + SQL("DO UPDATE SET ") + excluded
