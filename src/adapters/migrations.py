@@ -33,7 +33,7 @@ def apply_migrations(url: str, directory: Path | None = None) -> list[str]:
                 ).fetchone()
                 if done:
                     continue
-                conn.execute(path.read_text())  # type: ignore[call-overload]
+                conn.execute(path.read_text())
                 conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
                 applied.append(path.stem)
                 log.info("migration_applied", version=path.stem)

@@ -44,7 +44,9 @@ class JwtSigner(TokenSigner):
         }
         if principal.patient_id is not None:
             claims["pid"] = str(principal.patient_id)
-        token = jwt.encode(claims, self._private_key, algorithm="EdDSA", headers={"kid": self._key_id})
+        token = jwt.encode(
+            claims, self._private_key, algorithm="EdDSA", headers={"kid": self._key_id}
+        )
         return token, int(self._lifetime.total_seconds())
 
     def verify(self, token: str, now: datetime) -> Principal:
@@ -73,7 +75,9 @@ class JwtSigner(TokenSigner):
             raise InvalidTokenError("the access token is invalid") from error
 
 
-def load_or_create_key(pem: str | None, data_dir: Path, *, allow_generate: bool) -> Ed25519PrivateKey:
+def load_or_create_key(
+    pem: str | None, data_dir: Path, *, allow_generate: bool
+) -> Ed25519PrivateKey:
     """The signing key from settings; in development, one generated into the data folder."""
     if pem:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
@@ -137,4 +141,6 @@ class PostgresRefreshTokenStore(RefreshTokenStore):
 
     def revoke_family(self, family_id: str) -> None:
         with self._pool.connection() as conn:
-            conn.execute("UPDATE refresh_tokens SET revoked = true WHERE family_id = %s", (family_id,))
+            conn.execute(
+                "UPDATE refresh_tokens SET revoked = true WHERE family_id = %s", (family_id,)
+            )

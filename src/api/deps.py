@@ -32,7 +32,9 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def get_principal(services: ServicesDep, token: Annotated[str | None, Depends(bearer)]) -> Principal:
+def get_principal(
+    services: ServicesDep, token: Annotated[str | None, Depends(bearer)]
+) -> Principal:
     if not token:
         raise ApiError(401, "not_authenticated", "sign in first", {"WWW-Authenticate": "Bearer"})
     return services.auth.principal(token)

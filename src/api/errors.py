@@ -35,7 +35,9 @@ CODE_BY_STATUS = {
 class ApiError(HTTPException):
     """An HTTP error with a stable code, raised by the API layer itself."""
 
-    def __init__(self, status_code: int, code: str, detail: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self, status_code: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ):
         super().__init__(status_code=status_code, detail=detail, headers=headers)
         self.code = code
 
@@ -48,7 +50,9 @@ def _validation_detail(error: RequestValidationError) -> str:
     parts = []
     for problem in error.errors()[:5]:
         where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("body", "query"))
-        parts.append(f"{where}: {problem.get('msg', 'invalid')}" if where else problem.get("msg", ""))
+        parts.append(
+            f"{where}: {problem.get('msg', 'invalid')}" if where else problem.get("msg", "")
+        )
     return "; ".join(parts) or "the request is not valid"
 
 
@@ -68,5 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
         code = getattr(error, "code", None) or CODE_BY_STATUS.get(error.status_code, "http_error")
         detail: Any = error.detail if isinstance(error.detail, str) else str(error.detail)
         return JSONResponse(
-            body(code, detail), status_code=error.status_code, headers=getattr(error, "headers", None)
+            body(code, detail),
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
         )

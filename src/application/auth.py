@@ -7,8 +7,14 @@ from datetime import timedelta
 from uuid import UUID
 
 from application.errors import InvalidCredentialsError, InvalidTokenError
-from application.ports import Clock, PasswordHasher, Principal, RefreshGrant, RefreshTokenStore
-from application.ports import TokenSigner
+from application.ports import (
+    Clock,
+    PasswordHasher,
+    Principal,
+    RefreshGrant,
+    RefreshTokenStore,
+    TokenSigner,
+)
 from application.registry import Registry
 from domain.account import Account
 from domain.context import Actor

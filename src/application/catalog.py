@@ -1,7 +1,7 @@
 """Catalog application: locations, resources and appointment types, changed only here."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -13,6 +13,8 @@ from domain.appointment_type import AppointmentType
 from domain.context import Actor
 from domain.location import Location
 from domain.resource import Resource
+
+A = TypeVar("A")
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,9 @@ class Catalog(BaseApplication):
     def appointment_type(self, appointment_type_id: UUID) -> AppointmentType:
         return self._get(appointment_type_id, AppointmentType, "appointment type")
 
-    def _get(self, aggregate_id: UUID, kind: type[Any], label: str) -> Any:
+    def _get(self, aggregate_id: UUID, kind: type[A], label: str) -> A:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Any = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFoundError(f"no such {label}") from None
         if not isinstance(aggregate, kind):
@@ -88,7 +90,7 @@ class Catalog(BaseApplication):
     def _location_for(self, location_id: UUID, changed: dict[UUID, Any]) -> Location:
         location = changed.get(location_id) or self.location(location_id)
         changed[location_id] = location
-        return location  # type: ignore[no-any-return]
+        return location
 
     def _maybe(self, aggregate_id: UUID) -> Any:
         try:

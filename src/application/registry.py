@@ -60,7 +60,8 @@ class Registry(BaseApplication):
         actor: Actor,
     ) -> Registration:
         """A new patient with a patient account; EmailTakenError if the address is in use."""
-        assert self._hasher is not None and self._clock is not None
+        assert self._hasher is not None
+        assert self._clock is not None
         email = normalise_email(email)
         check_password(password)
         if self.account_by_email(email) is not None:
@@ -103,7 +104,7 @@ class Registry(BaseApplication):
             self.save(account)
         except IntegrityError:
             raise EmailTakenError("an account with that e-mail address already exists") from None
-        return account.id  # type: ignore[no-any-return]
+        return account.id
 
     def rehash_password(self, account_id: UUID, password: str, actor: Actor) -> None:
         """Store a stronger hash of a password that was just verified."""
@@ -114,7 +115,7 @@ class Registry(BaseApplication):
 
     def account(self, account_id: UUID) -> Account:
         try:
-            account = self.repository.get(account_id)
+            account: Any = self.repository.get(account_id)
         except AggregateNotFoundError:
             raise NotFoundError("no such account") from None
         if not isinstance(account, Account):
@@ -123,14 +124,14 @@ class Registry(BaseApplication):
 
     def account_by_email(self, email: str) -> Account | None:
         try:
-            account = self.repository.get(Account.create_id(email))
+            account: Any = self.repository.get(Account.create_id(email))
         except AggregateNotFoundError:
             return None
         return account if isinstance(account, Account) else None
 
     def patient(self, patient_id: UUID) -> Patient:
         try:
-            patient = self.repository.get(patient_id)
+            patient: Any = self.repository.get(patient_id)
         except AggregateNotFoundError:
             raise NotFoundError("no such patient") from None
         if not isinstance(patient, Patient):

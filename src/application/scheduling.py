@@ -34,6 +34,14 @@ class Written:
     position: Position | None
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A decided change: the appointment and every aggregate to save with it."""
+
+    appointment: Appointment
+    aggregates: list[Any]
+
+
 @dataclass
 class _Placement:
     resource: Resource
@@ -88,42 +96,62 @@ class Scheduling(BaseApplication):
             else uuid4()
         )
 
-        def attempt() -> Written:
-            existing = self._find(appointment_id)
-            if existing is not None:
-                if (
-                    existing.patient_id != patient_id
-                    or existing.appointment_type_id != appointment_type_id
-                ):
-                    raise IdempotencyKeyReusedError(
-                        "that Idempotency-Key was already used for a different booking"
-                    )
-                return Written(existing, None)
-            exam = self.catalog.appointment_type(appointment_type_id)
-            location = self.catalog.location(location_id)
-            span = self._span(start, exam.duration_minutes)
-            now = self.now()
-            if span.start <= now:
-                raise BookingInPastError("an appointment must start in the future")
-            calendars: dict[UUID, ResourceDay] = {}
-            placement = self._place(exam.modality, location, span, str(appointment_id), calendars)
-            appointment = Appointment.book(
-                id=appointment_id,
-                patient_id=patient_id,
-                appointment_type_id=exam.id,
-                location_id=location.id,
-                resource_id=placement.resource.id,
-                span=span,
-                timezone=placement.timezone,
-                windows=placement.windows,
-                now=now,
-                meta=actor.meta(),
+        return self._retrying(
+            lambda: self._commit(
+                self.plan_book(
+                    appointment_id=appointment_id,
+                    patient_id=patient_id,
+                    appointment_type_id=appointment_type_id,
+                    location_id=location_id,
+                    start=start,
+                    actor=actor,
+                )
             )
-            reserved = self._reserve(placement, span, str(appointment_id), calendars, actor)
-            recordings = self.save(appointment, *reserved)
-            return Written(appointment, self.position_of(recordings))
+        )
 
-        return self._retrying(attempt)
+    def plan_book(
+        self,
+        *,
+        appointment_id: UUID,
+        patient_id: UUID,
+        appointment_type_id: UUID,
+        location_id: UUID,
+        start: datetime,
+        actor: Actor,
+    ) -> "Plan":
+        """Decide a booking against the current state, without saving it."""
+        existing = self._find(appointment_id)
+        if existing is not None:
+            if (
+                existing.patient_id != patient_id
+                or existing.appointment_type_id != appointment_type_id
+            ):
+                raise IdempotencyKeyReusedError(
+                    "that Idempotency-Key was already used for a different booking"
+                )
+            return Plan(existing, [])
+        exam = self.catalog.appointment_type(appointment_type_id)
+        location = self.catalog.location(location_id)
+        span = self._span(start, exam.duration_minutes)
+        now = self.now()
+        if span.start <= now:
+            raise BookingInPastError("an appointment must start in the future")
+        calendars: dict[UUID, ResourceDay] = {}
+        placement = self._place(exam.modality, location, span, str(appointment_id), calendars)
+        appointment = Appointment.book(
+            id=appointment_id,
+            patient_id=patient_id,
+            appointment_type_id=exam.id,
+            location_id=location.id,
+            resource_id=placement.resource.id,
+            span=span,
+            timezone=placement.timezone,
+            windows=placement.windows,
+            now=now,
+            meta=actor.meta(),
+        )
+        reserved = self._reserve(placement, span, str(appointment_id), calendars, actor)
+        return Plan(appointment, [appointment, *reserved])
 
     def reschedule(
         self,
@@ -137,51 +165,76 @@ class Scheduling(BaseApplication):
     ) -> Written:
         """Move an appointment to a new start (and maybe location); same identity."""
 
-        def attempt() -> Written:
-            appointment = self.appointment(appointment_id, owner)
-            exam = self.catalog.appointment_type(appointment.appointment_type_id)
-            location = self.catalog.location(location_id or appointment.location_id)
-            span = self._span(start, exam.duration_minutes)
-            calendars = self._release(appointment, actor)
-            released = list(calendars.values())
-            placement = self._place(
-                exam.modality,
-                location,
-                span,
-                str(appointment.id),
-                calendars,
-                prefer=appointment.resource_id,
+        return self._retrying(
+            lambda: self._commit(
+                self.plan_reschedule(
+                    appointment_id,
+                    start=start,
+                    location_id=location_id,
+                    reason=reason,
+                    actor=actor,
+                    owner=owner,
+                )
             )
-            appointment.reschedule(
-                location_id=location.id,
-                resource_id=placement.resource.id,
-                span=span,
-                timezone=placement.timezone,
-                windows=placement.windows,
-                now=self.now(),
-                reason=reason,
-                meta=actor.meta(),
-            )
-            reserved = self._reserve(placement, span, str(appointment.id), calendars, actor)
-            touched = {calendar.id: calendar for calendar in [*released, *reserved]}
-            recordings = self.save(appointment, *touched.values())
-            return Written(appointment, self.position_of(recordings))
+        )
 
-        return self._retrying(attempt)
+    def plan_reschedule(
+        self,
+        appointment_id: UUID,
+        *,
+        start: datetime,
+        location_id: UUID | None,
+        reason: str,
+        actor: Actor,
+        owner: UUID | None,
+    ) -> "Plan":
+        """Decide a move against the current state, without saving it."""
+        appointment = self.appointment(appointment_id, owner)
+        exam = self.catalog.appointment_type(appointment.appointment_type_id)
+        location = self.catalog.location(location_id or appointment.location_id)
+        span = self._span(start, exam.duration_minutes)
+        calendars = self._release(appointment, actor)
+        released = list(calendars.values())
+        placement = self._place(
+            exam.modality,
+            location,
+            span,
+            str(appointment.id),
+            calendars,
+            prefer=appointment.resource_id,
+        )
+        appointment.reschedule(
+            location_id=location.id,
+            resource_id=placement.resource.id,
+            span=span,
+            timezone=placement.timezone,
+            windows=placement.windows,
+            now=self.now(),
+            reason=reason,
+            meta=actor.meta(),
+        )
+        reserved = self._reserve(placement, span, str(appointment.id), calendars, actor)
+        touched = {calendar.id: calendar for calendar in [*released, *reserved]}
+        return Plan(appointment, [appointment, *touched.values()])
 
     def cancel(
         self, appointment_id: UUID, *, reason: str, actor: Actor, owner: UUID | None
     ) -> Written:
         """Cancel and free the resource's time."""
+        return self._retrying(
+            lambda: self._commit(
+                self.plan_cancel(appointment_id, reason=reason, actor=actor, owner=owner)
+            )
+        )
 
-        def attempt() -> Written:
-            appointment = self.appointment(appointment_id, owner)
-            appointment.cancel(reason=reason, meta=actor.meta())
-            calendars = self._release(appointment, actor)
-            recordings = self.save(appointment, *calendars.values())
-            return Written(appointment, self.position_of(recordings))
-
-        return self._retrying(attempt)
+    def plan_cancel(
+        self, appointment_id: UUID, *, reason: str, actor: Actor, owner: UUID | None
+    ) -> "Plan":
+        """Decide a cancellation against the current state, without saving it."""
+        appointment = self.appointment(appointment_id, owner)
+        appointment.cancel(reason=reason, meta=actor.meta())
+        calendars = self._release(appointment, actor)
+        return Plan(appointment, [appointment, *calendars.values()])
 
     def check_in(self, appointment_id: UUID, *, actor: Actor) -> Written:
         """Front desk: the patient has arrived."""
@@ -194,14 +247,13 @@ class Scheduling(BaseApplication):
     def mark_no_show(self, appointment_id: UUID, *, reason: str, actor: Actor) -> Written:
         """Front desk: the patient did not come; their time is freed."""
 
-        def attempt() -> Written:
+        def plan() -> Plan:
             appointment = self.appointment(appointment_id, None)
             appointment.mark_no_show(now=self.now(), reason=reason, meta=actor.meta())
             calendars = self._release(appointment, actor)
-            recordings = self.save(appointment, *calendars.values())
-            return Written(appointment, self.position_of(recordings))
+            return Plan(appointment, [appointment, *calendars.values()])
 
-        return self._retrying(attempt)
+        return self._retrying(lambda: self._commit(plan()))
 
     # Queries of the write model --------------------------------------------------------
 
@@ -214,16 +266,16 @@ class Scheduling(BaseApplication):
 
     def resource_day(self, resource_id: UUID, day: Any) -> ResourceDay | None:
         try:
-            calendar = self.repository.get(ResourceDay.create_id(resource_id, day))
+            calendar: Any = self.repository.get(ResourceDay.create_id(resource_id, day))
         except AggregateNotFoundError:
             return None
-        return calendar  # type: ignore[no-any-return]
+        return calendar if isinstance(calendar, ResourceDay) else None
 
     # Internals -------------------------------------------------------------------------
 
     def _find(self, appointment_id: UUID) -> Appointment | None:
         try:
-            aggregate = self.repository.get(appointment_id)
+            aggregate: Any = self.repository.get(appointment_id)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, Appointment) else None
@@ -234,7 +286,9 @@ class Scheduling(BaseApplication):
             raise OutsideOpeningHoursError("the start time needs a UTC offset")
         return Interval(start, start + timedelta(minutes=minutes))
 
-    def _calendar(self, resource_id: UUID, day: Any, calendars: dict[UUID, ResourceDay]) -> ResourceDay:
+    def _calendar(
+        self, resource_id: UUID, day: Any, calendars: dict[UUID, ResourceDay]
+    ) -> ResourceDay:
         calendar_id = ResourceDay.create_id(resource_id, day)
         if calendar_id not in calendars:
             calendars[calendar_id] = self.resource_day(resource_id, day) or ResourceDay(
@@ -301,13 +355,17 @@ class Scheduling(BaseApplication):
         return calendars
 
     def _simple(self, appointment_id: UUID, change: Callable[[Appointment], None]) -> Written:
-        def attempt() -> Written:
+        def plan() -> Plan:
             appointment = self.appointment(appointment_id, None)
             change(appointment)
-            recordings = self.save(appointment)
-            return Written(appointment, self.position_of(recordings))
+            return Plan(appointment, [appointment])
 
-        return self._retrying(attempt)
+        return self._retrying(lambda: self._commit(plan()))
+
+    def _commit(self, plan: "Plan") -> Written:
+        """Save everything a plan changed in one atomic write."""
+        recordings = self.save(*plan.aggregates) if plan.aggregates else []
+        return Written(plan.appointment, self.position_of(recordings))
 
     @staticmethod
     def _retrying(attempt: Callable[[], T]) -> T:

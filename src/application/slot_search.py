@@ -53,9 +53,12 @@ class SlotSearch:
         duration = timedelta(minutes=int(exam["duration_minutes"]))
         start = max(start, self._clock.now())
         resources = self._catalog.resources(str(exam["modality"]), location_id)
-        if location_id is not None and not resources:
-            if location_id not in dict(self._catalog.locations()):
-                raise NotFoundError("no such location")
+        if (
+            location_id is not None
+            and not resources
+            and location_id not in dict(self._catalog.locations())
+        ):
+            raise NotFoundError("no such location")
         busy = self._busy.busy([r.id for r in resources], start - duration, end + duration)
         found: dict[tuple[UUID, datetime], Slot] = {}
         for resource in resources:

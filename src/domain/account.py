@@ -30,6 +30,17 @@ def normalise_email(email: str) -> str:
 class Account(Aggregate):
     """A sign-in identity: e-mail, password hash, role and (for patients) the patient."""
 
+    class Opened(Aggregate.Created):
+        email: str
+        password_hash: str
+        role: str
+        patient_id: UUID | None
+        meta: dict[str, str]
+
+    class PasswordChanged(Aggregate.Event):
+        password_hash: str
+        meta: dict[str, str]
+
     @staticmethod
     def create_id(email: str) -> UUID:
         return derived_id("account", normalise_email(email))
@@ -56,7 +67,7 @@ class Account(Aggregate):
             meta=meta,
         )
 
-    @event("Opened")
+    @event(Opened)
     def __init__(
         self,
         email: str,
@@ -75,6 +86,6 @@ class Account(Aggregate):
         """Store a new hash (a rehash with stronger parameters, or a new password)."""
         self._password_changed(password_hash=password_hash, meta=meta)
 
-    @event("PasswordChanged")
+    @event(PasswordChanged)
     def _password_changed(self, password_hash: str, meta: dict[str, str]) -> None:
         self.password_hash = password_hash

@@ -48,11 +48,44 @@ def check_bookable(span: Interval, windows: list[Interval], now: datetime) -> No
 class Appointment(Aggregate):
     """A booked exam. Start and end are UTC instants; ``timezone`` is the location's."""
 
+    class Booked(Aggregate.Created):
+        patient_id: UUID
+        appointment_type_id: UUID
+        location_id: UUID
+        resource_id: UUID
+        start: datetime
+        end: datetime
+        timezone: str
+        meta: dict[str, str]
+
+    class Rescheduled(Aggregate.Event):
+        location_id: UUID
+        resource_id: UUID
+        start: datetime
+        end: datetime
+        timezone: str
+        reason: str
+        meta: dict[str, str]
+
+    class Cancelled(Aggregate.Event):
+        reason: str
+        meta: dict[str, str]
+
+    class CheckedIn(Aggregate.Event):
+        meta: dict[str, str]
+
+    class Completed(Aggregate.Event):
+        meta: dict[str, str]
+
+    class MarkedNoShow(Aggregate.Event):
+        reason: str
+        meta: dict[str, str]
+
     @classmethod
     def book(
         cls,
         *,
-        id: UUID,  # noqa: A002
+        id: UUID,
         patient_id: UUID,
         appointment_type_id: UUID,
         location_id: UUID,
@@ -77,10 +110,10 @@ class Appointment(Aggregate):
             meta=meta,
         )
 
-    @event("Booked")
-    def __init__(  # noqa: PLR0913
+    @event(Booked)
+    def __init__(
         self,
-        id: UUID,  # noqa: A002
+        id: UUID,
         patient_id: UUID,
         appointment_type_id: UUID,
         location_id: UUID,
@@ -140,8 +173,8 @@ class Appointment(Aggregate):
             meta=meta,
         )
 
-    @event("Rescheduled")
-    def _rescheduled(  # noqa: PLR0913
+    @event(Rescheduled)
+    def _rescheduled(
         self,
         location_id: UUID,
         resource_id: UUID,
@@ -165,7 +198,7 @@ class Appointment(Aggregate):
             raise ReasonRequiredError("a cancellation needs a reason")
         self._cancelled(reason=reason.strip(), meta=meta)
 
-    @event("Cancelled")
+    @event(Cancelled)
     def _cancelled(self, reason: str, meta: dict[str, str]) -> None:
         self.status = CANCELLED
         self.reason = reason
@@ -177,7 +210,7 @@ class Appointment(Aggregate):
             raise InvalidTransitionError("check-in opens on the day of the appointment")
         self._checked_in(meta=meta)
 
-    @event("CheckedIn")
+    @event(CheckedIn)
     def _checked_in(self, meta: dict[str, str]) -> None:
         self.status = CHECKED_IN
 
@@ -186,7 +219,7 @@ class Appointment(Aggregate):
         self._require(frozenset({CHECKED_IN}), "complete")
         self._completed(meta=meta)
 
-    @event("Completed")
+    @event(Completed)
     def _completed(self, meta: dict[str, str]) -> None:
         self.status = COMPLETED
 
@@ -197,7 +230,7 @@ class Appointment(Aggregate):
             raise InvalidTransitionError("a no-show can only be recorded after the start time")
         self._marked_no_show(reason=reason, meta=meta)
 
-    @event("MarkedNoShow")
+    @event(MarkedNoShow)
     def _marked_no_show(self, reason: str, meta: dict[str, str]) -> None:
         self.status = NO_SHOW
         self.reason = reason

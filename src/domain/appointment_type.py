@@ -14,6 +14,15 @@ MODALITIES = ("MR", "CT", "DX", "US", "MG", "NM", "PT", "RF", "XA")
 class AppointmentType(Aggregate):
     """Name, modality, CPT procedure code, duration and preparation of an exam."""
 
+    class Defined(Aggregate.Created):
+        code: str
+        spec: dict[str, Any]
+        meta: dict[str, str]
+
+    class Revised(Aggregate.Event):
+        spec: dict[str, Any]
+        meta: dict[str, str]
+
     @staticmethod
     def create_id(code: str) -> UUID:
         return derived_id("appointment-type", code)
@@ -23,7 +32,7 @@ class AppointmentType(Aggregate):
         check_spec(spec)
         return cls(code=spec["code"], spec=spec, meta=meta)
 
-    @event("Defined")
+    @event(Defined)
     def __init__(self, code: str, spec: dict[str, Any], meta: dict[str, str]) -> None:
         self.code = code
         self.spec = spec
@@ -37,7 +46,7 @@ class AppointmentType(Aggregate):
         self._revised(spec=spec, meta=meta)
         return True
 
-    @event("Revised")
+    @event(Revised)
     def _revised(self, spec: dict[str, Any], meta: dict[str, str]) -> None:
         self.spec = spec
 

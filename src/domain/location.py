@@ -25,6 +25,15 @@ class Site:
 class Location(Aggregate):
     """A place patients go to; its time zone governs every wall-clock time shown there."""
 
+    class Defined(Aggregate.Created):
+        code: str
+        spec: dict[str, Any]
+        meta: dict[str, str]
+
+    class Revised(Aggregate.Event):
+        spec: dict[str, Any]
+        meta: dict[str, str]
+
     @staticmethod
     def create_id(code: str) -> UUID:
         return derived_id("location", code)
@@ -35,7 +44,7 @@ class Location(Aggregate):
         check_spec(spec)
         return cls(code=spec["code"], spec=spec, meta=meta)
 
-    @event("Defined")
+    @event(Defined)
     def __init__(self, code: str, spec: dict[str, Any], meta: dict[str, str]) -> None:
         self.code = code
         self.spec = spec
@@ -51,7 +60,15 @@ class Location(Aggregate):
         self._revised(spec=spec, meta=meta)
         return True
 
-    @event("Revised")
+    class ResourceAttached(Aggregate.Event):
+        resource_id: UUID
+        meta: dict[str, str]
+
+    class ResourceDetached(Aggregate.Event):
+        resource_id: UUID
+        meta: dict[str, str]
+
+    @event(Revised)
     def _revised(self, spec: dict[str, Any], meta: dict[str, str]) -> None:
         self.spec = spec
 
@@ -60,7 +77,7 @@ class Location(Aggregate):
         if resource_id not in self.resource_ids:
             self._attached(resource_id=resource_id, meta=meta)
 
-    @event("ResourceAttached")
+    @event(ResourceAttached)
     def _attached(self, resource_id: UUID, meta: dict[str, str]) -> None:
         self.resource_ids.append(resource_id)
 
@@ -69,7 +86,7 @@ class Location(Aggregate):
         if resource_id in self.resource_ids:
             self._detached(resource_id=resource_id, meta=meta)
 
-    @event("ResourceDetached")
+    @event(ResourceDetached)
     def _detached(self, resource_id: UUID, meta: dict[str, str]) -> None:
         self.resource_ids.remove(resource_id)
 

@@ -20,11 +20,19 @@ def check_demographics(given_name: str, family_name: str, birth_date: date, toda
 class Patient(Aggregate):
     """A person known to the centre (identifiers, consent and insurance come later)."""
 
+    class Registered(Aggregate.Created):
+        given_name: str
+        family_name: str
+        birth_date: date
+        email: str
+        phone: str | None
+        meta: dict[str, str]
+
     @classmethod
     def register(
         cls,
         *,
-        id: UUID,  # noqa: A002
+        id: UUID,
         given_name: str,
         family_name: str,
         birth_date: date,
@@ -44,10 +52,10 @@ class Patient(Aggregate):
             meta=meta,
         )
 
-    @event("Registered")
-    def __init__(  # noqa: PLR0913
+    @event(Registered)
+    def __init__(
         self,
-        id: UUID,  # noqa: A002
+        id: UUID,
         given_name: str,
         family_name: str,
         birth_date: date,

@@ -16,6 +16,15 @@ from domain.schedule import Interval, opening_windows, parse_weekly_hours
 class Resource(Aggregate):
     """Something an appointment occupies; two active appointments never overlap on one."""
 
+    class Defined(Aggregate.Created):
+        code: str
+        spec: dict[str, Any]
+        meta: dict[str, str]
+
+    class Revised(Aggregate.Event):
+        spec: dict[str, Any]
+        meta: dict[str, str]
+
     @staticmethod
     def create_id(code: str) -> UUID:
         return derived_id("resource", code)
@@ -24,7 +33,7 @@ class Resource(Aggregate):
     def define(cls, spec: dict[str, Any], meta: dict[str, str]) -> "Resource":
         return cls(code=spec["code"], spec=normalise_spec(spec), meta=meta)
 
-    @event("Defined")
+    @event(Defined)
     def __init__(self, code: str, spec: dict[str, Any], meta: dict[str, str]) -> None:
         self.code = code
         self.spec = spec
@@ -38,7 +47,7 @@ class Resource(Aggregate):
         self._revised(spec=spec, meta=meta)
         return True
 
-    @event("Revised")
+    @event(Revised)
     def _revised(self, spec: dict[str, Any], meta: dict[str, str]) -> None:
         self.spec = spec
 
@@ -85,7 +94,10 @@ def normalise_spec(spec: dict[str, Any]) -> dict[str, Any]:
     blocks = []
     for block in spec.get("blocks", []):
         try:
-            start, end = datetime.fromisoformat(block["start"]), datetime.fromisoformat(block["end"])
+            start, end = (
+                datetime.fromisoformat(block["start"]),
+                datetime.fromisoformat(block["end"]),
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidValueError(f"block {block!r} needs ISO start and end") from error
         if start.tzinfo is None or end.tzinfo is None:

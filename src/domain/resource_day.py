@@ -23,11 +23,26 @@ class SlotUnavailableError(DomainError):
 class ResourceDay(Aggregate):
     """The reservations held on one resource for one local calendar day."""
 
+    class Opened(Aggregate.Created):
+        resource_id: UUID
+        day: date
+
+    class Reserved(Aggregate.Event):
+        resource_id: UUID
+        holder: str
+        start: datetime
+        end: datetime
+        meta: dict[str, str]
+
+    class Released(Aggregate.Event):
+        holder: str
+        meta: dict[str, str]
+
     @staticmethod
     def create_id(resource_id: UUID, day: date) -> UUID:
         return derived_id("resource-day", str(resource_id), day.isoformat())
 
-    @event("Opened")
+    @event(Opened)
     def __init__(self, resource_id: UUID, day: date) -> None:
         self.resource_id = resource_id
         self.day = day
@@ -50,7 +65,7 @@ class ResourceDay(Aggregate):
             resource_id=self.resource_id, holder=holder, start=span.start, end=span.end, meta=meta
         )
 
-    @event("Reserved")
+    @event(Reserved)
     def _reserved(
         self, resource_id: UUID, holder: str, start: datetime, end: datetime, meta: dict[str, str]
     ) -> None:
@@ -61,6 +76,6 @@ class ResourceDay(Aggregate):
         if holder in self.reservations:
             self._released(holder=holder, meta=meta)
 
-    @event("Released")
+    @event(Released)
     def _released(self, holder: str, meta: dict[str, str]) -> None:
         del self.reservations[holder]

@@ -6,6 +6,7 @@ in UTC so that every slot is a real instant: a wall-clock time skipped by a DST
 change never appears, and the repeated hour yields two distinct instants.
 """
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -82,7 +83,7 @@ def parse_weekly_hours(raw: Mapping[str, Sequence[str]]) -> dict[str, list[str]]
         if key not in WEEKDAYS:
             raise InvalidValueError(f"unknown weekday {day!r}")
         openings = sorted((DailyOpening.parse(span) for span in spans), key=lambda o: o.opens)
-        for before, after in zip(openings, openings[1:], strict=False):
+        for before, after in itertools.pairwise(openings):
             if after.opens < before.closes:
                 raise InvalidValueError(f"opening hours on {key} overlap")
         result[key] = [str(opening) for opening in openings]

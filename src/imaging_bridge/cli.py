@@ -49,7 +49,9 @@ def _fail(message: str) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1]")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1]")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port [default: 8000]")] = None,
     mllp_port: Annotated[
         int | None, typer.Option(help="MLLP port for the HL7 listener [default: 2575]")
@@ -58,11 +60,11 @@ def serve(
     demo: Annotated[bool, typer.Option(help="Seed the demo catalog (idempotent)")] = False,
 ) -> None:
     """Run the API and the projections (and, as they land, the MLLP listener and workers)."""
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
-    from api.app import create_app  # noqa: PLC0415
-    from imaging_bridge.bootstrap import build  # noqa: PLC0415
-    from imaging_bridge.catalog_loader import decode, demo_catalog_text, load_catalog  # noqa: PLC0415
+    from api.app import create_app
+    from imaging_bridge.bootstrap import build
+    from imaging_bridge.catalog_loader import decode, demo_catalog_text, load_catalog
 
     settings = _settings(data_dir, host=host, port=port, mllp_port=mllp_port)
     runtime = build(settings)
@@ -88,9 +90,9 @@ def serve(
 @app.command()
 def migrate(data_dir: DataDir = None) -> None:
     """Apply the read-model schema migrations (also done at every start-up)."""
-    from adapters.database import ensure_database  # noqa: PLC0415
-    from adapters.migrations import apply_migrations  # noqa: PLC0415
-    from imaging_bridge.bootstrap import database_url  # noqa: PLC0415
+    from adapters.database import ensure_database
+    from adapters.migrations import apply_migrations
+    from imaging_bridge.bootstrap import database_url
 
     url = database_url(_settings(data_dir))
     ensure_database(url)
@@ -104,8 +106,8 @@ def catalog_load(
     data_dir: DataDir = None,
 ) -> None:
     """Make the catalog match FILE; running it again changes nothing."""
-    from imaging_bridge.bootstrap import build  # noqa: PLC0415
-    from imaging_bridge.catalog_loader import load_catalog, read_catalog_file  # noqa: PLC0415
+    from imaging_bridge.bootstrap import build
+    from imaging_bridge.catalog_loader import load_catalog, read_catalog_file
 
     try:
         document = read_catalog_file(file)
@@ -126,7 +128,7 @@ def catalog_load(
 @projections_app.command("status")
 def projections_status(data_dir: DataDir = None) -> None:
     """Show each read model and how far behind the log it is."""
-    from imaging_bridge.bootstrap import build  # noqa: PLC0415
+    from imaging_bridge.bootstrap import build
 
     runtime = build(_settings(data_dir))
     try:
@@ -142,8 +144,8 @@ def projections_rebuild(
     data_dir: DataDir = None,
 ) -> None:
     """Empty one read model and rebuild it from the event log."""
-    from imaging_bridge.bootstrap import build  # noqa: PLC0415
-    from projections.runners import PROJECTIONS  # noqa: PLC0415
+    from imaging_bridge.bootstrap import build
+    from projections.runners import PROJECTIONS
 
     if name not in PROJECTIONS:
         _fail(f"unknown read model {name!r}; choose from {', '.join(PROJECTIONS)}")

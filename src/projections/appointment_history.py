@@ -4,7 +4,6 @@ from datetime import UTC
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 from psycopg_pool import ConnectionPool
@@ -34,7 +33,7 @@ COLUMNS = (
 )
 
 
-def appointment_changes(event: DomainEventProtocol[Any]) -> list[Change]:
+def appointment_changes(event: Any) -> list[Change]:
     """Pure: the row changes one appointment event causes."""
     key = {"id": event.originator_id}
     stamp = {"version": event.originator_version, "updated_at": event.timestamp}
@@ -118,5 +117,3 @@ class PostgresAppointmentReader(AppointmentReader):
                 (appointment_id,),
             ).fetchone()
         return _view(row) if row else None
-
-

@@ -25,7 +25,9 @@ def catalog_changes(event: DomainEventProtocol[Any]) -> list[Change]:
         return []
     key = {"id": event.originator_id}
     if isinstance(event, Location.Defined | Location.Revised):
-        return [Upsert("rm_locations", key, {"code": spec["code"], "name": spec["name"], "spec": spec})]
+        return [
+            Upsert("rm_locations", key, {"code": spec["code"], "name": spec["name"], "spec": spec})
+        ]
     if isinstance(event, Resource.Defined | Resource.Revised):
         values = {
             "code": spec["code"],
@@ -64,7 +66,9 @@ class PostgresCatalogReader(CatalogReader):
 
     def appointment_types(self) -> list[tuple[UUID, dict[str, Any]]]:
         with self._pool.connection() as conn:
-            rows = conn.execute("SELECT id, spec FROM rm_appointment_types ORDER BY name").fetchall()
+            rows = conn.execute(
+                "SELECT id, spec FROM rm_appointment_types ORDER BY name"
+            ).fetchall()
         return [(row[0], row[1]) for row in rows]
 
     def resources(self, modality: str, location_id: UUID | None) -> list[ResourceEntry]:

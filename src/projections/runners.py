@@ -69,9 +69,7 @@ class Projections(ReadModelSync):
         return result
 
     def wait(self, position: Position, timeout: float = 5.0) -> bool:
-        views = [
-            r.view for r in self._runners.values() if r.app_name == position.application
-        ]
+        views = [r.view for r in self._runners.values() if r.app_name == position.application]
         deadline = time.monotonic() + timeout
         pause = 0.002
         for view in views:

@@ -25,7 +25,9 @@ def sign_in(
     return _tokens(services.auth.sign_in(form.username, form.password, actor))
 
 
-@router.post("/refresh", response_model=TokenResponse, summary="Swap a refresh token for new tokens")
+@router.post(
+    "/refresh", response_model=TokenResponse, summary="Swap a refresh token for new tokens"
+)
 def refresh(request: RefreshRequest, services: ServicesDep) -> TokenResponse:
     return _tokens(services.auth.refresh(request.refresh_token))
 

@@ -6,7 +6,9 @@ from api.schemas.catalog import AppointmentTypeOut, LocationOut
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 
 
-@router.get("/locations", response_model=list[LocationOut], summary="Imaging centres and mobile units")
+@router.get(
+    "/locations", response_model=list[LocationOut], summary="Imaging centres and mobile units"
+)
 def locations(services: ServicesDep) -> list[LocationOut]:
     return [
         LocationOut.model_validate({**spec, "id": str(location_id)})

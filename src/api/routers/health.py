@@ -17,6 +17,10 @@ def readyz(services: ServicesDep) -> JSONResponse:
     projections = services.health.projections_ok()
     ready = database and projections
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "database": database, "projections": projections},
+        {
+            "status": "ready" if ready else "not_ready",
+            "database": database,
+            "projections": projections,
+        },
         status_code=200 if ready else 503,
     )

@@ -7,7 +7,9 @@ from api.schemas.patients import PatientProfile, RegisterPatient
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
 
-@router.post("/register", status_code=201, response_model=Created, summary="Create a patient account")
+@router.post(
+    "/register", status_code=201, response_model=Created, summary="Create a patient account"
+)
 def register(request: RegisterPatient, services: ServicesDep, actor: AnonymousActorDep) -> Created:
     registration = services.registry.register_patient(
         email=request.email,
