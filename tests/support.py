@@ -1,0 +1,59 @@
+"""Helpers the tests share: a settable clock, fast (but real) argon2id, the catalog."""
+
+from datetime import UTC, datetime, timedelta
+
+from adapters.passwords import Argon2PasswordHasher
+from application.catalog_file import CatalogSpecs, parse_catalog
+from application.ports import Clock
+from imaging_bridge.catalog_loader import decode, demo_catalog_text
+
+# A Monday, before the demo catalog's December closures.
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+class SettableClock(Clock):
+    def __init__(self, now: datetime = T0) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, now: datetime) -> None:
+        self._now = now
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta
+
+
+def fast_hasher() -> Argon2PasswordHasher:
+    """Real argon2id with low cost, so tests register users quickly."""
+    return Argon2PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def demo_specs() -> CatalogSpecs:
+    return parse_catalog(decode(demo_catalog_text()))
+
+
+def register(client, email: str, password: str = "correct horse battery staple") -> dict[str, str]:
+    """Register a patient through the API, sign in, and return the auth header."""
+    response = client.post(
+        "/v1/patients/register",
+        json={
+            "email": email,
+            "password": password,
+            "given_name": "Test",
+            "family_name": "Patient",
+            "birth_date": "1980-02-29",
+        },
+    )
+    assert response.status_code == 201, response.text
+    token = client.post("/v1/auth/token", data={"username": email, "password": password})
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def catalog_ids(client) -> tuple[dict[str, str], dict[str, str]]:
+    """Appointment type ids and location ids by code."""
+    types = {t["code"]: t["id"] for t in client.get("/v1/catalog/appointment-types").json()}
+    locations = {loc["code"]: loc["id"] for loc in client.get("/v1/catalog/locations").json()}
+    return types, locations
