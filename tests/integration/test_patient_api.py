@@ -73,8 +73,12 @@ def test_register_refuses_fields_it_does_not_know(client):
 
 def test_sign_in_with_a_wrong_password_or_unknown_email_looks_the_same(client):
     register(client, "carol@example.org")
-    wrong = client.post("/v1/auth/token", data={"username": "carol@example.org", "password": "x" * 12})
-    unknown = client.post("/v1/auth/token", data={"username": "nobody@example.org", "password": "x" * 12})
+    wrong = client.post(
+        "/v1/auth/token", data={"username": "carol@example.org", "password": "x" * 12}
+    )
+    unknown = client.post(
+        "/v1/auth/token", data={"username": "nobody@example.org", "password": "x" * 12}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json()
 
@@ -82,7 +86,8 @@ def test_sign_in_with_a_wrong_password_or_unknown_email_looks_the_same(client):
 def test_token_response_shape_and_refresh_rotation(client):
     register(client, "dan@example.org")
     first = client.post(
-        "/v1/auth/token", data={"username": "dan@example.org", "password": "correct horse battery staple"}
+        "/v1/auth/token",
+        data={"username": "dan@example.org", "password": "correct horse battery staple"},
     ).json()
     assert set(first) == {"access_token", "token_type", "expires_in", "refresh_token"}
     assert first["token_type"] == "bearer"
@@ -92,7 +97,9 @@ def test_token_response_shape_and_refresh_rotation(client):
     # The used token is refused, and its reuse revokes the rotated one too.
     reused = client.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert reused.status_code == 401
-    revoked = client.post("/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]})
+    revoked = client.post(
+        "/v1/auth/refresh", json={"refresh_token": second.json()["refresh_token"]}
+    )
     assert revoked.status_code == 401
 
 
@@ -216,7 +223,11 @@ def test_booking_refusals(client):
         return client.post(
             "/v1/appointments",
             headers=headers,
-            json={"appointment_type_id": types[code], "location_id": locations[location], "start": start},
+            json={
+                "appointment_type_id": types[code],
+                "location_id": locations[location],
+                "start": start,
+            },
         )
 
     past = book("2026-11-30T06:00:00-05:00")
@@ -283,7 +294,9 @@ def test_a_patient_cannot_see_or_change_someone_elses_appointment(client, runtim
     assert client.get(path, headers=other).status_code == 404
     assert client.post(f"{path}/cancel", headers=other, json={"reason": "x"}).status_code == 404
     assert (
-        client.post(f"{path}/reschedule", headers=other, json={"start": "2026-12-01T11:00:00-05:00"}).status_code
+        client.post(
+            f"{path}/reschedule", headers=other, json={"start": "2026-12-01T11:00:00-05:00"}
+        ).status_code
         == 404
     )
     assert client.get("/v1/appointments", headers=other).json() == []

@@ -20,7 +20,9 @@ from domain.appointment import (
 from domain.schedule import Interval
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-DAY_WINDOW = Interval(datetime(2026, 12, 1, 13, 0, tzinfo=UTC), datetime(2026, 12, 1, 23, 0, tzinfo=UTC))
+DAY_WINDOW = Interval(
+    datetime(2026, 12, 1, 13, 0, tzinfo=UTC), datetime(2026, 12, 1, 23, 0, tzinfo=UTC)
+)
 META = {"actor_id": "a1", "role": "patient", "request_id": "r1", "source": "test"}
 
 
@@ -92,7 +94,11 @@ def test_booking_starting_right_now_is_refused():
 
 @pytest.mark.parametrize(
     "outside",
-    [span(11), span(22, 90), Interval(DAY_WINDOW.start - timedelta(minutes=1), DAY_WINDOW.start + timedelta(minutes=29))],
+    [
+        span(11),
+        span(22, 90),
+        Interval(DAY_WINDOW.start - timedelta(minutes=1), DAY_WINDOW.start + timedelta(minutes=29)),
+    ],
 )
 def test_booking_outside_opening_hours_is_refused(outside):
     with pytest.raises(OutsideOpeningHoursError):
@@ -229,7 +235,9 @@ def test_no_show_only_after_the_start():
     appointment = booked()
     with pytest.raises(InvalidTransitionError):
         appointment.mark_no_show(now=span(14).start - timedelta(minutes=1), reason="", meta=META)
-    appointment.mark_no_show(now=span(14).start + timedelta(minutes=15), reason="did not come", meta=META)
+    appointment.mark_no_show(
+        now=span(14).start + timedelta(minutes=15), reason="did not come", meta=META
+    )
     assert appointment.status == NO_SHOW
     assert not appointment.is_active
 

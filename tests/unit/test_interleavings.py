@@ -40,8 +40,13 @@ CATALOG = {
         }
     ],
     "resources": [
-        {"code": "scanner", "name": "Scanner", "modality": "CT", "location": "one",
-         "hours": {"tue": ["08:00-18:00"]}},
+        {
+            "code": "scanner",
+            "name": "Scanner",
+            "modality": "CT",
+            "location": "one",
+            "hours": {"tue": ["08:00-18:00"]},
+        },
     ],
     "appointment_types": [
         {"code": "ct", "name": "CT", "modality": "CT", "cpt": "70450", "duration_minutes": 30}

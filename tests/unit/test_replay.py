@@ -97,7 +97,9 @@ def test_resource_day_replay_equals_live_state(steps):
         start = WINDOW.start + timedelta(minutes=15 * quarter)
         with contextlib.suppress(DomainError):
             if reserve:
-                live.reserve(str(holder), Interval(start, start + timedelta(minutes=15 * length)), META)
+                live.reserve(
+                    str(holder), Interval(start, start + timedelta(minutes=15 * length)), META
+                )
             else:
                 live.release(str(holder), META)
     assert state(replayed(live.collect_events())) == state(live)

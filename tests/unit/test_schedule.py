@@ -51,7 +51,9 @@ def test_closed_day_and_blocks_remove_time():
         datetime(2026, 12, 1, 9, 0, tzinfo=NEW_YORK), datetime(2026, 12, 1, 10, 0, tzinfo=NEW_YORK)
     )
     windows = opening_windows(day, NEW_YORK, hours, blocks=[block])
-    assert [(w.start.astimezone(NEW_YORK).hour, w.end.astimezone(NEW_YORK).hour) for w in windows] == [
+    assert [
+        (w.start.astimezone(NEW_YORK).hour, w.end.astimezone(NEW_YORK).hour) for w in windows
+    ] == [
         (8, 9),
         (10, 12),
     ]

@@ -1,0 +1,3 @@
+from imaging_bridge.cli import main
+
+main()

@@ -1,0 +1,195 @@
+"""The ``imaging-bridge`` command, run as a user runs it."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+COMMANDS = [
+    [],
+    ["serve"],
+    ["migrate"],
+    ["catalog"],
+    ["catalog", "load"],
+    ["projections"],
+    ["projections", "status"],
+    ["projections", "rebuild"],
+]
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: int = 120):
+    return subprocess.run(
+        [sys.executable, "-m", "imaging_bridge", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_every_command_has_help(command):
+    result = run(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+    assert "--help" in result.stdout
+
+
+@pytest.fixture
+def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {"DATABASE_URL": database_url, "DATA_DIR": str(tmp_path), "LOG_JSON": "true"}
+
+
+def test_catalog_load_is_idempotent(cli_env, tmp_path):
+    demo = Path(__file__).parents[2] / "src" / "imaging_bridge" / "demo" / "catalog.yaml"
+    first = run("catalog", "load", str(demo), env=cli_env)
+    assert first.returncode == 0, first.stderr
+    assert "21 created, 0 revised, 0 unchanged" in first.stdout
+    second = run("catalog", "load", str(demo), env=cli_env)
+    assert "0 created, 0 revised, 21 unchanged" in second.stdout
+
+    # The same catalog in JSON, with one exam lengthened: one revision, nothing else.
+    import yaml
+
+    document = yaml.safe_load(demo.read_text())
+    document["appointment_types"][0]["duration_minutes"] = 60
+    changed = tmp_path / "catalog.json"
+    changed.write_text(json.dumps(document, default=str))
+    third = run("catalog", "load", str(changed), env=cli_env)
+    assert "0 created, 1 revised, 20 unchanged" in third.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("locations: [{code: x}]", "catalog locations.0"),
+        (
+            "resources:\n  - {code: r1, name: R, modality: CT, location: nowhere, hours: {mon: ['08:00-09:00']}}",
+            "unknown location",
+        ),
+        ("locations: [ unclosed", "not valid YAML"),
+        (
+            "locations:\n  - {code: aa, name: A, timezone: Mars/Olympus, address: {line1: x, city: y}}",
+            "unknown time zone",
+        ),
+    ],
+)
+def test_catalog_load_explains_bad_files(cli_env, tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    result = run("catalog", "load", str(path), env=cli_env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_catalog_load_of_a_missing_file(cli_env, tmp_path):
+    result = run("catalog", "load", str(tmp_path / "missing.yaml"), env=cli_env)
+    assert result.returncode == 2
+    assert "cannot read" in result.stderr
+
+
+def test_migrate_then_rebuild_and_status(cli_env):
+    migrated = run("migrate", env=cli_env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "0001_read_models" in migrated.stdout
+    assert "none needed" in run("migrate", env=cli_env).stdout
+    rebuilt = run("projections", "rebuild", "catalog_view", env=cli_env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "rebuilt" in rebuilt.stdout
+    unknown = run("projections", "rebuild", "nonsense", env=cli_env)
+    assert unknown.returncode == 2
+    status = run("projections", "status", env=cli_env)
+    assert "appointment_history: 0 behind" in status.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Served:
+    """``imaging-bridge serve --demo`` as a child process, stopped with Ctrl-C."""
+
+    def __init__(self, env: dict[str, str], *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "imaging_bridge",
+                "serve",
+                "--demo",
+                "--port",
+                str(self.port),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.output = ""
+
+    def __enter__(self) -> "Served":
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None:
+                raise AssertionError(self.process.communicate()[1])
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.2)
+
+    def __exit__(self, *_: object) -> None:
+        self.process.send_signal(signal.SIGINT)
+        self.output, _ = self.process.communicate(timeout=30)
+
+
+def test_serve_demo_runs_the_api_and_seeding_twice_duplicates_nothing(cli_env):
+    for attempt in range(2):
+        with Served({**os.environ, **cli_env}) as served:
+            locations = httpx.get(f"{served.url}/v1/catalog/locations").json()
+            types = httpx.get(f"{served.url}/v1/catalog/appointment-types").json()
+            assert len(locations) == 3
+            assert len(types) == 7
+        assert served.process.returncode == 0
+        expected = "21 created" if attempt == 0 else "0 created, 0 revised, 21 unchanged"
+        assert expected in served.output
+
+
+def test_serve_on_the_embedded_default(tmp_path):
+    """The README's first command: no DATABASE_URL, so an embedded PostgreSQL in the data dir."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
+    with Served(env, "--data-dir", str(tmp_path / "data")) as served:
+        types = {
+            t["code"]: t["id"]
+            for t in httpx.get(f"{served.url}/v1/catalog/appointment-types").json()
+        }
+        slots = httpx.get(
+            f"{served.url}/v1/slots",
+            params={
+                "appointment_type_id": types["xr-chest"],
+                "start": "2027-06-01T00:00:00Z",
+                "end": "2027-06-03T00:00:00Z",
+            },
+        )
+        assert slots.status_code == 200
+        assert slots.json()
+    assert served.process.returncode == 0
+    assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
