@@ -198,7 +198,10 @@ def test_serve_on_the_embedded_default(tmp_path):
 def test_an_unreachable_database_gets_a_clear_error_without_the_password(tmp_path):
     result = run(
         "migrate",
-        env={"DATABASE_URL": "postgresql://someone:s3cret-pw@127.0.0.1:9/nowhere", "DATA_DIR": str(tmp_path)},
+        env={
+            "DATABASE_URL": "postgresql://someone:s3cret-pw@127.0.0.1:9/nowhere",
+            "DATA_DIR": str(tmp_path),
+        },
     )
     assert result.returncode == 3
     assert "cannot connect to PostgreSQL at 127.0.0.1:9/nowhere" in result.stderr
