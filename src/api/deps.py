@@ -1,7 +1,7 @@
 """Shared dependencies: services, the caller, their actor, consistency and access logging."""
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
@@ -9,6 +9,7 @@ from fastapi.security import OAuth2PasswordBearer
 from api.consistency import HEADER, LastWrites, parse_token
 from api.errors import ApiError
 from application.base import Position
+from application.permissions import Permission, allows, needs_second_factor
 from application.ports import AccessRecord, Principal
 from application.services import Services
 from domain.context import Actor
@@ -43,13 +44,47 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_patient(principal: PrincipalDep) -> Principal:
-    if principal.role != "patient" or principal.patient_id is None:
+def requires(permission: Permission) -> Any:
+    """A dependency that lets the call through only with ``permission`` (see the matrix in
+    application.permissions); staff must also have signed in with two factors. The route
+    table test reads the ``permission`` attribute, so every route must declare one."""
+
+    if permission is Permission.PUBLIC:
+
+        def public() -> None:
+            return None
+
+        public.permission = permission  # type: ignore[attr-defined]
+        return Depends(public)
+
+    def check(principal: PrincipalDep) -> Principal:
+        if not allows(principal.role, permission):
+            raise ApiError(403, "forbidden", "your role may not do this")
+        if (
+            permission is not Permission.SIGNED_IN
+            and needs_second_factor(principal.role)
+            and not principal.two_factor
+        ):
+            raise ApiError(
+                403, "second_factor_required", "staff must sign in with a second factor first"
+            )
+        return principal
+
+    check.permission = permission  # type: ignore[attr-defined]
+    return Depends(check)
+
+
+Public = requires(Permission.PUBLIC)
+
+
+def get_patient(principal: Annotated[Principal, requires(Permission.OWN_RECORDS)]) -> Principal:
+    if principal.patient_id is None:
         raise ApiError(403, "forbidden", "this endpoint is for patients")
     return principal
 
 
 PatientDep = Annotated[Principal, Depends(get_patient)]
+SignedInDep = Annotated[Principal, requires(Permission.SIGNED_IN)]
 
 
 def get_actor(request: Request, principal: PrincipalDep) -> Actor:

@@ -37,12 +37,18 @@ class PasswordHasher(ABC):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who an access token speaks for."""
+    """Who an access token speaks for, and how they proved it (``amr``: pwd, otp)."""
 
     account_id: UUID
     role: str
     patient_id: UUID | None
     session_id: str
+    amr: tuple[str, ...] = ("pwd",)
+    centres: tuple[UUID, ...] = ()
+
+    @property
+    def two_factor(self) -> bool:
+        return "otp" in self.amr
 
 
 class TokenSigner(ABC):
@@ -165,3 +171,95 @@ class AccessLog(ABC):
     @abstractmethod
     def record(self, entry: AccessRecord) -> None:
         """Append one entry; never loses it once this returns."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """One sign-in and its refreshes: ends when revoked, idle too long, or too old."""
+
+    id: str
+    account_id: UUID
+    amr: tuple[str, ...]
+    created_at: datetime
+    idle_expires_at: datetime
+    absolute_expires_at: datetime
+    revoked: bool = False
+
+    def active(self, now: datetime) -> bool:
+        return not self.revoked and now < self.idle_expires_at and now < self.absolute_expires_at
+
+
+class SessionStore(ABC):
+    @abstractmethod
+    def create(self, session: Session) -> None:
+        """Remember a new session."""
+
+    @abstractmethod
+    def get(self, session_id: str) -> Session | None:
+        """A session, active or not; None if unknown."""
+
+    @abstractmethod
+    def touch(self, session_id: str, idle_expires_at: datetime) -> None:
+        """Push the idle limit on (the session was used)."""
+
+    @abstractmethod
+    def revoke(self, session_id: str, reason: str) -> None:
+        """End one session (and so its refresh tokens)."""
+
+    @abstractmethod
+    def revoke_account(self, account_id: UUID, reason: str) -> int:
+        """End every session of an account; how many were active."""
+
+
+class Throttle(ABC):
+    """Slows and then locks out repeated failures of one key (an account, an address)."""
+
+    @abstractmethod
+    def retry_after(self, key: str, now: datetime) -> float:
+        """Seconds before ``key`` may try again (0: now)."""
+
+    @abstractmethod
+    def failure(self, key: str, now: datetime) -> None:
+        """Record a failed attempt; the delay grows exponentially past a few failures."""
+
+    @abstractmethod
+    def success(self, key: str) -> None:
+        """Forget the failures of ``key``."""
+
+
+class RateLimiter(ABC):
+    """Fixed-window request budgets per bucket and key (address, account)."""
+
+    @abstractmethod
+    def hit(self, bucket: str, key: str, limit: int, window_seconds: int, now: datetime) -> float:
+        """Count one request; 0 if within ``limit`` per window, else seconds to wait."""
+
+
+class OneTimeUse(ABC):
+    @abstractmethod
+    def claim(self, key: str, expires_at: datetime) -> bool:
+        """True the first time ``key`` is claimed (until it expires), False after."""
+
+
+class SecondFactor(ABC):
+    """Time-based one-time passwords (RFC 6238)."""
+
+    @abstractmethod
+    def new_secret(self) -> str:
+        """A fresh random base32 secret."""
+
+    @abstractmethod
+    def provisioning_uri(self, secret: str, account_name: str) -> str:
+        """The ``otpauth://`` URI authenticator apps read (usually from a QR code)."""
+
+    @abstractmethod
+    def matching_step(self, secret: str, code: str, now: datetime) -> int | None:
+        """The time step the code belongs to (allowing one step of drift), or None."""
+
+
+class Mailer(ABC):
+    """Messages to people (e-mail when the communications channel lands)."""
+
+    @abstractmethod
+    def send(self, to: str, subject: str, body: str) -> None:
+        """Hand one message over for delivery."""

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import AnonymousActorDep, PrincipalDep, ServicesDep
+from api.deps import AnonymousActorDep, Public, ServicesDep, SignedInDep
 from api.schemas.auth import RefreshRequest, TokenResponse
 from application.auth import TokenPair
 
@@ -16,7 +16,12 @@ def _tokens(pair: TokenPair) -> TokenResponse:
     )
 
 
-@router.post("/token", response_model=TokenResponse, summary="Sign in with e-mail and password")
+@router.post(
+    "/token",
+    dependencies=[Public],
+    response_model=TokenResponse,
+    summary="Sign in with e-mail and password",
+)
 def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     services: ServicesDep,
@@ -26,13 +31,16 @@ def sign_in(
 
 
 @router.post(
-    "/refresh", response_model=TokenResponse, summary="Swap a refresh token for new tokens"
+    "/refresh",
+    dependencies=[Public],
+    response_model=TokenResponse,
+    summary="Swap a refresh token for new tokens",
 )
 def refresh(request: RefreshRequest, services: ServicesDep) -> TokenResponse:
     return _tokens(services.auth.refresh(request.refresh_token))
 
 
 @router.post("/logout", status_code=204, summary="End this session")
-def logout(principal: PrincipalDep, services: ServicesDep) -> Response:
+def logout(principal: SignedInDep, services: ServicesDep) -> Response:
     services.auth.sign_out(principal)
     return Response(status_code=204)

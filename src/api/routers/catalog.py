@@ -1,9 +1,9 @@
 from fastapi import APIRouter
 
-from api.deps import ServicesDep
+from api.deps import Public, ServicesDep
 from api.schemas.catalog import AppointmentTypeOut, LocationOut
 
-router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
+router = APIRouter(prefix="/v1/catalog", tags=["catalog"], dependencies=[Public])
 
 
 @router.get(

@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from api.deps import AnonymousActorDep, AuditDep, PatientDep, ServicesDep
+from api.deps import AnonymousActorDep, AuditDep, PatientDep, Public, ServicesDep
 from api.schemas.common import Created
 from api.schemas.patients import PatientProfile, RegisterPatient
 
@@ -8,7 +8,11 @@ router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
 
 @router.post(
-    "/register", status_code=201, response_model=Created, summary="Create a patient account"
+    "/register",
+    dependencies=[Public],
+    status_code=201,
+    response_model=Created,
+    summary="Create a patient account",
 )
 def register(request: RegisterPatient, services: ServicesDep, actor: AnonymousActorDep) -> Created:
     registration = services.registry.register_patient(

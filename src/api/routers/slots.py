@@ -5,10 +5,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from api.deps import ServicesDep
+from api.deps import Public, ServicesDep
 from api.schemas.slots import SlotOut
 
-router = APIRouter(prefix="/v1", tags=["slots"])
+router = APIRouter(prefix="/v1", tags=["slots"], dependencies=[Public])
 
 
 @router.get("/slots", response_model=list[SlotOut], summary="Free slots for an exam")
