@@ -23,6 +23,14 @@ class Settings(BaseSettings):
         default=None, description="PEM Ed25519 private key that signs access tokens"
     )
     jwt_key_id: str = "k1"
+    event_cipher_key: SecretStr | None = Field(
+        default=None,
+        description="base64 AES-256 key that encrypts every stored event (AES-GCM)",
+    )
+    reset_link: str = Field(
+        default="http://127.0.0.1:8000/reset-password#token={token}",
+        description="where password reset links point; {token} is replaced",
+    )
     access_token_minutes: int = Field(default=15, ge=1, le=15)
     refresh_token_days: int = Field(default=14, ge=1, le=90)
     db_pool_size: int = Field(default=10, ge=1, le=200)

@@ -44,6 +44,9 @@ class JwtSigner(TokenSigner):
         }
         if principal.patient_id is not None:
             claims["pid"] = str(principal.patient_id)
+        claims["amr"] = list(principal.amr)
+        if principal.centres:
+            claims["cen"] = [str(c) for c in principal.centres]
         token = jwt.encode(
             claims, self._private_key, algorithm="EdDSA", headers={"kid": self._key_id}
         )
@@ -76,9 +79,50 @@ class JwtSigner(TokenSigner):
                 role=str(claims["role"]),
                 patient_id=UUID(claims["pid"]) if claims.get("pid") else None,
                 session_id=str(claims["sid"]),
+                amr=tuple(str(m) for m in claims.get("amr", ["pwd"])),
+                centres=tuple(UUID(c) for c in claims.get("cen", [])),
             )
         except (jwt.PyJWTError, ValueError, KeyError) as error:
             raise InvalidTokenError("the access token is invalid") from error
+
+    def issue_purpose(
+        self,
+        subject: str,
+        purpose: str,
+        lifetime: timedelta,
+        now: datetime,
+        extra: dict[str, str] | None = None,
+    ) -> str:
+        claims: dict[str, Any] = {
+            **(extra or {}),
+            "iss": ISSUER,
+            "aud": f"{AUDIENCE}:{purpose}",
+            "sub": subject,
+            "iat": int(now.timestamp()),
+            "exp": int((now + lifetime).timestamp()),
+        }
+        return jwt.encode(
+            claims, self._private_key, algorithm="EdDSA", headers={"kid": self._key_id}
+        )
+
+    def verify_purpose(self, token: str, purpose: str, now: datetime) -> dict[str, str]:
+        try:
+            key = self._public_keys.get(str(jwt.get_unverified_header(token).get("kid")))
+            if key is None:
+                raise InvalidTokenError("the token was signed by an unknown key")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=["EdDSA"],
+                audience=f"{AUDIENCE}:{purpose}",
+                issuer=ISSUER,
+                options={"require": ["exp", "sub"], "verify_exp": False, "verify_iat": False},
+            )
+        except (jwt.PyJWTError, ValueError) as error:
+            raise InvalidTokenError("the token is invalid") from error
+        if claims["exp"] <= now.timestamp():
+            raise InvalidTokenError("the token has expired")
+        return {k: str(v) for k, v in claims.items()}
 
 
 def load_or_create_key(

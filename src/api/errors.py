@@ -1,5 +1,6 @@
 """Every error body is ``{code, detail}`` with a stable code."""
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,10 @@ STATUS_BY_CODE = {
     "idempotency_key_reused": 409,
     "invalid_credentials": 401,
     "invalid_token": 401,
+    "second_factor_required": 401,
+    "account_disabled": 403,
+    "second_factor_state": 409,
+    "too_many_attempts": 429,
     "try_again": 503,
 }
 DEFAULT_STATUS = 422
@@ -60,8 +65,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     def domain_error(_: Request, error: DomainError) -> JSONResponse:
         status = STATUS_BY_CODE.get(error.code, DEFAULT_STATUS)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(body(error.code, error.detail), status_code=status, headers=headers)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+        content: dict[str, Any] = body(error.code, error.detail)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        challenge = getattr(error, "challenge", None)
+        if challenge is not None:
+            content["challenge"] = challenge
+        return JSONResponse(content, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -1,26 +1,57 @@
-"""Sign-in and sessions: passwords checked, access tokens signed, refresh tokens rotated."""
+"""Sign-in and sessions: passwords, second factors, sessions with idle and absolute
+limits, rotating refresh tokens, password change and reset (OWASP ASVS 5.0, V6/V7)."""
 
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from application.errors import InvalidCredentialsError, InvalidTokenError
+from application.errors import (
+    InvalidCredentialsError,
+    InvalidTokenError,
+    SecondFactorRequiredError,
+    TooManyAttemptsError,
+)
+from application.passwords import check_password
 from application.ports import (
     Clock,
+    Mailer,
+    OneTimeUse,
     PasswordHasher,
     Principal,
     RefreshGrant,
     RefreshTokenStore,
+    SecondFactor,
+    Session,
+    SessionStore,
+    Throttle,
     TokenSigner,
 )
 from application.registry import Registry
-from domain.account import Account
+from domain.account import Account, AccountDisabledError, SecondFactorError
 from domain.context import Actor
 from domain.errors import InvalidValueError
 
 REFRESH_TOKEN_BYTES = 32
+RECOVERY_CODES = 10
+CHALLENGE_LIFETIME = timedelta(minutes=5)
+RESET_LIFETIME = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long a session may sit unused (idle) and live at most (absolute), per kind."""
+
+    patient_idle: timedelta = timedelta(minutes=60)
+    patient_absolute: timedelta = timedelta(hours=24)
+    staff_idle: timedelta = timedelta(minutes=30)
+    staff_absolute: timedelta = timedelta(hours=12)
+
+    def for_account(self, account: Account) -> tuple[timedelta, timedelta]:
+        if account.is_staff:
+            return self.staff_idle, self.staff_absolute
+        return self.patient_idle, self.patient_absolute
 
 
 @dataclass(frozen=True)
@@ -28,76 +59,309 @@ class TokenPair:
     access_token: str
     expires_in: int
     refresh_token: str
+    two_factor: bool = False
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str
+    provisioning_uri: str
 
 
 def hash_token(token: str) -> str:
-    """Refresh tokens are stored only as a SHA-256 digest (they carry 256 random bits)."""
+    """Refresh tokens and recovery codes are stored only as SHA-256 digests (they are
+    long random strings, so a slow hash adds nothing)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _password_fingerprint(account: Account) -> str:
+    return hashlib.sha256(account.password_hash.encode()).hexdigest()[:16]
+
+
 class AuthService:
-    """Issues and checks the tokens the API accepts."""
+    """Issues and checks everything the API accepts as proof of who is calling."""
 
     def __init__(
         self,
+        *,
         registry: Registry,
         hasher: PasswordHasher,
         signer: TokenSigner,
+        sessions: SessionStore,
         refresh_tokens: RefreshTokenStore,
+        second_factor: SecondFactor,
+        one_time: OneTimeUse,
+        throttle: Throttle,
+        mailer: Mailer,
         clock: Clock,
-        refresh_lifetime: timedelta = timedelta(days=14),
+        limits: SessionLimits | None = None,
+        reset_link: str = "http://127.0.0.1:8000/reset-password#token={token}",
     ) -> None:
         self._registry = registry
         self._hasher = hasher
         self._signer = signer
+        self._sessions = sessions
         self._refresh_tokens = refresh_tokens
+        self._second_factor = second_factor
+        self._one_time = one_time
+        self._throttle = throttle
+        self._mailer = mailer
         self._clock = clock
-        self._refresh_lifetime = refresh_lifetime
+        self._limits = limits or SessionLimits()
+        self._reset_link = reset_link
         self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
 
+    # Signing in ----------------------------------------------------------------------
+
     def sign_in(self, email: str, password: str, actor: Actor) -> TokenPair:
-        """Tokens for a correct e-mail and password; one uniform error otherwise."""
-        try:
-            account = self._registry.account_by_email(email)
-        except InvalidValueError:
-            account = None
+        """Tokens for a correct e-mail and password; one uniform error otherwise.
+
+        When the account has a second factor, raises SecondFactorRequiredError carrying
+        a short-lived challenge to present with the code.
+        """
+        now = self._clock.now()
+        key = f"sign-in:{email.strip().lower()}"
+        self._check_throttle(key, now)
+        account = self._account_by_email(email)
         if account is None:
-            # Spend the same time as for a real account, so timing reveals nothing.
-            self._hasher.verify(self._dummy_hash, password)
+            self._hasher.verify(self._dummy_hash, password)  # same time as a real check
+            self._throttle.failure(key, now)
             raise InvalidCredentialsError("e-mail or password is incorrect")
-        if account.disabled or not self._hasher.verify(account.password_hash, password):
+        if not self._hasher.verify(account.password_hash, password) or account.disabled:
+            self._throttle.failure(key, now)
             raise InvalidCredentialsError("e-mail or password is incorrect")
+        self._throttle.success(key)
         if self._hasher.needs_rehash(account.password_hash):
             self._registry.rehash_password(account.id, password, actor)
-        return self._issue(account, family_id=secrets.token_hex(16))
+        if account.totp_enabled:
+            challenge = self._signer.issue_purpose(
+                str(account.id), "second-factor", CHALLENGE_LIFETIME, now
+            )
+            raise SecondFactorRequiredError(
+                "enter the code from your authenticator app", challenge=challenge
+            )
+        return self._start_session(account, ("pwd",))
+
+    def sign_in_second_factor(
+        self, challenge: str, *, code: str | None, recovery_code: str | None, actor: Actor
+    ) -> TokenPair:
+        """Complete a sign-in with a TOTP code or one of the recovery codes."""
+        now = self._clock.now()
+        claims = self._signer.verify_purpose(challenge, "second-factor", now)
+        account = self._registry.account(UUID(claims["sub"]))
+        key = f"second-factor:{account.id}"
+        self._check_throttle(key, now)
+        if account.disabled or not account.totp_enabled:
+            raise InvalidCredentialsError("the code is not valid")
+        accepted = False
+        if code:
+            accepted = self._accept_code(account, code, now)
+        elif recovery_code:
+            accepted = self._registry.use_recovery_code(
+                account.id, hash_token(_normalise_code(recovery_code)), actor
+            )
+        if not accepted:
+            self._throttle.failure(key, now)
+            raise InvalidCredentialsError("the code is not valid")
+        self._throttle.success(key)
+        return self._start_session(account, ("pwd", "otp"))
 
     def refresh(self, refresh_token: str) -> TokenPair:
-        """Swap a refresh token for a new pair; each refresh token works once."""
-        grant = self._refresh_tokens.consume(hash_token(refresh_token), self._clock.now())
+        """Swap a refresh token for a new pair; each refresh token works once, and a
+        reused one ends its whole session."""
+        now = self._clock.now()
+        grant = self._refresh_tokens.consume(hash_token(refresh_token), now)
         if grant is None:
             raise InvalidTokenError("the refresh token is invalid, expired or already used")
+        session = self._sessions.get(grant.family_id)
+        if session is None or not session.active(now):
+            raise InvalidTokenError("the session has ended; sign in again")
         account = self._registry.account(grant.account_id)
         if account.disabled:
-            self._refresh_tokens.revoke_family(grant.family_id)
-            raise InvalidTokenError("the account is disabled")
-        return self._issue(account, family_id=grant.family_id)
+            self._sessions.revoke(session.id, "account disabled")
+            raise InvalidTokenError("the session has ended; sign in again")
+        idle, _ = self._limits.for_account(account)
+        self._sessions.touch(session.id, min(now + idle, session.absolute_expires_at))
+        return self._tokens(account, session, now)
 
     def principal(self, access_token: str) -> Principal:
-        """Who a bearer token speaks for; InvalidTokenError if it is not valid now."""
-        return self._signer.verify(access_token, self._clock.now())
+        """Who a bearer token speaks for; InvalidTokenError unless it is valid now and
+        its session is still active."""
+        now = self._clock.now()
+        principal = self._signer.verify(access_token, now)
+        session = self._sessions.get(principal.session_id)
+        if session is None or not session.active(now):
+            raise InvalidTokenError("the session has ended; sign in again")
+        return principal
 
     def sign_out(self, principal: Principal) -> None:
-        """End the session the token belongs to (its refresh tokens stop working)."""
-        self._refresh_tokens.revoke_family(principal.session_id)
+        """End this session: its access token stops working and so do its refresh tokens."""
+        self._sessions.revoke(principal.session_id, "signed out")
 
-    def _issue(self, account: Account, family_id: str) -> TokenPair:
+    def sign_out_everywhere(self, account_id: UUID) -> int:
+        """End every session of the account; how many were active."""
+        return self._sessions.revoke_account(account_id, "signed out everywhere")
+
+    # Second factor enrolment -----------------------------------------------------------
+
+    def start_totp_enrolment(self, principal: Principal, actor: Actor) -> Enrolment:
+        """A new secret to scan; nothing changes for sign-in until it is confirmed."""
+        account = self._registry.account(principal.account_id)
+        secret = self._second_factor.new_secret()
+        self._registry.start_totp_enrolment(account.id, secret, actor)
+        return Enrolment(secret, self._second_factor.provisioning_uri(secret, account.email))
+
+    def confirm_totp(
+        self, principal: Principal, code: str, actor: Actor
+    ) -> tuple[list[str], TokenPair]:
+        """Turn the factor on with its first code; returns the recovery codes (shown
+        once, stored hashed) and tokens for a session that has used two factors."""
         now = self._clock.now()
-        patient_id: UUID | None = account.patient_id
-        principal = Principal(account.id, account.role, patient_id, family_id)
+        key = f"second-factor:{principal.account_id}"
+        self._check_throttle(key, now)
+        account = self._registry.account(principal.account_id)
+        if account.totp_secret is None or account.totp_enabled:
+            raise SecondFactorError("start enrolment before confirming it")
+        if not self._accept_code(account, code, now):
+            self._throttle.failure(key, now)
+            raise InvalidCredentialsError("the code is not valid")
+        self._throttle.success(key)
+        codes = [_new_recovery_code() for _ in range(RECOVERY_CODES)]
+        self._registry.enable_totp(account.id, [hash_token(c) for c in codes], actor)
+        self._sessions.revoke(principal.session_id, "upgraded to two factors")
+        return codes, self._start_session(account, ("pwd", "otp"))
+
+    def disable_totp(self, principal: Principal, password: str, code: str, actor: Actor) -> None:
+        """Turn the factor off, only with the password and a current code (re-authentication)."""
+        now = self._clock.now()
+        key = f"second-factor:{principal.account_id}"
+        self._check_throttle(key, now)
+        account = self._registry.account(principal.account_id)
+        if not self._hasher.verify(account.password_hash, password) or not (
+            account.totp_enabled and self._accept_code(account, code, now)
+        ):
+            self._throttle.failure(key, now)
+            raise InvalidCredentialsError("password or code is incorrect")
+        self._throttle.success(key)
+        self._registry.disable_totp(account.id, actor)
+
+    # Passwords ----------------------------------------------------------------------
+
+    def change_password(self, principal: Principal, current: str, new: str, actor: Actor) -> None:
+        """A new password; every session of the account ends (sign in again)."""
+        now = self._clock.now()
+        key = f"password:{principal.account_id}"
+        self._check_throttle(key, now)
+        account = self._registry.account(principal.account_id)
+        if not self._hasher.verify(account.password_hash, current):
+            self._throttle.failure(key, now)
+            raise InvalidCredentialsError("the current password is incorrect")
+        self._throttle.success(key)
+        check_password(new, account.email)
+        self._registry.set_password(account.id, new, actor)
+        self._sessions.revoke_account(account.id, "password changed")
+
+    def request_password_reset(self, email: str, actor: Actor) -> None:
+        """Send a single-use, expiring reset link if the account exists. The caller's
+        response is the same either way, so it reveals nothing."""
+        account = self._account_by_email(email)
+        if account is None or account.disabled:
+            self._hasher.verify(self._dummy_hash, email)  # similar time either way
+            return
+        now = self._clock.now()
+        token = self._signer.issue_purpose(
+            str(account.id),
+            "password-reset",
+            RESET_LIFETIME,
+            now,
+            extra={"jti": secrets.token_hex(16), "pwf": _password_fingerprint(account)},
+        )
+        link = self._reset_link.format(token=token)
+        self._mailer.send(
+            account.email,
+            "Reset your Imaging Bridge password",
+            "Someone asked to reset the password of your Imaging Bridge account.\n"
+            f"To choose a new one, open this link within 30 minutes:\n\n{link}\n\n"
+            "If it was not you, ignore this message; your password stays as it is.\n",
+        )
+
+    def reset_password(self, token: str, new_password: str, actor: Actor) -> None:
+        """Use a reset link once: set the new password and end every session."""
+        now = self._clock.now()
+        claims = self._signer.verify_purpose(token, "password-reset", now)
+        account = self._registry.account(UUID(claims["sub"]))
+        if claims.get("pwf") != _password_fingerprint(account) or account.disabled:
+            raise InvalidTokenError("this reset link is no longer valid")
+        check_password(new_password, account.email)
+        if not self._one_time.claim(f"reset:{claims['jti']}", now + RESET_LIFETIME):
+            raise InvalidTokenError("this reset link was already used")
+        self._registry.set_password(account.id, new_password, actor)
+        self._sessions.revoke_account(account.id, "password reset")
+
+    # Internals -------------------------------------------------------------------------
+
+    def _account_by_email(self, email: str) -> Account | None:
+        try:
+            return self._registry.account_by_email(email)
+        except InvalidValueError:
+            return None
+
+    def _check_throttle(self, key: str, now: datetime) -> None:
+        wait = self._throttle.retry_after(key, now)
+        if wait > 0:
+            raise TooManyAttemptsError("too many failed attempts; try again later", wait)
+
+    def _accept_code(self, account: Account, code: str, now: datetime) -> bool:
+        """A TOTP code matches a time step that was not used before (no replay)."""
+        if account.totp_secret is None:
+            return False
+        step = self._second_factor.matching_step(account.totp_secret, code.strip(), now)
+        if step is None:
+            return False
+        return self._one_time.claim(f"totp:{account.id}:{step}", now + timedelta(minutes=5))
+
+    def _start_session(self, account: Account, amr: tuple[str, ...]) -> TokenPair:
+        now = self._clock.now()
+        idle, absolute = self._limits.for_account(account)
+        session = Session(
+            id=secrets.token_hex(16),
+            account_id=account.id,
+            amr=amr,
+            created_at=now,
+            idle_expires_at=now + idle,
+            absolute_expires_at=now + absolute,
+        )
+        self._sessions.create(session)
+        return self._tokens(account, session, now)
+
+    def _tokens(self, account: Account, session: Session, now: datetime) -> TokenPair:
+        principal = Principal(
+            account_id=account.id,
+            role=account.role,
+            patient_id=account.patient_id,
+            session_id=session.id,
+            amr=session.amr,
+            centres=tuple(account.centres),
+        )
         access_token, expires_in = self._signer.issue(principal, now)
+        expires_in = min(expires_in, int((session.absolute_expires_at - now).total_seconds()))
         refresh_token = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
         self._refresh_tokens.create(
             hash_token(refresh_token),
-            RefreshGrant(account.id, family_id, now + self._refresh_lifetime),
+            RefreshGrant(account.id, session.id, session.absolute_expires_at),
         )
-        return TokenPair(access_token, expires_in, refresh_token)
+        return TokenPair(access_token, expires_in, refresh_token, "otp" in session.amr)
+
+
+def _new_recovery_code() -> str:
+    raw = secrets.token_hex(5).upper()  # 40 random bits, shown as XXXXX-XXXXX
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def _normalise_code(code: str) -> str:
+    return code.strip().upper()
+
+
+def ensure_active(account: Account) -> None:
+    if account.disabled:
+        raise AccountDisabledError("this account is disabled")

@@ -33,3 +33,21 @@ class ConcurrencyError(DomainError):
     """Retries of an optimistic write were exhausted under contention."""
 
     code = "try_again"
+
+
+class TooManyAttemptsError(DomainError):
+    code = "too_many_attempts"
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class SecondFactorRequiredError(DomainError):
+    """The password was right; now the code from the authenticator app."""
+
+    code = "second_factor_required"
+
+    def __init__(self, detail: str, challenge: str) -> None:
+        super().__init__(detail)
+        self.challenge = challenge

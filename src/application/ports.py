@@ -7,7 +7,7 @@ Adapters (clock, password hashing, token signing and storage) and projections
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -59,6 +59,22 @@ class TokenSigner(ABC):
     @abstractmethod
     def verify(self, token: str, now: datetime) -> Principal:
         """The principal of a valid token; InvalidTokenError otherwise."""
+
+    @abstractmethod
+    def issue_purpose(
+        self,
+        subject: str,
+        purpose: str,
+        lifetime: timedelta,
+        now: datetime,
+        extra: dict[str, str] | None = None,
+    ) -> str:
+        """A short-lived signed token good for one purpose only (a sign-in challenge,
+        a password reset link)."""
+
+    @abstractmethod
+    def verify_purpose(self, token: str, purpose: str, now: datetime) -> dict[str, str]:
+        """The claims of a valid token of that purpose; InvalidTokenError otherwise."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Registry application: patients and the accounts people sign in with."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -9,14 +10,12 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from application.base import BaseApplication, Position
-from application.errors import NotFoundError, WeakPasswordError
+from application.errors import ConcurrencyError, NotFoundError
+from application.passwords import check_password
 from application.ports import Clock, PasswordHasher
 from domain.account import Account, EmailTakenError, normalise_email
 from domain.context import Actor
 from domain.patient import Patient
-
-MIN_PASSWORD = 8
-MAX_PASSWORD = 128
 
 
 @dataclass(frozen=True)
@@ -24,14 +23,6 @@ class Registration:
     patient_id: UUID
     account_id: UUID
     position: Position | None
-
-
-def check_password(password: str) -> None:
-    """Length rules only (no composition rules), per OWASP ASVS."""
-    if len(password) < MIN_PASSWORD:
-        raise WeakPasswordError(f"a password needs at least {MIN_PASSWORD} characters")
-    if len(password) > MAX_PASSWORD:
-        raise WeakPasswordError(f"a password may have at most {MAX_PASSWORD} characters")
 
 
 class Registry(BaseApplication):
@@ -63,7 +54,7 @@ class Registry(BaseApplication):
         assert self._hasher is not None
         assert self._clock is not None
         email = normalise_email(email)
-        check_password(password)
+        check_password(password, email)
         if self.account_by_email(email) is not None:
             raise EmailTakenError("an account with that e-mail address already exists")
         patient = Patient.register(
@@ -89,15 +80,19 @@ class Registry(BaseApplication):
             raise EmailTakenError("an account with that e-mail address already exists") from None
         return Registration(patient.id, account.id, self.position_of(recordings))
 
-    def open_staff_account(self, *, email: str, password: str, role: str, actor: Actor) -> UUID:
-        """An account for a member of staff (roles other than patient)."""
+    def open_staff_account(
+        self, *, email: str, password: str, role: str, centres: list[UUID], actor: Actor
+    ) -> UUID:
+        """An account for a member of staff; they enrol a second factor at first sign-in."""
         assert self._hasher is not None
-        check_password(password)
+        email = normalise_email(email)
+        check_password(password, email)
         account = Account.open(
             email=email,
             password_hash=self._hasher.hash(password),
             role=role,
             patient_id=None,
+            centres=centres,
             meta=actor.meta(),
         )
         try:
@@ -108,10 +103,52 @@ class Registry(BaseApplication):
 
     def rehash_password(self, account_id: UUID, password: str, actor: Actor) -> None:
         """Store a stronger hash of a password that was just verified."""
+        self.set_password(account_id, password, actor)
+
+    def set_password(self, account_id: UUID, password: str, actor: Actor) -> None:
         assert self._hasher is not None
+        password_hash = self._hasher.hash(password)
+        self._change(account_id, lambda a: a.change_password_hash(password_hash, actor.meta()))
+
+    def change_role(self, account_id: UUID, role: str, centres: list[UUID], actor: Actor) -> None:
+        self._change(account_id, lambda a: a.change_role(role, centres, actor.meta()))
+
+    def disable_account(self, account_id: UUID, reason: str, actor: Actor) -> None:
+        self._change(account_id, lambda a: a.disable(reason, actor.meta()))
+
+    def enable_account(self, account_id: UUID, actor: Actor) -> None:
+        self._change(account_id, lambda a: a.enable(actor.meta()))
+
+    def start_totp_enrolment(self, account_id: UUID, secret: str, actor: Actor) -> None:
+        self._change(account_id, lambda a: a.start_totp_enrolment(secret, actor.meta()))
+
+    def enable_totp(self, account_id: UUID, code_hashes: list[str], actor: Actor) -> None:
+        self._change(account_id, lambda a: a.enable_totp(code_hashes, actor.meta()))
+
+    def disable_totp(self, account_id: UUID, actor: Actor) -> None:
+        self._change(account_id, lambda a: a.disable_totp(actor.meta()))
+
+    def use_recovery_code(self, account_id: UUID, code_hash: str, actor: Actor) -> bool:
+        """Spend a recovery code exactly once, even when two requests race for it."""
         account = self.account(account_id)
-        account.change_password_hash(self._hasher.hash(password), actor.meta())
-        self.save(account)
+        if not account.use_recovery_code(code_hash, actor.meta()):
+            return False
+        try:
+            self.save(account)
+        except IntegrityError:
+            return False
+        return True
+
+    def _change(self, account_id: UUID, change: Callable[[Account], None]) -> None:
+        for _ in range(5):
+            account = self.account(account_id)
+            change(account)
+            try:
+                self.save(account)
+            except IntegrityError:
+                continue
+            return
+        raise ConcurrencyError("the account is being changed elsewhere; try again")
 
     def account(self, account_id: UUID) -> Account:
         try:

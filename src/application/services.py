@@ -5,7 +5,14 @@ from typing import Protocol
 
 from application.auth import AuthService
 from application.catalog import Catalog
-from application.ports import AccessLog, AppointmentReader, CatalogReader, Clock, ReadModelSync
+from application.ports import (
+    AccessLog,
+    AppointmentReader,
+    CatalogReader,
+    Clock,
+    RateLimiter,
+    ReadModelSync,
+)
 from application.registry import Registry
 from application.scheduling import Scheduling
 from application.slot_search import SlotSearch
@@ -30,3 +37,4 @@ class Services:
     clock: Clock
     health: Health
     access_log: AccessLog
+    rate_limiter: RateLimiter

@@ -15,11 +15,16 @@ from adapters.database import (
     reader_pool,
     start_embedded,
 )
+from adapters.keys import load_or_create_cipher_key
+from adapters.limits import PostgresRateLimiter, PostgresThrottle
+from adapters.mailer import OutboxMailer
 from adapters.migrations import apply_migrations
 from adapters.passwords import Argon2PasswordHasher
+from adapters.second_factor import PyotpSecondFactor
+from adapters.sessions import PostgresOneTimeUse, PostgresSessionStore
 from adapters.settings import Settings
 from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create_key
-from application.auth import AuthService
+from application.auth import AuthService, SessionLimits
 from application.catalog import Catalog
 from application.ports import Clock, PasswordHasher
 from application.registry import Registry
@@ -95,6 +100,13 @@ def build(
     ensure_database(url)
     apply_migrations(url)
     env = eventsourcing_env(url, settings.db_pool_size)
+    production = settings.environment == "production"
+    env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
+    env["CIPHER_KEY"] = load_or_create_cipher_key(
+        settings.event_cipher_key.get_secret_value() if settings.event_cipher_key else None,
+        settings.data_dir,
+        allow_generate=not production,
+    )
     clock = clock or SystemClock()
     hasher = hasher or Argon2PasswordHasher()
     catalog = Catalog(env)
@@ -107,16 +119,22 @@ def build(
     key = load_or_create_key(
         settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None,
         settings.data_dir,
-        allow_generate=settings.environment != "production",
+        allow_generate=not production,
     )
     signer = JwtSigner(key, settings.jwt_key_id, timedelta(minutes=settings.access_token_minutes))
     auth = AuthService(
-        registry,
-        hasher,
-        signer,
-        PostgresRefreshTokenStore(pool),
-        clock,
-        refresh_lifetime=timedelta(days=settings.refresh_token_days),
+        registry=registry,
+        hasher=hasher,
+        signer=signer,
+        sessions=PostgresSessionStore(pool),
+        refresh_tokens=PostgresRefreshTokenStore(pool),
+        second_factor=PyotpSecondFactor(),
+        one_time=PostgresOneTimeUse(pool),
+        throttle=PostgresThrottle(pool),
+        mailer=OutboxMailer(settings.data_dir / "outbox"),
+        clock=clock,
+        limits=SessionLimits(),
+        reset_link=settings.reset_link,
     )
     catalog_view = PostgresCatalogReader(pool)
     services = Services(
@@ -131,5 +149,6 @@ def build(
         clock=clock,
         health=Health(pool, projections),
         access_log=PostgresAccessLog(pool),
+        rate_limiter=PostgresRateLimiter(pool),
     )
     return Runtime(settings, url, env, services, projections, pool)

@@ -1,25 +1,55 @@
 from typing import Annotated
 
+import qrcode
+import qrcode.image.svg
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import AnonymousActorDep, Public, ServicesDep, SignedInDep
-from api.schemas.auth import RefreshRequest, TokenResponse
+from api.deps import ActorDep, AnonymousActorDep, Public, ServicesDep, SignedInDep
+from api.limits import rate_limit
+from api.schemas.auth import (
+    ChangePassword,
+    DisableTotp,
+    PasswordReset,
+    PasswordResetRequest,
+    RefreshRequest,
+    SecondFactorChallenge,
+    SecondFactorSignIn,
+    SignedOut,
+    TokenResponse,
+    TotpCode,
+    TotpConfirmed,
+    TotpEnrolmentOut,
+)
+from api.schemas.common import ErrorBody
 from application.auth import TokenPair
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
+SIGN_IN_LIMIT = rate_limit("sign-in", limit=30, window_seconds=60)
+SECOND_FACTOR_LIMIT = rate_limit("second-factor", limit=30, window_seconds=60)
+RESET_LIMIT = rate_limit("password-reset", limit=5, window_seconds=300)
+
 
 def _tokens(pair: TokenPair) -> TokenResponse:
     return TokenResponse(
-        access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token
+        access_token=pair.access_token,
+        expires_in=pair.expires_in,
+        refresh_token=pair.refresh_token,
+        two_factor=pair.two_factor,
     )
+
+
+def _qr_svg(data: str) -> str:
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage)
+    return image.to_string(encoding="unicode")  # type: ignore[no-any-return]
 
 
 @router.post(
     "/token",
-    dependencies=[Public],
+    dependencies=[Public, SIGN_IN_LIMIT],
     response_model=TokenResponse,
+    responses={401: {"model": SecondFactorChallenge, "description": "code needed, or refused"}},
     summary="Sign in with e-mail and password",
 )
 def sign_in(
@@ -27,12 +57,31 @@ def sign_in(
     services: ServicesDep,
     actor: AnonymousActorDep,
 ) -> TokenResponse:
+    """OAuth2 password grant (``username`` is the e-mail). With two-factor sign-in on,
+    the answer is 401 ``second_factor_required`` with a ``challenge`` to send, with the
+    code, to ``/v1/auth/token/second-factor``."""
     return _tokens(services.auth.sign_in(form.username, form.password, actor))
 
 
 @router.post(
+    "/token/second-factor",
+    dependencies=[Public, SECOND_FACTOR_LIMIT],
+    response_model=TokenResponse,
+    responses={401: {"model": ErrorBody}},
+    summary="Finish signing in with an authenticator code or a recovery code",
+)
+def sign_in_second_factor(
+    request: SecondFactorSignIn, services: ServicesDep, actor: AnonymousActorDep
+) -> TokenResponse:
+    pair = services.auth.sign_in_second_factor(
+        request.challenge, code=request.code, recovery_code=request.recovery_code, actor=actor
+    )
+    return _tokens(pair)
+
+
+@router.post(
     "/refresh",
-    dependencies=[Public],
+    dependencies=[Public, SIGN_IN_LIMIT],
     response_model=TokenResponse,
     summary="Swap a refresh token for new tokens",
 )
@@ -43,4 +92,79 @@ def refresh(request: RefreshRequest, services: ServicesDep) -> TokenResponse:
 @router.post("/logout", status_code=204, summary="End this session")
 def logout(principal: SignedInDep, services: ServicesDep) -> Response:
     services.auth.sign_out(principal)
+    return Response(status_code=204)
+
+
+@router.post("/logout-everywhere", response_model=SignedOut, summary="End every session")
+def logout_everywhere(principal: SignedInDep, services: ServicesDep) -> SignedOut:
+    return SignedOut(sessions_ended=services.auth.sign_out_everywhere(principal.account_id))
+
+
+@router.post(
+    "/2fa/enrol", response_model=TotpEnrolmentOut, summary="Start two-factor enrolment (TOTP)"
+)
+def enrol(principal: SignedInDep, actor: ActorDep, services: ServicesDep) -> TotpEnrolmentOut:
+    enrolment = services.auth.start_totp_enrolment(principal, actor)
+    return TotpEnrolmentOut(
+        secret=enrolment.secret,
+        provisioning_uri=enrolment.provisioning_uri,
+        qr_svg=_qr_svg(enrolment.provisioning_uri),
+    )
+
+
+@router.post(
+    "/2fa/confirm",
+    dependencies=[SECOND_FACTOR_LIMIT],
+    response_model=TotpConfirmed,
+    summary="Confirm enrolment with a first code; returns recovery codes once",
+)
+def confirm(
+    request: TotpCode, principal: SignedInDep, actor: ActorDep, services: ServicesDep
+) -> TotpConfirmed:
+    codes, pair = services.auth.confirm_totp(principal, request.code, actor)
+    return TotpConfirmed(recovery_codes=codes, tokens=_tokens(pair))
+
+
+@router.post(
+    "/2fa/disable",
+    dependencies=[SECOND_FACTOR_LIMIT],
+    status_code=204,
+    summary="Turn two-factor sign-in off (password and a current code required)",
+)
+def disable(
+    request: DisableTotp, principal: SignedInDep, actor: ActorDep, services: ServicesDep
+) -> Response:
+    services.auth.disable_totp(principal, request.password, request.code, actor)
+    return Response(status_code=204)
+
+
+@router.post("/password", status_code=204, summary="Change password; every session ends")
+def change_password(
+    request: ChangePassword, principal: SignedInDep, actor: ActorDep, services: ServicesDep
+) -> Response:
+    services.auth.change_password(principal, request.current_password, request.new_password, actor)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/password-reset",
+    dependencies=[Public, RESET_LIMIT],
+    status_code=202,
+    summary="E-mail a single-use reset link (same answer whether or not the address exists)",
+)
+def request_reset(
+    request: PasswordResetRequest, services: ServicesDep, actor: AnonymousActorDep
+) -> Response:
+    services.auth.request_password_reset(request.email, actor)
+    return Response(status_code=202)
+
+
+@router.post(
+    "/password-reset/confirm",
+    dependencies=[Public, RESET_LIMIT],
+    status_code=204,
+    summary="Set a new password with a reset link's token",
+)
+def reset(request: PasswordReset, services: ServicesDep, actor: AnonymousActorDep) -> Response:
+    services.auth.reset_password(request.token, request.new_password, actor)
     return Response(status_code=204)
