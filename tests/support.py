@@ -57,3 +57,41 @@ def catalog_ids(client) -> tuple[dict[str, str], dict[str, str]]:
     types = {t["code"]: t["id"] for t in client.get("/v1/catalog/appointment-types").json()}
     locations = {loc["code"]: loc["id"] for loc in client.get("/v1/catalog/locations").json()}
     return types, locations
+
+
+def totp_now(secret: str, clock: Clock) -> str:
+    """The code an authenticator app would show at the clock's time."""
+    import pyotp
+
+    return str(pyotp.TOTP(secret).at(clock.now()))
+
+
+def staff_headers(
+    client,
+    runtime,
+    clock: Clock,
+    role: str,
+    email: str | None = None,
+    centres: list | None = None,
+    password: str = "staff member long password",
+) -> dict[str, str]:
+    """A staff account made by the registry, signed in through the API with two factors
+    (password, enrolment, first code): the Authorization header of its session."""
+    from domain.context import system_actor
+
+    email = email or f"{role}@staff.example.org"
+    runtime.services.registry.open_staff_account(
+        email=email, password=password, role=role, centres=centres or [], actor=system_actor()
+    )
+    first = client.post("/v1/auth/token", data={"username": email, "password": password})
+    assert first.status_code == 200, first.text
+    restricted = {"Authorization": f"Bearer {first.json()['access_token']}"}
+    enrolment = client.post("/v1/auth/2fa/enrol", headers=restricted)
+    assert enrolment.status_code == 200, enrolment.text
+    confirmed = client.post(
+        "/v1/auth/2fa/confirm",
+        headers=restricted,
+        json={"code": totp_now(enrolment.json()["secret"], clock)},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return {"Authorization": f"Bearer {confirmed.json()['tokens']['access_token']}"}

@@ -10,7 +10,17 @@ from fastapi.responses import JSONResponse
 
 from api.consistency import HEADER, LastWrites
 from api.errors import body, install_error_handlers
-from api.routers import appointments, auth, catalog, health, patients, slots
+from api.routers import (
+    appointments,
+    audit,
+    auth,
+    catalog,
+    health,
+    patients,
+    slots,
+    staff,
+    staff_catalog,
+)
 from application.services import Services
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -27,7 +37,8 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.state.last_writes = LastWrites()
     install_error_handlers(app)
-    for router in (health, auth, patients, catalog, slots, appointments):
+    routers = (health, auth, patients, catalog, slots, appointments, staff, staff_catalog, audit)
+    for router in routers:
         app.include_router(router.router)
 
     @app.middleware("http")
