@@ -153,7 +153,13 @@ class Audit:
     principal: Principal
 
     def read(
-        self, resource: str, resource_id: str, patient_id: object, *, outcome: str = "allowed"
+        self,
+        resource: str,
+        resource_id: str,
+        patient_id: object,
+        *,
+        outcome: str = "allowed",
+        reason: str = "",
     ) -> None:
         self.services.access_log.record(
             AccessRecord(
@@ -167,6 +173,7 @@ class Audit:
                 outcome=outcome,
                 request_id=request_id(self.request),
                 client_address=client_address(self.request),
+                reason=reason,
             )
         )
 

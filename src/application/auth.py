@@ -206,10 +206,26 @@ class AuthService:
 
     def start_totp_enrolment(self, principal: Principal, actor: Actor) -> Enrolment:
         """A new secret to scan; nothing changes for sign-in until it is confirmed."""
-        account = self._registry.account(principal.account_id)
+        return self.enrol_account(principal.account_id, actor)
+
+    def enrol_account(self, account_id: UUID, actor: Actor) -> Enrolment:
+        """Start TOTP enrolment for an account (the CLI's ``staff create`` uses this)."""
+        account = self._registry.account(account_id)
         secret = self._second_factor.new_secret()
         self._registry.start_totp_enrolment(account.id, secret, actor)
         return Enrolment(secret, self._second_factor.provisioning_uri(secret, account.email))
+
+    def confirm_account(self, account_id: UUID, code: str, actor: Actor) -> list[str]:
+        """Confirm an account's pending enrolment with its first code; the recovery codes."""
+        now = self._clock.now()
+        account = self._registry.account(account_id)
+        if account.totp_secret is None or account.totp_enabled:
+            raise SecondFactorError("start enrolment before confirming it")
+        if not self._accept_code(account, code, now):
+            raise InvalidCredentialsError("the code is not valid")
+        codes = [_new_recovery_code() for _ in range(RECOVERY_CODES)]
+        self._registry.enable_totp(account.id, [hash_token(c) for c in codes], actor)
+        return codes
 
     def confirm_totp(
         self, principal: Principal, code: str, actor: Actor
@@ -228,6 +244,7 @@ class AuthService:
         self._throttle.success(key)
         codes = [_new_recovery_code() for _ in range(RECOVERY_CODES)]
         self._registry.enable_totp(account.id, [hash_token(c) for c in codes], actor)
+        account = self._registry.account(account.id)
         self._sessions.revoke(principal.session_id, "upgraded to two factors")
         return codes, self._start_session(account, ("pwd", "otp"))
 

@@ -126,6 +126,16 @@ class AppointmentReader(ABC):
     def get(self, appointment_id: UUID) -> AppointmentView | None:
         """One appointment, or None."""
 
+    @abstractmethod
+    def at_location(
+        self, location_id: UUID, start: datetime, end: datetime
+    ) -> list[AppointmentView]:
+        """Appointments at a location starting in [start, end), soonest first."""
+
+    @abstractmethod
+    def locations_of_patient(self, patient_id: UUID) -> set[UUID]:
+        """Every location the patient has (or had) an appointment at."""
+
 
 @dataclass(frozen=True)
 class ResourceEntry:
@@ -279,3 +289,23 @@ class Mailer(ABC):
     @abstractmethod
     def send(self, to: str, subject: str, body: str) -> None:
         """Hand one message over for delivery."""
+
+
+@dataclass(frozen=True)
+class BreakGlassGrant:
+    id: UUID
+    account_id: UUID
+    patient_id: UUID
+    reason: str
+    granted_at: datetime
+    expires_at: datetime
+
+
+class BreakGlassStore(ABC):
+    @abstractmethod
+    def grant(self, grant: BreakGlassGrant) -> None:
+        """Record an emergency access grant and raise an alert for compliance."""
+
+    @abstractmethod
+    def active(self, account_id: UUID, patient_id: UUID, now: datetime) -> BreakGlassGrant | None:
+        """The grant letting this account see this patient now, if any."""

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Protocol
 
+from application.access import StaffAccess
 from application.auth import AuthService
 from application.catalog import Catalog
 from application.ports import (
@@ -38,3 +39,4 @@ class Services:
     health: Health
     access_log: AccessLog
     rate_limiter: RateLimiter
+    staff_access: StaffAccess

@@ -8,6 +8,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from adapters.access_log import PostgresAccessLog
+from adapters.break_glass import PostgresBreakGlassStore
 from adapters.clock import SystemClock
 from adapters.database import (
     ensure_database,
@@ -24,6 +25,7 @@ from adapters.second_factor import PyotpSecondFactor
 from adapters.sessions import PostgresOneTimeUse, PostgresSessionStore
 from adapters.settings import Settings
 from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create_key
+from application.access import StaffAccess
 from application.auth import AuthService, SessionLimits
 from application.catalog import Catalog
 from application.ports import Clock, PasswordHasher
@@ -137,18 +139,20 @@ def build(
         reset_link=settings.reset_link,
     )
     catalog_view = PostgresCatalogReader(pool)
+    appointments = PostgresAppointmentReader(pool)
     services = Services(
         catalog=catalog,
         scheduling=scheduling,
         registry=registry,
         auth=auth,
         slots=SlotSearch(catalog_view, PostgresBusyReader(pool), clock),
-        appointments=PostgresAppointmentReader(pool),
+        appointments=appointments,
         catalog_view=catalog_view,
         sync=projections,
         clock=clock,
         health=Health(pool, projections),
         access_log=PostgresAccessLog(pool),
         rate_limiter=PostgresRateLimiter(pool),
+        staff_access=StaffAccess(appointments, PostgresBreakGlassStore(pool), clock),
     )
     return Runtime(settings, url, env, services, projections, pool)

@@ -1,6 +1,6 @@
 """Appointment history read model: each patient's appointments as the portal shows them."""
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -109,6 +109,25 @@ class PostgresAppointmentReader(AppointmentReader):
                 (patient_id,),
             ).fetchall()
         return [_view(row) for row in rows]
+
+    def at_location(
+        self, location_id: UUID, start: datetime, end: datetime
+    ) -> list[AppointmentView]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM {TABLE} WHERE location_id = %s"  # noqa: S608
+                " AND starts_at >= %s AND starts_at < %s ORDER BY starts_at, id",
+                (location_id, start, end),
+            ).fetchall()
+        return [_view(row) for row in rows]
+
+    def locations_of_patient(self, patient_id: UUID) -> set[UUID]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT DISTINCT location_id FROM {TABLE} WHERE patient_id = %s",  # noqa: S608
+                (patient_id,),
+            ).fetchall()
+        return {row[0] for row in rows}
 
     def get(self, appointment_id: UUID) -> AppointmentView | None:
         with self._pool.connection() as conn:

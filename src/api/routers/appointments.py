@@ -18,7 +18,7 @@ from domain.appointment import Appointment
 router = APIRouter(prefix="/v1/appointments", tags=["appointments"])
 
 
-def _out(a: Appointment | AppointmentView) -> AppointmentOut:
+def appointment_out(a: Appointment | AppointmentView) -> AppointmentOut:
     tz = ZoneInfo(a.timezone)
     return AppointmentOut(
         id=str(a.id),
@@ -53,7 +53,7 @@ def book(
         idempotency_key=idempotency_key,
     )
     consistency.wrote(written.position)
-    return _out(written.appointment)
+    return appointment_out(written.appointment)
 
 
 @router.get("", response_model=list[AppointmentOut], summary="My appointments, soonest first")
@@ -64,7 +64,7 @@ def history(
     consistency.before_read()
     found = services.appointments.for_patient(patient.patient_id)
     audit.read("appointment", "*", patient.patient_id)
-    return [_out(view) for view in found]
+    return [appointment_out(view) for view in found]
 
 
 @router.get("/{appointment_id}", response_model=AppointmentOut, summary="One of my appointments")
@@ -82,7 +82,7 @@ def one(
         audit.read("appointment", str(appointment_id), owner, outcome="denied_or_missing")
         raise NotFoundError("no such appointment")
     audit.read("appointment", str(appointment_id), view.patient_id)
-    return _out(view)
+    return appointment_out(view)
 
 
 @router.post("/{appointment_id}/reschedule", response_model=AppointmentOut, summary="Move it")
@@ -103,7 +103,7 @@ def reschedule(
         owner=patient.patient_id,
     )
     consistency.wrote(written.position)
-    return _out(written.appointment)
+    return appointment_out(written.appointment)
 
 
 @router.post("/{appointment_id}/cancel", response_model=AppointmentOut, summary="Cancel it")
@@ -119,4 +119,4 @@ def cancel(
         appointment_id, reason=request.reason, actor=actor, owner=patient.patient_id
     )
     consistency.wrote(written.position)
-    return _out(written.appointment)
+    return appointment_out(written.appointment)

@@ -1,3 +1,260 @@
-from fastapi import APIRouter
+"""Staff endpoints: accounts (admin), appointments and patients of their centres,
+front-desk actions, and break-glass."""
 
-router = APIRouter()
+from datetime import timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, requires
+from api.routers.appointments import appointment_out
+from api.schemas.appointments import AppointmentOut
+from api.schemas.common import Created
+from api.schemas.staff import (
+    BreakGlassOut,
+    BreakGlassRequest,
+    ChangeRole,
+    CreateStaff,
+    PatientOut,
+    Reason,
+    StaffOut,
+)
+from application.errors import InvalidQueryError, NotFoundError
+from application.permissions import Permission
+from application.ports import Principal
+from application.services import Services
+from domain.account import Account
+
+router = APIRouter(prefix="/v1/staff", tags=["staff"])
+
+StaffAdmin = Annotated[Principal, requires(Permission.STAFF_MANAGE)]
+AppointmentsReader = Annotated[Principal, requires(Permission.APPOINTMENTS_READ)]
+AppointmentsManager = Annotated[Principal, requires(Permission.APPOINTMENTS_MANAGE)]
+PatientsReader = Annotated[Principal, requires(Permission.PATIENTS_READ)]
+BreakGlass = Annotated[Principal, requires(Permission.BREAK_GLASS)]
+
+
+def _staff_out(account: Account) -> StaffOut:
+    return StaffOut(
+        id=str(account.id),
+        email=account.email,
+        role=account.role,
+        centres=[str(c) for c in account.centres],
+        disabled=account.disabled,
+        two_factor=account.totp_enabled,
+    )
+
+
+def _staff_account(services: Services, account_id: UUID) -> Account:
+    account = services.registry.account(account_id)
+    if not account.is_staff:
+        raise NotFoundError("no such staff account")
+    return account
+
+
+# Accounts ---------------------------------------------------------------------------
+
+
+@router.post("/accounts", status_code=201, response_model=Created, summary="Create a staff account")
+def create_staff(
+    request: CreateStaff, _: StaffAdmin, actor: ActorDep, services: ServicesDep
+) -> Created:
+    """The new member of staff signs in with this password and must enrol a second factor
+    before any staff permission works."""
+    account_id = services.registry.open_staff_account(
+        email=request.email,
+        password=request.password,
+        role=request.role,
+        centres=list(request.centres),
+        actor=actor,
+    )
+    return Created(id=str(account_id))
+
+
+@router.get("/accounts/{account_id}", response_model=StaffOut, summary="One staff account")
+def get_staff(account_id: UUID, _: StaffAdmin, services: ServicesDep) -> StaffOut:
+    return _staff_out(_staff_account(services, account_id))
+
+
+@router.post("/accounts/{account_id}/role", response_model=StaffOut, summary="Change role/centres")
+def change_role(
+    account_id: UUID, request: ChangeRole, _: StaffAdmin, actor: ActorDep, services: ServicesDep
+) -> StaffOut:
+    _staff_account(services, account_id)
+    services.registry.change_role(account_id, request.role, list(request.centres), actor)
+    services.auth.sign_out_everywhere(account_id)  # new rights take effect at next sign-in
+    return _staff_out(services.registry.account(account_id))
+
+
+@router.post("/accounts/{account_id}/disable", response_model=StaffOut, summary="Disable")
+def disable(
+    account_id: UUID, request: Reason, principal: StaffAdmin, actor: ActorDep, services: ServicesDep
+) -> StaffOut:
+    if account_id == principal.account_id:
+        raise InvalidQueryError("you cannot disable your own account")
+    _staff_account(services, account_id)
+    services.registry.disable_account(account_id, request.reason, actor)
+    services.auth.sign_out_everywhere(account_id)
+    return _staff_out(services.registry.account(account_id))
+
+
+@router.post("/accounts/{account_id}/enable", response_model=StaffOut, summary="Enable again")
+def enable(account_id: UUID, _: StaffAdmin, actor: ActorDep, services: ServicesDep) -> StaffOut:
+    _staff_account(services, account_id)
+    services.registry.enable_account(account_id, actor)
+    return _staff_out(services.registry.account(account_id))
+
+
+# Appointments and patients of the caller's centres ------------------------------------
+
+
+@router.get(
+    "/appointments", response_model=list[AppointmentOut], summary="A location's appointments"
+)
+def location_appointments(
+    principal: AppointmentsReader,
+    services: ServicesDep,
+    audit: AuditDep,
+    consistency: ConsistencyDep,
+    location_id: UUID,
+    start: Annotated[AwareDatetime, Query()],
+    end: Annotated[AwareDatetime, Query()],
+) -> list[AppointmentOut]:
+    if not start < end <= start + timedelta(days=31):
+        raise InvalidQueryError("end must be after start and at most 31 days later")
+    if not services.staff_access.may_see_location(principal, location_id):
+        audit.read("appointment_list", str(location_id), None, outcome="denied_or_missing")
+        raise NotFoundError("no such location")
+    consistency.before_read()
+    found = services.appointments.at_location(location_id, start, end)
+    audit.read("appointment_list", str(location_id), None)
+    return [appointment_out(view) for view in found]
+
+
+def _staff_appointment(
+    principal: Principal, services: Services, audit: AuditDep, appointment_id: UUID
+) -> AppointmentOut:
+    view = services.appointments.get(appointment_id)
+    if view is None or not services.staff_access.may_see_location(principal, view.location_id):
+        reach = None
+        if view is not None:
+            try:
+                reach = services.staff_access.reach_patient(principal, view.patient_id)
+            except NotFoundError:
+                reach = None
+        if view is None or reach is None or reach.how != "break_glass":
+            owner = view.patient_id if view else None
+            audit.read("appointment", str(appointment_id), owner, outcome="denied_or_missing")
+            raise NotFoundError("no such appointment")
+        audit.read("appointment", str(appointment_id), view.patient_id, reason=reach.reason)
+        return appointment_out(view)
+    audit.read("appointment", str(appointment_id), view.patient_id)
+    return appointment_out(view)
+
+
+@router.get("/appointments/{appointment_id}", response_model=AppointmentOut, summary="One")
+def staff_appointment(
+    appointment_id: UUID,
+    principal: AppointmentsReader,
+    services: ServicesDep,
+    audit: AuditDep,
+    consistency: ConsistencyDep,
+) -> AppointmentOut:
+    consistency.before_read()
+    return _staff_appointment(principal, services, audit, appointment_id)
+
+
+def _check_manageable(principal: Principal, services: Services, appointment_id: UUID) -> None:
+    view = services.appointments.get(appointment_id)
+    if view is None or not services.staff_access.may_see_location(principal, view.location_id):
+        raise NotFoundError("no such appointment")
+
+
+@router.post(
+    "/appointments/{appointment_id}/check-in", response_model=AppointmentOut, summary="Arrived"
+)
+def check_in(
+    appointment_id: UUID,
+    principal: AppointmentsManager,
+    actor: ActorDep,
+    services: ServicesDep,
+    consistency: ConsistencyDep,
+) -> AppointmentOut:
+    _check_manageable(principal, services, appointment_id)
+    written = services.scheduling.check_in(appointment_id, actor=actor)
+    consistency.wrote(written.position)
+    return appointment_out(written.appointment)
+
+
+@router.post(
+    "/appointments/{appointment_id}/complete", response_model=AppointmentOut, summary="Performed"
+)
+def complete(
+    appointment_id: UUID,
+    principal: AppointmentsManager,
+    actor: ActorDep,
+    services: ServicesDep,
+    consistency: ConsistencyDep,
+) -> AppointmentOut:
+    _check_manageable(principal, services, appointment_id)
+    written = services.scheduling.complete(appointment_id, actor=actor)
+    consistency.wrote(written.position)
+    return appointment_out(written.appointment)
+
+
+@router.post(
+    "/appointments/{appointment_id}/no-show", response_model=AppointmentOut, summary="Did not come"
+)
+def no_show(
+    appointment_id: UUID,
+    request: Reason,
+    principal: AppointmentsManager,
+    actor: ActorDep,
+    services: ServicesDep,
+    consistency: ConsistencyDep,
+) -> AppointmentOut:
+    _check_manageable(principal, services, appointment_id)
+    written = services.scheduling.mark_no_show(appointment_id, reason=request.reason, actor=actor)
+    consistency.wrote(written.position)
+    return appointment_out(written.appointment)
+
+
+@router.get("/patients/{patient_id}", response_model=PatientOut, summary="A patient's details")
+def patient(
+    patient_id: UUID, principal: PatientsReader, services: ServicesDep, audit: AuditDep
+) -> PatientOut:
+    try:
+        reach = services.staff_access.reach_patient(principal, patient_id)
+        record = services.registry.patient(patient_id)
+    except NotFoundError:
+        audit.read("patient", str(patient_id), patient_id, outcome="denied_or_missing")
+        raise
+    audit.read("patient", str(patient_id), patient_id, reason=reach.reason)
+    return PatientOut(
+        id=str(record.id),
+        given_name=record.given_name,
+        family_name=record.family_name,
+        birth_date=record.birth_date,
+        email=record.email,
+        phone=record.phone,
+    )
+
+
+@router.post(
+    "/break-glass",
+    status_code=201,
+    response_model=BreakGlassOut,
+    summary="Emergency access to one patient, with a reason, for a limited time",
+)
+def break_glass(
+    request: BreakGlassRequest, principal: BreakGlass, services: ServicesDep
+) -> BreakGlassOut:
+    services.registry.patient(request.patient_id)  # 404 for an unknown patient
+    grant = services.staff_access.break_glass(
+        principal, request.patient_id, request.reason, request.minutes
+    )
+    return BreakGlassOut(
+        id=str(grant.id), patient_id=str(grant.patient_id), expires_at=grant.expires_at
+    )

@@ -1,0 +1,82 @@
+"""``imaging-bridge staff …``: staff accounts from the terminal (the first admin)."""
+
+import sys
+from typing import Annotated
+
+import qrcode
+import typer
+
+from domain.context import system_actor
+from domain.errors import DomainError
+
+staff_app = typer.Typer(
+    help="Staff accounts (the first admin comes from here).", no_args_is_help=True
+)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _show_qr(uri: str) -> None:
+    code = qrcode.QRCode(border=1)
+    code.add_data(uri)
+    code.print_ascii(out=sys.stdout, invert=True)
+
+
+@staff_app.command("create")
+def create(
+    email: Annotated[str, typer.Option(help="Sign-in e-mail of the new account")],
+    role: Annotated[
+        str, typer.Option(help="scheduler, billing, compliance, admin or integration")
+    ] = "admin",
+    centre: Annotated[
+        list[str] | None,
+        typer.Option(help="Location code the account is limited to (repeatable; none = all)"),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password (then the code) from standard input")
+    ] = False,
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="Data folder [default: ./.imaging-bridge/]")
+    ] = None,
+) -> None:
+    """Create a staff account and enrol its authenticator app (TOTP) right here."""
+    from pathlib import Path
+
+    from domain.location import Location
+    from imaging_bridge.bootstrap import build
+    from imaging_bridge.cli import fail, settings_for
+
+    settings = settings_for(Path(data_dir) if data_dir else None)
+    runtime = build(settings, run_projections=False)
+    actor = system_actor(source="cli:staff-create")
+    try:
+        centres = [
+            runtime.services.catalog.location(Location.create_id(c)).id for c in centre or []
+        ]
+        password = _read_password(password_stdin)
+        account_id = runtime.services.registry.open_staff_account(
+            email=email, password=password, role=role, centres=centres, actor=actor
+        )
+        enrolment = runtime.services.auth.enrol_account(account_id, actor)
+        typer.echo(f"Created {role} account {email} ({account_id}).")
+        typer.echo("Scan this with an authenticator app, or enter the secret by hand:")
+        _show_qr(enrolment.provisioning_uri)
+        typer.echo(f"secret: {enrolment.secret}")
+        typer.echo(f"uri: {enrolment.provisioning_uri}")
+        code = (
+            sys.stdin.readline().strip()
+            if password_stdin
+            else str(typer.prompt("Code from the app"))
+        )
+        codes = runtime.services.auth.confirm_account(account_id, code, actor)
+        typer.echo("Two-factor sign-in is on. Recovery codes (each works once; keep them safe):")
+        for recovery in codes:
+            typer.echo(f"  {recovery}")
+    except DomainError as error:
+        fail(error.detail)
+    finally:
+        runtime.close()
