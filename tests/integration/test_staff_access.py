@@ -1,0 +1,187 @@
+"""Staff see their own centres only (404 elsewhere, logged); break-glass with a reason
+opens one patient for a while and raises an alert; admins manage staff accounts."""
+
+from datetime import timedelta
+
+import pytest
+
+from domain.location import Location
+from tests.support import catalog_ids, register, staff_headers
+
+pytestmark = pytest.mark.integration
+
+
+def book(client, headers, types, locations, location, start):
+    response = client.post(
+        "/v1/appointments",
+        headers=headers,
+        json={
+            "appointment_type_id": types["xr-chest"],
+            "location_id": locations[location],
+            "start": start,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def access_rows(runtime, resource_id):
+    runtime.services.access_log.flush()
+    with runtime.pool.connection() as conn:
+        return conn.execute(
+            "SELECT outcome, reason FROM phi_access_log WHERE resource_id = %s"
+            " AND role <> 'patient' ORDER BY id",
+            (resource_id,),
+        ).fetchall()
+
+
+@pytest.fixture
+def scene(client, runtime, clock):
+    types, locations = catalog_ids(client)
+    here = register(client, "here@example.org")
+    there = register(client, "there@example.org")
+    at_riverside = book(client, here, types, locations, "riverside", "2026-12-01T09:00:00-05:00")
+    at_lakeshore = book(client, there, types, locations, "lakeshore", "2026-12-01T09:00:00-06:00")
+    client.get("/v1/appointments", headers=there)  # read models caught up
+    scheduler = staff_headers(
+        client, runtime, clock, "scheduler", centres=[Location.create_id("riverside")]
+    )
+    patients = {
+        "here": client.get("/v1/patients/me", headers=here).json()["id"],
+        "there": client.get("/v1/patients/me", headers=there).json()["id"],
+    }
+    return locations, scheduler, at_riverside, at_lakeshore, patients
+
+
+def test_staff_of_one_centre_cannot_read_another_centres_records(client, runtime, scene):
+    locations, scheduler, at_riverside, at_lakeshore, patients = scene
+    mine = client.get(f"/v1/staff/appointments/{at_riverside['id']}", headers=scheduler)
+    assert mine.status_code == 200
+    theirs = client.get(f"/v1/staff/appointments/{at_lakeshore['id']}", headers=scheduler)
+    assert theirs.status_code == 404
+    assert (
+        client.get(f"/v1/staff/patients/{patients['here']}", headers=scheduler).status_code == 200
+    )
+    other = client.get(f"/v1/staff/patients/{patients['there']}", headers=scheduler)
+    assert other.status_code == 404
+    listing = client.get(
+        "/v1/staff/appointments",
+        headers=scheduler,
+        params={
+            "location_id": locations["lakeshore"],
+            "start": "2026-12-01T00:00:00Z",
+            "end": "2026-12-02T00:00:00Z",
+        },
+    )
+    assert listing.status_code == 404
+    assert ("denied_or_missing", "") in access_rows(runtime, at_lakeshore["id"])
+    assert ("denied_or_missing", "") in access_rows(runtime, patients["there"])
+
+
+def test_break_glass_opens_one_patient_for_a_while_and_raises_an_alert(
+    client, runtime, clock, scene
+):
+    _, scheduler, _, at_lakeshore, patients = scene
+    too_short = client.post(
+        "/v1/staff/break-glass",
+        headers=scheduler,
+        json={"patient_id": patients["there"], "reason": "urgent"},
+    )
+    assert too_short.status_code == 422
+    granted = client.post(
+        "/v1/staff/break-glass",
+        headers=scheduler,
+        json={
+            "patient_id": patients["there"],
+            "reason": "Patient collapsed in our waiting room; need prior imaging",
+            "minutes": 30,
+        },
+    )
+    assert granted.status_code == 201, granted.text
+    seen = client.get(f"/v1/staff/patients/{patients['there']}", headers=scheduler)
+    assert seen.status_code == 200
+    assert (
+        client.get(f"/v1/staff/appointments/{at_lakeshore['id']}", headers=scheduler).status_code
+        == 200
+    )
+    reasons = [
+        reason
+        for outcome, reason in access_rows(runtime, patients["there"])
+        if outcome == "allowed"
+    ]
+    assert reasons == ["Patient collapsed in our waiting room; need prior imaging"]
+    with runtime.pool.connection() as conn:
+        alerts = conn.execute("SELECT kind FROM alerts").fetchall()
+    assert alerts == [("break_glass",)]
+
+    clock.advance(timedelta(minutes=31))
+    # Sessions are refreshed in real use; here a fresh sign-in stands in for that.
+    later = staff_headers(
+        client,
+        runtime,
+        clock,
+        "scheduler",
+        email="second@staff.example.org",
+        centres=[Location.create_id("riverside")],
+    )
+    assert client.get(f"/v1/staff/patients/{patients['there']}", headers=later).status_code == 404
+
+
+def test_billing_may_not_break_glass(client, runtime, clock, scene):
+    _, _, _, _, patients = scene
+    billing = staff_headers(client, runtime, clock, "billing")
+    refused = client.post(
+        "/v1/staff/break-glass",
+        headers=billing,
+        json={"patient_id": patients["there"], "reason": "a long enough reason here"},
+    )
+    assert refused.status_code == 403
+
+
+def test_front_desk_checks_in_and_completes(client, runtime, clock, scene):
+    _, _, at_riverside, at_lakeshore, _ = scene
+    clock.set(clock.now().replace(day=1, month=12, hour=13, minute=50))
+    scheduler = staff_headers(
+        client,
+        runtime,
+        clock,
+        "scheduler",
+        email="desk@staff.example.org",
+        centres=[Location.create_id("riverside")],
+    )
+    path = f"/v1/staff/appointments/{at_riverside['id']}"
+    assert client.post(f"{path}/check-in", headers=scheduler).json()["status"] == "checked_in"
+    assert client.post(f"{path}/complete", headers=scheduler).json()["status"] == "completed"
+    elsewhere = client.post(
+        f"/v1/staff/appointments/{at_lakeshore['id']}/check-in", headers=scheduler
+    )
+    assert elsewhere.status_code == 404
+
+
+def test_admin_creates_staff_and_changes_roles_others_cannot(client, runtime, clock):
+    admin = staff_headers(client, runtime, clock, "admin")
+    scheduler = staff_headers(client, runtime, clock, "scheduler")
+    body = {
+        "email": "new.billing@example.org",
+        "password": "a long staff password",
+        "role": "billing",
+    }
+    assert client.post("/v1/staff/accounts", headers=scheduler, json=body).status_code == 403
+    created = client.post("/v1/staff/accounts", headers=admin, json=body)
+    assert created.status_code == 201
+    account_id = created.json()["id"]
+    promoted = client.post(
+        f"/v1/staff/accounts/{account_id}/role", headers=admin, json={"role": "compliance"}
+    )
+    assert promoted.json()["role"] == "compliance"
+    escalate = client.post(
+        "/v1/staff/accounts",
+        headers=admin,
+        json={**body, "email": "x@example.org", "role": "patient"},
+    )
+    assert escalate.status_code == 422
+    # The change is an audited event with who did it.
+    account = runtime.services.registry.account(__import__("uuid").UUID(account_id))
+    events = list(runtime.services.registry.events.get(account.id))
+    assert events[-1].meta["role"] == "admin"
+    assert type(events[-1]).__name__ == "RoleChanged"
