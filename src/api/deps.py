@@ -183,3 +183,53 @@ def get_audit(request: Request, services: ServicesDep, principal: PrincipalDep) 
 
 
 AuditDep = Annotated[Audit, Depends(get_audit)]
+
+
+@dataclass
+class SecurityAudit:
+    """Records sign-in, sign-out, failures and lockouts in the access log (ATNA-style
+    security events), including for callers that are not signed in."""
+
+    request: Request
+    services: Services
+
+    def event(
+        self,
+        action: str,
+        outcome: str,
+        *,
+        actor_id: str = "anonymous",
+        role: str = "anonymous",
+        patient_id: object = None,
+    ) -> None:
+        self.services.access_log.record(
+            AccessRecord(
+                at=self.services.clock.now(),
+                actor_id=actor_id,
+                role=role,
+                patient_id=patient_id,  # type: ignore[arg-type]
+                resource="session",
+                resource_id="",
+                action=action,
+                outcome=outcome,
+                request_id=request_id(self.request),
+                client_address=client_address(self.request),
+            )
+        )
+
+    def signed_in(self, access_token: str, action: str = "sign_in") -> None:
+        principal = self.services.auth.principal(access_token)
+        self.event(
+            action,
+            "success",
+            actor_id=str(principal.account_id),
+            role=principal.role,
+            patient_id=principal.patient_id,
+        )
+
+
+def get_security_audit(request: Request, services: ServicesDep) -> SecurityAudit:
+    return SecurityAudit(request, services)
+
+
+SecurityAuditDep = Annotated[SecurityAudit, Depends(get_security_audit)]

@@ -258,3 +258,23 @@ def test_a_disabled_staff_account_loses_its_sessions(client, runtime, clock):
         sign_in(client, "scheduler@staff.example.org", "staff member long password").status_code
         == 401
     )
+
+
+def test_sign_in_sign_out_failures_and_lockouts_are_in_the_access_log(client, runtime):
+    register(client, "eve@example.org")  # one successful sign-in
+    for _ in range(6):
+        sign_in(client, "eve@example.org", "wrong password!")
+    sign_in(client, "eve@example.org")  # locked out now
+    headers = {
+        "Authorization": "Bearer "
+        + sign_in(client, "nobody@example.org").json().get("access_token", "")
+    }
+    del headers
+    runtime.services.access_log.flush()
+    with runtime.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT action, outcome FROM phi_access_log WHERE resource = 'session' ORDER BY id"
+        ).fetchall()
+    assert rows[0] == ("sign_in", "success")
+    assert rows.count(("sign_in", "failure")) == 7
+    assert ("sign_in", "locked_out") in rows

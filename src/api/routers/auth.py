@@ -1,3 +1,5 @@
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import qrcode
@@ -5,7 +7,15 @@ import qrcode.image.svg
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import ActorDep, AnonymousActorDep, Public, ServicesDep, SignedInDep
+from api.deps import (
+    ActorDep,
+    AnonymousActorDep,
+    Public,
+    SecurityAudit,
+    SecurityAuditDep,
+    ServicesDep,
+    SignedInDep,
+)
 from api.limits import rate_limit
 from api.schemas.auth import (
     ChangePassword,
@@ -23,6 +33,12 @@ from api.schemas.auth import (
 )
 from api.schemas.common import ErrorBody
 from application.auth import TokenPair
+from application.errors import (
+    InvalidCredentialsError,
+    InvalidTokenError,
+    SecondFactorRequiredError,
+    TooManyAttemptsError,
+)
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -38,6 +54,22 @@ def _tokens(pair: TokenPair) -> TokenResponse:
         refresh_token=pair.refresh_token,
         two_factor=pair.two_factor,
     )
+
+
+@contextmanager
+def _audited(audit: SecurityAudit, action: str) -> Iterator[None]:
+    """Record a failed or locked-out attempt before the error goes back to the caller."""
+    try:
+        yield
+    except TooManyAttemptsError:
+        audit.event(action, "locked_out")
+        raise
+    except (InvalidCredentialsError, InvalidTokenError):
+        audit.event(action, "failure")
+        raise
+    except SecondFactorRequiredError:
+        audit.event(action, "second_factor_required")
+        raise
 
 
 def _qr_svg(data: str) -> str:
@@ -56,11 +88,15 @@ def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     services: ServicesDep,
     actor: AnonymousActorDep,
+    audit: SecurityAuditDep,
 ) -> TokenResponse:
     """OAuth2 password grant (``username`` is the e-mail). With two-factor sign-in on,
     the answer is 401 ``second_factor_required`` with a ``challenge`` to send, with the
     code, to ``/v1/auth/token/second-factor``."""
-    return _tokens(services.auth.sign_in(form.username, form.password, actor))
+    with _audited(audit, "sign_in"):
+        pair = services.auth.sign_in(form.username, form.password, actor)
+    audit.signed_in(pair.access_token)
+    return _tokens(pair)
 
 
 @router.post(
@@ -71,11 +107,16 @@ def sign_in(
     summary="Finish signing in with an authenticator code or a recovery code",
 )
 def sign_in_second_factor(
-    request: SecondFactorSignIn, services: ServicesDep, actor: AnonymousActorDep
+    request: SecondFactorSignIn,
+    services: ServicesDep,
+    actor: AnonymousActorDep,
+    audit: SecurityAuditDep,
 ) -> TokenResponse:
-    pair = services.auth.sign_in_second_factor(
-        request.challenge, code=request.code, recovery_code=request.recovery_code, actor=actor
-    )
+    with _audited(audit, "sign_in_second_factor"):
+        pair = services.auth.sign_in_second_factor(
+            request.challenge, code=request.code, recovery_code=request.recovery_code, actor=actor
+        )
+    audit.signed_in(pair.access_token, "sign_in_second_factor")
     return _tokens(pair)
 
 
@@ -90,14 +131,21 @@ def refresh(request: RefreshRequest, services: ServicesDep) -> TokenResponse:
 
 
 @router.post("/logout", status_code=204, summary="End this session")
-def logout(principal: SignedInDep, services: ServicesDep) -> Response:
+def logout(principal: SignedInDep, services: ServicesDep, audit: SecurityAuditDep) -> Response:
     services.auth.sign_out(principal)
+    audit.event("sign_out", "success", actor_id=str(principal.account_id), role=principal.role)
     return Response(status_code=204)
 
 
 @router.post("/logout-everywhere", response_model=SignedOut, summary="End every session")
-def logout_everywhere(principal: SignedInDep, services: ServicesDep) -> SignedOut:
-    return SignedOut(sessions_ended=services.auth.sign_out_everywhere(principal.account_id))
+def logout_everywhere(
+    principal: SignedInDep, services: ServicesDep, audit: SecurityAuditDep
+) -> SignedOut:
+    ended = services.auth.sign_out_everywhere(principal.account_id)
+    audit.event(
+        "sign_out_everywhere", "success", actor_id=str(principal.account_id), role=principal.role
+    )
+    return SignedOut(sessions_ended=ended)
 
 
 @router.post(
