@@ -5,6 +5,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
 from application.base import BaseApplication, Position
 from application.catalog_file import CatalogSpecs
@@ -97,3 +98,37 @@ class Catalog(BaseApplication):
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
+
+    def put(
+        self,
+        kind: type[Location] | type[Resource] | type[AppointmentType],
+        spec: dict[str, Any],
+        actor: Actor,
+        *,
+        expected_version: int | None,
+    ) -> CatalogChange:
+        """Create or revise one entry, provided it is still as the caller last read it:
+        at ``expected_version``, or absent when that is None. Otherwise IntegrityError, as
+        when a concurrent save wins, so a caller retries both the same way and a change
+        decided on what it read is never applied over someone else's. A resource is
+        attached to its location (and detached from the one it left)."""
+        meta = actor.meta()
+        existing = self._maybe(kind.create_id(spec["code"]))
+        if (None if existing is None else existing.version) != expected_version:
+            raise IntegrityError(f"{spec['code']!r} changed since it was read")
+        changed: dict[UUID, Any] = {}
+        if existing is None:
+            aggregate: Any = kind.define(spec, meta)
+            created, revised = 1, 0
+        else:
+            aggregate = existing
+            left = existing.location_id if isinstance(existing, Resource) else None
+            created, revised = 0, int(aggregate.revise(spec, meta))
+            if left is not None and left != aggregate.location_id:
+                self._location_for(left, changed).detach(aggregate.id, meta)
+        changed[aggregate.id] = aggregate
+        if isinstance(aggregate, Resource):
+            self._location_for(aggregate.location_id, changed).attach(aggregate.id, meta)
+        recordings = self.save(*changed.values())
+        unchanged = 1 - created - revised
+        return CatalogChange(created, revised, unchanged, self.position_of(recordings))

@@ -136,6 +136,11 @@ class AppointmentReader(ABC):
     def locations_of_patient(self, patient_id: UUID) -> set[UUID]:
         """Every location the patient has (or had) an appointment at."""
 
+    @abstractmethod
+    def active_on_resource(self, resource_id: UUID, after: datetime) -> list[AppointmentView]:
+        """Active (booked or checked-in) appointments on a resource that end after
+        ``after``, soonest first."""
+
 
 @dataclass(frozen=True)
 class ResourceEntry:

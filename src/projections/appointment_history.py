@@ -10,6 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from application.ports import AppointmentReader, AppointmentView
 from domain.appointment import (
+    ACTIVE,
     BOOKED,
     CANCELLED,
     CHECKED_IN,
@@ -136,3 +137,12 @@ class PostgresAppointmentReader(AppointmentReader):
                 (appointment_id,),
             ).fetchone()
         return _view(row) if row else None
+
+    def active_on_resource(self, resource_id: UUID, after: datetime) -> list[AppointmentView]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM {TABLE} WHERE resource_id = %s"  # noqa: S608
+                " AND status = ANY(%s) AND ends_at > %s ORDER BY starts_at, id",
+                (resource_id, sorted(ACTIVE), after),
+            ).fetchall()
+        return [_view(row) for row in rows]
