@@ -1,10 +1,17 @@
 """Configuration, read once from the environment (and a .env file if present)."""
 
+import base64
+import binascii
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 class Settings(BaseSettings):
@@ -36,3 +43,100 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     log_level: str = "INFO"
     log_json: bool = True
+    tls_cert_file: FilePath | None = Field(
+        default=None,
+        description="PEM certificate (chain) for HTTPS; the MLLP listener serves the same one",
+    )
+    tls_key_file: FilePath | None = Field(default=None, description="PEM private key of it")
+    tls_key_password: SecretStr | None = Field(
+        default=None, description="password of TLS_KEY_FILE, if it is encrypted"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="browser origins allowed to call the API, comma-separated; empty: no CORS",
+    )
+
+    @property
+    def development_like(self) -> bool:
+        """Development and test runs may generate their own keys and go without TLS."""
+        return self.environment != "production"
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path, no wildcard"
+                )
+        return origins
+
+    @field_validator("jwt_private_key")
+    @classmethod
+    def _ed25519_pem(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        try:
+            key = serialization.load_pem_private_key(
+                value.get_secret_value().encode(), password=None
+            )
+        except (ValueError, TypeError):
+            key = None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("must be an unencrypted Ed25519 private key in PEM")
+        return value
+
+    @field_validator("event_cipher_key")
+    @classmethod
+    def _aes_256_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        try:
+            raw = base64.b64decode(value.get_secret_value(), validate=True)
+        except binascii.Error:
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError("must be 32 random bytes in base64 (AES-256)")
+        return value
+
+    @model_validator(mode="after")
+    def _production_has_its_own_secrets(self) -> Self:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
+        if self.development_like:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("JWT_PRIVATE_KEY", self.jwt_private_key),
+                ("EVENT_CIPHER_KEY", self.event_cipher_key),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ValueError(
+                f"ENVIRONMENT=production needs its own {' and '.join(missing)}; keys are"
+                " generated into the data folder only in development and test"
+            )
+        return self
+
+
+def settings_problem(error: ValidationError) -> str:
+    """One line naming each setting that is wrong, never its value."""
+    problems = []
+    for problem in error.errors():
+        message = str(problem.get("msg", "invalid")).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in problem.get("loc", ()))
+        problems.append(f"{where.upper()}: {message}" if where else message)
+    return "; ".join(problems)

@@ -2,14 +2,16 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import structlog
 import typer
+from pydantic import ValidationError
 
 from adapters.log_setup import configure_logging
-from adapters.settings import Settings
+from adapters.settings import Settings, settings_problem
 from domain.errors import DomainError
+from imaging_bridge.staff_cli import staff_app
 
 app = typer.Typer(
     help="Imaging Bridge: patient self-service in front of an imaging centre's RIS.",
@@ -20,6 +22,7 @@ catalog_app = typer.Typer(help="Locations, resources and exam types.", no_args_i
 projections_app = typer.Typer(help="Read models built from the event log.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(projections_app, name="projections")
+app.add_typer(staff_app, name="staff")
 
 DataDir = Annotated[
     Path | None,
@@ -32,8 +35,11 @@ DataDir = Annotated[
 log = structlog.get_logger("imaging_bridge")
 
 
-def _settings(data_dir: Path | None, **overrides: object) -> Settings:
-    settings = Settings()
+def settings_for(data_dir: Path | None, **overrides: object) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        fail(f"settings refused: {settings_problem(error)}")
     updates = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
         updates["data_dir"] = data_dir
@@ -42,9 +48,32 @@ def _settings(data_dir: Path | None, **overrides: object) -> Settings:
     return settings
 
 
-def _fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+PLAIN_HTTP_WARNING = (
+    "WARNING: TLS is off and ENVIRONMENT={environment}: passwords, tokens and patient data"
+    " cross the network in clear text. Set TLS_CERT_FILE and TLS_KEY_FILE, or make sure a"
+    " TLS-terminating proxy is the only way in."
+)
+
+
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS arguments; outside development, a loud warning when there are none."""
+    if not settings.tls_enabled:
+        if not settings.development_like:
+            rule = "!" * 78
+            message = PLAIN_HTTP_WARNING.format(environment=settings.environment)
+            typer.secho(f"{rule}\n{message}\n{rule}", fg=typer.colors.RED, bold=True, err=True)
+        return {}
+    password = settings.tls_key_password
+    return {
+        "ssl_certfile": str(settings.tls_cert_file),
+        "ssl_keyfile": str(settings.tls_key_file),
+        "ssl_keyfile_password": password.get_secret_value() if password else None,
+    }
 
 
 @app.command()
@@ -65,8 +94,13 @@ def serve(
     from api.app import create_app
     from imaging_bridge.bootstrap import build
     from imaging_bridge.catalog_loader import decode, demo_catalog_text, load_catalog
+    from imaging_bridge.demo_accounts import describe as describe_demo_accounts
+    from imaging_bridge.demo_accounts import seed_demo_accounts
 
-    settings = _settings(data_dir, host=host, port=port, mllp_port=mllp_port)
+    settings = settings_for(data_dir, host=host, port=port, mllp_port=mllp_port)
+    tls = _tls_options(settings)
+    if demo and settings.environment == "production":
+        fail("--demo seeds demo accounts with printed passwords; it is refused in production")
     runtime = build(settings)
     try:
         if demo:
@@ -75,13 +109,18 @@ def serve(
                 f"demo catalog: {change.created} created, {change.revised} revised, "
                 f"{change.unchanged} unchanged"
             )
-        typer.echo(f"Imaging Bridge API on http://{settings.host}:{settings.port}  (docs: /docs)")
+            credentials = seed_demo_accounts(runtime.services, settings.data_dir)
+            typer.echo(describe_demo_accounts(credentials))
+        address = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
+        typer.echo(f"Imaging Bridge API on {address}  (docs: /docs)")
         uvicorn.run(
-            create_app(runtime.services),
+            create_app(runtime.services, cors_origins=settings.cors_origins),
             host=settings.host,
             port=settings.port,
             log_level="warning",
             access_log=False,
+            log_config=None,
+            **tls,
         )
     finally:
         runtime.close()
@@ -94,7 +133,7 @@ def migrate(data_dir: DataDir = None) -> None:
     from adapters.migrations import apply_migrations
     from imaging_bridge.bootstrap import database_url
 
-    url = database_url(_settings(data_dir))
+    url = database_url(settings_for(data_dir))
     ensure_database(url)
     applied = apply_migrations(url)
     typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
@@ -112,12 +151,12 @@ def catalog_load(
     try:
         document = read_catalog_file(file)
     except DomainError as error:
-        _fail(error.detail)
-    runtime = build(_settings(data_dir), run_projections=False)
+        fail(error.detail)
+    runtime = build(settings_for(data_dir), run_projections=False)
     try:
         change = load_catalog(runtime.services.catalog, document, f"cli:{file.name}")
     except DomainError as error:
-        _fail(error.detail)
+        fail(error.detail)
     finally:
         runtime.close()
     typer.echo(
@@ -130,7 +169,7 @@ def projections_status(data_dir: DataDir = None) -> None:
     """Show each read model and how far behind the log it is."""
     from imaging_bridge.bootstrap import build
 
-    runtime = build(_settings(data_dir))
+    runtime = build(settings_for(data_dir))
     try:
         for name, behind in sorted(runtime.projections.lag().items()):
             typer.echo(f"{name}: {behind} behind")
@@ -148,8 +187,8 @@ def projections_rebuild(
     from projections.runners import PROJECTIONS
 
     if name not in PROJECTIONS:
-        _fail(f"unknown read model {name!r}; choose from {', '.join(PROJECTIONS)}")
-    runtime = build(_settings(data_dir), run_projections=False)
+        fail(f"unknown read model {name!r}; choose from {', '.join(PROJECTIONS)}")
+    runtime = build(settings_for(data_dir), run_projections=False)
     try:
         typer.echo(f"rebuilding {name} ...")
         count = runtime.projections.rebuild(name)

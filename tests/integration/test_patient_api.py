@@ -302,6 +302,7 @@ def test_a_patient_cannot_see_or_change_someone_elses_appointment(client, runtim
     assert client.get("/v1/appointments", headers=other).json() == []
     assert client.get(path, headers=owner).json()["status"] == "booked"
     # The refused read is in the access log, as a denial.
+    runtime.services.access_log.flush()
     with runtime.pool.connection() as conn:
         outcomes = conn.execute(
             "SELECT outcome FROM phi_access_log WHERE resource_id = %s", (booked["id"],)

@@ -81,7 +81,12 @@ def _qr_svg(data: str) -> str:
     "/token",
     dependencies=[Public, SIGN_IN_LIMIT],
     response_model=TokenResponse,
-    responses={401: {"model": SecondFactorChallenge, "description": "code needed, or refused"}},
+    responses={
+        401: {
+            "model": SecondFactorChallenge | ErrorBody,
+            "description": "a code is needed (with a challenge), or the sign-in is refused",
+        }
+    },
     summary="Sign in with e-mail and password",
 )
 def sign_in(
@@ -198,6 +203,7 @@ def change_password(
     "/password-reset",
     dependencies=[Public, RESET_LIMIT],
     status_code=202,
+    response_class=Response,
     summary="E-mail a single-use reset link (same answer whether or not the address exists)",
 )
 def request_reset(

@@ -1,0 +1,215 @@
+"""Transport security for every response, in one place: secure headers, HSTS over HTTPS,
+and the CORS allowlist.
+
+API responses get the strictest Content-Security-Policy there is (they are JSON; nothing
+in them should ever run or be framed). The interactive docs (/docs, /redoc) are HTML
+pages that load Swagger UI and ReDoc from their CDN and start them with an inline
+script: they get a policy that allows exactly those hosts, and the inline scripts only
+by their SHA-256 hashes, computed from the page actually served, so no other script can
+run there. Styles stay ``'unsafe-inline'`` on those two pages only, because both UIs
+inject ``<style>`` elements at run time.
+
+Before any route sees a request, ``RequestHygiene`` refuses NUL characters anywhere in its
+text (path, query, form or JSON body): PostgreSQL text cannot hold them, and one stored in
+an event would stop every projection that copies that text. It also holds bodies to the
+size limit when they come without a Content-Length (chunked).
+"""
+
+import base64
+import hashlib
+import re
+from collections.abc import Collection, Sequence
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.consistency import HEADER as CONSISTENCY_HEADER
+from api.errors import body as error_body
+
+HSTS = "max-age=31536000; includeSubDomains"
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+DOCS_CSP = (
+    "default-src 'none'; script-src {scripts}; "
+    "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+    "https://cdn.redoc.ly; "
+    "connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'none'"
+)
+ALWAYS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL)
+
+# NUL as sent: raw, percent-encoded (query strings, forms), or a JSON escape that is not
+# itself an escaped backslash.
+NUL_IN_QUERY = re.compile(rb"\x00|%00")
+NUL_BY_MEDIA_TYPE = (
+    ("json", re.compile(rb"\x00|(?<!\\)(?:\\\\)*\\u0000")),
+    ("x-www-form-urlencoded", re.compile(rb"\x00|%00")),
+    ("", re.compile(rb"\x00")),
+)
+
+CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "X-Request-ID",
+    CONSISTENCY_HEADER,
+)
+CORS_EXPOSED_HEADERS = ("X-Request-ID", CONSISTENCY_HEADER, "Retry-After")
+
+
+def docs_policy(page: bytes) -> str:
+    """The docs policy allowing the page's own inline scripts (and no others)."""
+    digests = {hashlib.sha256(script).digest() for script in INLINE_SCRIPT.findall(page)}
+    hashes = sorted(f"'sha256-{base64.b64encode(digest).decode()}'" for digest in digests)
+    return DOCS_CSP.format(scripts=" ".join(["https://cdn.jsdelivr.net", *hashes]))
+
+
+def _secure(headers: MutableHeaders, *, https: bool, policy: str) -> None:
+    for name, value in ALWAYS.items():
+        headers[name] = value
+    headers.setdefault("Content-Security-Policy", policy)
+    # Routes may choose to be cacheable; everything else holds personal data or might.
+    headers.setdefault("Cache-Control", "no-store")
+    if https:
+        # RFC 6797: only over a secure transport (TLS here, or a trusted proxy's).
+        headers["Strict-Transport-Security"] = HSTS
+
+
+class SecureHeaders:
+    """Pure ASGI middleware adding the secure headers to every HTTP response."""
+
+    def __init__(self, app: ASGIApp, docs_paths: Collection[str] = ()) -> None:
+        self.app = app
+        self.docs_paths = frozenset(docs_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        https = scope.get("scheme") == "https"
+        if scope["path"] in self.docs_paths:
+            await self.app(scope, receive, _DocsPage(send, https=https))
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                _secure(MutableHeaders(scope=message), https=https, policy=API_CSP)
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
+
+class _DocsPage:
+    """Holds a docs page back until its body is complete, to hash its inline scripts."""
+
+    def __init__(self, send: Send, *, https: bool) -> None:
+        self._send = send
+        self._https = https
+        self._start: Message | None = None
+        self._chunks: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            return
+        if message["type"] != "http.response.body" or self._start is None:
+            await self._send(message)
+            return
+        self._chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        page = b"".join(self._chunks)
+        headers = MutableHeaders(scope=self._start)
+        _secure(headers, https=self._https, policy=docs_policy(page))
+        await self._send(self._start)
+        await self._send({"type": "http.response.body", "body": page})
+
+
+class RequestHygiene:
+    """Pure ASGI middleware: refuses NUL characters (422) and oversized bodies (413)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or NUL_IN_QUERY.search(scope.get("query_string", b"")):
+            await _nul_refused()(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                too_large = error_body(
+                    "request_too_large",
+                    f"request bodies are limited to {self.max_body_bytes} bytes",
+                )
+                await JSONResponse(too_large, status_code=413)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        content = b"".join(chunks)
+        media_type = Headers(scope=scope).get("content-type", "").lower()
+        nul = next(pattern for name, pattern in NUL_BY_MEDIA_TYPE if name in media_type)
+        if nul.search(content):
+            await _nul_refused()(scope, receive, send)
+            return
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": content, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _nul_refused() -> JSONResponse:
+    return JSONResponse(
+        error_body("validation_error", "text must not contain NUL characters (U+0000)"),
+        status_code=422,
+    )
+
+
+def install_request_hygiene(app: FastAPI, *, max_body_bytes: int) -> None:
+    """Refuse what no route can store; install it before the request-context middleware
+    so that refusals are logged with their request id like any other answer."""
+    app.add_middleware(RequestHygiene, max_body_bytes=max_body_bytes)
+
+
+def install_security(app: FastAPI, *, cors_origins: Sequence[str] = ()) -> None:
+    """Add CORS for exactly ``cors_origins`` (none: no CORS at all) and, outermost, the
+    secure headers, so that preflight answers carry them too. Call it last in create_app."""
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=list(CORS_METHODS),
+            allow_headers=list(CORS_REQUEST_HEADERS),
+            expose_headers=list(CORS_EXPOSED_HEADERS),
+            # Bearer tokens, no cookies: browsers need not send credentials.
+            allow_credentials=False,
+            max_age=600,
+        )
+    docs = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(SecureHeaders, docs_paths=[path for path in docs if path])
