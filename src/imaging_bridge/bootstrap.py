@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from psycopg_pool import ConnectionPool
 
-from adapters.access_log import PostgresAccessLog
+from adapters.access_log import BatchingAccessLog
 from adapters.break_glass import PostgresBreakGlassStore
 from adapters.clock import SystemClock
 from adapters.database import (
@@ -83,6 +83,9 @@ class Runtime:
         if self.closed:
             return
         self.closed = True
+        # Write every queued access-log entry while the pool is still open.
+        if isinstance(self.services.access_log, BatchingAccessLog):
+            self.services.access_log.close()
         self.projections.stop()
         for app in (self.services.catalog, self.services.scheduling, self.services.registry):
             app.close()
@@ -151,7 +154,7 @@ def build(
         sync=projections,
         clock=clock,
         health=Health(pool, projections),
-        access_log=PostgresAccessLog(pool),
+        access_log=BatchingAccessLog(pool),
         rate_limiter=PostgresRateLimiter(pool),
         staff_access=StaffAccess(appointments, PostgresBreakGlassStore(pool), clock),
     )

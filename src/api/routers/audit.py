@@ -1,3 +1,133 @@
-from fastapi import APIRouter
+"""The compliance officer's view of the PHI access log: who read which patient's data."""
 
-router = APIRouter()
+from datetime import datetime
+from typing import Annotated, Protocol, runtime_checkable
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from api.deps import AuditDep, ServicesDep, requires
+from api.errors import ApiError
+from api.schemas.audit import AccessEntryOut, AccessPage
+from application.permissions import Permission
+from application.ports import AccessRecord
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+MAX_LIMIT = 1000
+INSTANT_HELP = (
+    "an ISO-8601 instant with a UTC offset, e.g. 2026-11-30T12:00:00Z or"
+    " 2026-11-30T07:00:00-05:00 (in a URL, write + as %2B)"
+)
+
+
+@runtime_checkable
+class AccessLogSearch(Protocol):
+    """What the access log adapter offers besides ``record`` (adapters.access_log)."""
+
+    def search(
+        self,
+        *,
+        patient_id: UUID | None = None,
+        actor_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[tuple[int, AccessRecord]]: ...
+
+
+def _instant(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ApiError(422, "invalid_query", f"{name} must be {INSTANT_HELP}")
+    return parsed
+
+
+def _out(entry_id: int, entry: AccessRecord) -> AccessEntryOut:
+    return AccessEntryOut(
+        id=entry_id,
+        at=entry.at,
+        actor_id=entry.actor_id,
+        role=entry.role,
+        patient_id=str(entry.patient_id) if entry.patient_id else None,
+        resource=entry.resource,
+        resource_id=entry.resource_id,
+        action=entry.action,
+        outcome=entry.outcome,
+        request_id=entry.request_id,
+        client_address=entry.client_address,
+        reason=entry.reason,
+    )
+
+
+@router.get(
+    "/access",
+    dependencies=[requires(Permission.AUDIT_READ)],
+    response_model=AccessPage,
+    summary="Who read whose data: the PHI access log, newest first",
+)
+def access(
+    services: ServicesDep,
+    audit: AuditDep,
+    patient_id: Annotated[UUID | None, Query(description="entries about this patient")] = None,
+    actor_id: Annotated[
+        str | None,
+        Query(max_length=128, description="entries by this account (its id)"),
+    ] = None,
+    from_: Annotated[
+        str | None,
+        Query(alias="from", max_length=64, description=f"at or after: {INSTANT_HELP}"),
+    ] = None,
+    to: Annotated[str | None, Query(max_length=64, description=f"before: {INSTANT_HELP}")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    before_id: Annotated[
+        int | None,
+        Query(ge=1, description="the next page: entries older than this one (next_before_id)"),
+    ] = None,
+) -> AccessPage:
+    """Entries matching every filter given: a patient, an actor, a time range (``from``
+    inclusive, ``to`` exclusive). At least one filter is needed. Reading the log is itself
+    recorded in it (resource ``access_log``)."""
+    start, end = _instant("from", from_), _instant("to", to)
+    if start is not None and end is not None and start > end:
+        raise ApiError(422, "invalid_query", "from must not be after to")
+    if patient_id is None and actor_id is None and start is None and end is None:
+        raise ApiError(
+            422, "invalid_query", "give at least one of patient_id, actor_id, from or to"
+        )
+    log = services.access_log
+    if not isinstance(log, AccessLogSearch):
+        raise ApiError(503, "try_again", "the access log cannot be searched here")
+    found = log.search(
+        patient_id=patient_id,
+        actor_id=actor_id,
+        start=start,
+        end=end,
+        before_id=before_id,
+        limit=limit + 1,
+    )
+    page = found[:limit]
+    # Logged after the query, so that a page never shows the entry of its own reading;
+    # before the answer, so that nothing is shown unlogged.
+    query = {
+        "patient_id": patient_id,
+        "actor_id": actor_id,
+        "from": start and start.isoformat(),
+        "to": end and end.isoformat(),
+        "before_id": before_id,
+    }
+    audit.read(
+        "access_log",
+        " ".join(f"{key}={value}" for key, value in query.items() if value is not None),
+        patient_id,
+    )
+    return AccessPage(
+        items=[_out(entry_id, entry) for entry_id, entry in page],
+        next_before_id=page[-1][0] if len(found) > limit else None,
+    )

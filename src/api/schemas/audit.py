@@ -1,0 +1,28 @@
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class AccessEntryOut(BaseModel):
+    """One read (or refused read) of patient data, as the PHI access log holds it."""
+
+    id: int
+    at: datetime
+    actor_id: str
+    role: str
+    patient_id: str | None
+    resource: str
+    resource_id: str
+    action: str
+    outcome: str
+    request_id: str
+    client_address: str
+    reason: str
+
+
+class AccessPage(BaseModel):
+    """Newest first. ``next_before_id``: pass it as ``before_id`` for the next (older)
+    page; null on the last page."""
+
+    items: list[AccessEntryOut]
+    next_before_id: int | None = Field(default=None)
