@@ -57,14 +57,16 @@ def requires(permission: Permission) -> Any:
         public.permission = permission  # type: ignore[attr-defined]
         return Depends(public)
 
-    def check(principal: PrincipalDep) -> Principal:
+    def check(request: Request, principal: PrincipalDep) -> Principal:
         if not allows(principal.role, permission):
+            _record_denial(request, principal, permission, "denied_role")
             raise ApiError(403, "forbidden", "your role may not do this")
         if (
             permission is not Permission.SIGNED_IN
             and needs_second_factor(principal.role)
             and not principal.two_factor
         ):
+            _record_denial(request, principal, permission, "denied_second_factor")
             raise ApiError(
                 403, "second_factor_required", "staff must sign in with a second factor first"
             )
@@ -72,6 +74,28 @@ def requires(permission: Permission) -> Any:
 
     check.permission = permission  # type: ignore[attr-defined]
     return Depends(check)
+
+
+def _record_denial(
+    request: Request, principal: Principal, permission: Permission, outcome: str
+) -> None:
+    """A refused call is an access-log entry too (who tried what, from where)."""
+    route = request.scope.get("route")
+    services = get_services(request)
+    services.access_log.record(
+        AccessRecord(
+            at=services.clock.now(),
+            actor_id=str(principal.account_id),
+            role=principal.role,
+            patient_id=principal.patient_id,
+            resource=str(getattr(route, "path", request.url.path)),
+            resource_id="",
+            action=f"{request.method.lower()}:{permission.value}",
+            outcome=outcome,
+            request_id=request_id(request),
+            client_address=client_address(request),
+        )
+    )
 
 
 Public = requires(Permission.PUBLIC)

@@ -125,3 +125,16 @@ def test_staff_without_a_second_factor_may_only_enrol(client, runtime):
     assert refused.status_code == 403
     assert refused.json()["code"] == "second_factor_required"
     assert client.post("/v1/auth/2fa/enrol", headers=headers).status_code == 200
+
+
+def test_a_refused_call_is_in_the_access_log(client, runtime):
+    from tests.support import register
+
+    headers = register(client, "denied@example.org")
+    assert client.get(f"/v1/staff/patients/{uuid.uuid4()}", headers=headers).status_code == 403
+    runtime.services.access_log.flush()
+    with runtime.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT role, resource, outcome FROM phi_access_log WHERE outcome LIKE 'denied%'"
+        ).fetchall()
+    assert rows == [("patient", "/v1/staff/patients/{patient_id}", "denied_role")]
