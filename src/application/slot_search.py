@@ -1,5 +1,6 @@
 """Free-slot search over the catalog and availability read models."""
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -60,26 +61,36 @@ class SlotSearch:
         ):
             raise NotFoundError("no such location")
         busy = self._busy.busy([r.id for r in resources], start - duration, end + duration)
-        found: dict[tuple[UUID, datetime], Slot] = {}
+        found: dict[tuple[str, datetime], Slot] = {}
         for resource in resources:
-            tz = zone(resource.location_spec["timezone"])
-            taken = busy.get(resource.id, [])
+            tz_name = resource.location_spec["timezone"]
+            tz = zone(tz_name)
+            location_key = str(resource.location_id)
+            taken = sorted(busy.get(resource.id, []))
+            taken_starts = [interval.start for interval in taken]
             for day in local_days(start, end, tz):
                 site = site_on(resource.location_spec, day)
+                site_name = site.name if site else ""
                 windows = windows_on(resource.spec, day, tz, operating=site is not None)
                 for slot_start in slot_starts(windows, duration):
-                    span = Interval(slot_start, slot_start + duration)
-                    key = (resource.location_id, slot_start)
-                    if not start <= slot_start < end or key in found:
+                    if not start <= slot_start < end:
                         continue
-                    if any(span.overlaps(other) for other in taken):
+                    key = (location_key, slot_start)
+                    if key in found:
+                        continue
+                    slot_end = slot_start + duration
+                    if _overlaps_any(taken, taken_starts, slot_start, slot_end):
                         continue
                     found[key] = Slot(
-                        span.start,
-                        span.end,
-                        resource.location_id,
-                        resource.id,
-                        resource.location_spec["timezone"],
-                        site.name if site else "",
+                        slot_start, slot_end, resource.location_id, resource.id, tz_name, site_name
                     )
-        return sorted(found.values(), key=lambda slot: (slot.start, str(slot.location_id)))
+        return [found[key] for key in sorted(found, key=lambda k: (k[1], k[0]))]
+
+
+def _overlaps_any(
+    taken: list[Interval], starts: list[datetime], start: datetime, end: datetime
+) -> bool:
+    """Whether [start, end) overlaps any of ``taken`` (sorted by start; they do not
+    overlap each other, being one resource's reservations)."""
+    index = bisect_left(starts, end)
+    return index > 0 and taken[index - 1].end > start
