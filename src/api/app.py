@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from api.consistency import LastWrites
 from api.errors import body, install_error_handlers
 from api.routers import (
+    admin_deliveries,
+    admin_hl7,
     appointments,
     audit,
     auth,
@@ -60,7 +62,19 @@ def create_app(services: Services, *, cors_origins: Sequence[str] = ()) -> FastA
     app.state.services = services
     app.state.last_writes = LastWrites()
     install_error_handlers(app)
-    routers = (health, auth, patients, catalog, slots, appointments, staff, staff_catalog, audit)
+    routers = (
+        health,
+        auth,
+        patients,
+        catalog,
+        slots,
+        appointments,
+        staff,
+        staff_catalog,
+        audit,
+        admin_deliveries,
+        admin_hl7,
+    )
     for router in routers:
         app.include_router(router.router, responses=ERROR_RESPONSES)
     install_request_hygiene(app, max_body_bytes=MAX_BODY_BYTES)

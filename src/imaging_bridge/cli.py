@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from adapters.log_setup import configure_logging
 from adapters.settings import Settings, settings_problem
 from domain.errors import DomainError
+from imaging_bridge.deliveries_cli import deliveries_app
+from imaging_bridge.hl7_cli import hl7_app
 from imaging_bridge.staff_cli import staff_app
 
 app = typer.Typer(
@@ -23,6 +25,8 @@ projections_app = typer.Typer(help="Read models built from the event log.", no_a
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(projections_app, name="projections")
 app.add_typer(staff_app, name="staff")
+app.add_typer(hl7_app, name="hl7")
+app.add_typer(deliveries_app, name="deliveries")
 
 DataDir = Annotated[
     Path | None,
