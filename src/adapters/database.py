@@ -87,7 +87,9 @@ def eventsourcing_env(url: str, pool_size: int = 10) -> dict[str, str]:
         "POSTGRES_PORT": str(params.get("port") or "5432"),
         "POSTGRES_USER": str(params.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(params.get("password") or ""),
-        "POSTGRES_POOL_SIZE": str(pool_size),
+        # Pools open ``POOL_SIZE`` connections at once and grow up to ``MAX_OVERFLOW`` more
+        # on demand: every application and every projection runner has its own pool.
+        "POSTGRES_POOL_SIZE": "1",
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_LOCK_TIMEOUT": "5",

@@ -52,7 +52,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(services: Services, *, cors_origins: Sequence[str] = ()) -> FastAPI:
+def create_app(
+    services: Services, *, cors_origins: Sequence[str] = (), several_workers: bool = False
+) -> FastAPI:
     """The API over ``services``; browsers on ``cors_origins`` may call it (CORS)."""
     app = FastAPI(
         title="Imaging Bridge",
@@ -61,6 +63,7 @@ def create_app(services: Services, *, cors_origins: Sequence[str] = ()) -> FastA
     )
     app.state.services = services
     app.state.last_writes = LastWrites()
+    app.state.several_workers = several_workers
     install_error_handlers(app)
     routers = (
         health,

@@ -151,10 +151,17 @@ class Consistency:
         self.response.headers[HEADER] = str(position)
 
     def before_read(self) -> None:
-        for position in (
+        positions = [
             parse_token(self.request.headers.get(HEADER)),
             self._last_writes.last(str(self.principal.account_id)),
-        ):
+        ]
+        if getattr(self.request.app.state, "several_workers", False):
+            # This client's last write may have gone through another worker process:
+            # wait until the read models hold everything scheduled so far.
+            head = self.services.scheduling.recorder.max_notification_id()
+            if head:
+                positions.append(Position(self.services.scheduling.name, head))
+        for position in positions:
             if position is not None:
                 self.services.sync.wait(position)
 

@@ -63,8 +63,10 @@ class Health:
         return True
 
     def projections_ok(self) -> bool:
-        running = self.projections.running()
-        return bool(running) and all(running.values())
+        try:
+            return self.projections.healthy()
+        except Exception:  # noqa: BLE001 - a read model that cannot be asked is not ready
+            return False
 
 
 @dataclass
@@ -97,14 +99,20 @@ def build(
     *,
     url: str | None = None,
     run_projections: bool = True,
+    create_tables: bool = True,
     hasher: PasswordHasher | None = None,
     clock: Clock | None = None,
 ) -> Runtime:
     """Connect (starting the embedded server if needed), migrate, wire, start projections."""
     url = url or database_url(settings)
-    ensure_database(url)
-    apply_migrations(url)
+    if create_tables:
+        ensure_database(url)
+        apply_migrations(url)
     env = eventsourcing_env(url, settings.db_pool_size)
+    if not create_tables:
+        # Another process (the one that started this worker) made every table already;
+        # concurrent CREATE statements from several workers would trip over each other.
+        env["CREATE_TABLE"] = "n"
     production = settings.environment == "production"
     env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
     env["CIPHER_KEY"] = load_or_create_cipher_key(

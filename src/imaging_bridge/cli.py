@@ -1,5 +1,6 @@
 """The ``imaging-bridge`` command."""
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -91,6 +92,9 @@ def serve(
     ] = None,
     data_dir: DataDir = None,
     demo: Annotated[bool, typer.Option(help="Seed the demo catalog (idempotent)")] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, max=32, help="API worker processes (this one runs the rest)")
+    ] = 1,
 ) -> None:
     """Run the API and the projections (and, as they land, the MLLP listener and workers)."""
     import uvicorn
@@ -117,15 +121,31 @@ def serve(
             typer.echo(describe_demo_accounts(credentials))
         address = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
         typer.echo(f"Imaging Bridge API on {address}  (docs: /docs)")
-        uvicorn.run(
-            create_app(runtime.services, cors_origins=settings.cors_origins),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            log_config=None,
-            **tls,
-        )
+        if workers > 1:
+            # Workers build their own services from the environment, on this database.
+            os.environ["DATABASE_URL"] = runtime.url
+            os.environ["DATA_DIR"] = str(settings.data_dir.resolve())
+            uvicorn.run(
+                "imaging_bridge.asgi:create",
+                factory=True,
+                workers=workers,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                access_log=False,
+                log_config=None,
+                **tls,
+            )
+        else:
+            uvicorn.run(
+                create_app(runtime.services, cors_origins=settings.cors_origins),
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                access_log=False,
+                log_config=None,
+                **tls,
+            )
     finally:
         runtime.close()
 

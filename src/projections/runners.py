@@ -8,6 +8,7 @@ from typing import Any
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.projection import Projection, ProjectionRunner
 from eventsourcing.utils import Environment
+from psycopg.sql import SQL, Identifier
 
 from application.base import Position
 from application.catalog import Catalog
@@ -31,6 +32,7 @@ class Projections(ReadModelSync):
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = dict(env)
         self._runners: dict[str, ProjectionRunner[Any, ReadModelView]] = {}
+        self._readers: dict[str, ReadModelView] = {}
 
     def start(self) -> None:
         for name in PROJECTIONS:
@@ -49,6 +51,9 @@ class Projections(ReadModelSync):
     def stop(self) -> None:
         for name in list(self._runners):
             self._stop(name)
+        for reader in self._readers.values():
+            reader.datastore.close()
+        self._readers.clear()
 
     def _stop(self, name: str) -> None:
         runner = self._runners.pop(name)
@@ -61,16 +66,36 @@ class Projections(ReadModelSync):
         return {name: not r.is_interrupted.is_set() for name, r in self._runners.items()}
 
     def lag(self) -> dict[str, int]:
-        """How many notifications each read model is behind its application's log."""
+        """How many notifications each read model is behind its application's log
+        (whichever process runs the projection)."""
         result = {}
-        for name, runner in self._runners.items():
-            head = runner.app.recorder.max_notification_id() or 0
-            done = runner.view.max_tracking_id(runner.app_name) or 0
+        for name, (application_class, _) in PROJECTIONS.items():
+            view = self._runners[name].view if name in self._runners else self._reader(name)
+            with view.datastore.transaction(commit=False) as curs:
+                curs.execute(
+                    SQL("SELECT max(notification_id) AS head FROM {}").format(
+                        Identifier(f"{application_class.name}_events")
+                    )
+                )
+                row = curs.fetchone()
+            head = (row or {}).get("head") or 0
+            done = view.max_tracking_id(application_class.name) or 0
             result[name] = head - done
         return result
 
+    def healthy(self, max_lag: int = 1000) -> bool:
+        """Runners here are all running; without runners here (an API worker), every read
+        model is being kept up by another process (not more than ``max_lag`` behind)."""
+        if self._runners:
+            return all(self.running().values())
+        return all(behind <= max_lag for behind in self.lag().values())
+
     def wait(self, position: Position, timeout: float = 5.0) -> bool:
-        views = [r.view for r in self._runners.values() if r.app_name == position.application]
+        views = [
+            self._runners[name].view if name in self._runners else self._reader(name)
+            for name, (application_class, _) in PROJECTIONS.items()
+            if application_class.name == position.application
+        ]
         deadline = time.monotonic() + timeout
         pause = 0.002
         for view in views:
@@ -80,6 +105,17 @@ class Projections(ReadModelSync):
                 time.sleep(pause)
                 pause = min(pause * 1.5, 0.025)
         return True
+
+    def _reader(self, name: str) -> ReadModelView:
+        """A view's tracking, for a process that serves reads while another runs the
+        projection (API workers of ``serve --workers N``)."""
+        if name not in self._readers:
+            self._readers[name] = (
+                InfrastructureFactory[ReadModelView]
+                .construct(env=Environment(PROJECTIONS[name][1].name, self._env))
+                .tracking_recorder(ReadModelView)
+            )
+        return self._readers[name]
 
     def rebuild(self, name: str, timeout: float = 600.0) -> int:
         """Empty one read model and build it again from the whole log.

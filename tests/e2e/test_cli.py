@@ -207,3 +207,37 @@ def test_an_unreachable_database_gets_a_clear_error_without_the_password(tmp_pat
     assert "cannot connect to PostgreSQL at 127.0.0.1:9/nowhere" in result.stderr
     assert "s3cret-pw" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_serve_with_several_api_workers_keeps_read_your_writes(cli_env, tmp_path):
+    """Two API worker processes; this process runs the projections. A patient's next
+    read reflects their booking whichever worker answers it."""
+    env = {**os.environ, **cli_env}
+    with Served(env, "--workers", "2") as served:
+        credentials = json.loads((tmp_path / "demo-credentials.json").read_text())["patient"]
+        token = httpx.post(
+            f"{served.url}/v1/auth/token",
+            data={"username": credentials["email"], "password": credentials["password"]},
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        types = {
+            t["code"]: t["id"]
+            for t in httpx.get(f"{served.url}/v1/catalog/appointment-types").json()
+        }
+        locations = {
+            loc["code"]: loc["id"] for loc in httpx.get(f"{served.url}/v1/catalog/locations").json()
+        }
+        for day in range(1, 9):
+            booked = httpx.post(
+                f"{served.url}/v1/appointments",
+                headers=headers,
+                json={
+                    "appointment_type_id": types["ct-head"],
+                    "location_id": locations["riverside"],
+                    "start": f"2027-03-{day:02d}T10:00:00-05:00",
+                },
+            )
+            assert booked.status_code == 201, booked.text
+            listed = httpx.get(f"{served.url}/v1/appointments", headers=headers).json()
+            assert len(listed) == day
+    assert served.process.returncode == 0
