@@ -24,6 +24,10 @@ from domain.context import system_actor
 from imaging_bridge.bootstrap import Runtime, build
 from tests.support import SettableClock, demo_specs, fast_hasher
 
+# Servers started by tests (``serve`` subprocesses inherit this) take any free MLLP port,
+# so that several can run at once and none collides with a real listener on 2575.
+os.environ.setdefault("MLLP_PORT", "0")
+
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> str:

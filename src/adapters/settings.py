@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".imaging-bridge")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    mllp_port: int = Field(default=2575, ge=1, le=65535)
+    mllp_port: int = Field(default=2575, ge=0, le=65535, description="0: any free port")
     jwt_private_key: SecretStr | None = Field(
         default=None, description="PEM Ed25519 private key that signs access tokens"
     )

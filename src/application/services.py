@@ -6,6 +6,7 @@ from typing import Protocol
 from application.access import StaffAccess
 from application.auth import AuthService
 from application.catalog import Catalog
+from application.hl7_inbound import Hl7Inbound
 from application.ports import (
     AccessLog,
     AppointmentReader,
@@ -40,3 +41,4 @@ class Services:
     access_log: AccessLog
     rate_limiter: RateLimiter
     staff_access: StaffAccess
+    hl7_inbound: Hl7Inbound

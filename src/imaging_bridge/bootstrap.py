@@ -10,6 +10,7 @@ from psycopg_pool import ConnectionPool
 from adapters.access_log import BatchingAccessLog
 from adapters.break_glass import PostgresBreakGlassStore
 from adapters.clock import SystemClock
+from adapters.hl7.inbound_store import PostgresInboundStore
 from adapters.database import (
     ensure_database,
     eventsourcing_env,
@@ -28,6 +29,7 @@ from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create
 from application.access import StaffAccess
 from application.auth import AuthService, SessionLimits
 from application.catalog import Catalog
+from application.hl7_inbound import Hl7Inbound
 from application.ports import Clock, PasswordHasher
 from application.registry import Registry
 from application.scheduling import Scheduling
@@ -165,5 +167,6 @@ def build(
         access_log=BatchingAccessLog(pool),
         rate_limiter=PostgresRateLimiter(pool),
         staff_access=StaffAccess(appointments, PostgresBreakGlassStore(pool), clock),
+        hl7_inbound=Hl7Inbound(PostgresInboundStore(pool), clock),
     )
     return Runtime(settings, url, env, services, projections, pool)

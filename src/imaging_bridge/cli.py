@@ -3,7 +3,7 @@
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import structlog
 import typer
@@ -13,8 +13,12 @@ from adapters.log_setup import configure_logging
 from adapters.settings import Settings, settings_problem
 from domain.errors import DomainError
 from imaging_bridge.deliveries_cli import deliveries_app
-from imaging_bridge.hl7_cli import hl7_app
+from imaging_bridge.hl7_cli import hl7_app, mllp_listen
 from imaging_bridge.staff_cli import staff_app
+
+if TYPE_CHECKING:
+    from adapters.hl7.listener import BackgroundListener
+    from imaging_bridge.bootstrap import Runtime
 
 app = typer.Typer(
     help="Imaging Bridge: patient self-service in front of an imaging centre's RIS.",
@@ -28,6 +32,7 @@ app.add_typer(projections_app, name="projections")
 app.add_typer(staff_app, name="staff")
 app.add_typer(hl7_app, name="hl7")
 app.add_typer(deliveries_app, name="deliveries")
+app.command("mllp-listen")(mllp_listen)
 
 DataDir = Annotated[
     Path | None,
@@ -110,7 +115,9 @@ def serve(
     if demo and settings.environment == "production":
         fail("--demo seeds demo accounts with printed passwords; it is refused in production")
     runtime = build(settings)
+    listener = None
     try:
+        listener = start_mllp_listener(runtime)
         if demo:
             change = load_catalog(runtime.services.catalog, decode(demo_catalog_text()), "demo")
             typer.echo(
@@ -121,6 +128,7 @@ def serve(
             typer.echo(describe_demo_accounts(credentials))
         address = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
         typer.echo(f"Imaging Bridge API on {address}  (docs: /docs)")
+        typer.echo(f"HL7 MLLP listener on {settings.host}:{listener.port}")
         if workers > 1:
             # Workers build their own services from the environment, on this database.
             os.environ["DATABASE_URL"] = runtime.url
@@ -147,7 +155,25 @@ def serve(
                 **tls,
             )
     finally:
+        if listener is not None:
+            listener.stop()
         runtime.close()
+
+
+def start_mllp_listener(runtime: "Runtime") -> "BackgroundListener":
+    """The inbound HL7 listener on its own thread and event loop, storing into the same
+    database (messages are applied by the processing stage, off the ACK path)."""
+    from adapters.hl7.listener import BackgroundListener, ListenerConfig, ssl_context_from
+
+    settings = runtime.settings
+    try:
+        return BackgroundListener(
+            runtime.url,
+            ListenerConfig(host=settings.host, port=settings.mllp_port),
+            ssl_context=ssl_context_from(settings),
+        ).start()
+    except OSError as error:
+        fail(f"cannot listen for HL7 on {settings.host}:{settings.mllp_port}: {error.strerror}")
 
 
 @app.command()

@@ -1,5 +1,154 @@
 """``imaging-bridge hl7 …`` and ``imaging-bridge mllp-listen``: the inbound HL7 side."""
 
+import asyncio
+import contextlib
+import getpass
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
 import typer
 
 hl7_app = typer.Typer(help="Inbound HL7 messages: quarantine, replay.", no_args_is_help=True)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data folder [default: ./.imaging-bridge/]", envvar="DATA_DIR"),
+]
+
+
+def _service(data_dir: Path | None) -> tuple[Any, Any]:
+    """The operator service on a small pool (no projections, no applications), and the
+    pool to close."""
+    from adapters.clock import SystemClock
+    from adapters.database import ensure_database, reader_pool
+    from adapters.hl7.inbound_store import PostgresInboundStore
+    from adapters.migrations import apply_migrations
+    from application.hl7_inbound import Hl7Inbound
+    from imaging_bridge.bootstrap import database_url
+    from imaging_bridge.cli import settings_for
+
+    settings = settings_for(data_dir)
+    url = database_url(settings)
+    ensure_database(url)
+    apply_migrations(url)
+    pool = reader_pool(url, 2)
+    return Hl7Inbound(PostgresInboundStore(pool), SystemClock()), pool
+
+
+def _fail_on_domain_error(error: Exception) -> None:
+    from imaging_bridge.cli import fail
+
+    fail(str(getattr(error, "detail", error)))
+
+
+@hl7_app.command("list")
+def list_messages(
+    status: Annotated[
+        str, typer.Option(help="received, processed, quarantined or all")
+    ] = "quarantined",
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Inbound messages, newest first (the quarantine by default)."""
+    from domain.errors import DomainError
+
+    service, pool = _service(data_dir)
+    try:
+        found = service.list(None if status == "all" else status, limit)
+    except DomainError as error:
+        _fail_on_domain_error(error)
+        return
+    finally:
+        pool.close()
+    for s in found:
+        typer.echo(
+            f"{s.id}  {s.received_at:%Y-%m-%d %H:%M:%S}  {s.status:<11}  {s.ack_code}  "
+            f"{s.message_type}^{s.trigger}  {s.control_id}  {s.error or s.outcome or ''}"
+        )
+    typer.echo(f"{len(found)} message(s)", err=True)
+
+
+@hl7_app.command("show")
+def show_message(message_id: UUID, data_dir: DataDirOption = None) -> None:
+    """One message: metadata, error, the ACK we sent, replays, and the raw text."""
+    from domain.errors import DomainError
+
+    service, pool = _service(data_dir)
+    try:
+        detail = service.show(message_id)
+    except DomainError as error:
+        _fail_on_domain_error(error)
+        return
+    finally:
+        pool.close()
+    s = detail.summary
+    for label, value in (
+        ("id", s.id),
+        ("received", s.received_at),
+        ("status", s.status),
+        ("type", f"{s.message_type}^{s.trigger} v{s.version}"),
+        ("control id", s.control_id),
+        ("sender", f"{s.sending_application} / {s.sending_facility} ({detail.peer})"),
+        ("ack", s.ack_code),
+        ("error", s.error or ""),
+        ("outcome", s.outcome or ""),
+        ("duplicates", detail.duplicates),
+    ):
+        typer.echo(f"{label:>11}: {value}")
+    for r in detail.replays:
+        typer.echo(f"     replay: {r.replayed_at} by {r.actor_id} ({r.actor_role}): {r.reason}")
+    typer.echo("\nACK sent:\n" + detail.ack.replace("\r", "\n"))
+    typer.echo("Message:\n" + detail.raw.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+@hl7_app.command("replay")
+def replay_message(
+    message_id: UUID,
+    reason: Annotated[str, typer.Option(help="Why it is replayed (recorded)")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Send a quarantined message through processing again; who and why are recorded."""
+    from domain.context import Actor
+    from domain.errors import DomainError
+
+    service, pool = _service(data_dir)
+    actor = Actor(id=f"cli:{getpass.getuser()}", role="admin", source="cli:hl7-replay")
+    try:
+        detail = service.replay(message_id, reason, actor)
+    except DomainError as error:
+        _fail_on_domain_error(error)
+        return
+    finally:
+        pool.close()
+    typer.echo(f"{detail.summary.id} is {detail.summary.status} again")
+
+
+def mllp_listen(
+    port: Annotated[
+        int | None, typer.Option("--mllp-port", help="TCP port [default: MLLP_PORT or 2575]")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: HOST]")] = None,
+    idle_timeout: Annotated[
+        float, typer.Option(help="Seconds without data before a connection is closed")
+    ] = 300.0,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Receive HL7 v2 over MLLP (TLS when TLS_CERT_FILE/TLS_KEY_FILE are set): store each
+    message durably, then ACK. Processing runs in ``serve``/``worker``."""
+    from adapters.database import ensure_database
+    from adapters.hl7.listener import ListenerConfig, listen, ssl_context_from
+    from adapters.migrations import apply_migrations
+    from imaging_bridge.bootstrap import database_url
+    from imaging_bridge.cli import settings_for
+
+    settings = settings_for(data_dir)
+    url = database_url(settings)
+    ensure_database(url)
+    apply_migrations(url)
+    config = ListenerConfig(
+        host=host or settings.host, port=port or settings.mllp_port, idle_timeout=idle_timeout
+    )
+    context = ssl_context_from(settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(listen(url, config, ssl_context=context))

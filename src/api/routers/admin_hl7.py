@@ -1,3 +1,120 @@
-from fastapi import APIRouter
+"""Operator view of inbound HL7 messages: list (the quarantine by default), one message
+with its raw text and the ACK we sent, and replay (who and why are recorded)."""
 
-router = APIRouter()
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from api.deps import ActorDep, ServicesDep, requires
+from api.errors import ApiError
+from application.hl7_inbound import Hl7Inbound, InboundDetail, InboundSummary
+from application.permissions import Permission
+from application.ports import Principal
+from application.services import Services
+
+router = APIRouter(prefix="/v1/admin/hl7", tags=["admin: hl7"])
+
+Operator = Annotated[Principal, requires(Permission.DELIVERIES_OPERATE)]
+
+
+class InboundOut(BaseModel):
+    id: str
+    received_at: datetime
+    status: str
+    message_type: str
+    trigger: str
+    control_id: str
+    sending_application: str
+    sending_facility: str
+    version: str
+    ack_code: str
+    error: str | None
+    outcome: str | None
+
+
+class ReplayOut(BaseModel):
+    replayed_at: datetime
+    actor_id: str
+    actor_role: str
+    reason: str
+    previous_status: str
+    previous_error: str | None
+
+
+class InboundDetailOut(InboundOut):
+    peer: str
+    charset: str
+    processed_at: datetime | None
+    duplicates: int
+    ack: str = Field(description="the ACK we sent, segments separated by CR")
+    raw: str = Field(description="the message as received, decoded per MSH-18")
+    replays: list[ReplayOut]
+
+
+class ReplayRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+def _summary_out(summary: InboundSummary) -> InboundOut:
+    return InboundOut(**{**summary.__dict__, "id": str(summary.id)})
+
+
+def _detail_out(detail: InboundDetail) -> InboundDetailOut:
+    return InboundDetailOut(
+        **{**detail.summary.__dict__, "id": str(detail.summary.id)},
+        peer=detail.peer,
+        charset=detail.charset,
+        processed_at=detail.processed_at,
+        duplicates=detail.duplicates,
+        ack=detail.ack,
+        raw=detail.raw,
+        replays=[ReplayOut(**r.__dict__) for r in detail.replays],
+    )
+
+
+def _inbound(request: Request, services: Services) -> Hl7Inbound:
+    """The service, from Services when the composition root put it there, else from the
+    app state (looked up inside the route, after the permission check)."""
+    found = getattr(services, "hl7_inbound", None) or getattr(
+        request.app.state, "hl7_inbound", None
+    )
+    if not isinstance(found, Hl7Inbound):
+        raise ApiError(503, "not_configured", "the inbound HL7 side is not running here")
+    return found
+
+
+@router.get("/inbound", response_model=list[InboundOut], summary="Inbound HL7 messages")
+def list_inbound(
+    _: Operator,
+    request: Request,
+    services: ServicesDep,
+    status: Literal["received", "processed", "quarantined", "all"] = "quarantined",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[InboundOut]:
+    inbound = _inbound(request, services)
+    found = inbound.list(None if status == "all" else status, limit)
+    return [_summary_out(s) for s in found]
+
+
+@router.get("/inbound/{message_id}", response_model=InboundDetailOut, summary="One message")
+def show_inbound(
+    message_id: UUID, _: Operator, request: Request, services: ServicesDep
+) -> InboundDetailOut:
+    return _detail_out(_inbound(request, services).show(message_id))
+
+
+@router.post(
+    "/inbound/{message_id}/replay", response_model=InboundDetailOut, summary="Process again"
+)
+def replay_inbound(
+    message_id: UUID,
+    body: ReplayRequest,
+    _: Operator,
+    actor: ActorDep,
+    request: Request,
+    services: ServicesDep,
+) -> InboundDetailOut:
+    return _detail_out(_inbound(request, services).replay(message_id, body.reason, actor))

@@ -1,0 +1,228 @@
+"""Inbound HL7 throughput: 8 concurrent MLLP connections send ORU^R01 and ADT^A08
+messages to the listener for a fixed time; each connection waits for its ACK before
+sending the next message (as interface engines do). Reports messages/s ACKed and ACK
+latency, then checks that every ACKed message is in PostgreSQL (stored, committed with
+synchronous_commit on, before its ACK left).
+
+The listener runs in its own process (one asyncio loop, as ``imaging-bridge
+mllp-listen`` runs it); the load generator in this one. Loopback only; a fresh
+database ``ib_bench_hl7_<random>`` on the machine's PostgreSQL, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+MACHINE_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def oru(n: int, connection: int) -> bytes:
+    return (
+        "MSH|^~\\&|RIS|CENTRE|BRIDGE|US|20261127120000||ORU^R01^ORU_R01|"
+        f"B{connection}-{n}|P|2.5.1|||||FRA|8859/1\r"
+        f"PID|1||MRN{n}^^^CENTRE^MR||DOE^JANE||19800101|F\r"
+        f"OBR|1|ORD{n}|ACC{n}|71020^CHEST XRAY^CPT|||20261127110000|||||||||||||||||F\r"
+        "OBX|1|RP|VIEWER^Viewer link||https://pacs.example.org/viewer?study=1.2.3^URL||||||F\r"
+        "OBX|2|TX|REPORT||No acute findings. Heart size normal. Lungs clear.||||||F\r"
+    ).encode("latin-1")
+
+
+def adt(n: int, connection: int) -> bytes:
+    return (
+        "MSH|^~\\&|RIS|CENTRE|BRIDGE|US|20261127120000||ADT^A08^ADT_A01|"
+        f"A{connection}-{n}|P|2.3\r"
+        "EVN|A08|20261127120000\r"
+        f"PID|1||MRN{n}^^^CENTRE^MR||MÜLLER^ANNA||19700101|F|||1 MAIN ST^^TOWN^^12345\r"
+        "PV1|1|O\r"
+    ).encode("latin-1")
+
+
+def run_listener(url: str, ready: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
+    from adapters.hl7.listener import ListenerConfig, MllpListener
+
+    async def main() -> None:
+        config = ListenerConfig(host="127.0.0.1", port=0, pool_size=8)
+        async with MllpListener(url, config) as listener:
+            ready.put(listener.port)
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+
+    quiet_logs()
+    asyncio.run(main())
+
+
+async def peer(
+    port: int, connection: int, until: float, warmup_until: float, latencies: list[float]
+) -> tuple[int, int, int]:
+    """Send messages back to back until ``until``; (measured AA, measured other answers,
+    every answer including the warm-up)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    accepted = refused = answered = 0
+    n = 0
+    try:
+        while time.monotonic() < until:
+            n += 1
+            payload = oru(n, connection) if n % 2 else adt(n, connection)
+            started = time.monotonic()
+            writer.write(b"\x0b" + payload + b"\x1c\x0d")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.readuntil(b"\x1c\x0d"), timeout=30)
+            finished = time.monotonic()
+            answered += 1
+            if started < warmup_until:
+                continue
+            latencies.append(finished - started)
+            if b"MSA|AA|" in answer:
+                accepted += 1
+            else:
+                refused += 1
+    finally:
+        writer.close()
+    return accepted, refused, answered
+
+
+async def drive(port: int, connections: int, seconds: float, warmup: float) -> dict[str, object]:
+    latencies: list[float] = []
+    start = time.monotonic()
+    warmup_until = start + warmup
+    until = warmup_until + seconds
+    results = await asyncio.gather(
+        *(peer(port, c, until, warmup_until, latencies) for c in range(connections))
+    )
+    elapsed = time.monotonic() - warmup_until
+    accepted = sum(r[0] for r in results)
+    refused = sum(r[1] for r in results)
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return {
+        "connections": connections,
+        "seconds": round(elapsed, 2),
+        "acked_aa": accepted,
+        "other_answers": refused,
+        "messages_per_second": round(accepted / elapsed, 1),
+        "ack_p50_ms": round(pct(0.50), 2),
+        "ack_p95_ms": round(pct(0.95), 2),
+        "ack_p99_ms": round(pct(0.99), 2),
+        "ack_max_ms": round(latencies[-1] * 1000, 2),
+        "answered_including_warmup": sum(r[2] for r in results),
+    }
+
+
+def machine(url: str) -> dict[str, object]:
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        sync = conn.execute("SHOW synchronous_commit").fetchone()[0]
+        fsync = conn.execute("SHOW fsync").fetchone()[0]
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "postgresql": version,
+        "synchronous_commit": sync,
+        "fsync": fsync,
+        "load_average_at_start": os.getloadavg()[0],
+    }
+
+
+def quiet_logs() -> None:
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def processing_rate(url: str, seconds: float) -> dict[str, object]:
+    """The processing stage behind the listener, with a handler that does nothing: the
+    cost of claiming, reading the envelope, decoding and marking, one message per
+    transaction (the real handler's own cost comes on top)."""
+    from adapters.database import reader_pool
+    from adapters.hl7.processor import InboundProcessor
+    from application.ports import InboundHandler, InboundMessage
+
+    class NoOp(InboundHandler):
+        def handle(self, message: InboundMessage) -> str:
+            return "ignored"
+
+    pool = reader_pool(url, 2)
+    try:
+        processor = InboundProcessor(pool, NoOp())
+        done = 0
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            batch = processor.process_pending(100)
+            done += batch
+            if not batch:
+                break
+        elapsed = time.monotonic() - started
+    finally:
+        pool.close()
+    return {"processed": done, "processed_per_second": round(done / elapsed, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured time (max 120)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured time first")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--postgres", default=os.environ.get("BENCH_PG", MACHINE_PG), help="server to use"
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON only")
+    args = parser.parse_args()
+    seconds = min(max(args.seconds, 1.0), 120.0)
+    quiet_logs()
+
+    from adapters.database import drop_database, ensure_database
+    from adapters.migrations import apply_migrations
+
+    url = make_conninfo(args.postgres, dbname=f"ib_bench_hl7_{secrets.token_hex(4)}")
+    ensure_database(url)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Queue()
+    stop = context.Event()
+    listener = context.Process(target=run_listener, args=(url, ready, stop), daemon=True)
+    try:
+        apply_migrations(url)
+        facts = machine(url)
+        listener.start()
+        port = ready.get(timeout=60)
+        result = asyncio.run(drive(port, args.connections, seconds, args.warmup))
+        with psycopg.connect(url) as conn:
+            stored = conn.execute("SELECT count(*) FROM hl7_inbound").fetchone()[0]
+        result["stored_rows"] = stored
+        result["processing_no_op_handler"] = processing_rate(url, 10.0)
+        result["machine"] = facts
+    finally:
+        stop.set()
+        listener.join(15)
+        if listener.is_alive():
+            listener.kill()
+            listener.join(5)
+        drop_database(url)
+    # Every message answered (warm-up included) is exactly one stored row.
+    assert stored == result["answered_including_warmup"], "ACKed and stored counts differ"
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

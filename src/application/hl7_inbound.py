@@ -1,0 +1,132 @@
+"""Operating the inbound HL7 side: list stored messages, look at one, replay it.
+
+The API (``/v1/admin/hl7/inbound``) and the CLI (``imaging-bridge hl7``) both go
+through ``Hl7Inbound``; the storage behind it is the ``InboundMessageStore`` port.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from application.errors import NotFoundError
+from application.ports import Clock
+from domain.context import Actor
+from domain.errors import DomainError
+
+STATUSES = ("received", "processed", "quarantined")
+REPLAYABLE = ("quarantined", "processed")
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class InboundSummary:
+    id: UUID
+    received_at: datetime
+    status: str
+    message_type: str
+    trigger: str
+    control_id: str
+    sending_application: str
+    sending_facility: str
+    version: str
+    ack_code: str
+    error: str | None
+    outcome: str | None
+
+
+@dataclass(frozen=True)
+class InboundReplay:
+    replayed_at: datetime
+    actor_id: str
+    actor_role: str
+    reason: str
+    previous_status: str
+    previous_error: str | None
+
+
+@dataclass(frozen=True)
+class InboundDetail:
+    summary: InboundSummary
+    peer: str
+    charset: str
+    processed_at: datetime | None
+    duplicates: int
+    ack: str
+    raw: str
+    replays: list[InboundReplay]
+
+
+class InboundMessageStore(ABC):
+    """Where inbound messages are kept (the listener writes, the processor updates)."""
+
+    @abstractmethod
+    def list(self, status: str | None, limit: int) -> list[InboundSummary]:
+        """Newest first, optionally only those with ``status``."""
+
+    @abstractmethod
+    def get(self, message_id: UUID) -> InboundDetail | None: ...
+
+    @abstractmethod
+    def replay(
+        self,
+        message_id: UUID,
+        allowed_from: tuple[str, ...],
+        replay: InboundReplay,
+        request_id: str,
+    ) -> str | None:
+        """Put the message back to ``received`` if its status is one of ``allowed_from``,
+        recording ``replay`` in the same transaction. Returns the status it had (None
+        when the message does not exist)."""
+
+
+class NotReplayableError(DomainError):
+    code = "invalid_transition"
+
+
+class InvalidReplayError(DomainError):
+    code = "invalid_value"
+
+
+class Hl7Inbound:
+    """The operator's view of inbound HL7 messages."""
+
+    def __init__(self, store: InboundMessageStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def list(self, status: str | None = "quarantined", limit: int = 50) -> list[InboundSummary]:
+        """Stored messages, newest first; ``status`` one of received, processed,
+        quarantined (None for all)."""
+        if status is not None and status not in STATUSES:
+            raise InvalidReplayError(f"status must be one of {', '.join(STATUSES)}")
+        return self.store.list(status, max(1, min(limit, MAX_LIMIT)))
+
+    def show(self, message_id: UUID) -> InboundDetail:
+        """One message with its raw text, the ACK we sent, its error and its replays."""
+        detail = self.store.get(message_id)
+        if detail is None:
+            raise NotFoundError("no such inbound message")
+        return detail
+
+    def replay(self, message_id: UUID, reason: str, actor: Actor) -> InboundDetail:
+        """Send a quarantined (or processed) message through processing again; who and
+        why are recorded. The handler is idempotent per message, so replaying a message
+        already applied changes nothing."""
+        reason = reason.strip()
+        if not reason:
+            raise InvalidReplayError("a replay needs a reason")
+        replay = InboundReplay(
+            replayed_at=self.clock.now(),
+            actor_id=actor.id,
+            actor_role=actor.role,
+            reason=reason[:1000],
+            previous_status="",
+            previous_error=None,
+        )
+        previous = self.store.replay(message_id, REPLAYABLE, replay, actor.request_id)
+        if previous is None:
+            raise NotFoundError("no such inbound message")
+        if previous not in REPLAYABLE:
+            raise NotReplayableError(f"a {previous} message cannot be replayed")
+        return self.show(message_id)
