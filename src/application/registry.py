@@ -15,7 +15,10 @@ from application.passwords import check_password
 from application.ports import Clock, PasswordHasher
 from domain.account import Account, EmailTakenError, normalise_email
 from domain.context import Actor
+from domain.errors import DomainError
+from domain.identifiers import derived_id
 from domain.patient import Patient
+from domain.patient_identifier import PatientIdentifier
 
 
 @dataclass(frozen=True)
@@ -174,3 +177,140 @@ class Registry(BaseApplication):
         if not isinstance(patient, Patient):
             raise NotFoundError("no such patient")
         return patient
+
+    # Patients known to the RIS (inbound ADT, orders) ------------------------------------
+
+    def patient_by_identifier(self, authority: str, value: str) -> Patient | None:
+        """The patient an MRN names, following merges to the surviving record."""
+        patient_id = self._identifier_owner(authority, value)
+        return self._surviving(patient_id) if patient_id is not None else None
+
+    def record_patient_from_ris(
+        self,
+        *,
+        identifiers: list[tuple[str, str]],
+        given_name: str,
+        family_name: str,
+        birth_date: date | None,
+        phone: str | None,
+        update_demographics: bool,
+        actor: Actor,
+        patient_id: UUID | None = None,
+    ) -> UUID:
+        """The patient named by any of ``identifiers`` ((authority, value) pairs), made
+        known if new, given every identifier, and (with ``update_demographics``) the
+        demographics sent. ``patient_id`` is our own id when the RIS echoes it (the
+        patient registered here). Repeating a call changes nothing."""
+        if not identifiers and patient_id is None:
+            raise IncompletePatientError("the message names no patient identifier")
+        assert self._clock is not None
+        today = self._clock.now().date()
+        for _ in range(5):
+            owners = [self._identifier_owner(a, v) for a, v in identifiers]
+            found = next((self._surviving(o) for o in owners if o is not None), None)
+            if found is None and patient_id is not None:
+                found = self._surviving(patient_id)
+            if found is None:
+                if birth_date is None or not given_name.strip() or not family_name.strip():
+                    raise IncompletePatientError(
+                        "a new patient needs a name and a birth date from the RIS"
+                    )
+                authority, value = identifiers[0]
+                patient = Patient.register(
+                    id=derived_id("patient", "identifier", authority, value),
+                    given_name=given_name,
+                    family_name=family_name,
+                    birth_date=birth_date,
+                    email="",
+                    phone=phone,
+                    today=today,
+                    meta=actor.meta(),
+                )
+            else:
+                patient = found
+                if update_demographics and birth_date is not None and given_name.strip():
+                    patient.change_demographics(
+                        given_name=given_name,
+                        family_name=family_name,
+                        birth_date=birth_date,
+                        phone=phone,
+                        today=today,
+                        meta=actor.meta(),
+                    )
+            pending: list[Any] = [patient]
+            for (authority, value), owner in zip(identifiers, owners, strict=True):
+                patient.identify(authority=authority, value=value, meta=actor.meta())
+                if owner is None:
+                    pending.append(
+                        PatientIdentifier(
+                            authority=authority,
+                            value=value,
+                            patient_id=patient.id,
+                            meta=actor.meta(),
+                        )
+                    )
+            try:
+                self.save(*pending)
+            except IntegrityError:
+                continue
+            return patient.id
+        raise ConcurrencyError("the patient is being changed elsewhere; try again")
+
+    def merge_patients(
+        self, *, survivor_id: UUID, merged: list[tuple[str, str]], actor: Actor
+    ) -> bool:
+        """ADT^A40: the record named by ``merged`` identifiers is the survivor's; lookups
+        by those identifiers find the survivor. False when there was nothing to do."""
+        for _ in range(5):
+            survivor = self.patient(survivor_id)
+            pending: list[Any] = []
+            for authority, value in merged:
+                owner = self._identifier_owner(authority, value)
+                if owner is None:
+                    pending.append(
+                        PatientIdentifier(
+                            authority=authority,
+                            value=value,
+                            patient_id=survivor.id,
+                            meta=actor.meta(),
+                        )
+                    )
+                elif owner != survivor.id:
+                    old = self.patient(owner)
+                    if old.merged_into is None:
+                        old.merge_into(survivor.id, actor.meta())
+                        pending.append(old)
+            if not pending:
+                return False
+            try:
+                self.save(*pending)
+            except IntegrityError:
+                continue
+            return True
+        raise ConcurrencyError("the patients are being changed elsewhere; try again")
+
+    def patient_by_id(self, patient_id: UUID) -> Patient | None:
+        """The patient (the surviving record if it was merged), or None."""
+        try:
+            return self._surviving(patient_id)
+        except NotFoundError:
+            return None
+
+    def _identifier_owner(self, authority: str, value: str) -> UUID | None:
+        try:
+            index: Any = self.repository.get(PatientIdentifier.create_id(authority, value))
+        except AggregateNotFoundError:
+            return None
+        return index.patient_id if isinstance(index, PatientIdentifier) else None
+
+    def _surviving(self, patient_id: UUID) -> Patient:
+        patient = self.patient(patient_id)
+        seen = {patient.id}
+        while patient.merged_into is not None and patient.merged_into not in seen:
+            patient = self.patient(patient.merged_into)
+            seen.add(patient.id)
+        return patient
+
+
+class IncompletePatientError(DomainError):
+    code = "incomplete_patient"

@@ -16,11 +16,16 @@ from application.errors import ConcurrencyError, IdempotencyKeyReusedError, NotF
 from application.ports import Clock
 from domain.appointment import Appointment, BookingInPastError, OutsideOpeningHoursError
 from domain.context import Actor
+from domain.errors import DomainError, InvalidValueError
 from domain.identifiers import derived_id
 from domain.location import Location
+from domain.order import ImagingOrder
 from domain.resource import Resource
 from domain.resource_day import ResourceDay, SlotUnavailableError
+from domain.ris_booking import OCCUPYING as RIS_OCCUPYING
+from domain.ris_booking import RisBooking
 from domain.schedule import Interval, local_days, merge_touching, zone
+from domain.unmatched_result import UnmatchedResult
 
 MAX_ATTEMPTS = 8
 T = TypeVar("T")
@@ -376,3 +381,286 @@ class Scheduling(BaseApplication):
             except IntegrityError:
                 continue
         raise ConcurrencyError("too many concurrent changes; please try again")
+
+    # Orders, results and the RIS's own bookings (inbound HL7) ---------------------------
+    #
+    # Orders live here, beside appointments, because an order becomes an appointment and
+    # a RIS booking that takes a patient's time changes appointments and calendars in one
+    # atomic save. Each command names the inbound message (``message_id``) that caused
+    # it, and does nothing when that message was already applied.
+
+    @staticmethod
+    def order_ids(placer: str, filler: str) -> list[UUID]:
+        """The identities an order with these numbers may have. The RIS is the filler
+        and every result it sends names its filler number, so that comes first."""
+        ids = []
+        if filler:
+            ids.append(derived_id("imaging-order", "filler", filler))
+        if placer:
+            ids.append(derived_id("imaging-order", "placer", placer))
+        return ids
+
+    def find_order(self, placer: str, filler: str) -> ImagingOrder | None:
+        for order_id in self.order_ids(placer, filler):
+            try:
+                order: Any = self.repository.get(order_id)
+            except AggregateNotFoundError:
+                continue
+            if isinstance(order, ImagingOrder):
+                return order
+        return None
+
+    def receive_order(
+        self,
+        *,
+        control: str,
+        patient_id: UUID,
+        placer: str,
+        filler: str,
+        accession_number: str,
+        procedure_code: str,
+        procedure_text: str,
+        message_id: str,
+        actor: Actor,
+    ) -> str:
+        """ORM/OMI: a new order (NW) waits to be scheduled, a change (XO) is applied, a
+        cancellation (CA, DC, OC) ends it. Returns ``applied`` or ``ignored``."""
+
+        def attempt() -> str:
+            order = self.find_order(placer, filler)
+            if control in NEW_ORDER and order is None:
+                ids = self.order_ids(placer, filler)
+                if not ids:
+                    raise InvalidValueError("an order needs a placer or a filler order number")
+                order = ImagingOrder.place(
+                    id=ids[0],
+                    patient_id=patient_id,
+                    placer_number=placer,
+                    filler_number=filler,
+                    accession_number=accession_number,
+                    procedure_code=procedure_code,
+                    procedure_text=procedure_text,
+                    message_id=message_id,
+                    meta=actor.meta(),
+                )
+            elif control in NEW_ORDER | CHANGE_ORDER and order is not None:
+                order.change(
+                    accession_number=accession_number,
+                    procedure_code=procedure_code,
+                    procedure_text=procedure_text,
+                    message_id=message_id,
+                    meta=actor.meta(),
+                )
+            elif control in CANCEL_ORDER and order is not None:
+                order.cancel(
+                    reason=f"cancelled by the RIS ({control})",
+                    message_id=message_id,
+                    meta=actor.meta(),
+                )
+            elif control in CHANGE_ORDER:
+                raise UnknownOrderError("the RIS changed an order we do not know")
+            else:
+                return "ignored"
+            self.save(order)
+            return "applied"
+
+        return self._retrying(attempt)
+
+    def reference_result(
+        self,
+        *,
+        placer: str,
+        filler: str,
+        accession_number: str,
+        patient_identifier: str,
+        procedure_code: str,
+        procedure_text: str,
+        result_status: str,
+        observed_at: datetime | None,
+        viewer_link: str,
+        message_id: str,
+        actor: Actor,
+    ) -> str:
+        """ORU: attach a result reference to its order (``applied``), or keep it for
+        review when no order matches (``kept_for_review``). Never the report text."""
+
+        def attempt() -> str:
+            order = self.find_order(placer, filler)
+            if order is not None:
+                order.reference_result(
+                    accession_number=accession_number,
+                    procedure_code=procedure_code,
+                    procedure_text=procedure_text,
+                    result_status=result_status,
+                    observed_at=observed_at,
+                    viewer_link=viewer_link,
+                    message_id=message_id,
+                    meta=actor.meta(),
+                )
+                self.save(order)
+                return "applied"
+            if self.unmatched_result(message_id) is None:
+                self.save(
+                    UnmatchedResult.keep(
+                        message_id=message_id,
+                        accession_number=accession_number,
+                        placer_number=placer,
+                        filler_number=filler,
+                        patient_identifier=patient_identifier,
+                        procedure_code=procedure_code,
+                        procedure_text=procedure_text,
+                        result_status=result_status,
+                        observed_at=observed_at,
+                        viewer_link=viewer_link,
+                        meta=actor.meta(),
+                    )
+                )
+            return "kept_for_review"
+
+        return self._retrying(attempt)
+
+    def unmatched_result(self, message_id: str) -> UnmatchedResult | None:
+        try:
+            kept: Any = self.repository.get(UnmatchedResult.create_id(message_id))
+        except AggregateNotFoundError:
+            return None
+        return kept if isinstance(kept, UnmatchedResult) else None
+
+    def ris_booking(self, filler_id: str) -> RisBooking | None:
+        try:
+            booking: Any = self.repository.get(RisBooking.create_id(filler_id))
+        except AggregateNotFoundError:
+            return None
+        return booking if isinstance(booking, RisBooking) else None
+
+    def occupy_for_ris(
+        self,
+        *,
+        filler_id: str,
+        resource_id: UUID,
+        span: Interval,
+        timezone: str,
+        message_id: str,
+        actor: Actor,
+    ) -> list[UUID]:
+        """SIU S12/S13/S14: the RIS's booking holds ``span`` on the resource. The RIS
+        wins a clash: each patient appointment in the way is marked as needing a new
+        time and its time freed, all in one atomic save. Returns those appointments."""
+
+        def attempt() -> list[UUID]:
+            booking = self.ris_booking(filler_id)
+            if booking is not None and booking.has_applied(message_id):
+                return []
+            calendars: dict[UUID, ResourceDay] = {}
+            holder = f"ris:{filler_id}"
+            if booking is not None:
+                if booking.status == RIS_OCCUPYING:
+                    self._free(
+                        booking.resource_id,
+                        booking.span,
+                        booking.timezone,
+                        holder,
+                        calendars,
+                        actor,
+                    )
+                booking.move(
+                    resource_id=resource_id,
+                    span=span,
+                    timezone=timezone,
+                    message_id=message_id,
+                    meta=actor.meta(),
+                )
+            else:
+                booking = RisBooking(
+                    filler_id=filler_id,
+                    resource_id=resource_id,
+                    start=span.start,
+                    end=span.end,
+                    timezone=timezone,
+                    message_id=message_id,
+                    meta=actor.meta(),
+                )
+            displaced: dict[UUID, Appointment] = {}
+            for day in local_days(span.start, span.end, zone(timezone)):
+                calendar = self._calendar(resource_id, day, calendars)
+                while (other := calendar.clash(span, holder)) is not None:
+                    appointment = self._holder_appointment(other)
+                    appointment.displace(
+                        by=holder,
+                        reason="the radiology system booked this time; please choose a new one",
+                        meta=actor.meta(),
+                    )
+                    self._free(
+                        appointment.resource_id,
+                        appointment.span,
+                        appointment.timezone,
+                        str(appointment.id),
+                        calendars,
+                        actor,
+                    )
+                    displaced[appointment.id] = appointment
+                calendar.reserve(holder, span, actor.meta())
+            self.save(booking, *displaced.values(), *calendars.values())
+            return list(displaced)
+
+        return self._retrying(attempt)
+
+    def release_for_ris(
+        self, *, filler_id: str, reason: str, message_id: str, actor: Actor
+    ) -> bool:
+        """SIU S15/S26: the RIS's booking no longer holds its time. False when we never
+        saw that booking (or another message had already released it)."""
+
+        def attempt() -> bool:
+            booking = self.ris_booking(filler_id)
+            if booking is None:
+                return False
+            if booking.has_applied(message_id):
+                return True
+            if booking.status != RIS_OCCUPYING:
+                return False
+            calendars: dict[UUID, ResourceDay] = {}
+            self._free(
+                booking.resource_id,
+                booking.span,
+                booking.timezone,
+                booking.holder,
+                calendars,
+                actor,
+            )
+            booking.release(reason=reason, message_id=message_id, meta=actor.meta())
+            self.save(booking, *calendars.values())
+            return True
+
+        return self._retrying(attempt)
+
+    def _free(
+        self,
+        resource_id: UUID,
+        span: Interval,
+        timezone: str,
+        holder: str,
+        calendars: dict[UUID, ResourceDay],
+        actor: Actor,
+    ) -> None:
+        for day in local_days(span.start, span.end, zone(timezone)):
+            self._calendar(resource_id, day, calendars).release(holder, actor.meta())
+
+    def _holder_appointment(self, holder: str) -> Appointment:
+        """The patient appointment holding calendar time (another RIS booking is not one)."""
+        try:
+            appointment = self._find(UUID(holder))
+        except ValueError:
+            appointment = None
+        if appointment is None:
+            raise SlotUnavailableError("another booking of the radiology system holds that time")
+        return appointment
+
+
+NEW_ORDER = frozenset({"NW"})
+CHANGE_ORDER = frozenset({"XO", "XX"})
+CANCEL_ORDER = frozenset({"CA", "DC", "OC", "CR"})
+
+
+class UnknownOrderError(DomainError):
+    code = "unknown_order"

@@ -234,3 +234,26 @@ class Appointment(Aggregate):
     def _marked_no_show(self, reason: str, meta: dict[str, str]) -> None:
         self.status = NO_SHOW
         self.reason = reason
+
+    # The RIS took the time --------------------------------------------------------------
+
+    class Displaced(Aggregate.Event):
+        by: str
+        reason: str
+        meta: dict[str, str]
+
+    def displace(self, *, by: str, reason: str, meta: dict[str, str]) -> None:
+        """The RIS booked this time itself (``by`` holds it now): the appointment needs a
+        new time. It leaves the active states, so its calendar time is freed."""
+        if self.status == NEEDS_NEW_TIME:
+            return
+        self._require(frozenset({BOOKED}), "displace")
+        self._displaced(by=by, reason=reason, meta=meta)
+
+    @event(Displaced)
+    def _displaced(self, by: str, reason: str, meta: dict[str, str]) -> None:
+        self.status = NEEDS_NEW_TIME
+        self.reason = reason
+
+
+NEEDS_NEW_TIME = "needs_new_time"

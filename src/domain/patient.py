@@ -68,3 +68,92 @@ class Patient(Aggregate):
         self.birth_date = birth_date
         self.email = email
         self.phone = phone
+        self.identifiers: dict[str, str] = {}
+        self.merged_into: UUID | None = None
+
+    # Identifiers, demographics from the RIS, merges -----------------------------------
+
+    class Identified(Aggregate.Event):
+        authority: str
+        value: str
+        meta: dict[str, str]
+
+    class DemographicsChanged(Aggregate.Event):
+        given_name: str
+        family_name: str
+        birth_date: date
+        phone: str | None
+        meta: dict[str, str]
+
+    class MergedInto(Aggregate.Event):
+        survivor_id: UUID
+        meta: dict[str, str]
+
+    def identify(self, *, authority: str, value: str, meta: dict[str, str]) -> None:
+        """Record the patient's identifier (an MRN) issued by ``authority``."""
+        if not authority.strip() or not value.strip():
+            raise InvalidValueError("an identifier needs a value and an assigning authority")
+        if self.identifiers.get(authority.strip()) == value.strip():
+            return
+        self._identified(authority=authority.strip(), value=value.strip(), meta=meta)
+
+    @event(Identified)
+    def _identified(self, authority: str, value: str, meta: dict[str, str]) -> None:
+        self.identifiers[authority] = value
+
+    def change_demographics(
+        self,
+        *,
+        given_name: str,
+        family_name: str,
+        birth_date: date,
+        phone: str | None,
+        today: date,
+        meta: dict[str, str],
+    ) -> bool:
+        """New names, birth date or phone; False (and no event) when nothing differs."""
+        check_demographics(given_name, family_name, birth_date, today)
+        given_name, family_name = given_name.strip(), family_name.strip()
+        if (given_name, family_name, birth_date, phone) == (
+            self.given_name,
+            self.family_name,
+            self.birth_date,
+            self.phone,
+        ):
+            return False
+        self._demographics_changed(
+            given_name=given_name,
+            family_name=family_name,
+            birth_date=birth_date,
+            phone=phone,
+            meta=meta,
+        )
+        return True
+
+    @event(DemographicsChanged)
+    def _demographics_changed(
+        self,
+        given_name: str,
+        family_name: str,
+        birth_date: date,
+        phone: str | None,
+        meta: dict[str, str],
+    ) -> None:
+        self.given_name = given_name
+        self.family_name = family_name
+        self.birth_date = birth_date
+        self.phone = phone
+
+    def merge_into(self, survivor_id: UUID, meta: dict[str, str]) -> None:
+        """This record is a duplicate of ``survivor_id``'s: lookups go there from now on."""
+        if survivor_id == self.id:
+            raise InvalidValueError("a patient cannot be merged into itself")
+        if self.merged_into == survivor_id:
+            return
+        if self.merged_into is not None:
+            raise InvalidValueError("this patient was already merged into another record")
+        self._merged_into(survivor_id=survivor_id, meta=meta)
+
+    @event(MergedInto)
+    def _merged_into(self, survivor_id: UUID, meta: dict[str, str]) -> None:
+        self.merged_into = survivor_id

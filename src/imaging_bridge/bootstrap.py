@@ -1,5 +1,6 @@
 """The composition root: builds every application, adapter and projection once."""
 
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -10,13 +11,15 @@ from psycopg_pool import ConnectionPool
 from adapters.access_log import BatchingAccessLog
 from adapters.break_glass import PostgresBreakGlassStore
 from adapters.clock import SystemClock
-from adapters.hl7.inbound_store import PostgresInboundStore
 from adapters.database import (
     ensure_database,
     eventsourcing_env,
     reader_pool,
     start_embedded,
 )
+from adapters.hl7.extract import Hl7Extractor
+from adapters.hl7.inbound_store import PostgresInboundStore
+from adapters.hl7.processor import InboundProcessor
 from adapters.keys import load_or_create_cipher_key
 from adapters.limits import PostgresRateLimiter, PostgresThrottle
 from adapters.mailer import OutboxMailer
@@ -30,7 +33,8 @@ from application.access import StaffAccess
 from application.auth import AuthService, SessionLimits
 from application.catalog import Catalog
 from application.hl7_inbound import Hl7Inbound
-from application.ports import Clock, PasswordHasher
+from application.inbound import InboundEffects, InboundSettings
+from application.ports import Clock, InboundHandler, PasswordHasher
 from application.registry import Registry
 from application.scheduling import Scheduling
 from application.services import Services
@@ -81,12 +85,27 @@ class Runtime:
     services: Services
     projections: Projections
     pool: ConnectionPool[Any]
+    inbound: InboundHandler
     closed: bool = field(default=False)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def process_inbound(self) -> None:
+        """Apply stored inbound HL7 messages on a background thread, in arrival order."""
+        processor = InboundProcessor(self.pool, self.inbound)
+        thread = threading.Thread(
+            target=processor.run, args=(self._stop,), name="hl7-inbound", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
         # Write every queued access-log entry while the pool is still open.
         if isinstance(self.services.access_log, BatchingAccessLog):
             self.services.access_log.close()
@@ -169,4 +188,11 @@ def build(
         staff_access=StaffAccess(appointments, PostgresBreakGlassStore(pool), clock),
         hl7_inbound=Hl7Inbound(PostgresInboundStore(pool), clock),
     )
-    return Runtime(settings, url, env, services, projections, pool)
+    inbound = InboundEffects(
+        registry=registry,
+        scheduling=scheduling,
+        catalog=catalog,
+        reader=Hl7Extractor(),
+        settings=InboundSettings(),
+    )
+    return Runtime(settings, url, env, services, projections, pool, inbound)

@@ -118,6 +118,7 @@ def serve(
     listener = None
     try:
         listener = start_mllp_listener(runtime)
+        runtime.process_inbound()
         if demo:
             change = load_catalog(runtime.services.catalog, decode(demo_catalog_text()), "demo")
             typer.echo(

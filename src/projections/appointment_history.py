@@ -15,6 +15,7 @@ from domain.appointment import (
     CANCELLED,
     CHECKED_IN,
     COMPLETED,
+    NEEDS_NEW_TIME,
     NO_SHOW,
     Appointment,
 )
@@ -27,6 +28,7 @@ STATUS_AFTER = {
     Appointment.CheckedIn: CHECKED_IN,
     Appointment.Completed: COMPLETED,
     Appointment.MarkedNoShow: NO_SHOW,
+    Appointment.Displaced: NEEDS_NEW_TIME,
 }
 COLUMNS = (
     "id, patient_id, status, appointment_type_id, location_id, resource_id,"

@@ -17,12 +17,14 @@ from application.scheduling import Scheduling
 from projections.appointment_history import AppointmentHistoryProjection
 from projections.availability import AvailabilityProjection
 from projections.catalog_view import CatalogProjection
+from projections.orders_view import OrdersProjection
 from projections.view import ReadModelView
 
 PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
     CatalogProjection.name: (Catalog, CatalogProjection),
     AppointmentHistoryProjection.name: (Scheduling, AppointmentHistoryProjection),
     AvailabilityProjection.name: (Scheduling, AvailabilityProjection),
+    OrdersProjection.name: (Scheduling, OrdersProjection),
 }
 
 

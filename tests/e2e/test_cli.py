@@ -241,3 +241,45 @@ def test_serve_with_several_api_workers_keeps_read_your_writes(cli_env, tmp_path
             listed = httpx.get(f"{served.url}/v1/appointments", headers=headers).json()
             assert len(listed) == day
     assert served.process.returncode == 0
+
+
+def test_serve_receives_hl7_and_applies_it(cli_env, tmp_path):
+    """``serve`` runs the MLLP listener and the processing stage: a RIS registration is
+    ACKed, then applied, as the operator view shows."""
+    import pyotp
+
+    mllp_port = free_port()
+    env = {**os.environ, **cli_env, "MLLP_PORT": str(mllp_port)}
+    corpus = Path(__file__).resolve().parents[3] / "shared" / "hl7-corpus"
+    message = (corpus / "ADT_A04" / "mirth_1.hl7").read_bytes()
+    with Served(env) as served:
+        with socket.create_connection(("127.0.0.1", mllp_port), timeout=10) as peer:
+            peer.sendall(b"\x0b" + message + b"\x1c\x0d")
+            ack = b""
+            while not ack.endswith(b"\x1c\x0d"):
+                chunk = peer.recv(4096)
+                assert chunk, "connection closed before the ACK"
+                ack += chunk
+        assert b"MSA|AA" in ack
+        admin = json.loads((tmp_path / "demo-credentials.json").read_text())["admin"]
+        challenge = httpx.post(
+            f"{served.url}/v1/auth/token",
+            data={"username": admin["email"], "password": admin["password"]},
+        ).json()["challenge"]
+        token = httpx.post(
+            f"{served.url}/v1/auth/token/second-factor",
+            json={"challenge": challenge, "code": pyotp.TOTP(admin["totp_secret"]).now()},
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        deadline = time.monotonic() + 30
+        while True:
+            listed = httpx.get(
+                f"{served.url}/v1/admin/hl7/inbound",
+                params={"status": "processed"},
+                headers=headers,
+            )
+            assert listed.status_code == 200, listed.text
+            if listed.json():
+                break
+            assert time.monotonic() < deadline, "the message was not processed"
+            time.sleep(0.2)

@@ -1,0 +1,388 @@
+"""Inbound effects: what an HL7 message from the RIS does to our applications.
+
+The processing stage hands each stored message to ``InboundEffects.handle``. A
+``MessageReader`` (the HL7 adapter) turns its text into the plain values below; the
+handler dispatches by message type to Registry (patients) and Scheduling (orders,
+results, the RIS's bookings). Every effect is idempotent: identities derive from
+natural keys (MRN + authority, order numbers, the RIS's appointment id, the message
+id), and aggregates remember the messages they applied.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from uuid import UUID
+
+from application.catalog import Catalog
+from application.errors import NotFoundError
+from application.ports import InboundHandler, InboundMessage
+from application.registry import Registry
+from application.scheduling import Scheduling
+from domain.context import Actor, system_actor
+from domain.errors import DomainError
+from domain.order import CORRECTED, FINAL, PRELIMINARY
+from domain.resource import Resource
+from domain.schedule import Interval, zone
+
+APPLIED = "applied"
+IGNORED = "ignored"
+KEPT_FOR_REVIEW = "kept_for_review"
+
+RESULT_STATUS = {"P": PRELIMINARY, "F": FINAL, "C": CORRECTED}
+PATIENT_UPDATES = frozenset({"A01", "A04", "A05", "A08", "A28", "A31"})
+BOOKING_MADE = frozenset({"S12", "S13", "S14"})
+BOOKING_FREED = frozenset({"S15", "S26"})
+REMOVED_RESOURCE = frozenset({"C", "D"})
+
+
+class MalformedMessageError(DomainError):
+    code = "malformed_message"
+
+
+class MissingFieldError(DomainError):
+    code = "missing_field"
+
+
+class UnknownPatientError(DomainError):
+    code = "unknown_patient"
+
+
+def _uuid(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+# What the reader extracts ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """One PID-3 (or MRG-1) repetition: an id and its assigning authority (CX-4)."""
+
+    value: str
+    authority: str
+    type_code: str = ""
+
+
+@dataclass(frozen=True)
+class PatientData:
+    identifiers: tuple[Identifier, ...]
+    given_name: str = ""
+    family_name: str = ""
+    birth_date: date | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderData:
+    """One ORC/OBR group. Numbers are ``id`` or ``namespace:id`` (EI-1, EI-2)."""
+
+    control: str
+    placer: str
+    filler: str
+    accession_number: str
+    procedure_code: str
+    procedure_text: str
+
+
+@dataclass(frozen=True)
+class ResultData:
+    """One OBR of an ORU and the references it carries (never the report text)."""
+
+    placer: str
+    filler: str
+    accession_number: str
+    procedure_code: str
+    procedure_text: str
+    status_code: str
+    observed_at: datetime | None
+    viewer_link: str = ""
+
+
+@dataclass(frozen=True)
+class BookedResource:
+    """One AIS/AIG/AIL/AIP resource line of an SIU: its code and action (AIx-2)."""
+
+    code: str
+    action: str
+    start: datetime | None
+    duration_minutes: int | None
+
+
+@dataclass(frozen=True)
+class ScheduleData:
+    filler_id: str
+    placer_id: str
+    start: datetime | None
+    end: datetime | None
+    resources: tuple[BookedResource, ...]
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """Times without a UTC offset in the message are naive here; the handler places
+    them in the resource's (or the configured) time zone."""
+
+    patient: PatientData | None = None
+    merged: tuple[Identifier, ...] = ()
+    orders: tuple[OrderData, ...] = ()
+    results: tuple[ResultData, ...] = ()
+    schedule: ScheduleData | None = None
+
+
+class MessageReader(ABC):
+    """Turns one stored HL7 message into the values the effects need."""
+
+    @abstractmethod
+    def read(self, message: InboundMessage) -> ParsedMessage:
+        """The extracted values; MalformedMessageError when the text cannot be read."""
+
+
+@dataclass(frozen=True)
+class InboundSettings:
+    """How the RIS's codes map to ours.
+
+    ``resource_codes`` maps a RIS resource/location code (AIG-3, AIL-3, AIS-3) to our
+    resource code; a code not in the map is tried as our own code, and a booking on no
+    known resource is ignored. ``viewer_url_template`` (``{accession}`` and
+    ``{filler}`` placeholders) builds a viewer link when the ORU carries none.
+    ``default_authority`` stands for an MRN without assigning authority (the sending
+    facility when empty). An identifier of ``own_authority`` is our own patient id,
+    echoed by the RIS (outbound ADT/SIU send it as ``<id>^^^IMGBRIDGE^PI``).
+    """
+
+    resource_codes: Mapping[str, str] = field(default_factory=dict)
+    viewer_url_template: str = ""
+    default_authority: str = ""
+    default_timezone: str = "UTC"
+    own_authority: str = "IMGBRIDGE"
+
+
+class InboundEffects(InboundHandler):
+    """Applies ORM/OMI, ORU, ADT and SIU messages from the RIS, exactly once."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        scheduling: Scheduling,
+        catalog: Catalog,
+        reader: MessageReader,
+        settings: InboundSettings | None = None,
+    ) -> None:
+        self._registry = registry
+        self._scheduling = scheduling
+        self._catalog = catalog
+        self._reader = reader
+        self._settings = settings or InboundSettings()
+
+    def handle(self, message: InboundMessage) -> str:
+        """Apply the message; applying it again changes nothing."""
+        kind = message.message_type.upper()
+        trigger = message.trigger.upper()
+        if kind == "ADT" and (trigger in PATIENT_UPDATES or trigger == "A40"):
+            handler = self._merge if trigger == "A40" else self._patient
+        elif (kind, trigger) in {("ORM", "O01"), ("OMI", "O23")}:
+            handler = self._orders
+        elif kind == "ORU" and trigger in {"R01", ""}:  # v2.3 feeds may omit MSH-9.2
+            handler = self._results
+        elif kind == "SIU" and trigger in BOOKING_MADE | BOOKING_FREED:
+            handler = self._booking
+        else:
+            return IGNORED
+        parsed = self._reader.read(message)
+        actor = system_actor(request_id=str(message.id), source="hl7-inbound")
+        return handler(message, parsed, actor)
+
+    # ADT ----------------------------------------------------------------------------
+
+    def _patient(self, message: InboundMessage, parsed: ParsedMessage, actor: Actor) -> str:
+        self._patient_id(message, parsed, actor, update=True)
+        return APPLIED
+
+    def _merge(self, message: InboundMessage, parsed: ParsedMessage, actor: Actor) -> str:
+        if not parsed.merged:
+            raise MissingFieldError("ADT^A40 without MRG-1: nothing says which record to merge")
+        survivor = self._patient_id(message, parsed, actor, update=True)
+        merged = [self._key(message, i) for i in parsed.merged]
+        self._registry.merge_patients(survivor_id=survivor, merged=merged, actor=actor)
+        return APPLIED
+
+    def _patient_id(
+        self, message: InboundMessage, parsed: ParsedMessage, actor: Actor, *, update: bool
+    ) -> UUID:
+        patient = parsed.patient
+        if patient is None or not patient.identifiers:
+            raise MissingFieldError("the message has no PID-3 patient identifier")
+        ours = [i for i in patient.identifiers if i.authority == self._settings.own_authority]
+        own_id = _uuid(ours[0].value) if ours else None
+        if own_id is not None and self._registry.patient_by_id(own_id) is None:
+            raise UnknownPatientError("the RIS names a patient id of ours that we do not know")
+        return self._registry.record_patient_from_ris(
+            identifiers=[self._key(message, i) for i in patient.identifiers if i not in ours],
+            patient_id=own_id,
+            given_name=patient.given_name,
+            family_name=patient.family_name,
+            birth_date=patient.birth_date,
+            phone=patient.phone,
+            update_demographics=update,
+            actor=actor,
+        )
+
+    def _key(self, message: InboundMessage, identifier: Identifier) -> tuple[str, str]:
+        authority = (
+            identifier.authority
+            or self._settings.default_authority
+            or message.sending_facility
+            or message.sending_application
+        )
+        return authority, identifier.value
+
+    # ORM / OMI ----------------------------------------------------------------------
+
+    def _orders(self, message: InboundMessage, parsed: ParsedMessage, actor: Actor) -> str:
+        if not parsed.orders:
+            raise MissingFieldError("an order message without ORC/OBR")
+        if all(o.control not in ORDER_CONTROLS for o in parsed.orders):
+            return IGNORED
+        patient_id = self._patient_id(message, parsed, actor, update=False)
+        outcomes = [
+            self._scheduling.receive_order(
+                control=order.control,
+                patient_id=patient_id,
+                placer=order.placer,
+                filler=order.filler,
+                accession_number=order.accession_number,
+                procedure_code=order.procedure_code,
+                procedure_text=order.procedure_text,
+                message_id=f"{message.id}/{index}",
+                actor=actor,
+            )
+            for index, order in enumerate(parsed.orders)
+        ]
+        return APPLIED if APPLIED in outcomes else IGNORED
+
+    # ORU ----------------------------------------------------------------------------
+
+    def _results(self, message: InboundMessage, parsed: ParsedMessage, actor: Actor) -> str:
+        if not parsed.results:
+            raise MissingFieldError("a result message without OBR")
+        mrn = ""
+        if parsed.patient is not None and parsed.patient.identifiers:
+            authority, value = self._key(message, parsed.patient.identifiers[0])
+            mrn = f"{authority}:{value}"
+        outcomes = []
+        for index, result in enumerate(parsed.results):
+            status = RESULT_STATUS.get(result.status_code.upper())
+            if status is None:
+                raise MissingFieldError(
+                    f"OBR-25 result status {result.status_code!r} is not P, F or C"
+                )
+            outcomes.append(
+                self._scheduling.reference_result(
+                    placer=result.placer,
+                    filler=result.filler,
+                    accession_number=result.accession_number,
+                    patient_identifier=mrn,
+                    procedure_code=result.procedure_code,
+                    procedure_text=result.procedure_text,
+                    result_status=status,
+                    observed_at=self._aware(result.observed_at, self._settings.default_timezone),
+                    viewer_link=result.viewer_link or self._viewer_link(result),
+                    message_id=f"{message.id}/{index}",
+                    actor=actor,
+                )
+            )
+        return KEPT_FOR_REVIEW if KEPT_FOR_REVIEW in outcomes else APPLIED
+
+    def _viewer_link(self, result: ResultData) -> str:
+        template = self._settings.viewer_url_template
+        if not template or not (result.accession_number or result.filler):
+            return ""
+        return template.format(accession=result.accession_number, filler=result.filler)
+
+    # SIU ----------------------------------------------------------------------------
+
+    def _booking(self, message: InboundMessage, parsed: ParsedMessage, actor: Actor) -> str:
+        schedule = parsed.schedule
+        if schedule is None or not (schedule.filler_id or schedule.placer_id):
+            raise MissingFieldError("an SIU without SCH-2 (or SCH-1) appointment id")
+        filler_id = schedule.filler_id or f"placer:{schedule.placer_id}"
+        trigger = message.trigger.upper()
+        mapped = [(self._resource(r.code), r) for r in schedule.resources]
+        active = [
+            (resource, line)
+            for resource, line in mapped
+            if resource is not None and line.action.upper() not in REMOVED_RESOURCE
+        ]
+        message_id = str(message.id)
+        if trigger in BOOKING_FREED or not active:
+            # Cancelled, a no-show, or moved off every resource of ours: its time is free
+            # (nothing happens for a booking we never held).
+            released = self._scheduling.release_for_ris(
+                filler_id=filler_id,
+                reason=f"SIU^{trigger} from the RIS",
+                message_id=message_id,
+                actor=actor,
+            )
+            return APPLIED if released else IGNORED
+        resource, line = active[0]
+        timezone = self._catalog.location(resource.location_id).timezone
+        span = self._span(schedule, line, timezone)
+        self._scheduling.occupy_for_ris(
+            filler_id=filler_id,
+            resource_id=resource.id,
+            span=span,
+            timezone=timezone,
+            message_id=message_id,
+            actor=actor,
+        )
+        return APPLIED
+
+    def _resource(self, code: str) -> Resource | None:
+        if not code:
+            return None
+        ours = self._settings.resource_codes.get(code, code)
+        try:
+            return self._catalog.resource(Resource.create_id(ours))
+        except NotFoundError:
+            return None
+
+    def _span(self, schedule: ScheduleData, line: BookedResource, timezone: str) -> Interval:
+        """The resource line's own start and duration, else the SCH-11 timing."""
+        start, end = schedule.start, schedule.end
+        if line.start is not None:
+            start = line.start
+            end = (
+                line.start + timedelta(minutes=line.duration_minutes)
+                if line.duration_minutes
+                else None
+            )
+        if start is None:
+            raise MissingFieldError("an SIU booking without a start time")
+        if end is None:
+            if schedule.start is not None and schedule.end is not None:
+                end = start + (schedule.end - schedule.start)
+            else:
+                raise MissingFieldError("an SIU booking without a duration or end time")
+        aware_start = self._aware(start, timezone)
+        aware_end = self._aware(end, timezone)
+        assert aware_start is not None
+        assert aware_end is not None
+        if aware_end <= aware_start:
+            raise MissingFieldError("an SIU booking that ends before it starts")
+        return Interval(aware_start, aware_end)
+
+    @staticmethod
+    def _aware(moment: datetime | None, timezone: str) -> datetime | None:
+        if moment is None:
+            return None
+        if moment.utcoffset() is None:
+            moment = moment.replace(tzinfo=zone(timezone))
+        return moment.astimezone(UTC)
+
+
+ORDER_CONTROLS = frozenset({"NW", "XO", "XX", "CA", "DC", "OC", "CR"})
