@@ -6,6 +6,7 @@ from typing import Protocol
 from application.access import StaffAccess
 from application.auth import AuthService
 from application.catalog import Catalog
+from application.deliveries import DeliveryDesk
 from application.hl7_inbound import Hl7Inbound
 from application.ports import (
     AccessLog,
@@ -42,3 +43,4 @@ class Services:
     rate_limiter: RateLimiter
     staff_access: StaffAccess
     hl7_inbound: Hl7Inbound
+    deliveries: DeliveryDesk

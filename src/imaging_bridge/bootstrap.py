@@ -32,6 +32,7 @@ from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create
 from application.access import StaffAccess
 from application.auth import AuthService, SessionLimits
 from application.catalog import Catalog
+from application.deliveries import Deliveries, DeliveryDesk
 from application.hl7_inbound import Hl7Inbound
 from application.inbound import InboundEffects, InboundSettings
 from application.ports import Clock, InboundHandler, PasswordHasher
@@ -42,6 +43,7 @@ from application.slot_search import SlotSearch
 from projections.appointment_history import PostgresAppointmentReader
 from projections.availability import PostgresBusyReader
 from projections.catalog_view import PostgresCatalogReader
+from projections.deliveries_view import PostgresDeliveryReader
 from projections.runners import Projections
 
 log = structlog.get_logger(__name__)
@@ -110,7 +112,12 @@ class Runtime:
         if isinstance(self.services.access_log, BatchingAccessLog):
             self.services.access_log.close()
         self.projections.stop()
-        for app in (self.services.catalog, self.services.scheduling, self.services.registry):
+        for app in (
+            self.services.catalog,
+            self.services.scheduling,
+            self.services.registry,
+            self.services.deliveries.deliveries,
+        ):
             app.close()
         self.pool.close()
 
@@ -146,6 +153,7 @@ def build(
     catalog = Catalog(env)
     scheduling = Scheduling(env, catalog=catalog, clock=clock)
     registry = Registry(env, hasher=hasher, clock=clock)
+    deliveries = Deliveries(env)
     pool = reader_pool(url, settings.db_pool_size)
     projections = Projections(env)
     if run_projections:
@@ -187,6 +195,7 @@ def build(
         rate_limiter=PostgresRateLimiter(pool),
         staff_access=StaffAccess(appointments, PostgresBreakGlassStore(pool), clock),
         hl7_inbound=Hl7Inbound(PostgresInboundStore(pool), clock),
+        deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock),
     )
     inbound = InboundEffects(
         registry=registry,

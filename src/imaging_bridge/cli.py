@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from adapters.log_setup import configure_logging
 from adapters.settings import Settings, settings_problem
 from domain.errors import DomainError
-from imaging_bridge.deliveries_cli import deliveries_app
+from imaging_bridge.deliveries_cli import Outbound, deliveries_app, worker
 from imaging_bridge.hl7_cli import hl7_app, mllp_listen
 from imaging_bridge.staff_cli import staff_app
 
@@ -33,6 +33,7 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(hl7_app, name="hl7")
 app.add_typer(deliveries_app, name="deliveries")
 app.command("mllp-listen")(mllp_listen)
+app.command("worker")(worker)
 
 DataDir = Annotated[
     Path | None,
@@ -116,9 +117,13 @@ def serve(
         fail("--demo seeds demo accounts with printed passwords; it is refused in production")
     runtime = build(settings)
     listener = None
+    outbound = None
     try:
         listener = start_mllp_listener(runtime)
         runtime.process_inbound()
+        # Outbound: the policy that turns events into deliveries, its read model, the pump
+        # and in-process workers (``imaging-bridge worker`` adds more processes).
+        outbound = Outbound(runtime.env, runtime.url, runtime.services.clock).start()
         if demo:
             change = load_catalog(runtime.services.catalog, decode(demo_catalog_text()), "demo")
             typer.echo(
@@ -156,6 +161,8 @@ def serve(
                 **tls,
             )
     finally:
+        if outbound is not None:
+            outbound.stop()
         if listener is not None:
             listener.stop()
         runtime.close()

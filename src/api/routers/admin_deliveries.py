@@ -1,3 +1,130 @@
-from fastapi import APIRouter
+"""Operator view of outbound deliveries: list, inspect (attempts and ACK codes), redrive.
 
-router = APIRouter()
+Every route needs ``deliveries:operate`` (admin or integration staff, two factors).
+The deliveries desk comes from ``services.deliveries`` (wired by the composition root).
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from api.deps import ActorDep, ServicesDep, requires
+from api.errors import ApiError
+from api.schemas.common import Strict
+from application.deliveries import AttemptView, DeliveryDesk, DeliveryView
+from application.permissions import Permission
+from application.ports import Principal
+from application.services import Services
+from domain.message_delivery import DeliveryStateError
+
+router = APIRouter(prefix="/v1/admin/deliveries", tags=["admin: deliveries"])
+
+Operator = Annotated[Principal, requires(Permission.DELIVERIES_OPERATE)]
+Status = Literal["queued", "retrying", "ambiguous", "acknowledged", "dead_lettered"]
+Channel = Literal["hl7", "email", "sms", "push", "ledger"]
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    channel: str
+    recipient: str
+    message_type: str
+    status: str
+    cause: str
+    cause_at: datetime
+    ordering_key: str
+    control_id: str = Field(description="HL7 MSH-10 of every send of this delivery")
+    attempts: int
+    next_attempt_at: datetime | None
+    last_code: str
+    last_detail: str
+    dead_reason: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class AttemptOut(BaseModel):
+    kind: Literal["attempt", "dead_lettered", "redriven"]
+    number: int
+    outcome: str
+    code: str = Field(description="MSA-1 of the ACK, or a transport code")
+    detail: str
+    at: datetime
+    next_attempt_at: datetime | None
+    actor_id: str
+
+
+class DeliveryDetailOut(DeliveryOut):
+    history: list[AttemptOut]
+
+
+class Redrive(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Redriven(BaseModel):
+    id: str
+    version: int
+
+
+def _desk(services: Services) -> DeliveryDesk:
+    desk: Any = getattr(services, "deliveries", None)
+    if desk is None:
+        raise ApiError(503, "try_again", "outbound deliveries are not running in this process")
+    assert isinstance(desk, DeliveryDesk)
+    return desk
+
+
+def _out(d: DeliveryView) -> dict[str, Any]:
+    return {**d.__dict__, "id": str(d.id)}
+
+
+def _attempt(a: AttemptView) -> AttemptOut:
+    return AttemptOut(
+        kind=a.kind,  # type: ignore[arg-type]
+        number=a.number,
+        outcome=a.outcome,
+        code=a.code,
+        detail=a.detail,
+        at=a.at,
+        next_attempt_at=a.next_attempt_at,
+        actor_id=a.actor_id,
+    )
+
+
+@router.get("", response_model=list[DeliveryOut], summary="List outbound deliveries")
+def list_deliveries(
+    services: ServicesDep,
+    _: Operator,
+    status: Annotated[Status | None, Query()] = None,
+    channel: Annotated[Channel | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[DeliveryOut]:
+    rows = _desk(services).search(status=status, channel=channel, limit=limit)
+    return [DeliveryOut(**_out(d)) for d in rows]
+
+
+@router.get("/{delivery_id}", response_model=DeliveryDetailOut, summary="One delivery")
+def show_delivery(delivery_id: UUID, services: ServicesDep, _: Operator) -> DeliveryDetailOut:
+    view, history = _desk(services).show(delivery_id)
+    return DeliveryDetailOut(**_out(view), history=[_attempt(a) for a in history])
+
+
+@router.post(
+    "/{delivery_id}/redrive",
+    status_code=202,
+    response_model=Redriven,
+    summary="Send a dead-lettered delivery again",
+)
+def redrive_delivery(
+    delivery_id: UUID, body: Redrive, services: ServicesDep, actor: ActorDep, _: Operator
+) -> Redriven:
+    try:
+        version = _desk(services).redrive(delivery_id, reason=body.reason, actor=actor)
+    except DeliveryStateError as error:
+        raise ApiError(409, error.code, error.detail) from None
+    return Redriven(id=str(delivery_id), version=version)

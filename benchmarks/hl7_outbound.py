@@ -1,0 +1,243 @@
+"""HL7 outbound benchmark: SIU^S12 deliveries sent over MLLP and ACKed end to end.
+
+Queues ``--messages`` SIU^S12 deliveries (as the delivery policy does, one per patient,
+``--per-patient`` each), then starts ``--workers`` worker processes (the
+``imaging-bridge worker`` command function: dramatiq on the PostgreSQL broker, plus the
+pump) that render with hl7apy, send to an MLLP peer on loopback answering AA, and record
+each attempt. Measured: from the workers' start until the deliveries read model shows
+every delivery acknowledged (rate = messages / that time), and the rate at which the
+peer sent ACKs (first to last). Target (issue 4): at least 200 SIU/s with two workers.
+
+Runs on a fresh database ``ib_bench_<random>`` on the machine's PostgreSQL
+(127.0.0.1:5432) with ``--pg machine``, else on an embedded server in a temporary folder.
+
+    python benchmarks/hl7_outbound.py                       # 2000 messages, 2 workers
+    python benchmarks/hl7_outbound.py --messages 500 --workers 1 --threads 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import uuid4
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+
+from adapters.clock import SystemClock  # noqa: E402
+from adapters.database import (  # noqa: E402
+    drop_database,
+    ensure_database,
+    start_embedded,
+    with_dbname,
+)
+from adapters.settings import Settings  # noqa: E402
+from application.deliveries import Deliveries  # noqa: E402
+from domain.context import system_actor  # noqa: E402
+from domain.message_delivery import MessageDelivery  # noqa: E402
+from imaging_bridge.bootstrap import build  # noqa: E402
+from imaging_bridge.deliveries_cli import Outbound  # noqa: E402
+
+START, END = b"\x0b", b"\x1c\x0d"
+WORKER = "import typer; from imaging_bridge.deliveries_cli import worker; typer.run(worker)"
+MACHINE_PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class AckingPeer:
+    """An MLLP peer on loopback that ACKs every message AA and notes when."""
+
+    def __init__(self) -> None:
+        self.acks: list[float] = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        future = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self.handle, "127.0.0.1", 0), self.loop
+        )
+        self.server = future.result(timeout=10)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                data = await reader.readuntil(END)
+                message = data[data.find(START) + 1 : -2].decode()
+                control = message.split("\r", 1)[0].split("|")[9]
+                ack = f"MSH|^~\\&|RIS|RIS|IB|IB|20261130||ACK|A{control}|P|2.5.1\rMSA|AA|{control}"
+                writer.write(START + ack.encode() + END)
+                await writer.drain()
+                self.acks.append(time.monotonic())
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+def payload(n: int, patient: str, start: datetime) -> dict[str, str]:
+    return {
+        "event_at": start.isoformat(),
+        "appointment_id": str(uuid4()),
+        "patient_id": patient,
+        "given_name": "Bench",
+        "family_name": f"Patient{n}",
+        "birth_date": "1980-02-29",
+        "phone": "",
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=15)).isoformat(),
+        "timezone": "America/New_York",
+        "duration_minutes": "15",
+        "reason": "",
+        "type_code": "ct-head",
+        "type_name": "CT Head",
+        "type_cpt": "70450",
+        "modality": "CT",
+        "location_code": "riverside",
+        "location_name": "Riverside",
+        "resource_code": "riverside-ct-1",
+        "resource_name": "Riverside CT",
+    }
+
+
+def queue(deliveries: Deliveries, messages: int, per_patient: int) -> None:
+    now = datetime.now(UTC)
+    meta = system_actor(source="benchmark").meta()
+    batch = []
+    patient = str(uuid4())
+    for n in range(messages):
+        if n % per_patient == 0:
+            patient = str(uuid4())
+        batch.append(
+            MessageDelivery.queue(
+                channel="hl7",
+                recipient="ris",
+                message_type="SIU^S12",
+                cause=f"bench:{n}",
+                cause_at=now + timedelta(microseconds=n),
+                ordering_key=patient,
+                payload=payload(n, patient, now + timedelta(days=3, minutes=15 * n)),
+                meta=meta,
+            )
+        )
+        if len(batch) == 200:
+            deliveries.save(*batch)
+            batch = []
+    if batch:
+        deliveries.save(*batch)
+
+
+def acknowledged(outbound: Outbound) -> int:
+    assert outbound.pool is not None
+    with outbound.pool.connection() as conn:
+        row = conn.execute("SELECT count(*) FROM rm_deliveries WHERE status = 'acknowledged'")
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--per-patient", type=int, default=1, help="deliveries per patient")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="sending threads per worker")
+    parser.add_argument("--pg", choices=["embedded", "machine"], default="embedded")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="ib-bench-hl7-"))
+    if args.pg == "machine":
+        server = MACHINE_PG
+    else:
+        server = start_embedded(data_dir / "pg", delete_at_exit=True)
+    url = with_dbname(server, f"ib_bench_{uuid4().hex[:10]}")
+    ensure_database(url)
+    peer = AckingPeer()
+    workers: list[subprocess.Popen[bytes]] = []
+    settings = Settings(environment="test", data_dir=data_dir, database_url=url, db_pool_size=5)
+    runtime = build(settings, url=url, run_projections=False)
+    env = {**runtime.env, "HL7_DESTINATIONS": f"ris=127.0.0.1:{peer.port};timeout=10"}
+    outbound = Outbound(env, url, SystemClock(), policy_runners=False, pump=False, workers=0)
+    try:
+        outbound.start()
+        assert outbound.deliveries is not None
+        log(f"queueing {args.messages} SIU^S12 deliveries")
+        queue(outbound.deliveries, args.messages, args.per_patient)
+        outbound.wait_caught_up(timeout=120)
+        worker_env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "ENVIRONMENT": "test",
+            "HL7_DESTINATIONS": env["HL7_DESTINATIONS"],
+            "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+            "LOG_LEVEL": "warning",
+        }
+        command = [sys.executable, "-c", WORKER, "--threads", str(args.threads)]
+        command += ["--data-dir", str(data_dir)]
+        log(f"starting {args.workers} worker processes x {args.threads} threads")
+        started = time.monotonic()
+        for _ in range(args.workers):
+            workers.append(
+                subprocess.Popen(
+                    command, env=worker_env, cwd=str(data_dir), stdout=subprocess.DEVNULL
+                )
+            )
+        deadline = started + args.timeout
+        done = 0
+        while done < args.messages and time.monotonic() < deadline:
+            time.sleep(0.2)
+            done = acknowledged(outbound)
+        elapsed = time.monotonic() - started
+        acks = sorted(peer.acks)
+        ack_span = (acks[-1] - acks[0]) if len(acks) > 1 else 0.0
+        result = {
+            "messages": args.messages,
+            "acknowledged": done,
+            "workers": args.workers,
+            "threads_per_worker": args.threads,
+            "per_patient": args.per_patient,
+            "seconds_to_all_acknowledged": round(elapsed, 2),
+            "rate_end_to_end_per_s": round(done / elapsed, 1),
+            "peer_acks": len(acks),
+            "peer_ack_rate_per_s": round(len(acks) / ack_span, 1) if ack_span else None,
+            "cpus": os.cpu_count(),
+            "pg": args.pg,
+        }
+        print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        outbound.stop()
+        runtime.close()
+        peer.close()
+        drop_database(url)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

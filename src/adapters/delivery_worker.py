@@ -1,0 +1,242 @@
+"""Outbound delivery workers: the pump that hands due deliveries to the task queue,
+and the dramatiq actor (PostgreSQL broker, dramatiq-pg) that sends one delivery.
+
+At least once, idempotent where it counts:
+- the pump hands out only the earliest pending delivery of each (recipient, patient),
+  so a later message never overtakes an earlier one; each hand-out is keyed by the
+  delivery's version and leased, so a task lost with a killed worker is handed out again;
+- the actor loads the delivery, checks the version it was handed is still current,
+  renders it (MSH-10 = the delivery's control id, the same for every resend), sends it
+  and records the attempt; a second sender of the same attempt loses on the version.
+"""
+
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid5
+
+import dramatiq
+import structlog
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+from psycopg_pool import ConnectionPool
+
+from adapters.hl7.render import render_fast
+from adapters.mllp_client import MllpClient, SendResult, tls_context
+from application.deliveries import Deliveries, DeliveryReader, Destination
+from application.errors import ConcurrencyError, NotFoundError
+from application.ports import Clock
+from domain.context import Actor, system_actor
+from domain.message_delivery import RetryPolicy
+
+log = structlog.get_logger(__name__)
+
+QUEUE = "hl7"
+ACTOR_NAME = "send_delivery"
+TASK_NAMESPACE = UUID("0d8f0a4e-3f4a-4d0c-9b8e-5d7c1f6a2b91")
+
+
+def retry_policy_from(env: Mapping[str, str]) -> RetryPolicy:
+    """``DELIVERY_ATTEMPT_LIMIT``, ``DELIVERY_AMBIGUOUS_LIMIT``, ``DELIVERY_BASE_DELAY``,
+    ``DELIVERY_MAX_DELAY`` (seconds) and ``DELIVERY_GIVE_UP_AFTER`` (seconds)."""
+    return RetryPolicy(
+        attempt_limit=int(env.get("DELIVERY_ATTEMPT_LIMIT", "8")),
+        ambiguous_limit=int(env.get("DELIVERY_AMBIGUOUS_LIMIT", "3")),
+        base_delay=timedelta(seconds=float(env.get("DELIVERY_BASE_DELAY", "2"))),
+        max_delay=timedelta(seconds=float(env.get("DELIVERY_MAX_DELAY", "600"))),
+        give_up_after=timedelta(seconds=float(env.get("DELIVERY_GIVE_UP_AFTER", "259200"))),
+    )
+
+
+def task_id(delivery_id: UUID, version: int) -> UUID:
+    """The task-queue message id of handing out one version of one delivery."""
+    return uuid5(TASK_NAMESPACE, f"{delivery_id}/{version}")
+
+
+class Sender:
+    """Sends one delivery and records the attempt (the body of the actor)."""
+
+    def __init__(
+        self,
+        deliveries: Deliveries,
+        destinations: list[Destination],
+        clock: Clock,
+        policy: RetryPolicy,
+        *,
+        client_factory: Callable[[Destination], MllpClient] | None = None,
+        actor: Actor | None = None,
+    ) -> None:
+        self.deliveries = deliveries
+        self.destinations = {d.name: d for d in destinations}
+        self.clock = clock
+        self.policy = policy
+        self.client_factory = client_factory or _client
+        self.actor = actor or system_actor(source="delivery-worker")
+
+    def send(self, delivery_id: UUID, version: int) -> str:
+        """Send the delivery if ``version`` is still its current one; what happened."""
+        try:
+            delivery = self.deliveries.delivery(delivery_id)
+        except NotFoundError:
+            return "missing"
+        now = self.clock.now()
+        if delivery.version != version or not delivery.is_due(now):
+            return "stale"
+        destination = self.destinations.get(delivery.recipient)
+        if destination is None:
+            return "unknown-recipient"
+        message = render_fast(
+            delivery.message_type,
+            delivery.payload,
+            delivery.control_id,
+            recipient=destination.name,
+            version=destination.version,
+        )
+        result: SendResult = self.client_factory(destination).send(message, delivery.control_id)
+        try:
+            self.deliveries.record_attempt(
+                delivery,
+                outcome=result.outcome,
+                code=result.code,
+                detail=result.detail,
+                at=self.clock.now(),
+                policy=self.policy,
+                jitter=random.uniform(0.5, 1.0),  # noqa: S311 - jitter, not security
+                actor=self.actor,
+            )
+        except ConcurrencyError:
+            return "lost"
+        log.info(
+            "delivery_attempted",
+            delivery_id=str(delivery_id),
+            outcome=result.outcome,
+            code=result.code,
+            status=delivery.status,
+        )
+        return result.outcome
+
+
+def _client(destination: Destination) -> MllpClient:
+    return MllpClient(
+        destination.host,
+        destination.port,
+        timeout=destination.timeout,
+        tls=tls_context(os.environ.get("HL7_TLS_CAFILE")) if destination.tls else None,
+    )
+
+
+class Pump:
+    """Hands due deliveries to the task queue, in order per (recipient, patient)."""
+
+    def __init__(
+        self,
+        reader: DeliveryReader,
+        pool: ConnectionPool[Any],
+        dispatch: Callable[[UUID, int], None],
+        clock: Clock,
+        *,
+        lease: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.reader = reader
+        self.pool = pool
+        self.dispatch = dispatch
+        self.clock = clock
+        self.lease = lease
+
+    def run_once(self) -> int:
+        """Hand out every due head whose current version is not leased; how many."""
+        now = self.clock.now()
+        rows = self.reader.due(now)
+        if not rows:
+            return 0
+        with self.pool.connection() as conn:
+            leased = conn.execute(
+                "INSERT INTO delivery_dispatch (delivery_id, attempts, dispatched_at)"
+                " SELECT id, version, %s FROM unnest(%s::uuid[], %s::int[]) AS t(id, version)"
+                " ON CONFLICT (delivery_id, attempts) DO UPDATE"
+                " SET dispatched_at = EXCLUDED.dispatched_at"
+                " WHERE delivery_dispatch.dispatched_at < %s"
+                " RETURNING delivery_id, attempts",
+                (now, [r.id for r in rows], [r.version for r in rows], now - self.lease),
+            ).fetchall()
+        for delivery_id, version in leased:
+            self.dispatch(delivery_id, version)
+        return len(leased)
+
+
+def make_broker(url: str, *, worker_timeout_ms: int = 30_000) -> Any:
+    """dramatiq's PostgreSQL broker on ``url`` (psycopg2 DSN or URL); schema from 0009."""
+    from dramatiq_pg.broker import PostgresBroker, PostgresConsumer
+
+    class ListenFirstConsumer(PostgresConsumer):  # type: ignore[misc]
+        """Two fixes to dramatiq-pg's consumer (0.x), which the throughput needs:
+
+        - it re-reads every pending message on each step until its LISTEN connection
+          opens, which happens only once the backlog is drained (quadratic with a
+          backlog): listen first, then scan the backlog once;
+        - with ``prefetch`` messages in flight it sleeps up to a second, and dramatiq
+          hands it the ACKs that free those slots only between steps: yield instead.
+        """
+
+        def __next__(self) -> Any:
+            if self._listen_conn is None:
+                self.get_listen_conn()
+                self.notifies = self.fetch_pending_notifies()
+            if len(self.in_processing) >= self.prefetch:
+                time.sleep(0.002)
+                return None
+            return super().__next__()
+
+    class Broker(PostgresBroker):  # type: ignore[misc]
+        def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30000) -> Any:
+            return ListenFirstConsumer(
+                pool=self.pool, queue_name=queue_name, prefetch=prefetch, timeout=timeout
+            )
+
+    middleware: list[Any] = [
+        AgeLimit(),  # type: ignore[no-untyped-call]
+        TimeLimit(time_limit=worker_timeout_ms * 4),  # type: ignore[no-untyped-call]
+        ShutdownNotifications(),  # type: ignore[no-untyped-call]
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=0),  # type: ignore[no-untyped-call]
+    ]
+    broker = Broker(url=url, results=False, middleware=middleware)
+    return broker
+
+
+def declare_actor(broker: Any, sender: Sender) -> Any:
+    """The ``send_delivery`` actor on ``broker``, sending through ``sender``."""
+
+    def send_delivery(delivery_id: str, version: int) -> None:
+        sender.send(UUID(delivery_id), version)
+
+    return dramatiq.actor(
+        send_delivery, broker=broker, actor_name=ACTOR_NAME, queue_name=QUEUE, max_retries=0
+    )
+
+
+def enqueuer(broker: Any) -> Callable[[UUID, int], None]:
+    """A pump dispatch that enqueues with a deterministic message id."""
+
+    def dispatch(delivery_id: UUID, version: int) -> None:
+        message: dramatiq.Message[Any] = dramatiq.Message(
+            queue_name=QUEUE,
+            actor_name=ACTOR_NAME,
+            args=(str(delivery_id), version),
+            kwargs={},
+            options={},
+            message_id=str(task_id(delivery_id, version)),
+        )
+        broker.enqueue(message)
+
+    return dispatch

@@ -1,0 +1,212 @@
+"""Deliveries read model: every outbound delivery with its state and attempts, for the
+operator view and for the pump's "what is due" query."""
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.projection import Projection
+from psycopg_pool import ConnectionPool
+
+from application.deliveries import AttemptView, DeliveryReader, DeliveryView
+from domain.message_delivery import MessageDelivery, control_id
+from projections.changes import Change, Update, Upsert
+from projections.view import ReadModelView
+
+TABLE = "rm_deliveries"
+ATTEMPTS = "rm_delivery_attempts"
+PENDING = ("queued", "retrying", "ambiguous")
+
+
+def delivery_changes(event: Any, position: int) -> list[Change]:
+    """Pure: the row changes one delivery event causes."""
+    key = {"id": event.originator_id}
+    stamp = {"version": event.originator_version, "updated_at": event.timestamp}
+    history = {"delivery_id": event.originator_id, "version": event.originator_version}
+    actor = {"actor_id": event.meta.get("actor_id", "")}
+    if isinstance(event, MessageDelivery.Queued):
+        return [
+            Upsert(
+                TABLE,
+                key,
+                {
+                    "channel": event.channel,
+                    "recipient": event.recipient,
+                    "message_type": event.message_type,
+                    "cause": event.cause,
+                    "cause_at": event.cause_at,
+                    "ordering_key": event.ordering_key,
+                    "position": position,
+                    "control_id": control_id(event.originator_id),
+                    "status": "queued",
+                    "attempts": 0,
+                    "created_at": event.timestamp,
+                    **stamp,
+                },
+            )
+        ]
+    if isinstance(event, MessageDelivery.Attempted):
+        status = {
+            "accepted": "acknowledged",
+            "no_answer": "ambiguous",
+        }.get(event.outcome, "retrying")
+        return [
+            Update(
+                TABLE,
+                key,
+                {
+                    "status": status,
+                    "attempts": event.number,
+                    "next_attempt_at": event.next_attempt_at,
+                    "last_code": event.code,
+                    "last_detail": event.detail,
+                    **stamp,
+                },
+            ),
+            Upsert(
+                ATTEMPTS,
+                history,
+                {
+                    "kind": "attempt",
+                    "number": event.number,
+                    "outcome": event.outcome,
+                    "code": event.code,
+                    "detail": event.detail,
+                    "at": event.at,
+                    "next_attempt_at": event.next_attempt_at,
+                    **actor,
+                },
+            ),
+        ]
+    if isinstance(event, MessageDelivery.DeadLettered):
+        return [
+            Update(
+                TABLE,
+                key,
+                {
+                    "status": "dead_lettered",
+                    "dead_reason": event.reason,
+                    "next_attempt_at": None,
+                    **stamp,
+                },
+            ),
+            Upsert(
+                ATTEMPTS,
+                history,
+                {"kind": "dead_lettered", "detail": event.reason, "at": event.timestamp, **actor},
+            ),
+        ]
+    if isinstance(event, MessageDelivery.Redriven):
+        return [
+            Update(
+                TABLE,
+                key,
+                {
+                    "status": "queued",
+                    "attempts": 0,
+                    "next_attempt_at": event.at,
+                    "dead_reason": "",
+                    **stamp,
+                },
+            ),
+            Upsert(
+                ATTEMPTS,
+                history,
+                {"kind": "redriven", "detail": event.reason, "at": event.at, **actor},
+            ),
+        ]
+    return []
+
+
+class DeliveriesViewProjection(Projection[ReadModelView]):
+    name = "deliveries_view"
+    tables = (TABLE, ATTEMPTS)
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        self.view.apply(delivery_changes(domain_event, tracking.notification_id), tracking)
+
+
+COLUMNS = (
+    "id, channel, recipient, message_type, cause, cause_at, ordering_key, control_id, status,"
+    " attempts, next_attempt_at, last_code, last_detail, dead_reason, version, created_at,"
+    " updated_at"
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _row(row: tuple[Any, ...]) -> DeliveryView:
+    values = list(row)
+    for i in (5, 10, 15, 16):
+        values[i] = _utc(values[i])
+    return DeliveryView(*values)
+
+
+class PostgresDeliveryReader(DeliveryReader):
+    """Queries of ``rm_deliveries``: the operator's list and the pump's due heads."""
+
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    def search(
+        self, *, status: str | None = None, channel: str | None = None, limit: int = 100
+    ) -> list[DeliveryView]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM {TABLE}"  # noqa: S608
+                " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
+                " AND (%(channel)s::text IS NULL OR channel = %(channel)s)"
+                " ORDER BY created_at DESC, position DESC LIMIT %(limit)s",
+                {"status": status, "channel": channel, "limit": limit},
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def get(self, delivery_id: UUID) -> DeliveryView | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT {COLUMNS} FROM {TABLE} WHERE id = %s",  # noqa: S608
+                (delivery_id,),
+            ).fetchone()
+        return _row(row) if row else None
+
+    def history(self, delivery_id: UUID) -> list[AttemptView]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT version, kind, number, outcome, code, detail, at, next_attempt_at,"  # noqa: S608
+                f" actor_id FROM {ATTEMPTS} WHERE delivery_id = %s ORDER BY version",
+                (delivery_id,),
+            ).fetchall()
+        return [
+            AttemptView(
+                version=r[0],
+                kind=r[1],
+                number=r[2],
+                outcome=r[3],
+                code=r[4],
+                detail=r[5],
+                at=r[6].astimezone(UTC),
+                next_attempt_at=_utc(r[7]),
+                actor_id=r[8],
+            )
+            for r in rows
+        ]
+
+    def due(self, now: datetime, *, channel: str = "hl7", limit: int = 500) -> list[DeliveryView]:
+        """The earliest pending delivery of each (recipient, ordering key), if it is due.
+
+        A later delivery of one ordering key never comes before an earlier pending one.
+        """
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM ("  # noqa: S608
+                f" SELECT DISTINCT ON (recipient, ordering_key) * FROM {TABLE}"
+                " WHERE channel = %(channel)s AND status = ANY(%(pending)s)"
+                " ORDER BY recipient, ordering_key, cause_at, position) AS heads"
+                " WHERE next_attempt_at IS NULL OR next_attempt_at <= %(now)s"
+                " ORDER BY cause_at, position LIMIT %(limit)s",
+                {"channel": channel, "pending": list(PENDING), "now": now, "limit": limit},
+            ).fetchall()
+        return [_row(r) for r in rows]

@@ -1,0 +1,328 @@
+"""Outbound HL7 against a real MLLP peer on loopback (the RIS): bookings become SIU,
+registrations ADT, each ACKed; AE retried with the same MSH-10; a peer that is down
+gets everything in order when back; a silent peer leads to ambiguous then dead letter."""
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from hl7apy.consts import VALIDATION_LEVEL
+from hl7apy.parser import parse_message
+
+from adapters.clock import SystemClock
+from domain.appointment_type import AppointmentType
+from domain.context import Actor, system_actor
+from domain.location import Location
+from domain.message_delivery import control_id
+from imaging_bridge.bootstrap import Runtime
+from imaging_bridge.deliveries_cli import Outbound
+from tests.integration.mllp_peer import Peer, field_of, wait_until
+
+pytestmark = pytest.mark.integration
+
+DAY = datetime(2026, 12, 2, 14, 0, tzinfo=UTC)  # Riverside CT is open around the clock
+PATIENT_ACTOR = Actor(id="p", role="patient", source="test")
+
+
+@pytest.fixture
+def peer() -> Iterator[Peer]:
+    with Peer() as p:
+        yield p
+
+
+def outbound_env(runtime: Runtime, peer: Peer, **extra: str) -> dict[str, str]:
+    return {
+        **runtime.env,
+        "HL7_DESTINATIONS": f"ris=127.0.0.1:{peer.port};timeout=0.5",
+        "DELIVERY_BASE_DELAY": "0.05",
+        "DELIVERY_MAX_DELAY": "0.2",
+        **extra,
+    }
+
+
+@pytest.fixture
+def outbound_factory(runtime: Runtime) -> Iterator[Any]:
+    started: list[Outbound] = []
+
+    def start(env: dict[str, str], **kwargs: Any) -> Outbound:
+        ob = Outbound(env, runtime.url, SystemClock(), pump_interval=0.05, **kwargs).start()
+        started.append(ob)
+        return ob
+
+    yield start
+    for ob in started:
+        ob.stop()
+
+
+def new_patient(runtime: Runtime, n: int) -> UUID:
+    registration = runtime.services.registry.register_patient(
+        email=f"hl7-{n}@example.org",
+        password="correct horse battery staple",
+        given_name="Jane",
+        family_name=f"Doe{n}",
+        birth_date=date(1980, 2, 29),
+        phone=None,
+        actor=system_actor(source="test"),
+    )
+    return registration.patient_id
+
+
+def book(runtime: Runtime, patient: UUID, start: datetime) -> UUID:
+    written = runtime.services.scheduling.book(
+        patient_id=patient,
+        appointment_type_id=AppointmentType.create_id("ct-head"),
+        location_id=Location.create_id("riverside"),
+        start=start,
+        actor=PATIENT_ACTOR,
+    )
+    return written.appointment.id
+
+
+def deliveries(ob: Outbound, **filters: Any) -> list[Any]:
+    return ob.desk().search(**filters, limit=1000)
+
+
+def by_type(ob: Outbound, message_type: str) -> list[Any]:
+    return [d for d in deliveries(ob) if d.message_type == message_type]
+
+
+def test_a_booking_reaches_the_ris_as_one_valid_siu_s12(runtime, peer, outbound_factory):
+    ob = outbound_factory(outbound_env(runtime, peer))
+    patient = new_patient(runtime, 1)
+    appointment = book(runtime, patient, DAY)
+
+    wait_until(
+        lambda: (
+            len(by_type(ob, "SIU^S12")) == 1 and by_type(ob, "SIU^S12")[0].status == "acknowledged"
+        )
+    )
+    wait_until(
+        lambda: by_type(ob, "ADT^A04") and by_type(ob, "ADT^A04")[0].status == "acknowledged"
+    )
+
+    siu = [m for m in peer.messages() if field_of(m, "MSH", 9).startswith("SIU^S12")]
+    assert len(siu) == 1
+    delivery = by_type(ob, "SIU^S12")[0]
+    assert field_of(siu[0], "MSH", 10) == delivery.control_id == control_id(delivery.id)
+    parsed = parse_message(siu[0], validation_level=VALIDATION_LEVEL.STRICT)
+    parsed.validate()
+    assert parsed.sch.sch_1.to_er7().startswith(str(appointment))
+    assert parsed.siu_s12_patient.pid.pid_5.to_er7() == "Doe1^Jane"
+    assert str(patient) in parsed.siu_s12_patient.pid.pid_3.to_er7()
+    # The registration went first: ADT^A04 then SIU^S12 for this patient.
+    types = [field_of(m, "MSH", 9).split("^")[1] for m in peer.messages()]
+    assert types == ["A04", "S12"]
+    # The operator view shows the ACK.
+    _, history = ob.desk().show(delivery.id)
+    assert [(h.kind, h.outcome, h.code) for h in history] == [("attempt", "accepted", "AA")]
+
+
+def test_reschedule_cancel_and_no_show_become_s13_s15_s26(runtime, peer, outbound_factory, clock):
+    ob = outbound_factory(outbound_env(runtime, peer))
+    patient = new_patient(runtime, 2)
+    first = book(runtime, patient, DAY)
+    scheduling = runtime.services.scheduling
+    scheduling.reschedule(
+        first,
+        start=DAY + timedelta(hours=2),
+        location_id=None,
+        reason="clash",
+        actor=PATIENT_ACTOR,
+        owner=None,
+    )
+    scheduling.cancel(first, reason="changed my mind", actor=PATIENT_ACTOR, owner=None)
+    second = book(runtime, patient, DAY + timedelta(hours=4))
+    clock.set(DAY + timedelta(hours=5))
+    scheduling.mark_no_show(second, reason="did not come", actor=PATIENT_ACTOR)
+
+    wait_until(
+        lambda: len(deliveries(ob)) == 6 and all(d.status == "acknowledged" for d in deliveries(ob))
+    )
+    triggers = [field_of(m, "MSH", 9).split("^")[1] for m in peer.messages()]
+    assert triggers == ["A04", "S12", "S13", "S15", "S12", "S26"]
+    s13 = peer.messages()[2]
+    assert field_of(s13, "SCH", 11).split("^")[3].startswith("20261202160000")
+    for message in peer.messages():
+        parse_message(message, validation_level=VALIDATION_LEVEL.STRICT).validate()
+
+
+def test_ae_twice_then_aa_sends_three_times_with_the_same_msh10(runtime, peer, outbound_factory):
+    ob = outbound_factory(outbound_env(runtime, peer))
+    patient = new_patient(runtime, 3)
+    wait_until(
+        lambda: by_type(ob, "ADT^A04") and by_type(ob, "ADT^A04")[0].status == "acknowledged"
+    )
+    peer.script.extend(["AE", "AE", "AA"])
+    book(runtime, patient, DAY)
+
+    wait_until(
+        lambda: by_type(ob, "SIU^S12") and by_type(ob, "SIU^S12")[0].status == "acknowledged"
+    )
+    delivery = by_type(ob, "SIU^S12")[0]
+    sent = peer.messages(delivery.control_id)
+    assert len(sent) == 3
+    assert len(set(sent)) == 1  # byte for byte the same message
+    _, history = ob.desk().show(delivery.id)
+    assert [h.code for h in history] == ["AE", "AE", "AA"]
+    assert delivery.attempts == 3
+
+
+def test_a_peer_down_for_a_while_gets_every_message_in_order_once_back(
+    runtime, peer, outbound_factory
+):
+    ob = outbound_factory(outbound_env(runtime, peer))
+    peer.down()
+    patients = [new_patient(runtime, 10 + i) for i in range(3)]
+    for i, patient in enumerate(patients):
+        first = book(runtime, patient, DAY + timedelta(hours=i))
+        runtime.services.scheduling.cancel(first, reason="moved", actor=PATIENT_ACTOR, owner=None)
+        book(runtime, patient, DAY + timedelta(hours=i, minutes=30))
+    # While it is down, attempts are recorded as not sent and retried.
+    wait_until(lambda: any(d.last_code == "CONNECT" for d in deliveries(ob)))
+    assert peer.messages() == []
+
+    peer.up()
+    wait_until(
+        lambda: (
+            len(deliveries(ob)) == 12 and all(d.status == "acknowledged" for d in deliveries(ob))
+        ),
+        timeout=30,
+    )
+    received = peer.messages()
+    assert len(received) == 12  # nothing lost, nothing twice
+    for patient in patients:
+        mine = [m for m in received if str(patient) in field_of(m, "PID", 3)]
+        assert [field_of(m, "MSH", 9).split("^")[1] for m in mine] == ["A04", "S12", "S15", "S12"]
+
+
+def test_a_silent_peer_makes_it_ambiguous_then_dead_and_redrive_sends_again(
+    runtime, peer, outbound_factory
+):
+    ob = outbound_factory(outbound_env(runtime, peer, DELIVERY_AMBIGUOUS_LIMIT="2"))
+    peer.default = "stall"
+    patient = new_patient(runtime, 4)
+
+    wait_until(
+        lambda: by_type(ob, "ADT^A04") and by_type(ob, "ADT^A04")[0].status == "dead_lettered"
+    )
+    delivery = by_type(ob, "ADT^A04")[0]
+    _, history = ob.desk().show(delivery.id)
+    assert [(h.kind, h.outcome) for h in history] == [
+        ("attempt", "no_answer"),
+        ("attempt", "no_answer"),
+        ("dead_lettered", ""),
+    ]
+    assert len(peer.messages(delivery.control_id)) == 2
+    assert dead_letters(ob) == [delivery.id]
+
+    peer.default = "AA"
+    ob.desk().redrive(delivery.id, reason="RIS fixed", actor=Actor("op", "admin", "r1", "test"))
+    wait_until(lambda: ob.desk().show(delivery.id)[0].status == "acknowledged")
+    sent = peer.messages(delivery.control_id)
+    assert len(sent) == 3
+    assert len(set(sent)) == 1
+    _, history = ob.desk().show(delivery.id)
+    assert history[-2].kind == "redriven"
+    assert history[-2].actor_id == "op"
+    assert str(patient) in field_of(sent[-1], "PID", 3)
+
+
+def dead_letters(ob: Outbound) -> list[UUID]:
+    return [d.id for d in deliveries(ob, status="dead_lettered")]
+
+
+def test_operator_lists_inspects_and_redrives_through_the_api(
+    runtime, peer, outbound_factory, client, clock
+):
+    from tests.support import register, staff_headers
+
+    ob = outbound_factory(outbound_env(runtime, peer))
+    runtime.services.deliveries = ob.desk()  # what the composition root wires
+    peer.default = "AR"
+    new_patient(runtime, 5)
+    wait_until(lambda: deliveries(ob, status="dead_lettered"))
+    [dead] = deliveries(ob, status="dead_lettered")
+
+    admin = staff_headers(client, runtime, clock, "admin")
+    listed = client.get(
+        "/v1/admin/deliveries", params={"status": "dead_lettered", "channel": "hl7"}, headers=admin
+    )
+    assert listed.status_code == 200, listed.text
+    assert [d["id"] for d in listed.json()] == [str(dead.id)]
+    shown = client.get(f"/v1/admin/deliveries/{dead.id}", headers=admin).json()
+    assert shown["control_id"] == dead.control_id
+    assert [(h["kind"], h["code"]) for h in shown["history"]] == [
+        ("attempt", "AR"),
+        ("dead_lettered", ""),
+    ]
+    assert shown["history"][0]["at"]
+
+    patient = register(client, "nosy@example.org")
+    assert client.get("/v1/admin/deliveries", headers=patient).status_code == 403
+    assert client.get("/v1/admin/deliveries").status_code == 401
+
+    peer.default = "AA"
+    redriven = client.post(
+        f"/v1/admin/deliveries/{dead.id}/redrive", json={"reason": "RIS fixed"}, headers=admin
+    )
+    assert redriven.status_code == 202, redriven.text
+    again = client.post(
+        f"/v1/admin/deliveries/{dead.id}/redrive", json={"reason": "twice"}, headers=admin
+    )
+    assert again.status_code == 409
+    wait_until(lambda: ob.desk().show(dead.id)[0].status == "acknowledged")
+    history = client.get(f"/v1/admin/deliveries/{dead.id}", headers=admin).json()["history"]
+    redrive = [h for h in history if h["kind"] == "redriven"]
+    assert redrive
+    assert redrive[0]["detail"] == "RIS fixed"
+    assert redrive[0]["actor_id"] != "system"
+    assert client.get(f"/v1/admin/deliveries/{UUID(int=1)}", headers=admin).status_code == 404
+
+
+def test_cli_lists_shows_and_redrives(runtime, peer, outbound_factory, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ob = outbound_factory(outbound_env(runtime, peer))
+    peer.default = "AR"
+    new_patient(runtime, 6)
+    wait_until(lambda: deliveries(ob, status="dead_lettered"))
+    [dead] = deliveries(ob, status="dead_lettered")
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "DATABASE_URL": runtime.url,
+        "ENVIRONMENT": "test",
+        "PYTHONPATH": f"{root / 'src'}:{root}",
+    }
+    program = "from imaging_bridge.deliveries_cli import deliveries_app; deliveries_app()"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", program, *args, "--data-dir", str(tmp_path)],
+            env=env,
+            cwd=str(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    listed = cli("list", "--status", "dead_lettered")
+    assert listed.returncode == 0, listed.stderr
+    assert str(dead.id) in listed.stdout
+    shown = cli("show", str(dead.id))
+    assert shown.returncode == 0, shown.stderr
+    assert dead.control_id in shown.stdout
+    assert " AR " in shown.stdout
+
+    peer.default = "AA"
+    redriven = cli("redrive", str(dead.id), "--reason", "fixed")
+    assert redriven.returncode == 0, redriven.stderr
+    wait_until(lambda: ob.desk().show(dead.id)[0].status == "acknowledged")
+    again = cli("redrive", str(dead.id), "--reason", "again")
+    assert again.returncode == 2
