@@ -23,6 +23,18 @@ COMMANDS = [
     ["projections"],
     ["projections", "status"],
     ["projections", "rebuild"],
+    ["staff"],
+    ["staff", "create"],
+    ["hl7"],
+    ["hl7", "list"],
+    ["hl7", "show"],
+    ["hl7", "replay"],
+    ["deliveries"],
+    ["deliveries", "list"],
+    ["deliveries", "show"],
+    ["deliveries", "redrive"],
+    ["mllp-listen"],
+    ["worker"],
 ]
 
 
