@@ -173,8 +173,10 @@ class Pump:
         return len(leased)
 
 
-def make_broker(url: str, *, worker_timeout_ms: int = 30_000) -> Any:
-    """dramatiq's PostgreSQL broker on ``url`` (psycopg2 DSN or URL); schema from 0009."""
+def make_broker(url: str, *, worker_timeout_ms: int = 30_000, broker_url: str = "") -> Any:
+    """dramatiq's PostgreSQL broker on ``url`` (psycopg2 DSN or URL; schema from 0009),
+    or RabbitMQ when ``broker_url`` is an ``amqp://`` URL (scale-out beyond what the
+    PostgreSQL queue carries)."""
     from dramatiq_pg.broker import PostgresBroker, PostgresConsumer
 
     class ListenFirstConsumer(PostgresConsumer):  # type: ignore[misc]
@@ -210,6 +212,10 @@ def make_broker(url: str, *, worker_timeout_ms: int = 30_000) -> Any:
         Pipelines(),
         Retries(max_retries=0),  # type: ignore[no-untyped-call]
     ]
+    if broker_url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=broker_url, middleware=middleware)  # type: ignore[no-untyped-call]
     broker = Broker(url=url, results=False, middleware=middleware)
     return broker
 

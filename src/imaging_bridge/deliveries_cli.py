@@ -93,7 +93,7 @@ class Outbound:
         )
         self.pool.open(wait=True, timeout=30)
         self.deliveries = Deliveries(self.env)
-        self.broker = make_broker(self.url)
+        self.broker = make_broker(self.url, broker_url=env.get("BROKER_URL", ""))
         if self.workers:
             sender = Sender(
                 self.deliveries,

@@ -1,0 +1,60 @@
+"""The same outbound path with RabbitMQ as dramatiq's broker (``BROKER_URL``).
+
+Needs a RabbitMQ server: the machine's on 127.0.0.1:5672 (guest/guest) or the one named
+by ``TEST_BROKER_URL``. Skipped, saying so, where none runs.
+"""
+
+import os
+import socket
+import uuid
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.integration.mllp_peer import wait_until
+from tests.integration.test_outbound_hl7 import (
+    DAY,
+    book,
+    by_type,
+    field_of,
+    new_patient,
+    outbound_env,
+    outbound_factory,  # noqa: F401 - a fixture
+    peer,  # noqa: F401 - a fixture
+)
+
+pytestmark = pytest.mark.integration
+
+BROKER_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+def rabbitmq_runs() -> bool:
+    address = urlparse(BROKER_URL)
+    try:
+        socket.create_connection((address.hostname or "127.0.0.1", address.port or 5672), 2).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not rabbitmq_runs(), reason="needs RabbitMQ (none reachable at BROKER_URL)")
+def test_a_booking_reaches_the_ris_through_rabbitmq(runtime, peer, outbound_factory):  # noqa: F811
+    # A queue of our own, so that runs never share messages through the server.
+    import adapters.delivery_worker as worker
+
+    queue = f"deliveries_{uuid.uuid4().hex[:8]}"
+    original = worker.QUEUE
+    worker.QUEUE = queue
+    try:
+        ob = outbound_factory(outbound_env(runtime, peer, BROKER_URL=BROKER_URL))
+        assert type(ob.broker).__name__ == "RabbitmqBroker"
+        book(runtime, new_patient(runtime, 7), DAY)
+        wait_until(
+            lambda: by_type(ob, "SIU^S12") and by_type(ob, "SIU^S12")[0].status == "acknowledged"
+        )
+        siu = [m for m in peer.messages() if field_of(m, "MSH", 9).startswith("SIU^S12")]
+        assert len(siu) == 1
+        assert field_of(siu[0], "MSH", 10) == by_type(ob, "SIU^S12")[0].control_id
+        assert by_type(ob, "SIU^S12")[0].ordering_key
+    finally:
+        worker.QUEUE = original
