@@ -150,7 +150,9 @@ def build(
     )
     clock = clock or SystemClock()
     hasher = hasher or Argon2PasswordHasher()
-    catalog = Catalog(env)
+    # Catalog aggregates change rarely and every booking reads several: keep them cached
+    # (the library fast-forwards a cached aggregate with any newer events before use).
+    catalog = Catalog({**env, "AGGREGATE_CACHE_MAXSIZE": "5000"})
     scheduling = Scheduling(env, catalog=catalog, clock=clock)
     registry = Registry(env, hasher=hasher, clock=clock)
     deliveries = Deliveries(env)
