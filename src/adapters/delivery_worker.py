@@ -200,8 +200,14 @@ def make_broker(url: str, *, worker_timeout_ms: int = 30_000, broker_url: str = 
 
     class Broker(PostgresBroker):  # type: ignore[misc]
         def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30000) -> Any:
+            # dramatiq-pg waits for notifications ``timeout // 1000`` whole seconds: a
+            # sub-second worker timeout would make that 0 and the consumer spin. A
+            # notification still wakes it at once; only idle polling is once a second.
             return ListenFirstConsumer(
-                pool=self.pool, queue_name=queue_name, prefetch=prefetch, timeout=timeout
+                pool=self.pool,
+                queue_name=queue_name,
+                prefetch=prefetch,
+                timeout=max(timeout, 1000),
             )
 
     middleware: list[Any] = [
