@@ -1,6 +1,8 @@
 """Scheduling application: appointments and the per-resource-per-day calendars
 that keep them from overlapping, always saved together in one atomic write."""
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +29,7 @@ from domain.ris_booking import RisBooking
 from domain.schedule import Interval, local_days, merge_touching, zone
 from domain.unmatched_result import UnmatchedResult
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 16
 T = TypeVar("T")
 
 
@@ -374,12 +376,14 @@ class Scheduling(BaseApplication):
 
     @staticmethod
     def _retrying(attempt: Callable[[], T]) -> T:
-        """Run an optimistic write again when a concurrent one got there first."""
-        for _ in range(MAX_ATTEMPTS):
+        """Run an optimistic write again when a concurrent one got there first, after a
+        short random pause that grows with each try, so that writers racing for one busy
+        calendar spread out instead of colliding again in step."""
+        for number in range(MAX_ATTEMPTS):
             try:
                 return attempt()
             except IntegrityError:
-                continue
+                time.sleep(random.uniform(0, 0.002 * (number + 1)))  # noqa: S311 - not crypto
         raise ConcurrencyError("too many concurrent changes; please try again")
 
     # Orders, results and the RIS's own bookings (inbound HL7) ---------------------------
