@@ -1,6 +1,7 @@
 """Staff endpoints: accounts (admin), appointments and patients of their centres,
 front-desk actions, and break-glass."""
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
@@ -24,6 +25,7 @@ from api.schemas.staff import (
 from application.errors import InvalidQueryError, NotFoundError
 from application.permissions import Permission
 from application.ports import Principal
+from application.scheduling import Written
 from application.services import Services
 from domain.account import Account
 
@@ -166,10 +168,20 @@ def staff_appointment(
     return _staff_appointment(principal, services, audit, appointment_id)
 
 
-def _check_manageable(principal: Principal, services: Services, appointment_id: UUID) -> None:
+def _front_desk(
+    principal: Principal,
+    services: Services,
+    consistency: ConsistencyDep,
+    appointment_id: UUID,
+    change: Callable[[], Written],
+) -> AppointmentOut:
+    """One front-desk change to an appointment of the caller's centres (404 elsewhere)."""
     view = services.appointments.get(appointment_id)
     if view is None or not services.staff_access.may_see_location(principal, view.location_id):
         raise NotFoundError("no such appointment")
+    written = change()
+    consistency.wrote(written.position)
+    return appointment_out(written.appointment)
 
 
 @router.post(
@@ -182,10 +194,13 @@ def check_in(
     services: ServicesDep,
     consistency: ConsistencyDep,
 ) -> AppointmentOut:
-    _check_manageable(principal, services, appointment_id)
-    written = services.scheduling.check_in(appointment_id, actor=actor)
-    consistency.wrote(written.position)
-    return appointment_out(written.appointment)
+    return _front_desk(
+        principal,
+        services,
+        consistency,
+        appointment_id,
+        lambda: services.scheduling.check_in(appointment_id, actor=actor),
+    )
 
 
 @router.post(
@@ -198,10 +213,13 @@ def complete(
     services: ServicesDep,
     consistency: ConsistencyDep,
 ) -> AppointmentOut:
-    _check_manageable(principal, services, appointment_id)
-    written = services.scheduling.complete(appointment_id, actor=actor)
-    consistency.wrote(written.position)
-    return appointment_out(written.appointment)
+    return _front_desk(
+        principal,
+        services,
+        consistency,
+        appointment_id,
+        lambda: services.scheduling.complete(appointment_id, actor=actor),
+    )
 
 
 @router.post(
@@ -215,10 +233,15 @@ def no_show(
     services: ServicesDep,
     consistency: ConsistencyDep,
 ) -> AppointmentOut:
-    _check_manageable(principal, services, appointment_id)
-    written = services.scheduling.mark_no_show(appointment_id, reason=request.reason, actor=actor)
-    consistency.wrote(written.position)
-    return appointment_out(written.appointment)
+    return _front_desk(
+        principal,
+        services,
+        consistency,
+        appointment_id,
+        lambda: services.scheduling.mark_no_show(
+            appointment_id, reason=request.reason, actor=actor
+        ),
+    )
 
 
 @router.get("/patients/{patient_id}", response_model=PatientOut, summary="A patient's details")
