@@ -176,7 +176,9 @@ def _outbound(runtime: Any, *, workers: int = 0, pump: bool = False) -> Outbound
         runtime.url,
         runtime.services.clock,
         policy_runners=False,
-        view_runner=True,
+        # The read model is kept by the process that runs it (``serve``); a second runner
+        # here would race it for the same tracking record.
+        view_runner=False,
         pump=pump,
         workers=workers,
     ).start()
