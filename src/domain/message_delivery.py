@@ -150,6 +150,7 @@ class MessageDelivery(Aggregate):
         self.last_detail = ""
         self.next_attempt_at: datetime | None = None
         self.dead_reason = ""
+        self.patience_from = cause_at
 
     @property
     def control_id(self) -> str:
@@ -183,8 +184,8 @@ class MessageDelivery(Aggregate):
         next_at = None
         if outcome == NOT_SENT:
             # Nothing left us (the recipient is down): keep trying, with backoff, for as
-            # long as the policy allows since the cause.
-            if at - self.cause_at < policy.give_up_after:
+            # long as the policy allows since the cause (or since the last redrive).
+            if at - self.patience_from < policy.give_up_after:
                 next_at = at + backoff(number, policy.base_delay, policy.max_delay, jitter)
         elif outcome in (REJECTED_RETRYABLE, NO_ANSWER):
             retries = self.ambiguous_attempts + 1 if outcome == NO_ANSWER else number
@@ -251,6 +252,7 @@ class MessageDelivery(Aggregate):
         self.ambiguous_attempts = 0
         self.next_attempt_at = at
         self.dead_reason = ""
+        self.patience_from = at
 
 
 class RetryPolicy:

@@ -122,6 +122,19 @@ def test_not_sent_keeps_trying_until_the_policy_gives_up():
     assert d.status == DEAD
 
 
+def test_a_redriven_delivery_waits_for_a_down_recipient_afresh():
+    d = queued()
+    attempt(d, NOT_SENT, at=T0 + timedelta(days=4), code="CONNECT")
+    assert d.status == DEAD
+    redriven_at = T0 + timedelta(days=5)
+    d.redrive(reason="the RIS is back soon", at=redriven_at, meta={"actor_id": "op"})
+    attempt(d, NOT_SENT, at=redriven_at + timedelta(hours=1), code="CONNECT")
+    assert d.status == RETRYING
+    attempt(d, NOT_SENT, at=redriven_at + timedelta(days=4), code="CONNECT")
+    assert d.status == DEAD
+    assert replay(d).status == DEAD
+
+
 def test_redrive_only_from_dead_and_with_a_reason():
     d = queued()
     with pytest.raises(DeliveryStateError):
