@@ -34,6 +34,7 @@ CHECKED_IN = "checked_in"
 COMPLETED = "completed"
 CANCELLED = "cancelled"
 NO_SHOW = "no_show"
+NEEDS_NEW_TIME = "needs_new_time"  # the RIS took the time; the patient picks another
 ACTIVE = frozenset({BOOKED, CHECKED_IN})
 
 
@@ -158,9 +159,10 @@ class Appointment(Aggregate):
         reason: str,
         meta: dict[str, str],
     ) -> None:
-        """Move to a new time (and maybe place); the identity stays the same."""
-        self._require(frozenset({BOOKED}), "reschedule")
-        if self.start <= now:
+        """Move to a new time (and maybe place); the identity stays the same. An
+        appointment the RIS displaced gets its new time this way too."""
+        self._require(frozenset({BOOKED, NEEDS_NEW_TIME}), "reschedule")
+        if self.status == BOOKED and self.start <= now:
             raise InvalidTransitionError("cannot reschedule an appointment that has started")
         check_bookable(span, windows, now)
         self._rescheduled(
@@ -189,11 +191,14 @@ class Appointment(Aggregate):
         self.start = start
         self.end = end
         self.timezone = timezone
+        self.status = BOOKED
+        self.reason = reason
         self.reschedules += 1
 
     def cancel(self, *, reason: str, meta: dict[str, str]) -> None:
-        """Cancel a booked appointment; a reason is required and kept."""
-        self._require(frozenset({BOOKED}), "cancel")
+        """Cancel a booked appointment (or one that needs a new time); a reason is
+        required and kept."""
+        self._require(frozenset({BOOKED, NEEDS_NEW_TIME}), "cancel")
         if not reason.strip():
             raise ReasonRequiredError("a cancellation needs a reason")
         self._cancelled(reason=reason.strip(), meta=meta)
@@ -254,6 +259,3 @@ class Appointment(Aggregate):
     def _displaced(self, by: str, reason: str, meta: dict[str, str]) -> None:
         self.status = NEEDS_NEW_TIME
         self.reason = reason
-
-
-NEEDS_NEW_TIME = "needs_new_time"

@@ -61,6 +61,7 @@ def appointment_changes(event: Any) -> list[Change]:
         ]
     if isinstance(event, Appointment.Rescheduled):
         moved = {
+            "status": BOOKED,  # also for one that needed a new time
             "location_id": event.location_id,
             "resource_id": event.resource_id,
             "starts_at": event.start,

@@ -23,6 +23,7 @@ from domain.errors import DomainError
 from domain.order import CANCELLED, FINAL, WAITING
 from domain.ris_booking import OCCUPYING, RELEASED
 from projections.orders_view import PostgresOrderReader
+from tests.support import catalog_ids, register
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "hl7-corpus"
 if not CORPUS.exists():
@@ -269,6 +270,54 @@ def test_the_ris_wins_a_clash_and_the_patient_needs_a_new_time(runtime, effects,
     assert calendar is not None
     assert set(calendar.reservations) == {"ris:2196178"}
     assert free_slots_at_10(runtime, client) == []
+
+
+def test_a_displaced_patient_picks_a_new_time_or_cancels_in_the_portal(runtime, effects, client):
+    types, locations = catalog_ids(client)
+    mine, theirs = register(client, "displaced@example.com"), register(client, "other@example.com")
+    booked = {}
+    for who, headers, start in (
+        ("mine", mine, "2026-12-01T15:15:00Z"),
+        ("theirs", theirs, "2026-12-01T15:30:00Z"),
+    ):
+        response = client.post(
+            "/v1/appointments",
+            headers=headers,
+            json={
+                "appointment_type_id": types["ct-head"],
+                "location_id": locations["riverside"],
+                "start": start,
+            },
+        )
+        assert response.status_code == 201, response.text
+        booked[who] = response.json()["id"]
+    s12 = message(corpus("SIU_S12/mirth_1.hl7", **SIU_ON_OUR_CT))
+    assert twice(runtime, effects, s12) == "applied"
+    for who, headers in (("mine", mine), ("theirs", theirs)):
+        seen = client.get(f"/v1/appointments/{booked[who]}", headers=headers)
+        assert seen.json()["status"] == NEEDS_NEW_TIME
+
+    moved = client.post(
+        f"/v1/appointments/{booked['mine']}/reschedule",
+        headers=mine,
+        json={"start": "2026-12-01T18:00:00Z", "reason": "the centre needed my time"},
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["status"] == BOOKED
+    assert client.get(f"/v1/appointments/{booked['mine']}", headers=mine).json()["status"] == BOOKED
+    cancelled = client.post(
+        f"/v1/appointments/{booked['theirs']}/cancel",
+        headers=theirs,
+        json={"reason": "I will book elsewhere"},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+
+    # The RIS keeps its time; the new time is held for the patient on the same scanner.
+    appointment = runtime.services.scheduling.appointment(UUID(booked["mine"]))
+    calendar = runtime.services.scheduling.resource_day(appointment.resource_id, AT_10.date())
+    assert calendar is not None
+    assert set(calendar.reservations) == {"ris:2196178", booked["mine"]}
 
 
 def test_a_booking_on_a_resource_we_do_not_have_is_ignored(runtime, effects):

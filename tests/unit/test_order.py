@@ -256,7 +256,21 @@ def test_a_displaced_appointment_needs_a_new_time_and_is_no_longer_active():
     assert not appointment.is_active
     assert pending(appointment) == [Appointment.Booked, Appointment.Displaced]
     with pytest.raises(InvalidTransitionError):
-        appointment.cancel(reason="no", meta=META)
+        appointment.check_in(now=SPAN.start, meta=META)
+    later = Interval(SPAN.start + timedelta(hours=2), SPAN.end + timedelta(hours=2))
+    appointment.reschedule(
+        location_id=appointment.location_id,
+        resource_id=appointment.resource_id,
+        span=later,
+        timezone="America/New_York",
+        windows=[Interval(SPAN.start - timedelta(hours=5), SPAN.end + timedelta(hours=5))],
+        now=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+        reason="a new time",
+        meta=META,
+    )
+    assert (appointment.status, appointment.span) == (BOOKED, later)
+    appointment.cancel(reason="changed my mind", meta=META)
+    assert appointment.status == "cancelled"
 
 
 def test_the_orders_read_model_folds_an_order_and_its_latest_result():
