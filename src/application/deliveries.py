@@ -36,6 +36,7 @@ DEFAULT_VERSION = "2.5.1"
 SIU_TRIGGERS: dict[type[Any], str] = {
     Appointment.Booked: "SIU^S12",
     Appointment.Rescheduled: "SIU^S13",
+    Appointment.Modified: "SIU^S14",
     Appointment.Cancelled: "SIU^S15",
     Appointment.MarkedNoShow: "SIU^S26",
 }
@@ -199,6 +200,7 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
             "timezone": appointment.timezone,
             "duration_minutes": str(minutes),
             "reason": str(getattr(event, "reason", "") or ""),
+            "notes": str(getattr(appointment, "notes", "") or ""),
             "type_code": exam.code,
             "type_name": str(exam.spec.get("name", exam.code)),
             "type_cpt": str(exam.spec.get("cpt", "")),

@@ -115,6 +115,7 @@ class AppointmentView:
     reason: str
     version: int
     updated_at: datetime
+    notes: str = ""
 
 
 class AppointmentReader(ABC):

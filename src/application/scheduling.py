@@ -243,6 +243,18 @@ class Scheduling(BaseApplication):
         calendars = self._release(appointment, actor)
         return Plan(appointment, [appointment, *calendars.values()])
 
+    def modify(
+        self, appointment_id: UUID, *, notes: str, actor: Actor, owner: UUID | None
+    ) -> Written:
+        """Change an appointment's notes for the centre; its time stays."""
+
+        def plan() -> Plan:
+            appointment = self.appointment(appointment_id, owner)
+            appointment.modify(notes=notes, meta=actor.meta())
+            return Plan(appointment, [appointment])
+
+        return self._retrying(lambda: self._commit(plan()))
+
     def check_in(self, appointment_id: UUID, *, actor: Actor) -> Written:
         """Front desk: the patient has arrived."""
         return self._simple(appointment_id, lambda a: a.check_in(now=self.now(), meta=actor.meta()))

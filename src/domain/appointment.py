@@ -1,7 +1,8 @@
 """Appointment: one patient's booking of one exam on one resource.
 
-booked -> (rescheduled, same identity) -> checked_in -> completed
+booked -> (rescheduled, same identity; modified: notes) -> checked_in -> completed
 booked -> cancelled | no_show
+booked -> needs_new_time (the RIS took the time) -> rescheduled | cancelled
 """
 
 from datetime import datetime, timedelta
@@ -27,6 +28,13 @@ class InvalidTransitionError(DomainError):
 
 class ReasonRequiredError(DomainError):
     code = "reason_required"
+
+
+class NotesTooLongError(DomainError):
+    code = "invalid_value"
+
+
+MAX_NOTES = 500
 
 
 BOOKED = "booked"
@@ -70,6 +78,10 @@ class Appointment(Aggregate):
 
     class Cancelled(Aggregate.Event):
         reason: str
+        meta: dict[str, str]
+
+    class Modified(Aggregate.Event):
+        notes: str
         meta: dict[str, str]
 
     class CheckedIn(Aggregate.Event):
@@ -133,6 +145,7 @@ class Appointment(Aggregate):
         self.timezone = timezone
         self.status = BOOKED
         self.reason = ""
+        self.notes = ""
         self.reschedules = 0
 
     @property
@@ -207,6 +220,22 @@ class Appointment(Aggregate):
     def _cancelled(self, reason: str, meta: dict[str, str]) -> None:
         self.status = CANCELLED
         self.reason = reason
+
+    def modify(self, *, notes: str, meta: dict[str, str]) -> bool:
+        """Change what the centre should know for the exam (access needs, an
+        interpreter, …) without moving it. False when nothing changed."""
+        self._require(ACTIVE, "change")
+        notes = " ".join(notes.split())
+        if len(notes) > MAX_NOTES:
+            raise NotesTooLongError(f"notes are limited to {MAX_NOTES} characters")
+        if notes == self.notes:
+            return False
+        self._modified(notes=notes, meta=meta)
+        return True
+
+    @event(Modified)
+    def _modified(self, notes: str, meta: dict[str, str]) -> None:
+        self.notes = notes
 
     def check_in(self, *, now: datetime, meta: dict[str, str]) -> None:
         """The patient arrived (from a day before the exam at the earliest)."""

@@ -32,7 +32,7 @@ STATUS_AFTER = {
 }
 COLUMNS = (
     "id, patient_id, status, appointment_type_id, location_id, resource_id,"
-    " starts_at, ends_at, timezone, reason, version, updated_at"
+    " starts_at, ends_at, timezone, reason, version, updated_at, notes"
 )
 
 
@@ -70,6 +70,8 @@ def appointment_changes(event: Any) -> list[Change]:
             "reason": event.reason,
         }
         return [Update(TABLE, key, {**moved, **stamp})]
+    if isinstance(event, Appointment.Modified):
+        return [Update(TABLE, key, {"notes": event.notes, **stamp})]
     status = STATUS_AFTER.get(type(event))
     if status is not None:
         reason = getattr(event, "reason", "")
@@ -99,6 +101,7 @@ def _view(row: tuple[Any, ...]) -> AppointmentView:
         reason=row[9],
         version=row[10],
         updated_at=row[11].astimezone(UTC),
+        notes=row[12],
     )
 
 

@@ -119,7 +119,9 @@ def test_a_booking_reaches_the_ris_as_one_valid_siu_s12(runtime, peer, outbound_
     assert [(h.kind, h.outcome, h.code) for h in history] == [("attempt", "accepted", "AA")]
 
 
-def test_reschedule_cancel_and_no_show_become_s13_s15_s26(runtime, peer, outbound_factory, clock):
+def test_reschedule_modify_cancel_and_no_show_become_s13_s14_s15_s26(
+    runtime, peer, outbound_factory, clock
+):
     ob = outbound_factory(outbound_env(runtime, peer))
     patient = new_patient(runtime, 2)
     first = book(runtime, patient, DAY)
@@ -132,18 +134,24 @@ def test_reschedule_cancel_and_no_show_become_s13_s15_s26(runtime, peer, outboun
         actor=PATIENT_ACTOR,
         owner=None,
     )
+    scheduling.modify(first, notes="Uses a wheelchair", actor=PATIENT_ACTOR, owner=None)
+    scheduling.modify(first, notes="Uses a wheelchair", actor=PATIENT_ACTOR, owner=None)
     scheduling.cancel(first, reason="changed my mind", actor=PATIENT_ACTOR, owner=None)
     second = book(runtime, patient, DAY + timedelta(hours=4))
     clock.set(DAY + timedelta(hours=5))
     scheduling.mark_no_show(second, reason="did not come", actor=PATIENT_ACTOR)
 
     wait_until(
-        lambda: len(deliveries(ob)) == 6 and all(d.status == "acknowledged" for d in deliveries(ob))
+        lambda: len(deliveries(ob)) == 7 and all(d.status == "acknowledged" for d in deliveries(ob))
     )
     triggers = [field_of(m, "MSH", 9).split("^")[1] for m in peer.messages()]
-    assert triggers == ["A04", "S12", "S13", "S15", "S12", "S26"]
-    s13 = peer.messages()[2]
+    assert triggers == ["A04", "S12", "S13", "S14", "S15", "S12", "S26"]
+    s13, s14 = peer.messages()[2:4]
     assert field_of(s13, "SCH", 11).split("^")[3].startswith("20261202160000")
+    # A change of notes: same time, the notes in NTE-3; the notes stay on the cancel.
+    assert field_of(s14, "SCH", 11) == field_of(s13, "SCH", 11)
+    assert field_of(s14, "NTE", 3) == "Uses a wheelchair"
+    assert field_of(peer.messages()[4], "NTE", 3) == "Uses a wheelchair"
     for message in peer.messages():
         parse_message(message, validation_level=VALIDATION_LEVEL.STRICT).validate()
 

@@ -182,6 +182,19 @@ def test_book_list_reschedule_cancel(client):
         "2026-12-01T10:00:00-05:00"
     )
 
+    # Notes for the centre change the appointment without moving it; too long is a 422.
+    path = f"/v1/appointments/{appointment['id']}"
+    noted = client.patch(path, headers=headers, json={"notes": "  I use a   wheelchair "})
+    assert noted.status_code == 200, noted.text
+    assert (noted.json()["notes"], noted.json()["start"]) == (
+        "I use a wheelchair",
+        "2026-12-01T10:00:00-05:00",
+    )
+    assert client.get(path, headers=headers).json()["notes"] == "I use a wheelchair"
+    too_long = client.patch(path, headers=headers, json={"notes": "x" * 501})
+    assert too_long.status_code == 422
+    assert client.patch(path, headers=headers, json={}).status_code == 422
+
     # The old time is free again, the new one is taken.
     slots = client.get(
         "/v1/slots",
@@ -212,6 +225,7 @@ def test_book_list_reschedule_cancel(client):
         json={"start": "2026-12-01T11:00:00-05:00"},
     )
     assert rescheduled_after_cancel.status_code == 409
+    assert client.patch(path, headers=headers, json={"notes": "late"}).status_code == 409
     assert client.get("/v1/appointments", headers=headers).json()[0]["status"] == "cancelled"
 
 
@@ -299,8 +313,10 @@ def test_a_patient_cannot_see_or_change_someone_elses_appointment(client, runtim
         ).status_code
         == 404
     )
+    assert client.patch(path, headers=other, json={"notes": "x"}).status_code == 404
     assert client.get("/v1/appointments", headers=other).json() == []
     assert client.get(path, headers=owner).json()["status"] == "booked"
+    assert client.get(path, headers=owner).json()["notes"] == ""
     # The refused read is in the access log, as a denial.
     runtime.services.access_log.flush()
     with runtime.pool.connection() as conn:

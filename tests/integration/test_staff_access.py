@@ -150,12 +150,21 @@ def test_front_desk_checks_in_and_completes(client, runtime, clock, scene):
         centres=[Location.create_id("riverside")],
     )
     path = f"/v1/staff/appointments/{at_riverside['id']}"
+    noted = client.patch(path, headers=scheduler, json={"notes": "Interpreter: Spanish"})
+    assert noted.status_code == 200, noted.text
+    assert noted.json()["notes"] == "Interpreter: Spanish"
     assert client.post(f"{path}/check-in", headers=scheduler).json()["status"] == "checked_in"
     assert client.post(f"{path}/complete", headers=scheduler).json()["status"] == "completed"
     elsewhere = client.post(
         f"/v1/staff/appointments/{at_lakeshore['id']}/check-in", headers=scheduler
     )
     assert elsewhere.status_code == 404
+    assert (
+        client.patch(
+            f"/v1/staff/appointments/{at_lakeshore['id']}", headers=scheduler, json={"notes": "x"}
+        ).status_code
+        == 404
+    )
 
 
 def test_admin_creates_staff_and_changes_roles_others_cannot(client, runtime, clock):

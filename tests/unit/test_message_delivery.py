@@ -289,18 +289,22 @@ def unescape(value: str) -> str:
     family_name=text,
     birth=st.dates(min_value=date(1900, 1, 1), max_value=date(2026, 1, 1)),
     start=instants,
-    trigger=st.sampled_from(["SIU^S12", "SIU^S13", "SIU^S15", "SIU^S26", "ADT^A04", "ADT^A08"]),
+    trigger=st.sampled_from(
+        ["SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15", "SIU^S26", "ADT^A04", "ADT^A08"]
+    ),
     version=st.sampled_from(["2.5.1", "2.5", "2.6"]),
     phone=st.one_of(st.just(""), text),
     reason=st.one_of(st.just(""), text),
     mrn=st.one_of(st.just(""), text),
+    notes=st.one_of(st.just(""), text),
 )
 def test_rendered_er7_reparses_to_the_same_fields(
-    given_name, family_name, birth, start, trigger, version, phone, reason, mrn
+    given_name, family_name, birth, start, trigger, version, phone, reason, mrn, notes
 ):
     delivery = UUID("0f0e0d0c-0b0a-4908-8706-050403020100")
     payload = {**siu_payload(given_name, family_name, birth, start), "phone": phone}
     payload["reason"] = reason
+    payload["notes"] = notes
     if mrn:
         payload.update(mrn=mrn, mrn_authority="RIS")
     er7 = render(trigger, payload, control_id(delivery), recipient="ris", version=version)
@@ -317,6 +321,8 @@ def test_rendered_er7_reparses_to_the_same_fields(
     assert identifiers == ([mrn] if mrn else []) + [payload["patient_id"]]
     if trigger.startswith("SIU"):
         assert parsed.sch.sch_11.to_er7().split("^")[3] == start.strftime("%Y%m%d%H%M%S+0000")
+        written = [unescape(nte.nte_3.to_er7()) for nte in parsed.children if nte.name == "NTE"]
+        assert written == ([notes] if notes else [])
     # Resends are identical, and the send path's text renderer gives the same bytes.
     again = render(trigger, payload, control_id(delivery), recipient="ris", version=version)
     assert again == er7

@@ -30,7 +30,9 @@ def state(aggregate) -> dict:
 
 commands = st.lists(
     st.tuples(
-        st.sampled_from(["reschedule", "cancel", "check_in", "complete", "no_show"]),
+        st.sampled_from(
+            ["reschedule", "modify", "displace", "cancel", "check_in", "complete", "no_show"]
+        ),
         st.integers(0, 23 * 4),  # a quarter-hour of the day
         st.integers(-30, 30),  # minutes of the clock relative to the start
     ),
@@ -71,6 +73,10 @@ def test_appointment_replay_equals_live_state(start_quarter, steps):
                     reason="moved",
                     meta=META,
                 )
+            elif name == "modify":
+                live.modify(notes=f"note {quarter % 3}", meta=META)
+            elif name == "displace":
+                live.displace(by="ris:1", reason="taken", meta=META)
             elif name == "cancel":
                 live.cancel(reason="because", meta=META)
             elif name == "check_in":

@@ -127,8 +127,12 @@ def _siu(trigger: str, payload: Mapping[str, str], version: str) -> list[Segment
         20: SENDING_APPLICATION,
         25: SIU_STATUS[trigger],
     }
+    notes: list[Segment] = []
+    if payload.get("notes"):  # the patient's or the front desk's notes for the exam
+        notes.append(("NTE", {1: "1", 3: esc(payload["notes"])}))
     return [
         ("SCH", sch),
+        *notes,
         ("PID", _pid(payload, version)),
         ("RGS", {1: "1", 2: "A" if trigger == "S12" else "U"}),
         (

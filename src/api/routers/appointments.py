@@ -9,6 +9,7 @@ from api.schemas.appointments import (
     AppointmentOut,
     BookAppointment,
     CancelAppointment,
+    ChangeAppointment,
     RescheduleAppointment,
 )
 from application.errors import NotFoundError
@@ -30,6 +31,7 @@ def appointment_out(a: Appointment | AppointmentView) -> AppointmentOut:
         resource_id=str(a.resource_id),
         appointment_type_id=str(a.appointment_type_id),
         reason=a.reason,
+        notes=a.notes,
         version=a.version,
     )
 
@@ -101,6 +103,22 @@ def reschedule(
         reason=request.reason,
         actor=actor,
         owner=patient.patient_id,
+    )
+    consistency.wrote(written.position)
+    return appointment_out(written.appointment)
+
+
+@router.patch("/{appointment_id}", response_model=AppointmentOut, summary="Change its notes")
+def change(
+    appointment_id: UUID,
+    request: ChangeAppointment,
+    patient: PatientDep,
+    actor: ActorDep,
+    services: ServicesDep,
+    consistency: ConsistencyDep,
+) -> AppointmentOut:
+    written = services.scheduling.modify(
+        appointment_id, notes=request.notes, actor=actor, owner=patient.patient_id
     )
     consistency.wrote(written.position)
     return appointment_out(written.appointment)

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime
 
 from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, requires
 from api.routers.appointments import appointment_out
-from api.schemas.appointments import AppointmentOut
+from api.schemas.appointments import AppointmentOut, ChangeAppointment
 from api.schemas.common import Created
 from api.schemas.staff import (
     BreakGlassOut,
@@ -182,6 +182,28 @@ def _front_desk(
     written = change()
     consistency.wrote(written.position)
     return appointment_out(written.appointment)
+
+
+@router.patch(
+    "/appointments/{appointment_id}", response_model=AppointmentOut, summary="Change its notes"
+)
+def change(
+    appointment_id: UUID,
+    request: ChangeAppointment,
+    principal: AppointmentsManager,
+    actor: ActorDep,
+    services: ServicesDep,
+    consistency: ConsistencyDep,
+) -> AppointmentOut:
+    return _front_desk(
+        principal,
+        services,
+        consistency,
+        appointment_id,
+        lambda: services.scheduling.modify(
+            appointment_id, notes=request.notes, actor=actor, owner=None
+        ),
+    )
 
 
 @router.post(

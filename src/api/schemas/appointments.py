@@ -18,6 +18,13 @@ class RescheduleAppointment(Strict):
     reason: str = Field(default="", max_length=500)
 
 
+class ChangeAppointment(Strict):
+    notes: str = Field(
+        max_length=500,
+        description="what the centre should know for the exam (access needs, an interpreter, …)",
+    )
+
+
 class CancelAppointment(Strict):
     reason: str = Field(min_length=1, max_length=500)
 
@@ -32,4 +39,5 @@ class AppointmentOut(BaseModel):
     resource_id: str
     appointment_type_id: str
     reason: str = ""
+    notes: str = ""
     version: int
