@@ -95,3 +95,17 @@ def staff_headers(
     )
     assert confirmed.status_code == 200, confirmed.text
     return {"Authorization": f"Bearer {confirmed.json()['tokens']['access_token']}"}
+
+
+def audit_rows(url: str, resource_id: str) -> list[tuple[str, str, str, str, str]]:
+    """(action, resource, role, reason, patient id) of the access-log rows about one
+    resource, oldest first (flush a batching log before calling)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT action, resource, role, reason, coalesce(patient_id::text, '')"
+            " FROM phi_access_log WHERE resource_id = %s ORDER BY id",
+            (resource_id,),
+        ).fetchall()
+    return [tuple(row) for row in rows]

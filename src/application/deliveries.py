@@ -21,6 +21,7 @@ from eventsourcing.projection import EventSourcedProjection
 from application.base import BaseApplication, DateAsISO
 from application.catalog import Catalog
 from application.errors import ConcurrencyError, NotFoundError
+from application.ports import AccessLog
 from application.registry import Registry
 from application.scheduling import Scheduling
 from domain.appointment import Appointment
@@ -269,6 +270,14 @@ class Deliveries(BaseApplication):
         return int(delivery.version)
 
 
+def patient_of(payload: dict[str, str]) -> UUID | None:
+    """The patient a delivery's message is about, if it names one."""
+    try:
+        return UUID(payload.get("patient_id", ""))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class DeliveryView:
     """A delivery as the operator and the pump see it (from the read model)."""
@@ -332,23 +341,49 @@ class DeliveryReader(ABC):
 class DeliveryDesk:
     """What an operator does with deliveries: list, inspect, redrive."""
 
-    def __init__(self, deliveries: Deliveries, reader: DeliveryReader, clock: Any) -> None:
+    def __init__(
+        self, deliveries: Deliveries, reader: DeliveryReader, clock: Any, audit: AccessLog
+    ) -> None:
         self.deliveries = deliveries
         self.reader = reader
         self.clock = clock
+        self.audit = audit
 
     def search(
         self, *, status: str | None = None, channel: str | None = None, limit: int = 100
     ) -> list[DeliveryView]:
         return self.reader.search(status=status, channel=channel, limit=limit)
 
-    def show(self, delivery_id: UUID) -> tuple[DeliveryView, list[AttemptView]]:
-        """The delivery and its history; NotFoundError if the read model lacks it."""
+    def show(self, delivery_id: UUID, actor: Actor) -> tuple[DeliveryView, list[AttemptView]]:
+        """The delivery and its history (an audited read); NotFoundError if the read
+        model lacks it."""
         view = self.reader.get(delivery_id)
         if view is None:
             raise NotFoundError("no such delivery")
+        self.audit.operator_action(
+            at=self.clock.now(),
+            actor=actor,
+            resource="delivery",
+            resource_id=str(delivery_id),
+            action="read",
+            reason="",
+            patient_id=patient_of({"patient_id": view.ordering_key}),
+        )
         return view, self.reader.history(delivery_id)
 
     def redrive(self, delivery_id: UUID, *, reason: str, actor: Actor) -> int:
-        """Send a dead letter again (an event with the operator's meta); its new version."""
-        return self.deliveries.redrive(delivery_id, reason=reason, at=self.clock.now(), actor=actor)
+        """Send a dead letter again: an event with the operator's meta, and an entry in
+        the audit log naming the patient the message is about. Its new version."""
+        at = self.clock.now()
+        version = self.deliveries.redrive(delivery_id, reason=reason, at=at, actor=actor)
+        delivery = self.deliveries.delivery(delivery_id)
+        self.audit.operator_action(
+            at=at,
+            actor=actor,
+            resource="delivery",
+            resource_id=str(delivery_id),
+            action="redrive",
+            reason=reason.strip(),
+            patient_id=patient_of(delivery.payload),
+        )
+        return version

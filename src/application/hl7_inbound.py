@@ -10,7 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 from application.errors import NotFoundError
-from application.ports import Clock
+from application.ports import AccessLog, Clock
 from domain.context import Actor
 from domain.errors import DomainError
 
@@ -91,9 +91,10 @@ class InvalidReplayError(DomainError):
 class Hl7Inbound:
     """The operator's view of inbound HL7 messages."""
 
-    def __init__(self, store: InboundMessageStore, clock: Clock) -> None:
+    def __init__(self, store: InboundMessageStore, clock: Clock, audit: AccessLog) -> None:
         self.store = store
         self.clock = clock
+        self.audit = audit
 
     def list(self, status: str | None = "quarantined", limit: int = 50) -> list[InboundSummary]:
         """Stored messages, newest first; ``status`` one of received, processed,
@@ -102,8 +103,21 @@ class Hl7Inbound:
             raise InvalidReplayError(f"status must be one of {', '.join(STATUSES)}")
         return self.store.list(status, max(1, min(limit, MAX_LIMIT)))
 
-    def show(self, message_id: UUID) -> InboundDetail:
-        """One message with its raw text, the ACK we sent, its error and its replays."""
+    def show(self, message_id: UUID, actor: Actor) -> InboundDetail:
+        """One message with its raw text, the ACK we sent, its error and its replays.
+        The raw text holds patient data: the read is audited."""
+        detail = self._get(message_id)
+        self.audit.operator_action(
+            at=self.clock.now(),
+            actor=actor,
+            resource="hl7_inbound",
+            resource_id=str(message_id),
+            action="read",
+            reason="",
+        )
+        return detail
+
+    def _get(self, message_id: UUID) -> InboundDetail:
         detail = self.store.get(message_id)
         if detail is None:
             raise NotFoundError("no such inbound message")
@@ -111,8 +125,8 @@ class Hl7Inbound:
 
     def replay(self, message_id: UUID, reason: str, actor: Actor) -> InboundDetail:
         """Send a quarantined (or processed) message through processing again; who and
-        why are recorded. The handler is idempotent per message, so replaying a message
-        already applied changes nothing."""
+        why are recorded with the message and in the audit log. The handler is idempotent
+        per message, so replaying a message already applied changes nothing."""
         reason = reason.strip()
         if not reason:
             raise InvalidReplayError("a replay needs a reason")
@@ -129,4 +143,12 @@ class Hl7Inbound:
             raise NotFoundError("no such inbound message")
         if previous not in REPLAYABLE:
             raise NotReplayableError(f"a {previous} message cannot be replayed")
-        return self.show(message_id)
+        self.audit.operator_action(
+            at=replay.replayed_at,
+            actor=actor,
+            resource="hl7_inbound",
+            resource_id=str(message_id),
+            action="replay",
+            reason=replay.reason,
+        )
+        return self._get(message_id)

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from application.base import Position
+from domain.context import Actor
 from domain.schedule import Interval
 
 
@@ -203,6 +204,34 @@ class AccessLog(ABC):
     @abstractmethod
     def record(self, entry: AccessRecord) -> None:
         """Append one entry; never loses it once this returns."""
+
+    def operator_action(
+        self,
+        *,
+        at: datetime,
+        actor: Actor,
+        resource: str,
+        resource_id: str,
+        action: str,
+        reason: str,
+        patient_id: UUID | None = None,
+    ) -> None:
+        """Audit what an operator did (a redrive, a replay), with who, when and why."""
+        self.record(
+            AccessRecord(
+                at=at,
+                actor_id=actor.id,
+                role=actor.role,
+                patient_id=patient_id,
+                resource=resource,
+                resource_id=resource_id,
+                action=action,
+                outcome="success",
+                request_id=actor.request_id,
+                client_address=actor.source,
+                reason=reason,
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,7 @@ def build(
     )
     catalog_view = PostgresCatalogReader(pool)
     appointments = PostgresAppointmentReader(pool)
+    access_log = BatchingAccessLog(pool)
     services = Services(
         catalog=catalog,
         scheduling=scheduling,
@@ -193,11 +194,11 @@ def build(
         sync=projections,
         clock=clock,
         health=Health(pool, projections),
-        access_log=BatchingAccessLog(pool),
+        access_log=access_log,
         rate_limiter=PostgresRateLimiter(pool),
         staff_access=StaffAccess(appointments, PostgresBreakGlassStore(pool), clock),
-        hl7_inbound=Hl7Inbound(PostgresInboundStore(pool), clock),
-        deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock),
+        hl7_inbound=Hl7Inbound(PostgresInboundStore(pool), clock, access_log),
+        deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock, access_log),
     )
     inbound = InboundEffects(
         registry=registry,

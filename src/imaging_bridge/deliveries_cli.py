@@ -21,6 +21,7 @@ import typer
 from eventsourcing.projection import EventSourcedProjectionRunner, ProjectionRunner
 from psycopg_pool import ConnectionPool
 
+from adapters.access_log import PostgresAccessLog
 from adapters.delivery_worker import (
     Pump,
     Sender,
@@ -38,8 +39,8 @@ from application.deliveries import (
 from application.ports import Clock
 from application.registry import Registry
 from application.scheduling import Scheduling
-from domain.context import system_actor
 from domain.errors import DomainError
+from imaging_bridge.operator import cli_operator
 from projections.deliveries_view import DeliveriesViewProjection, PostgresDeliveryReader
 from projections.view import ReadModelView
 
@@ -120,7 +121,10 @@ class Outbound:
 
     def desk(self) -> DeliveryDesk:
         assert self.deliveries is not None
-        return DeliveryDesk(self.deliveries, self.reader(), self.clock)
+        assert self.pool is not None
+        return DeliveryDesk(
+            self.deliveries, self.reader(), self.clock, PostgresAccessLog(self.pool)
+        )
 
     def _pump_loop(self, pump: Pump) -> None:
         while not self._stop.is_set():
@@ -216,7 +220,7 @@ def show(delivery_id: UUID, data_dir: DataDir = None) -> None:
     try:
         outbound.wait_caught_up()
         try:
-            d, history = outbound.desk().show(delivery_id)
+            d, history = outbound.desk().show(delivery_id, cli_operator("deliveries-show"))
         except DomainError as error:
             fail(str(error))
         typer.echo(f"{d.id} {d.message_type} to {d.recipient} over {d.channel}: {d.status}")
@@ -245,7 +249,7 @@ def redrive(
     runtime = _runtime(data_dir)
     outbound = _outbound(runtime)
     try:
-        actor = system_actor(source="cli:deliveries-redrive")
+        actor = cli_operator("deliveries-redrive")
         try:
             version = outbound.desk().redrive(delivery_id, reason=reason, actor=actor)
         except DomainError as error:

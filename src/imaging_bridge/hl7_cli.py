@@ -2,12 +2,13 @@
 
 import asyncio
 import contextlib
-import getpass
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
 import typer
+
+from imaging_bridge.operator import cli_operator
 
 hl7_app = typer.Typer(help="Inbound HL7 messages: quarantine, replay.", no_args_is_help=True)
 
@@ -20,6 +21,7 @@ DataDirOption = Annotated[
 def _service(data_dir: Path | None) -> tuple[Any, Any]:
     """The operator service on a small pool (no projections, no applications), and the
     pool to close."""
+    from adapters.access_log import PostgresAccessLog
     from adapters.clock import SystemClock
     from adapters.database import ensure_database, reader_pool
     from adapters.hl7.inbound_store import PostgresInboundStore
@@ -33,7 +35,8 @@ def _service(data_dir: Path | None) -> tuple[Any, Any]:
     ensure_database(url)
     apply_migrations(url)
     pool = reader_pool(url, 2)
-    return Hl7Inbound(PostgresInboundStore(pool), SystemClock()), pool
+    store, audit = PostgresInboundStore(pool), PostgresAccessLog(pool)
+    return Hl7Inbound(store, SystemClock(), audit), pool
 
 
 def _fail_on_domain_error(error: Exception) -> None:
@@ -76,7 +79,7 @@ def show_message(message_id: UUID, data_dir: DataDirOption = None) -> None:
 
     service, pool = _service(data_dir)
     try:
-        detail = service.show(message_id)
+        detail = service.show(message_id, cli_operator("hl7-show"))
     except DomainError as error:
         _fail_on_domain_error(error)
         return
@@ -109,11 +112,10 @@ def replay_message(
     data_dir: DataDirOption = None,
 ) -> None:
     """Send a quarantined message through processing again; who and why are recorded."""
-    from domain.context import Actor
     from domain.errors import DomainError
 
     service, pool = _service(data_dir)
-    actor = Actor(id=f"cli:{getpass.getuser()}", role="admin", source="cli:hl7-replay")
+    actor = cli_operator("hl7-replay")
     try:
         detail = service.replay(message_id, reason, actor)
     except DomainError as error:

@@ -21,7 +21,7 @@ from adapters.migrations import apply_migrations
 from application.hl7_inbound import Hl7Inbound
 from application.ports import InboundHandler, InboundMessage
 from domain.errors import DomainError
-from tests.support import staff_headers
+from tests.support import audit_rows, staff_headers
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 10.0
@@ -394,7 +394,7 @@ def test_the_run_loop_processes_until_stopped(listener, migrated):
 @pytest.fixture
 def wired_client(client, runtime):
     client.app.state.hl7_inbound = Hl7Inbound(
-        PostgresInboundStore(runtime.pool), runtime.services.clock
+        PostgresInboundStore(runtime.pool), runtime.services.clock, runtime.services.access_log
     )
     return client
 
@@ -446,6 +446,12 @@ def test_operators_list_show_and_replay_the_quarantine(wired_client, runtime, cl
         f"/v1/admin/hl7/inbound/{entry['id']}/replay", json={"reason": "twice"}, headers=headers
     )
     assert again.status_code == 409  # already waiting for processing
+    # Looking at the message (its raw text holds patient data) and replaying it are audited.
+    runtime.services.access_log.flush()
+    assert audit_rows(runtime.url, entry["id"]) == [
+        ("read", "hl7_inbound", "admin", "", ""),
+        ("replay", "hl7_inbound", "admin", "record unlocked", ""),
+    ]
 
     class Unlocked(InboundHandler):
         def handle(self, message: InboundMessage) -> str:
@@ -490,6 +496,8 @@ def test_the_cli_lists_shows_and_replays(migrated, listener, monkeypatch, tmp_pa
     )
     assert replayed.exit_code == 0, replayed.output
     assert "received again" in replayed.output
+    actions = [(row[0], row[3]) for row in audit_rows(migrated, message_id)]
+    assert actions == [("read", ""), ("replay", "MDM now mapped")]
     missing = runner.invoke(
         hl7_app, ["replay", str(uuid.uuid4()), "--reason", "x", "--data-dir", str(tmp_path)]
     )

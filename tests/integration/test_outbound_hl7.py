@@ -84,6 +84,13 @@ def deliveries(ob: Outbound, **filters: Any) -> list[Any]:
     return ob.desk().search(**filters, limit=1000)
 
 
+def show(ob: Outbound, delivery_id: UUID) -> tuple[Any, list[Any]]:
+    """A delivery and its history from the read model (the operator's ``show`` would
+    write an audit entry on every poll)."""
+    reader = ob.reader()
+    return reader.get(delivery_id), reader.history(delivery_id)
+
+
 def by_type(ob: Outbound, message_type: str) -> list[Any]:
     return [d for d in deliveries(ob) if d.message_type == message_type]
 
@@ -115,7 +122,7 @@ def test_a_booking_reaches_the_ris_as_one_valid_siu_s12(runtime, peer, outbound_
     types = [field_of(m, "MSH", 9).split("^")[1] for m in peer.messages()]
     assert types == ["A04", "S12"]
     # The operator view shows the ACK.
-    _, history = ob.desk().show(delivery.id)
+    _, history = show(ob, delivery.id)
     assert [(h.kind, h.outcome, h.code) for h in history] == [("attempt", "accepted", "AA")]
 
 
@@ -172,7 +179,7 @@ def test_ae_twice_then_aa_sends_three_times_with_the_same_msh10(runtime, peer, o
     sent = peer.messages(delivery.control_id)
     assert len(sent) == 3
     assert len(set(sent)) == 1  # byte for byte the same message
-    _, history = ob.desk().show(delivery.id)
+    _, history = show(ob, delivery.id)
     assert [h.code for h in history] == ["AE", "AE", "AA"]
     assert delivery.attempts == 3
 
@@ -216,7 +223,7 @@ def test_a_silent_peer_makes_it_ambiguous_then_dead_and_redrive_sends_again(
         lambda: by_type(ob, "ADT^A04") and by_type(ob, "ADT^A04")[0].status == "dead_lettered"
     )
     delivery = by_type(ob, "ADT^A04")[0]
-    _, history = ob.desk().show(delivery.id)
+    _, history = show(ob, delivery.id)
     assert [(h.kind, h.outcome) for h in history] == [
         ("attempt", "no_answer"),
         ("attempt", "no_answer"),
@@ -227,11 +234,11 @@ def test_a_silent_peer_makes_it_ambiguous_then_dead_and_redrive_sends_again(
 
     peer.default = "AA"
     ob.desk().redrive(delivery.id, reason="RIS fixed", actor=Actor("op", "admin", "r1", "test"))
-    wait_until(lambda: ob.desk().show(delivery.id)[0].status == "acknowledged")
+    wait_until(lambda: show(ob, delivery.id)[0].status == "acknowledged")
     sent = peer.messages(delivery.control_id)
     assert len(sent) == 3
     assert len(set(sent)) == 1
-    _, history = ob.desk().show(delivery.id)
+    _, history = show(ob, delivery.id)
     assert history[-2].kind == "redriven"
     assert history[-2].actor_id == "op"
     assert str(patient) in field_of(sent[-1], "PID", 3)
@@ -244,12 +251,12 @@ def dead_letters(ob: Outbound) -> list[UUID]:
 def test_operator_lists_inspects_and_redrives_through_the_api(
     runtime, peer, outbound_factory, client, clock
 ):
-    from tests.support import register, staff_headers
+    from tests.support import audit_rows, register, staff_headers
 
     ob = outbound_factory(outbound_env(runtime, peer))
     runtime.services.deliveries = ob.desk()  # what the composition root wires
     peer.default = "AR"
-    new_patient(runtime, 5)
+    patient_id = new_patient(runtime, 5)
     wait_until(lambda: deliveries(ob, status="dead_lettered"))
     [dead] = deliveries(ob, status="dead_lettered")
 
@@ -280,12 +287,20 @@ def test_operator_lists_inspects_and_redrives_through_the_api(
         f"/v1/admin/deliveries/{dead.id}/redrive", json={"reason": "twice"}, headers=admin
     )
     assert again.status_code == 409
-    wait_until(lambda: ob.desk().show(dead.id)[0].status == "acknowledged")
+    wait_until(lambda: show(ob, dead.id)[0].status == "acknowledged")
     history = client.get(f"/v1/admin/deliveries/{dead.id}", headers=admin).json()["history"]
     redrive = [h for h in history if h["kind"] == "redriven"]
     assert redrive
     assert redrive[0]["detail"] == "RIS fixed"
     assert redrive[0]["actor_id"] != "system"
+    # The redrive and every look at the delivery are in the audit log, with the patient.
+    runtime.services.access_log.flush()
+    assert [row for row in audit_rows(runtime.url, str(dead.id)) if row[0] == "redrive"] == [
+        ("redrive", "delivery", "admin", "RIS fixed", str(patient_id))
+    ]
+    assert ("read", "delivery", "admin", "", str(patient_id)) in audit_rows(
+        runtime.url, str(dead.id)
+    )
     assert client.get(f"/v1/admin/deliveries/{UUID(int=1)}", headers=admin).status_code == 404
 
 
@@ -297,7 +312,7 @@ def test_cli_lists_shows_and_redrives(runtime, peer, outbound_factory, tmp_path)
 
     ob = outbound_factory(outbound_env(runtime, peer))
     peer.default = "AR"
-    new_patient(runtime, 6)
+    patient_id = new_patient(runtime, 6)
     wait_until(lambda: deliveries(ob, status="dead_lettered"))
     [dead] = deliveries(ob, status="dead_lettered")
     root = Path(__file__).resolve().parents[2]
@@ -331,6 +346,10 @@ def test_cli_lists_shows_and_redrives(runtime, peer, outbound_factory, tmp_path)
     peer.default = "AA"
     redriven = cli("redrive", str(dead.id), "--reason", "fixed")
     assert redriven.returncode == 0, redriven.stderr
-    wait_until(lambda: ob.desk().show(dead.id)[0].status == "acknowledged")
+    wait_until(lambda: show(ob, dead.id)[0].status == "acknowledged")
     again = cli("redrive", str(dead.id), "--reason", "again")
     assert again.returncode == 2
+    from tests.support import audit_rows
+
+    actions = [(row[0], row[3], row[4]) for row in audit_rows(runtime.url, str(dead.id))]
+    assert actions == [("read", "", str(patient_id)), ("redrive", "fixed", str(patient_id))]

@@ -109,8 +109,10 @@ def list_deliveries(
 
 
 @router.get("/{delivery_id}", response_model=DeliveryDetailOut, summary="One delivery")
-def show_delivery(delivery_id: UUID, services: ServicesDep, _: Operator) -> DeliveryDetailOut:
-    view, history = _desk(services).show(delivery_id)
+def show_delivery(
+    delivery_id: UUID, services: ServicesDep, _: Operator, actor: ActorDep
+) -> DeliveryDetailOut:
+    view, history = _desk(services).show(delivery_id, actor)
     return DeliveryDetailOut(**_out(view), history=[_attempt(a) for a in history])
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.deps import ActorDep, ServicesDep, requires
+from api.deps import ActorDep, AuditDep, ServicesDep, requires
 from api.errors import ApiError
 from application.hl7_inbound import Hl7Inbound, InboundDetail, InboundSummary
 from application.permissions import Permission
@@ -91,19 +91,21 @@ def list_inbound(
     _: Operator,
     request: Request,
     services: ServicesDep,
+    audit: AuditDep,
     status: Literal["received", "processed", "quarantined", "all"] = "quarantined",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[InboundOut]:
     inbound = _inbound(request, services)
     found = inbound.list(None if status == "all" else status, limit)
+    audit.read("hl7_inbound_list", status, None)
     return [_summary_out(s) for s in found]
 
 
 @router.get("/inbound/{message_id}", response_model=InboundDetailOut, summary="One message")
 def show_inbound(
-    message_id: UUID, _: Operator, request: Request, services: ServicesDep
+    message_id: UUID, _: Operator, actor: ActorDep, request: Request, services: ServicesDep
 ) -> InboundDetailOut:
-    return _detail_out(_inbound(request, services).show(message_id))
+    return _detail_out(_inbound(request, services).show(message_id, actor))
 
 
 @router.post(
