@@ -7,11 +7,17 @@ At least once, idempotent where it counts:
   delivery's version and leased, so a task lost with a killed worker is handed out again;
 - the actor loads the delivery, checks the version it was handed is still current,
   renders it (MSH-10 = the delivery's control id, the same for every resend), sends it
-  and records the attempt; a second sender of the same attempt loses on the version.
+  and records the attempt; a second sender of the same attempt loses on the version;
+- the attempts of a process's sending threads are saved together (``AttemptWriter``):
+  the deliveries event store takes one table lock per write, so one write for every
+  attempt that finished meanwhile instead of one each. A thread's task ends only once
+  its attempt is saved.
 """
 
 import os
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -33,10 +39,10 @@ from psycopg_pool import ConnectionPool
 from adapters.hl7.render import render_fast
 from adapters.mllp_client import MllpClient, SendResult, tls_context
 from application.deliveries import Deliveries, DeliveryReader, Destination
-from application.errors import ConcurrencyError, NotFoundError
+from application.errors import NotFoundError
 from application.ports import Clock
 from domain.context import Actor, system_actor
-from domain.message_delivery import RetryPolicy
+from domain.message_delivery import MessageDelivery, RetryPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +68,54 @@ def task_id(delivery_id: UUID, version: int) -> UUID:
     return uuid5(TASK_NAMESPACE, f"{delivery_id}/{version}")
 
 
+class AttemptWriter:
+    """Saves the attempts that the sending threads of one process record, several in
+    one write. ``save`` blocks until the attempt is in the event store (True) or lost
+    to another sender of the same attempt (False)."""
+
+    def __init__(self, deliveries: Deliveries, *, most: int = 64) -> None:
+        self.deliveries = deliveries
+        self.most = most
+        self._queue: queue.Queue[tuple[MessageDelivery, list[bool], threading.Event]] = (
+            queue.Queue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def save(self, delivery: MessageDelivery) -> bool:
+        self._start()
+        outcome: list[bool] = []
+        done = threading.Event()
+        self._queue.put((delivery, outcome, done))
+        done.wait()
+        return bool(outcome and outcome[0])
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="attempt-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.most:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                lost = set(self.deliveries.save_attempts([item[0] for item in batch]))
+            except Exception:
+                log.exception("delivery_attempts_not_saved", count=len(batch))
+                lost = {item[0].id for item in batch}  # handed out again after the lease
+            for delivery, outcome, done in batch:
+                outcome.append(delivery.id not in lost)
+                done.set()
+
+
 class Sender:
     """Sends one delivery and records the attempt (the body of the actor)."""
 
@@ -74,6 +128,7 @@ class Sender:
         *,
         client_factory: Callable[[Destination], MllpClient] | None = None,
         actor: Actor | None = None,
+        writer: AttemptWriter | None = None,
     ) -> None:
         self.deliveries = deliveries
         self.destinations = {d.name: d for d in destinations}
@@ -81,6 +136,7 @@ class Sender:
         self.policy = policy
         self.client_factory = client_factory or _client
         self.actor = actor or system_actor(source="delivery-worker")
+        self.writer = writer or AttemptWriter(deliveries)
 
     def send(self, delivery_id: UUID, version: int) -> str:
         """Send the delivery if ``version`` is still its current one; what happened."""
@@ -102,18 +158,16 @@ class Sender:
             version=destination.version,
         )
         result: SendResult = self.client_factory(destination).send(message, delivery.control_id)
-        try:
-            self.deliveries.record_attempt(
-                delivery,
-                outcome=result.outcome,
-                code=result.code,
-                detail=result.detail,
-                at=self.clock.now(),
-                policy=self.policy,
-                jitter=random.uniform(0.5, 1.0),  # noqa: S311 - jitter, not security
-                actor=self.actor,
-            )
-        except ConcurrencyError:
+        delivery.record_attempt(
+            outcome=result.outcome,
+            code=result.code,
+            detail=result.detail,
+            at=self.clock.now(),
+            policy=self.policy,
+            jitter=random.uniform(0.5, 1.0),  # noqa: S311 - jitter, not security
+            meta=self.actor.meta(),
+        )
+        if not self.writer.save(delivery):
             return "lost"
         log.info(
             "delivery_attempted",
@@ -141,7 +195,7 @@ class Pump:
         self,
         reader: DeliveryReader,
         pool: ConnectionPool[Any],
-        dispatch: Callable[[UUID, int], None],
+        dispatch: Callable[[list[tuple[UUID, int]]], None],
         clock: Clock,
         *,
         lease: timedelta = timedelta(seconds=30),
@@ -168,8 +222,8 @@ class Pump:
                 " RETURNING delivery_id, attempts",
                 (now, [r.id for r in rows], [r.version for r in rows], now - self.lease),
             ).fetchall()
-        for delivery_id, version in leased:
-            self.dispatch(delivery_id, version)
+        if leased:
+            self.dispatch([(delivery_id, version) for delivery_id, version in leased])
         return len(leased)
 
 
@@ -199,6 +253,27 @@ def make_broker(url: str, *, worker_timeout_ms: int = 30_000, broker_url: str = 
             return super().__next__()
 
     class Broker(PostgresBroker):  # type: ignore[misc]
+        def enqueue_many(self, messages: list[dramatiq.Message[Any]]) -> None:
+            """Enqueue several messages in one transaction (one commit, not one each)."""
+            from dramatiq_pg.broker import QUERIES
+            from dramatiq_pg.utils import tidy4json, transaction
+            from psycopg2.extras import Json
+
+            with transaction(self.pool) as curs:
+                for message in messages:
+                    self.emit_before("enqueue", message, None)
+                    curs.execute(
+                        QUERIES.ENQUEUE,
+                        (
+                            message.queue_name,
+                            message.message_id,
+                            Json(tidy4json(message)),
+                            message.message_id,
+                        ),
+                    )
+            for message in messages:
+                self.emit_after("enqueue", message, None)
+
         def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30000) -> Any:
             # dramatiq-pg waits for notifications ``timeout // 1000`` whole seconds: a
             # sub-second worker timeout would make that 0 and the consumer spin. A
@@ -221,7 +296,11 @@ def make_broker(url: str, *, worker_timeout_ms: int = 30_000, broker_url: str = 
     if broker_url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        return RabbitmqBroker(url=broker_url, middleware=middleware)  # type: ignore[no-untyped-call]
+        rabbit = RabbitmqBroker(url=broker_url, middleware=middleware)  # type: ignore[no-untyped-call]
+        # Declare the queue and its delay queue on the server now: a worker's consumer of
+        # the delay queue could otherwise start before either exists (NOT_FOUND).
+        rabbit.declare_queue(QUEUE, ensure=True)  # type: ignore[no-untyped-call]
+        return rabbit
     broker = Broker(url=url, results=False, middleware=middleware)
     return broker
 
@@ -237,18 +316,26 @@ def declare_actor(broker: Any, sender: Sender) -> Any:
     )
 
 
-def enqueuer(broker: Any) -> Callable[[UUID, int], None]:
-    """A pump dispatch that enqueues with a deterministic message id."""
+def enqueuer(broker: Any) -> Callable[[list[tuple[UUID, int]]], None]:
+    """A pump dispatch that enqueues with deterministic message ids (in one transaction
+    on the PostgreSQL broker)."""
 
-    def dispatch(delivery_id: UUID, version: int) -> None:
-        message: dramatiq.Message[Any] = dramatiq.Message(
-            queue_name=QUEUE,
-            actor_name=ACTOR_NAME,
-            args=(str(delivery_id), version),
-            kwargs={},
-            options={},
-            message_id=str(task_id(delivery_id, version)),
-        )
-        broker.enqueue(message)
+    def dispatch(handed_out: list[tuple[UUID, int]]) -> None:
+        messages: list[dramatiq.Message[Any]] = [
+            dramatiq.Message(
+                queue_name=QUEUE,
+                actor_name=ACTOR_NAME,
+                args=(str(delivery_id), version),
+                kwargs={},
+                options={},
+                message_id=str(task_id(delivery_id, version)),
+            )
+            for delivery_id, version in handed_out
+        ]
+        if hasattr(broker, "enqueue_many"):
+            broker.enqueue_many(messages)
+        else:
+            for message in messages:
+                broker.enqueue(message)
 
     return dispatch

@@ -8,6 +8,7 @@ Both share the ``deliveries`` event store.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import singledispatchmethod
@@ -27,7 +28,7 @@ from application.scheduling import Scheduling
 from domain.appointment import Appointment
 from domain.context import Actor, system_actor
 from domain.errors import InvalidValueError
-from domain.message_delivery import MessageDelivery, RetryPolicy
+from domain.message_delivery import MessageDelivery
 from domain.patient import Patient
 
 NAME = "deliveries"
@@ -229,35 +230,23 @@ class Deliveries(BaseApplication):
             raise NotFoundError("no such delivery")
         return delivery
 
-    def record_attempt(
-        self,
-        delivery: MessageDelivery,
-        *,
-        outcome: str,
-        code: str,
-        detail: str,
-        at: datetime,
-        policy: RetryPolicy,
-        jitter: float,
-        actor: Actor,
-    ) -> None:
-        """Record what one send of ``delivery`` (as loaded before sending) led to.
-
-        ConcurrencyError when another sender recorded this attempt first.
-        """
-        delivery.record_attempt(
-            outcome=outcome,
-            code=code,
-            detail=detail,
-            at=at,
-            policy=policy,
-            jitter=jitter,
-            meta=actor.meta(),
-        )
+    def save_attempts(self, recorded: Sequence[MessageDelivery]) -> list[UUID]:
+        """Save the attempts recorded on several deliveries (each as loaded before its
+        send) in one write: one table lock and one commit for all of them. Returns the
+        ids of those another sender had recorded first; they are not saved."""
+        pending = [(delivery.id, delivery.collect_events()) for delivery in recorded]
         try:
-            self.save(delivery)
+            self.save(*(event for _, events in pending for event in events))
+            return []
         except IntegrityError:
-            raise ConcurrencyError("another sender recorded this attempt first") from None
+            pass
+        lost = []
+        for delivery_id, events in pending:  # find the loser(s); save the rest
+            try:
+                self.save(*events)
+            except IntegrityError:
+                lost.append(delivery_id)
+        return lost
 
     def redrive(self, delivery_id: UUID, *, reason: str, at: datetime, actor: Actor) -> int:
         """Send a dead letter again; returns the delivery's new version."""

@@ -1,0 +1,93 @@
+"""Attempts saved together (one event-store write for several sends) on real
+PostgreSQL: each is saved or reported lost on its own, and a loser never hides the
+others."""
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.delivery_worker import AttemptWriter
+from application.deliveries import Deliveries
+from domain.message_delivery import ACCEPTED, ACKNOWLEDGED, QUEUED, MessageDelivery, RetryPolicy
+
+pytestmark = pytest.mark.integration
+
+AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+META = {"actor_id": "test"}
+
+
+def queue(deliveries: Deliveries, count: int) -> list[MessageDelivery]:
+    queued = [
+        MessageDelivery.queue(
+            channel="hl7",
+            recipient="ris",
+            message_type="SIU^S12",
+            cause=f"attempt-writer:{n}",
+            cause_at=AT,
+            ordering_key=f"patient-{n}",
+            payload={"n": str(n)},
+            meta=META,
+        )
+        for n in range(count)
+    ]
+    deliveries.save(*queued)
+    return [deliveries.delivery(d.id) for d in queued]
+
+
+def accepted(delivery: MessageDelivery) -> MessageDelivery:
+    delivery.record_attempt(
+        outcome=ACCEPTED,
+        code="AA",
+        detail="",
+        at=AT,
+        policy=RetryPolicy(),
+        jitter=1.0,
+        meta=META,
+    )
+    return delivery
+
+
+@pytest.fixture
+def deliveries(runtime):
+    app = Deliveries(runtime.env)
+    yield app
+    app.close()
+
+
+def test_a_batch_saves_every_attempt_but_the_one_another_sender_recorded_first(deliveries):
+    first, second, third = queue(deliveries, 3)
+    rival = deliveries.delivery(second.id)  # a second sender of the same attempt
+    assert deliveries.save_attempts([accepted(rival)]) == []
+
+    lost = deliveries.save_attempts([accepted(first), accepted(second), accepted(third)])
+
+    assert lost == [second.id]
+    assert [deliveries.delivery(d.id).status for d in (first, second, third)] == [
+        ACKNOWLEDGED,
+        ACKNOWLEDGED,
+        ACKNOWLEDGED,
+    ]
+    assert deliveries.delivery(second.id).attempts == 1  # the rival's, once
+
+
+def test_the_writer_answers_each_sending_thread(deliveries):
+    queued = queue(deliveries, 12)
+    rival = deliveries.delivery(queued[5].id)
+    assert deliveries.save_attempts([accepted(rival)]) == []
+    writer = AttemptWriter(deliveries, most=4)
+    answers: dict[int, bool] = {}
+
+    def send(n: int) -> None:
+        answers[n] = writer.save(accepted(queued[n]))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert answers == {n: n != 5 for n in range(12)}
+    statuses = {deliveries.delivery(d.id).status for d in queued}
+    assert statuses == {ACKNOWLEDGED}
+    assert QUEUED not in statuses
