@@ -209,7 +209,7 @@ class Pump:
     def run_once(self) -> int:
         """Hand out every due head whose current version is not leased; how many."""
         now = self.clock.now()
-        rows = self.reader.due(now)
+        rows = self.reader.due(now, unleased_since=now - self.lease)
         if not rows:
             return 0
         with self.pool.connection() as conn:

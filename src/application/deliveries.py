@@ -323,8 +323,16 @@ class DeliveryReader(ABC):
         """A delivery's attempts, dead letters and redrives, oldest first."""
 
     @abstractmethod
-    def due(self, now: datetime, *, channel: str = "hl7", limit: int = 500) -> list[DeliveryView]:
-        """The earliest pending delivery of each (recipient, ordering key), if it is due."""
+    def due(
+        self,
+        now: datetime,
+        *,
+        channel: str = "hl7",
+        limit: int = 500,
+        unleased_since: datetime | None = None,
+    ) -> list[DeliveryView]:
+        """The earliest pending delivery of each (recipient, ordering key), if it is due
+        (and, with ``unleased_since``, not handed out in its current version since then)."""
 
 
 class DeliveryDesk:

@@ -194,8 +194,16 @@ class PostgresDeliveryReader(DeliveryReader):
             for r in rows
         ]
 
-    def due(self, now: datetime, *, channel: str = "hl7", limit: int = 500) -> list[DeliveryView]:
-        """The earliest pending delivery of each (recipient, ordering key), if it is due.
+    def due(
+        self,
+        now: datetime,
+        *,
+        channel: str = "hl7",
+        limit: int = 500,
+        unleased_since: datetime | None = None,
+    ) -> list[DeliveryView]:
+        """The earliest pending delivery of each (recipient, ordering key), if it is due
+        (and, with ``unleased_since``, not handed out in its current version since then).
 
         A later delivery of one ordering key never comes before an earlier pending one.
         """
@@ -205,8 +213,17 @@ class PostgresDeliveryReader(DeliveryReader):
                 f" SELECT DISTINCT ON (recipient, ordering_key) * FROM {TABLE}"
                 " WHERE channel = %(channel)s AND status = ANY(%(pending)s)"
                 " ORDER BY recipient, ordering_key, cause_at, position) AS heads"
-                " WHERE next_attempt_at IS NULL OR next_attempt_at <= %(now)s"
+                " WHERE (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)"
+                " AND (%(since)s::timestamptz IS NULL OR NOT EXISTS ("
+                "  SELECT 1 FROM delivery_dispatch AS d WHERE d.delivery_id = heads.id"
+                "  AND d.attempts = heads.version AND d.dispatched_at >= %(since)s))"
                 " ORDER BY cause_at, position LIMIT %(limit)s",
-                {"channel": channel, "pending": list(PENDING), "now": now, "limit": limit},
+                {
+                    "channel": channel,
+                    "pending": list(PENDING),
+                    "now": now,
+                    "limit": limit,
+                    "since": unleased_since,
+                },
             ).fetchall()
         return [_row(r) for r in rows]

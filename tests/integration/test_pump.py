@@ -1,0 +1,73 @@
+"""The pump on real PostgreSQL: it hands out the earliest pending delivery of each
+patient, once per lease, and looks past what is already handed out so a backlog
+keeps flowing."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.delivery_worker import Pump
+from domain.message_delivery import MessageDelivery
+from imaging_bridge.deliveries_cli import Outbound
+from tests.integration.mllp_peer import wait_until
+from tests.support import SettableClock
+
+pytestmark = pytest.mark.integration
+
+T = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+META = {"actor_id": "test"}
+
+
+def delivery(patient: str, minute: int) -> MessageDelivery:
+    return MessageDelivery.queue(
+        channel="hl7",
+        recipient="ris",
+        message_type="SIU^S12",
+        cause=f"pump:{patient}:{minute}",
+        cause_at=T + timedelta(minutes=minute),
+        ordering_key=patient,
+        payload={},
+        meta=META,
+    )
+
+
+@pytest.fixture
+def outbound(runtime):
+    ob = Outbound(runtime.env, runtime.url, SettableClock(T), policy_runners=False, pump=False)
+    ob.workers = 0
+    ob.start()
+    yield ob
+    ob.stop()
+
+
+def test_the_earliest_of_each_patient_once_per_lease(outbound):
+    a1, a2, b1 = delivery("a", 1), delivery("a", 2), delivery("b", 3)
+    outbound.deliveries.save(a1, a2, b1)
+    reader = outbound.reader()
+    wait_until(lambda: len(reader.search(limit=10)) == 3)
+    clock = SettableClock(T + timedelta(hours=1))
+    handed: list[list] = []
+    pump = Pump(reader, outbound.pool, handed.append, clock, lease=timedelta(seconds=30))
+
+    assert pump.run_once() == 2
+    assert {d for d, _ in handed[-1]} == {a1.id, b1.id}  # a2 waits behind a1
+    assert pump.run_once() == 0  # leased
+    clock.advance(timedelta(seconds=31))
+    assert pump.run_once() == 2  # the lease ran out: handed out again
+    assert {d for d, _ in handed[-1]} == {a1.id, b1.id}
+
+
+def test_the_pump_looks_past_deliveries_already_handed_out(outbound):
+    first, second = delivery("c", 1), delivery("d", 2)
+    reader = outbound.reader()
+    now = T + timedelta(hours=1)
+    outbound.deliveries.save(first)
+    wait_until(lambda: len(reader.search(limit=10)) == 1)
+    handed: list[list] = []
+    assert Pump(reader, outbound.pool, handed.append, SettableClock(now)).run_once() == 1
+    outbound.deliveries.save(second)
+    wait_until(lambda: len(reader.search(limit=10)) == 2)
+
+    since = now - timedelta(seconds=30)
+    assert [d.id for d in reader.due(now, limit=1)] == [first.id]
+    assert [d.id for d in reader.due(now, limit=1, unleased_since=since)] == [second.id]
