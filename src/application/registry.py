@@ -15,7 +15,7 @@ from application.passwords import check_password
 from application.ports import Clock, PasswordHasher
 from domain.account import Account, EmailTakenError, normalise_email
 from domain.context import Actor
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidValueError
 from domain.identifiers import derived_id
 from domain.patient import Patient
 from domain.patient_identifier import PatientIdentifier
@@ -177,6 +177,31 @@ class Registry(BaseApplication):
         if not isinstance(patient, Patient):
             raise NotFoundError("no such patient")
         return patient
+
+    def change_profile(self, patient_id: UUID, changes: dict[str, Any], actor: Actor) -> Patient:
+        """The patient changes their own names, birth date or phone (``changes`` holds
+        only what they sent; a phone of None removes it). An ADT^A08 tells the RIS."""
+        unknown = set(changes) - {"given_name", "family_name", "birth_date", "phone"}
+        if unknown:
+            raise InvalidValueError(f"cannot change {', '.join(sorted(unknown))}")
+        assert self._clock is not None
+        for _ in range(5):
+            patient = self.patient(patient_id)
+            current = {
+                "given_name": patient.given_name,
+                "family_name": patient.family_name,
+                "birth_date": patient.birth_date,
+                "phone": patient.phone,
+            }
+            patient.change_demographics(
+                **{**current, **changes}, today=self._clock.now().date(), meta=actor.meta()
+            )
+            try:
+                self.save(patient)
+            except IntegrityError:
+                continue
+            return patient
+        raise ConcurrencyError("the patient is being changed elsewhere; try again")
 
     # Patients known to the RIS (inbound ADT, orders) ------------------------------------
 

@@ -149,6 +149,28 @@ def test_bad_slot_ranges_get_422_with_a_clear_message(client, params, code):
     assert response.json()["detail"]
 
 
+def test_a_patient_changes_their_profile(client):
+    headers = register(client, "fay@example.org")
+    changed = client.patch(
+        "/v1/patients/me", headers=headers, json={"family_name": "Moore", "phone": "+1 555 0100"}
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["family_name"], changed.json()["given_name"]) == ("Moore", "Test")
+    me = client.get("/v1/patients/me", headers=headers).json()
+    assert (me["family_name"], me["phone"], me["birth_date"]) == (
+        "Moore",
+        "+1 555 0100",
+        "1980-02-29",
+    )
+    assert client.patch("/v1/patients/me", headers=headers, json={"phone": None}).status_code == 200
+    assert client.get("/v1/patients/me", headers=headers).json()["phone"] is None
+    for bad in ({"given_name": None}, {"birth_date": "2999-01-01"}, {"email": "x@example.org"}):
+        refused = client.patch("/v1/patients/me", headers=headers, json=bad)
+        assert refused.status_code == 422, (bad, refused.text)
+    assert client.get("/v1/patients/me", headers=headers).json()["family_name"] == "Moore"
+    assert client.patch("/v1/patients/me", json={"family_name": "X"}).status_code == 401
+
+
 def test_book_list_reschedule_cancel(client):
     headers = register(client, "erin@example.org")
     types, locations = catalog_ids(client)

@@ -1,8 +1,10 @@
 from fastapi import APIRouter
 
-from api.deps import AnonymousActorDep, AuditDep, PatientDep, Public, ServicesDep
+from api.deps import ActorDep, AnonymousActorDep, AuditDep, PatientDep, Public, ServicesDep
+from api.errors import ApiError
 from api.schemas.common import Created
-from api.schemas.patients import PatientProfile, RegisterPatient
+from api.schemas.patients import ChangeProfile, PatientProfile, RegisterPatient
+from domain.patient import Patient
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -32,6 +34,23 @@ def me(patient: PatientDep, services: ServicesDep, audit: AuditDep) -> PatientPr
     assert patient.patient_id is not None
     record = services.registry.patient(patient.patient_id)
     audit.read("patient", str(record.id), record.id)
+    return _profile(record)
+
+
+@router.patch("/me", response_model=PatientProfile, summary="Change my names, birth date, phone")
+def change_me(
+    request: ChangeProfile, patient: PatientDep, actor: ActorDep, services: ServicesDep
+) -> PatientProfile:
+    assert patient.patient_id is not None
+    changes = request.model_dump(exclude_unset=True)
+    for required in ("given_name", "family_name", "birth_date"):
+        if required in changes and changes[required] is None:
+            raise ApiError(422, "invalid_value", f"{required} cannot be removed")
+    record = services.registry.change_profile(patient.patient_id, changes, actor)
+    return _profile(record)
+
+
+def _profile(record: Patient) -> PatientProfile:
     return PatientProfile(
         id=str(record.id),
         given_name=record.given_name,

@@ -14,6 +14,15 @@ class RegisterPatient(Strict):
     phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()\-]{5,32}$")
 
 
+class ChangeProfile(Strict):
+    """Only the fields sent change; ``phone: null`` removes the phone number."""
+
+    given_name: str | None = Field(default=None, min_length=1, max_length=100)
+    family_name: str | None = Field(default=None, min_length=1, max_length=100)
+    birth_date: date | None = None
+    phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()\-]{5,32}$")
+
+
 class PatientProfile(BaseModel):
     id: str
     given_name: str
