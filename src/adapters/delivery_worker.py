@@ -70,12 +70,14 @@ def task_id(delivery_id: UUID, version: int) -> UUID:
 
 class AttemptWriter:
     """Saves the attempts that the sending threads of one process record, several in
-    one write. ``save`` blocks until the attempt is in the event store (True) or lost
-    to another sender of the same attempt (False)."""
+    one write. ``save`` blocks until the attempt is in the event store (True), or lost
+    to another sender of the same attempt, or not saved within ``wait`` seconds (False:
+    the delivery is handed out again once its lease ends, and a resend keeps its MSH-10)."""
 
-    def __init__(self, deliveries: Deliveries, *, most: int = 64) -> None:
+    def __init__(self, deliveries: Deliveries, *, most: int = 64, wait: float = 60.0) -> None:
         self.deliveries = deliveries
         self.most = most
+        self.wait = wait
         self._queue: queue.Queue[tuple[MessageDelivery, list[bool], threading.Event]] = (
             queue.Queue()
         )
@@ -87,7 +89,7 @@ class AttemptWriter:
         outcome: list[bool] = []
         done = threading.Event()
         self._queue.put((delivery, outcome, done))
-        done.wait()
+        done.wait(self.wait)
         return bool(outcome and outcome[0])
 
     def _start(self) -> None:
