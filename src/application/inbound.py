@@ -21,7 +21,7 @@ from application.registry import Registry
 from application.scheduling import Scheduling
 from domain.context import Actor, system_actor
 from domain.errors import DomainError
-from domain.order import CORRECTED, FINAL, PRELIMINARY
+from domain.order import CORRECTED, FINAL, PRELIMINARY, ResultReference
 from domain.resource import Resource
 from domain.schedule import Interval, zone
 
@@ -283,15 +283,19 @@ class InboundEffects(InboundHandler):
                 )
             outcomes.append(
                 self._scheduling.reference_result(
+                    ResultReference(
+                        accession_number=result.accession_number,
+                        procedure_code=result.procedure_code,
+                        procedure_text=result.procedure_text,
+                        result_status=status,
+                        observed_at=self._aware(
+                            result.observed_at, self._settings.default_timezone
+                        ),
+                        viewer_link=result.viewer_link or self._viewer_link(result),
+                    ),
                     placer=result.placer,
                     filler=result.filler,
-                    accession_number=result.accession_number,
                     patient_identifier=mrn,
-                    procedure_code=result.procedure_code,
-                    procedure_text=result.procedure_text,
-                    result_status=status,
-                    observed_at=self._aware(result.observed_at, self._settings.default_timezone),
-                    viewer_link=result.viewer_link or self._viewer_link(result),
                     message_id=f"{message.id}/{index}",
                     actor=actor,
                 )

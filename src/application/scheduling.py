@@ -21,7 +21,7 @@ from domain.context import Actor
 from domain.errors import DomainError, InvalidValueError
 from domain.identifiers import derived_id
 from domain.location import Location
-from domain.order import ImagingOrder
+from domain.order import ImagingOrder, ResultReference
 from domain.resource import Resource
 from domain.resource_day import ResourceDay, SlotUnavailableError
 from domain.ris_booking import OCCUPYING as RIS_OCCUPYING
@@ -484,16 +484,11 @@ class Scheduling(BaseApplication):
 
     def reference_result(
         self,
+        result: ResultReference,
         *,
         placer: str,
         filler: str,
-        accession_number: str,
         patient_identifier: str,
-        procedure_code: str,
-        procedure_text: str,
-        result_status: str,
-        observed_at: datetime | None,
-        viewer_link: str,
         message_id: str,
         actor: Actor,
     ) -> str:
@@ -503,31 +498,17 @@ class Scheduling(BaseApplication):
         def attempt() -> str:
             order = self.find_order(placer, filler)
             if order is not None:
-                order.reference_result(
-                    accession_number=accession_number,
-                    procedure_code=procedure_code,
-                    procedure_text=procedure_text,
-                    result_status=result_status,
-                    observed_at=observed_at,
-                    viewer_link=viewer_link,
-                    message_id=message_id,
-                    meta=actor.meta(),
-                )
+                order.reference_result(result, message_id=message_id, meta=actor.meta())
                 self.save(order)
                 return "applied"
             if self.unmatched_result(message_id) is None:
                 self.save(
                     UnmatchedResult.keep(
+                        result,
                         message_id=message_id,
-                        accession_number=accession_number,
                         placer_number=placer,
                         filler_number=filler,
                         patient_identifier=patient_identifier,
-                        procedure_code=procedure_code,
-                        procedure_text=procedure_text,
-                        result_status=result_status,
-                        observed_at=observed_at,
-                        viewer_link=viewer_link,
                         meta=actor.meta(),
                     )
                 )

@@ -9,6 +9,7 @@ Every command names the inbound message that caused it; a message already applie
 changes nothing, so handling a message twice is harmless.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -24,6 +25,24 @@ PRELIMINARY = "preliminary"
 FINAL = "final"
 CORRECTED = "corrected"
 RESULT_STATUSES = frozenset({PRELIMINARY, FINAL, CORRECTED})
+
+
+@dataclass(frozen=True)
+class ResultReference:
+    """Where one result lives in the radiology system; never its text."""
+
+    accession_number: str
+    procedure_code: str
+    procedure_text: str
+    result_status: str
+    observed_at: datetime | None
+    viewer_link: str
+
+    def check(self) -> None:
+        if self.result_status not in RESULT_STATUSES:
+            raise InvalidValueError(f"unsupported result status {self.result_status!r}")
+        if self.observed_at is not None and self.observed_at.utcoffset() is None:
+            raise InvalidValueError("the observation time needs a UTC offset")
 
 
 class OrderCancelledError(DomainError):
@@ -193,31 +212,20 @@ class ImagingOrder(Aggregate):
         self.status = SCHEDULED
 
     def reference_result(
-        self,
-        *,
-        accession_number: str,
-        procedure_code: str,
-        procedure_text: str,
-        result_status: str,
-        observed_at: datetime | None,
-        viewer_link: str,
-        message_id: str,
-        meta: dict[str, str],
+        self, result: ResultReference, *, message_id: str, meta: dict[str, str]
     ) -> None:
-        """Attach a reference to a result held by the radiology system (never its text)."""
+        """Attach a reference to a result held by the radiology system (never its text);
+        what the result leaves blank, the order fills in."""
         if self.has_applied(message_id):
             return
-        if result_status not in RESULT_STATUSES:
-            raise InvalidValueError(f"unsupported result status {result_status!r}")
-        if observed_at is not None and observed_at.utcoffset() is None:
-            raise InvalidValueError("the observation time needs a UTC offset")
+        result.check()
         self._result_referenced(
-            accession_number=accession_number.strip() or self.accession_number,
-            procedure_code=procedure_code.strip() or self.procedure_code,
-            procedure_text=procedure_text.strip() or self.procedure_text,
-            result_status=result_status,
-            observed_at=observed_at,
-            viewer_link=viewer_link.strip(),
+            accession_number=result.accession_number.strip() or self.accession_number,
+            procedure_code=result.procedure_code.strip() or self.procedure_code,
+            procedure_text=result.procedure_text.strip() or self.procedure_text,
+            result_status=result.result_status,
+            observed_at=result.observed_at,
+            viewer_link=result.viewer_link.strip(),
             message_id=message_id,
             meta=meta,
         )

@@ -4,12 +4,14 @@ Identified by the inbound message that carried it, so it is kept once however
 often that message is handled. Like an order's results, it holds no report text.
 """
 
+from dataclasses import asdict
 from datetime import datetime
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.identifiers import derived_id
+from domain.order import ResultReference
 
 
 class UnmatchedResult(Aggregate):
@@ -39,31 +41,21 @@ class UnmatchedResult(Aggregate):
     @classmethod
     def keep(
         cls,
+        result: ResultReference,
         *,
         message_id: str,
-        accession_number: str,
         placer_number: str,
         filler_number: str,
         patient_identifier: str,
-        procedure_code: str,
-        procedure_text: str,
-        result_status: str,
-        observed_at: datetime | None,
-        viewer_link: str,
         meta: dict[str, str],
     ) -> "UnmatchedResult":
         return cls(
             message_id=message_id,
-            accession_number=accession_number,
             placer_number=placer_number,
             filler_number=filler_number,
             patient_identifier=patient_identifier,
-            procedure_code=procedure_code,
-            procedure_text=procedure_text,
-            result_status=result_status,
-            observed_at=observed_at,
-            viewer_link=viewer_link,
             meta=meta,
+            **asdict(result),
         )
 
     @event(Kept)

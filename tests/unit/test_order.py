@@ -16,6 +16,7 @@ from domain.order import (
     WAITING,
     ImagingOrder,
     OrderCancelledError,
+    ResultReference,
 )
 from domain.ris_booking import OCCUPYING, RELEASED, RisBooking
 from domain.schedule import Interval
@@ -47,16 +48,8 @@ def pending(aggregate: object) -> list[type]:
 
 
 def result(order: ImagingOrder, status: str, message_id: str, link: str = "") -> None:
-    order.reference_result(
-        accession_number="",
-        procedure_code="",
-        procedure_text="",
-        result_status=status,
-        observed_at=OBSERVED,
-        viewer_link=link,
-        message_id=message_id,
-        meta=META,
-    )
+    reference = ResultReference("", "", "", status, OBSERVED, link)
+    order.reference_result(reference, message_id=message_id, meta=META)
 
 
 def test_a_placed_order_waits_to_be_scheduled():
@@ -149,17 +142,9 @@ def test_a_result_status_outside_p_f_c_or_a_naive_time_is_refused():
     order = placed()
     with pytest.raises(InvalidValueError):
         result(order, "pending", "r1")
+    naive = ResultReference("", "", "", FINAL, datetime(2026, 11, 30, 9, 15), "")
     with pytest.raises(InvalidValueError):
-        order.reference_result(
-            accession_number="",
-            procedure_code="",
-            procedure_text="",
-            result_status=FINAL,
-            observed_at=datetime(2026, 11, 30, 9, 15),
-            viewer_link="",
-            message_id="r2",
-            meta=META,
-        )
+        order.reference_result(naive, message_id="r2", meta=META)
 
 
 def test_an_order_replays_to_the_same_state():
@@ -178,16 +163,11 @@ def test_an_order_replays_to_the_same_state():
 
 def test_an_unmatched_result_is_kept_under_its_message_and_can_be_resolved():
     kept = UnmatchedResult.keep(
+        ResultReference("ACC9", "CHO", "", FINAL, OBSERVED, ""),
         message_id="msg-1/0",
-        accession_number="ACC9",
         placer_number="",
         filler_number="F9",
         patient_identifier="TML:7005728",
-        procedure_code="CHO",
-        procedure_text="",
-        result_status=FINAL,
-        observed_at=OBSERVED,
-        viewer_link="",
         meta=META,
     )
     assert kept.id == UnmatchedResult.create_id("msg-1/0")
@@ -287,16 +267,11 @@ def test_the_orders_read_model_folds_an_order_and_its_latest_result():
     assert change.values["viewer_link"] == "https://pacs.example/v/ACC1"
     assert order_changes(cancelled)[0].values["status"] == CANCELLED
     kept = UnmatchedResult.keep(
+        ResultReference("ACC9", "", "", FINAL, None, ""),
         message_id="m9/0",
-        accession_number="ACC9",
         placer_number="",
         filler_number="F9",
         patient_identifier="",
-        procedure_code="",
-        procedure_text="",
-        result_status=FINAL,
-        observed_at=None,
-        viewer_link="",
         meta=META,
     )
     [unmatched] = order_changes(kept.collect_events()[0])
