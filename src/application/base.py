@@ -1,11 +1,46 @@
-"""What every Imaging Bridge application shares: transcodings and save positions."""
+"""What every Imaging Bridge application shares: transcodings, save positions, and
+a start that tolerates others starting at the same moment."""
 
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder, Recording, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    InternalError,
+    JSONTranscoder,
+    ProgrammingError,
+    Recording,
+    Transcoding,
+)
+
+# What PostgreSQL (and the library) say when two sessions create the same table, type
+# or function at once.
+CONCURRENT_DDL = (
+    "concurrently updated",
+    "already exists",
+    "pg_type_typname_nsp_index",
+    "tracking for __migration__",  # the library records its schema version once
+)
+
+
+def tolerating_concurrent_ddl(construct: Callable[[], None], attempts: int = 8) -> None:
+    """Run ``construct``, which creates the library's tables and functions if missing,
+    again when another thread or process was creating them at that very moment
+    (PostgreSQL refuses one of two concurrent CREATE statements). Every statement the
+    library issues there is safe to repeat."""
+    for attempt in range(attempts):
+        try:
+            construct()
+            return
+        except (InternalError, IntegrityError, ProgrammingError) as error:
+            if attempt == attempts - 1 or not any(s in str(error) for s in CONCURRENT_DDL):
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - not crypto
 
 
 class DateAsISO(Transcoding):
@@ -37,6 +72,9 @@ class Position:
 
 class BaseApplication(Application[Any]):
     """An eventsourcing Application that knows dates and reports save positions."""
+
+    def __init__(self, env: Any = None) -> None:
+        tolerating_concurrent_ddl(lambda: super(BaseApplication, self).__init__(env))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

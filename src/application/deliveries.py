@@ -19,7 +19,7 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 from eventsourcing.projection import EventSourcedProjection
 
-from application.base import BaseApplication, DateAsISO
+from application.base import BaseApplication, DateAsISO, tolerating_concurrent_ddl
 from application.catalog import Catalog
 from application.errors import ConcurrencyError, NotFoundError
 from application.ports import AccessLog
@@ -102,7 +102,7 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
     name = NAME
 
     def __init__(self, env: Any = None) -> None:
-        super().__init__(env)
+        tolerating_concurrent_ddl(lambda: super(DeliveryPolicy, self).__init__(env))
         self.destinations = parse_destinations(self.env.get("HL7_DESTINATIONS", "") or "")
         self._readers: dict[str, Any] = {}
 
@@ -188,7 +188,6 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
         appointment: Any = scheduling.repository.get(
             event.originator_id, version=event.originator_version
         )
-        registry: Registry = self._reader(Registry)
         catalog: Catalog = self._reader(Catalog)
         exam = catalog.appointment_type(appointment.appointment_type_id)
         location = catalog.location(appointment.location_id)
@@ -211,9 +210,23 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
             "location_name": location.name,
             "resource_code": resource.code,
             "resource_name": str(resource.spec.get("name", resource.code)),
-            **self._patient_fields(registry.patient(appointment.patient_id)),
+            **self._patient_fields(self._patient_as_of(appointment.patient_id, event.timestamp)),
         }
         return payload, str(appointment.patient_id)
+
+    def _patient_as_of(self, patient_id: UUID, moment: datetime) -> Any:
+        """The patient as they were at ``moment``: a later change of theirs reaches the
+        RIS as its own ADT^A08, after this message, not inside it."""
+        registry: Registry = self._reader(Registry)
+        version = None
+        changes: Any = registry.events.get(patient_id)
+        for change in changes:
+            if change.timestamp > moment:
+                break
+            version = change.originator_version
+        if version is None:
+            return registry.patient(patient_id)
+        return registry.repository.get(patient_id, version=version)
 
 
 class Deliveries(BaseApplication):

@@ -163,24 +163,29 @@ def test_reschedule_modify_cancel_and_no_show_become_s13_s14_s15_s26(
         parse_message(message, validation_level=VALIDATION_LEVEL.STRICT).validate()
 
 
-def test_a_profile_change_becomes_adt_a08_after_the_a04(runtime, peer, outbound_factory):
-    ob = outbound_factory(outbound_env(runtime, peer))
+def test_a_profile_change_becomes_adt_a08_in_its_place(runtime, peer, outbound_factory):
     patient = new_patient(runtime, 7)
+    book(runtime, patient, DAY)
     registry = runtime.services.registry
     registry.change_profile(
         patient, {"family_name": "Moore", "phone": "+1 555 0100"}, PATIENT_ACTOR
     )
     registry.change_profile(patient, {"family_name": "Moore"}, PATIENT_ACTOR)  # no change
+    # The policy starts after all three happened: each message still carries the patient
+    # as they were when its cause happened.
+    ob = outbound_factory(outbound_env(runtime, peer))
 
     wait_until(
-        lambda: len(deliveries(ob)) == 2 and all(d.status == "acknowledged" for d in deliveries(ob))
+        lambda: len(deliveries(ob)) == 3 and all(d.status == "acknowledged" for d in deliveries(ob))
     )
-    a04, a08 = peer.messages()
-    assert (field_of(a04, "MSH", 9), field_of(a08, "MSH", 9)) == (
+    a04, s12, a08 = peer.messages()
+    assert [field_of(m, "MSH", 9) for m in (a04, s12, a08)] == [
         "ADT^A04^ADT_A01",
+        "SIU^S12^SIU_S12",
         "ADT^A08^ADT_A01",
-    )
+    ]
     assert field_of(a04, "PID", 5) == "Doe7^Jane"
+    assert field_of(s12, "PID", 5) == "Doe7^Jane"
     assert field_of(a08, "PID", 5) == "Moore^Jane"
     assert field_of(a08, "PID", 13).endswith("+1 555 0100")
     parse_message(a08, validation_level=VALIDATION_LEVEL.STRICT).validate()
