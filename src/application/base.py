@@ -28,16 +28,22 @@ CONCURRENT_DDL = (
 )
 
 
-def tolerating_concurrent_ddl(construct: Callable[[], None], attempts: int = 8) -> None:
-    """Run ``construct``, which creates the library's tables and functions if missing,
-    again when another thread or process was creating them at that very moment
-    (PostgreSQL refuses one of two concurrent CREATE statements). Every statement the
-    library issues there is safe to repeat."""
+def tolerating_concurrent_ddl(
+    app: Application[Any], construct: Callable[[], None], attempts: int = 8
+) -> None:
+    """Run ``construct`` (``app``'s ``__init__``, which creates the library's tables and
+    functions if missing) again when another thread or process was creating them at that
+    very moment (PostgreSQL refuses one of two concurrent CREATE statements). Every
+    statement the library issues there is safe to repeat; a failed try's connections
+    are closed."""
     for attempt in range(attempts):
         try:
             construct()
             return
         except (InternalError, IntegrityError, ProgrammingError) as error:
+            factory = getattr(app, "factory", None)
+            if factory is not None:
+                factory.close()
             if attempt == attempts - 1 or not any(s in str(error) for s in CONCURRENT_DDL):
                 raise
             time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311 - not crypto
@@ -74,7 +80,7 @@ class BaseApplication(Application[Any]):
     """An eventsourcing Application that knows dates and reports save positions."""
 
     def __init__(self, env: Any = None) -> None:
-        tolerating_concurrent_ddl(lambda: super(BaseApplication, self).__init__(env))
+        tolerating_concurrent_ddl(self, lambda: super(BaseApplication, self).__init__(env))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -102,7 +102,7 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
     name = NAME
 
     def __init__(self, env: Any = None) -> None:
-        tolerating_concurrent_ddl(lambda: super(DeliveryPolicy, self).__init__(env))
+        tolerating_concurrent_ddl(self, lambda: super(DeliveryPolicy, self).__init__(env))
         self.destinations = parse_destinations(self.env.get("HL7_DESTINATIONS", "") or "")
         self._readers: dict[str, Any] = {}
 
