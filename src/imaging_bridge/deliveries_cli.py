@@ -22,14 +22,8 @@ from eventsourcing.projection import EventSourcedProjectionRunner, ProjectionRun
 from psycopg_pool import ConnectionPool
 
 from adapters.access_log import PostgresAccessLog
-from adapters.delivery_worker import (
-    Pump,
-    Sender,
-    declare_actor,
-    enqueuer,
-    make_broker,
-    retry_policy_from,
-)
+from adapters.delivery_worker import Pump, Sender, retry_policy_from
+from adapters.task_queue import declare_actor, enqueuer, make_broker
 from application.deliveries import (
     Deliveries,
     DeliveryDesk,
@@ -102,7 +96,7 @@ class Outbound:
                 self.clock,
                 retry_policy_from(env),
             )
-            declare_actor(self.broker, sender)
+            declare_actor(self.broker, sender.send)
             self.worker = dramatiq.Worker(  # type: ignore[no-untyped-call]
                 self.broker, worker_threads=self.workers, worker_timeout=100
             )

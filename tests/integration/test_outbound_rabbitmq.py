@@ -40,7 +40,7 @@ def rabbitmq_runs() -> bool:
 @pytest.mark.skipif(not rabbitmq_runs(), reason="needs RabbitMQ (none reachable at BROKER_URL)")
 def test_a_booking_reaches_the_ris_through_rabbitmq(runtime, peer, outbound_factory):  # noqa: F811
     # A queue of our own, so that runs never share messages through the server.
-    import adapters.delivery_worker as worker
+    import adapters.task_queue as worker
 
     queue = f"deliveries_{uuid.uuid4().hex[:8]}"
     original = worker.QUEUE
