@@ -9,6 +9,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from adapters.hl7.framing import Deframer, frame
 from domain.message_delivery import (
     ACCEPTED,
     NO_ANSWER,
@@ -17,8 +18,7 @@ from domain.message_delivery import (
     REJECTED_RETRYABLE,
 )
 
-START = b"\x0b"
-END = b"\x1c\x0d"
+CONNECT_TIMEOUT = 5.0
 MSA_OUTCOMES = {
     "AA": ACCEPTED,
     "CA": ACCEPTED,
@@ -34,18 +34,13 @@ class SendResult:
     outcome: str
     code: str  # MSA-1, or a short transport code
     detail: str  # MSA-3 / ERR text, or the transport error
-    ack: str = ""
-
-
-def frame(message: str) -> bytes:
-    return START + message.encode("utf-8") + END
 
 
 def classify_ack(ack: str, control_id: str) -> SendResult:
     """The outcome an ACK's MSA segment gives (an unreadable ACK counts as AE)."""
     segments = [s for s in ack.replace("\r\n", "\r").replace("\n", "\r").split("\r") if s]
     if not segments or not segments[0].startswith("MSH") or len(segments[0]) < 4:
-        return SendResult(REJECTED_RETRYABLE, "ACK?", "the answer is not an HL7 message", ack)
+        return SendResult(REJECTED_RETRYABLE, "ACK?", "the answer is not an HL7 message")
     separator = segments[0][3]
     for segment in segments:
         fields = segment.split(separator)
@@ -54,14 +49,14 @@ def classify_ack(ack: str, control_id: str) -> SendResult:
             detail = fields[3] if len(fields) > 3 else ""
             if len(fields) > 2 and fields[2] and fields[2] != control_id:
                 return SendResult(
-                    REJECTED_RETRYABLE, code, f"ACK for another message ({fields[2]})", ack
+                    REJECTED_RETRYABLE, code, f"ACK for another message ({fields[2]})"
                 )
             errors = [s for s in segments if s.startswith("ERR")]
             if errors and not detail:
                 detail = errors[0]
             outcome = MSA_OUTCOMES.get(code, REJECTED_RETRYABLE)
-            return SendResult(outcome, code, detail, ack)
-    return SendResult(REJECTED_RETRYABLE, "ACK?", "the answer has no MSA segment", ack)
+            return SendResult(outcome, code, detail)
+    return SendResult(REJECTED_RETRYABLE, "ACK?", "the answer has no MSA segment")
 
 
 class MllpClient:
@@ -73,32 +68,28 @@ class MllpClient:
         port: int,
         *,
         timeout: float = 10.0,
-        connect_timeout: float = 5.0,
         tls: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
-        self.connect_timeout = connect_timeout
         self.tls = tls
-        self.server_hostname = server_hostname or host
 
     def send(self, message: str, control_id: str) -> SendResult:
         try:
-            raw = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+            raw = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
         except OSError as error:
             return SendResult(NOT_SENT, "CONNECT", f"cannot connect: {error}")
         try:
             sock: socket.socket = raw
             if self.tls is not None:
                 try:
-                    sock = self.tls.wrap_socket(raw, server_hostname=self.server_hostname)
+                    sock = self.tls.wrap_socket(raw, server_hostname=self.host)
                 except (OSError, ssl.SSLError) as error:
                     return SendResult(NOT_SENT, "TLS", f"TLS handshake failed: {error}")
             try:
                 sock.settimeout(self.timeout)
-                sock.sendall(frame(message))
+                sock.sendall(frame(message.encode("utf-8")))
             except OSError as error:
                 # Part of the message may have left us: its fate is unknown.
                 return SendResult(NO_ANSWER, "SEND", f"connection failed while sending: {error}")
@@ -107,20 +98,22 @@ class MllpClient:
             raw.close()
 
     def _read_ack(self, sock: socket.socket, control_id: str) -> SendResult:
-        buffer = b""
+        """The first frame the peer answers with (read as tolerantly as the listener
+        reads: without its final CR, after junk), classified."""
+        deframer = Deframer()
         try:
-            while END not in buffer:
+            while True:
                 chunk = sock.recv(65536)
                 if not chunk:
                     return SendResult(NO_ANSWER, "CLOSED", "connection closed before the ACK")
-                buffer += chunk
+                frames = deframer.feed(chunk)
+                if frames:
+                    ack = frames[0].payload.decode("utf-8", errors="replace")
+                    return classify_ack(ack, control_id)
         except TimeoutError:
             return SendResult(NO_ANSWER, "TIMEOUT", f"no ACK within {self.timeout:g}s")
         except OSError as error:
             return SendResult(NO_ANSWER, "RECV", f"connection failed awaiting the ACK: {error}")
-        start = buffer.find(START)
-        body = buffer[start + 1 if start >= 0 else 0 : buffer.find(END)]
-        return classify_ack(body.decode("utf-8", errors="replace"), control_id)
 
 
 def tls_context(cafile: str | None = None) -> ssl.SSLContext:

@@ -1,0 +1,61 @@
+"""The MLLP client against raw peers on loopback: it reads an ACK as tolerantly as our
+listener reads messages (no final CR, junk before the start byte)."""
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.mllp_client import MllpClient
+from domain.message_delivery import ACCEPTED, NO_ANSWER
+
+MESSAGE = "MSH|^~\\&|IMGBRIDGE|IMGBRIDGE|RIS|RIS|20261130120000||ADT^A04^ADT_A01|C1|P|2.5.1"
+ACK = b"MSH|^~\\&|RIS|RIS|IMGBRIDGE|IMGBRIDGE|20261130120000||ACK|A1|P|2.5.1\rMSA|AA|C1"
+
+
+@pytest.fixture
+def peer_answering() -> Iterator[tuple[int, list[bytes]]]:
+    """A peer that answers each connection with the bytes put in the list, then holds
+    the connection open (as a peer that forgets the final CR would)."""
+    answers: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answers.pop(0))
+                stop.wait(2)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], answers
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"\x0b" + ACK + b"\x1c\x0d", b"\x0b" + ACK + b"\x1c", b"junk\x0b" + ACK + b"\x1c"],
+    ids=["framed", "no final CR", "junk first"],
+)
+def test_an_ack_is_read_however_the_peer_ends_it(peer_answering, answer):
+    port, answers = peer_answering
+    answers.append(answer)
+    result = MllpClient("127.0.0.1", port, timeout=1.0).send(MESSAGE, "C1")
+    assert (result.outcome, result.code) == (ACCEPTED, "AA")
+
+
+def test_a_half_ack_is_no_answer(peer_answering):
+    port, answers = peer_answering
+    answers.append(b"\x0b" + ACK)
+    result = MllpClient("127.0.0.1", port, timeout=0.5).send(MESSAGE, "C1")
+    assert (result.outcome, result.code) == (NO_ANSWER, "TIMEOUT")
