@@ -88,7 +88,8 @@ class Outbound:
         )
         self.pool.open(wait=True, timeout=30)
         self.deliveries = Deliveries(self.env)
-        self.broker = make_broker(self.url, broker_url=env.get("BROKER_URL", ""))
+        if self.workers or self.pump:
+            self.broker = make_broker(self.url, broker_url=env.get("BROKER_URL", ""))
         if self.workers:
             sender = Sender(
                 self.deliveries,
@@ -193,7 +194,6 @@ def list_deliveries(
     runtime = _runtime(data_dir)
     outbound = _outbound(runtime)
     try:
-        outbound.wait_caught_up()
         for d in outbound.desk().search(status=status, channel=channel, limit=limit):
             typer.echo(
                 f"{d.id}  {d.channel:5} {d.recipient:8} {d.message_type:8} {d.status:14}"
@@ -212,7 +212,6 @@ def show(delivery_id: UUID, data_dir: DataDir = None) -> None:
     runtime = _runtime(data_dir)
     outbound = _outbound(runtime)
     try:
-        outbound.wait_caught_up()
         try:
             d, history = outbound.desk().show(delivery_id, cli_operator("deliveries-show"))
         except DomainError as error:
@@ -261,15 +260,7 @@ def worker(
 ) -> None:
     """Run outbound delivery workers (dramatiq on the PostgreSQL broker) until stopped."""
     runtime = _runtime(data_dir)
-    outbound = Outbound(
-        runtime.env,
-        runtime.url,
-        runtime.services.clock,
-        policy_runners=False,
-        view_runner=False,
-        pump=pump,
-        workers=threads,
-    ).start()
+    outbound = _outbound(runtime, workers=threads, pump=pump)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
