@@ -41,6 +41,23 @@ def test_a_result_reads_references_and_an_rp_link_but_never_report_text():
     assert "report text" not in repr(parsed).lower()
 
 
+def test_each_resource_segment_gives_its_own_start_and_duration():
+    parsed = read(
+        "MSH|^~\\&|RIS|FAC|IB|IB|20260101||SIU^S12|1|P|2.5\r"
+        "SCH|P1|F1|||||||||^^30^202601021000^202601021030\r"
+        "AIG|1|A|CT1^CT one|||1||202601021000|||30|MIN\r"
+        "AIL|1|A|ROOM1^Room one|||202601021015|||15|MIN\r"
+        "AIP|1|A|DR1^Doctor|||202601021020|||1|H"
+    )
+    assert parsed.schedule is not None
+    timings = [(r.code, r.start, r.duration_minutes) for r in parsed.schedule.resources]
+    assert timings == [
+        ("CT1", datetime(2026, 1, 2, 10, 0), 30),
+        ("ROOM1", datetime(2026, 1, 2, 10, 15), 15),
+        ("DR1", datetime(2026, 1, 2, 10, 20), 60),
+    ]
+
+
 def test_timestamps_without_offset_stay_naive_and_bad_ones_are_none():
     assert parse_timestamp("20261201083000") == datetime(2026, 12, 1, 8, 30)
     assert parse_timestamp("20261301") is None

@@ -271,7 +271,7 @@ class Hl7Extractor(MessageReader):
         timing = m.field(sch, 11)
         resources = []
         # AIS-3 is a service, not a resource: our resources are rooms and machines.
-        for name in ("AIG", "AIL", "AIP"):
+        for name, (at, length, units) in RESOURCE_TIMING.items():
             for segment in m.all(name):
                 code = m.component(m.field(segment, 3), 1)
                 if not code:
@@ -280,10 +280,10 @@ class Hl7Extractor(MessageReader):
                     BookedResource(
                         code=code,
                         action=m.component(m.field(segment, 2), 1).upper(),
-                        start=parse_timestamp(m.component(m.field(segment, 6), 1)),
+                        start=parse_timestamp(m.component(m.field(segment, at), 1)),
                         duration_minutes=_minutes(
-                            m.component(m.field(segment, 9), 1),
-                            m.component(m.field(segment, 10), 1),
+                            m.component(m.field(segment, length), 1),
+                            m.component(m.field(segment, units), 1),
                         ),
                     )
                 )
@@ -294,6 +294,10 @@ class Hl7Extractor(MessageReader):
             end=parse_timestamp(m.component(timing, 5)),
             resources=tuple(resources),
         )
+
+
+# Where each resource segment of an SIU holds its start, duration and duration units.
+RESOURCE_TIMING = {"AIG": (8, 11, 12), "AIL": (6, 9, 10), "AIP": (6, 9, 10)}
 
 
 def _minutes(amount: str, units: str) -> int | None:
