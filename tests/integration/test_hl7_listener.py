@@ -326,6 +326,28 @@ def test_an_unexpected_handler_failure_quarantines_only_that_message(listener, m
     ]
 
 
+def test_a_passing_failure_leaves_the_message_waiting(listener, migrated):
+    from application.errors import ConcurrencyError
+
+    exchange(listener.port, adt("BUSY1"))
+    tries: list[str] = []
+
+    class Busy(InboundHandler):
+        def handle(self, message: InboundMessage) -> str:
+            tries.append(message.control_id)
+            if len(tries) == 1:
+                raise ConcurrencyError("the patient is being changed elsewhere; try again")
+            return "applied"
+
+    processor = processor_for(migrated, Busy())
+    with pytest.raises(ConcurrencyError):
+        processor.process_pending(10)
+    assert [r[1] for r in rows(migrated)] == ["received"]
+    assert processor.process_pending(10) == 1
+    assert [(r[1], r[6]) for r in rows(migrated)] == [("processed", None)]
+    assert tries == ["BUSY1", "BUSY1"]
+
+
 def test_mllp_over_tls(migrated):
     import ssl
 

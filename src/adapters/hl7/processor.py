@@ -10,11 +10,14 @@ import threading
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg_pool import ConnectionPool
 
 from adapters.hl7.acks import acceptance
 from adapters.hl7.envelope import read_envelope, segments_text
+from application.errors import ConcurrencyError
 from application.ports import InboundHandler, InboundMessage
 from domain.errors import DomainError
 
@@ -47,6 +50,11 @@ def inbound_message(message_id: UUID, raw: bytes) -> tuple[InboundMessage, str |
     return message, None if problem is None else f"{problem.error_code}: {problem.text}"
 
 
+# Failures that say nothing about the message: another writer got there first, or the
+# database is away for a moment. The message is not quarantined for them.
+PASSING = (ConcurrencyError, OperationalError, InterfaceError, psycopg.OperationalError)
+
+
 class InboundProcessor:
     def __init__(self, pool: ConnectionPool[Any], handler: InboundHandler) -> None:
         self.pool = pool
@@ -66,6 +74,8 @@ class InboundProcessor:
                 return True
             try:
                 outcome = self.handler.handle(message)
+            except PASSING:
+                raise  # the claim rolls back: the message waits, and ``run`` tries again
             except DomainError as error:
                 conn.execute(
                     MARK, ("quarantined", None, f"{error.code}: {error.detail}", message_id)
