@@ -14,7 +14,6 @@ At least once, idempotent where it counts:
   its attempt is saved.
 """
 
-import os
 import queue
 import random
 import threading
@@ -26,13 +25,13 @@ from uuid import UUID
 import structlog
 from psycopg_pool import ConnectionPool
 
-from adapters.hl7.render import render_fast
+from adapters.hl7.render import RenderError, render_fast
 from adapters.mllp_client import MllpClient, SendResult, tls_context
 from application.deliveries import Deliveries, DeliveryReader, Destination
 from application.errors import NotFoundError
 from application.ports import Clock
 from domain.context import Actor, system_actor
-from domain.message_delivery import MessageDelivery, RetryPolicy
+from domain.message_delivery import REJECTED_PERMANENT, MessageDelivery, RetryPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -53,9 +52,11 @@ class AttemptWriter:
     """Saves the attempts that the sending threads of one process record, several in
     one write. ``save`` blocks until the attempt is in the event store (True), or lost
     to another sender of the same attempt, or not saved within ``wait`` seconds (False:
-    the delivery is handed out again once its lease ends, and a resend keeps its MSH-10)."""
+    the delivery is handed out again once its lease ends, and a resend keeps its MSH-10).
+    ``wait`` plus a send's timeouts stays inside the pump's 30-second lease, so a second
+    sender never starts on a version whose first send is still being saved."""
 
-    def __init__(self, deliveries: Deliveries, *, most: int = 64, wait: float = 60.0) -> None:
+    def __init__(self, deliveries: Deliveries, *, most: int = 64, wait: float = 10.0) -> None:
         self.deliveries = deliveries
         self.most = most
         self.wait = wait
@@ -109,17 +110,23 @@ class Sender:
         clock: Clock,
         policy: RetryPolicy,
         *,
-        client_factory: Callable[[Destination], MllpClient] | None = None,
         actor: Actor | None = None,
         writer: AttemptWriter | None = None,
+        tls_cafile: str | None = None,
     ) -> None:
         self.deliveries = deliveries
         self.destinations = {d.name: d for d in destinations}
         self.clock = clock
         self.policy = policy
-        self.client_factory = client_factory or _client
         self.actor = actor or system_actor(source="delivery-worker")
         self.writer = writer or AttemptWriter(deliveries)
+        # One TLS context per destination, made once (it loads the CA bundle).
+        self.clients = {
+            d.name: MllpClient(
+                d.host, d.port, timeout=d.timeout, tls=tls_context(tls_cafile) if d.tls else None
+            )
+            for d in destinations
+        }
 
     def send(self, delivery_id: UUID, version: int) -> str:
         """Send the delivery if ``version`` is still its current one; what happened."""
@@ -130,17 +137,7 @@ class Sender:
         now = self.clock.now()
         if delivery.version != version or not delivery.is_due(now):
             return "stale"
-        destination = self.destinations.get(delivery.recipient)
-        if destination is None:
-            return "unknown-recipient"
-        message = render_fast(
-            delivery.message_type,
-            delivery.payload,
-            delivery.control_id,
-            recipient=destination.name,
-            version=destination.version,
-        )
-        result: SendResult = self.client_factory(destination).send(message, delivery.control_id)
+        result = self._attempt(delivery)
         delivery.record_attempt(
             outcome=result.outcome,
             code=result.code,
@@ -161,14 +158,25 @@ class Sender:
         )
         return result.outcome
 
-
-def _client(destination: Destination) -> MllpClient:
-    return MllpClient(
-        destination.host,
-        destination.port,
-        timeout=destination.timeout,
-        tls=tls_context(os.environ.get("HL7_TLS_CAFILE")) if destination.tls else None,
-    )
+    def _attempt(self, delivery: MessageDelivery) -> SendResult:
+        """Render and send; a delivery that cannot be (its recipient is no longer
+        configured, its payload does not render) is refused for good, so it becomes a
+        dead letter an operator sees instead of holding its patient's queue for ever."""
+        destination = self.destinations.get(delivery.recipient)
+        if destination is None:
+            detail = f"no destination {delivery.recipient!r} is configured"
+            return SendResult(REJECTED_PERMANENT, "RECIPIENT", detail)
+        try:
+            message = render_fast(
+                delivery.message_type,
+                delivery.payload,
+                delivery.control_id,
+                recipient=destination.name,
+                version=destination.version,
+            )
+        except (RenderError, KeyError) as error:
+            return SendResult(REJECTED_PERMANENT, "RENDER", f"cannot render: {error!r}")
+        return self.clients[destination.name].send(message, delivery.control_id)
 
 
 class Pump:

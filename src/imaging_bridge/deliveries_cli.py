@@ -96,6 +96,7 @@ class Outbound:
                 parse_destinations(env.get("HL7_DESTINATIONS", "")),
                 self.clock,
                 retry_policy_from(env),
+                tls_cafile=env.get("HL7_TLS_CAFILE") or None,
             )
             declare_actor(self.broker, sender.send)
             self.worker = dramatiq.Worker(  # type: ignore[no-untyped-call]

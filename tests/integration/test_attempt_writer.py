@@ -91,3 +91,21 @@ def test_the_writer_answers_each_sending_thread(deliveries):
     statuses = {deliveries.delivery(d.id).status for d in queued}
     assert statuses == {ACKNOWLEDGED}
     assert QUEUED not in statuses
+
+
+def test_a_delivery_that_cannot_be_sent_becomes_a_dead_letter(deliveries):
+    from adapters.clock import SystemClock
+    from adapters.delivery_worker import Sender
+    from application.deliveries import Destination
+    from domain.message_delivery import DEAD
+
+    nowhere, unrenderable = queue(deliveries, 2)
+    # "ris" is no longer configured for the first; the second has no fields to render.
+    Sender(deliveries, [], SystemClock(), RetryPolicy()).send(nowhere.id, nowhere.version)
+    ris = Destination(name="ris", host="127.0.0.1", port=9)
+    sender = Sender(deliveries, [ris], SystemClock(), RetryPolicy())
+    sender.send(unrenderable.id, unrenderable.version)
+
+    for delivery, code in ((nowhere, "RECIPIENT"), (unrenderable, "RENDER")):
+        dead = deliveries.delivery(delivery.id)
+        assert (dead.status, dead.last_code) == (DEAD, code)

@@ -59,3 +59,51 @@ def test_a_half_ack_is_no_answer(peer_answering):
     answers.append(b"\x0b" + ACK)
     result = MllpClient("127.0.0.1", port, timeout=0.5).send(MESSAGE, "C1")
     assert (result.outcome, result.code) == (NO_ANSWER, "TIMEOUT")
+
+
+def test_an_ack_over_tls_checked_against_our_ca(tmp_path):
+    import ssl
+
+    import trustme
+
+    from adapters.mllp_client import tls_context
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with server_context.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(65536)
+            tls.sendall(b"\x0b" + ACK + b"\x1c\x0d")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = MllpClient(
+        "127.0.0.1", server.getsockname()[1], timeout=2.0, tls=tls_context(str(cafile))
+    )
+    result = client.send(MESSAGE, "C1")
+    thread.join(5)
+    server.close()
+    assert (result.outcome, result.code) == (ACCEPTED, "AA")
+    # The same peer is refused when its certificate is checked against the system's CAs.
+    other = socket.create_server(("127.0.0.1", 0))
+    untrusted = MllpClient("127.0.0.1", other.getsockname()[1], timeout=2.0, tls=tls_context())
+
+    def refuse() -> None:
+        conn, _ = other.accept()
+        try:
+            with server_context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+        except (ssl.SSLError, OSError):
+            pass
+
+    refusing = threading.Thread(target=refuse, daemon=True)
+    refusing.start()
+    assert untrusted.send(MESSAGE, "C1").code == "TLS"
+    refusing.join(5)
+    other.close()
