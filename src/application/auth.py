@@ -29,7 +29,7 @@ from application.ports import (
     TokenSigner,
 )
 from application.registry import Registry
-from domain.account import Account, AccountDisabledError, SecondFactorError
+from domain.account import Account, SecondFactorError
 from domain.context import Actor
 from domain.errors import InvalidValueError
 
@@ -377,8 +377,3 @@ def _new_recovery_code() -> str:
 
 def _normalise_code(code: str) -> str:
     return code.strip().upper()
-
-
-def ensure_active(account: Account) -> None:
-    if account.disabled:
-        raise AccountDisabledError("this account is disabled")

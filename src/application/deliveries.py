@@ -44,9 +44,8 @@ SIU_TRIGGERS: dict[type[Any], str] = {
 }
 ADT_TRIGGERS: dict[type[Any], str] = {
     Patient.Registered: "ADT^A04",
+    Patient.DemographicsChanged: "ADT^A08",
 }
-if hasattr(Patient, "DemographicsChanged"):  # arrives with the inbound HL7 work
-    ADT_TRIGGERS[Patient.DemographicsChanged] = "ADT^A08"
 # Changes the RIS itself sent us are not echoed back to it.
 NOT_ECHOED_SOURCES = frozenset({"hl7-inbound"})
 
@@ -156,7 +155,7 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
             "birth_date": _iso(patient.birth_date),
             "phone": patient.phone or "",
         }
-        identifiers: dict[str, str] = getattr(patient, "identifiers", None) or {}
+        identifiers: dict[str, str] = patient.identifiers
         if identifiers:
             authority = sorted(identifiers)[0]
             fields["mrn"], fields["mrn_authority"] = identifiers[authority], authority
@@ -201,7 +200,7 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
             "timezone": appointment.timezone,
             "duration_minutes": str(minutes),
             "reason": str(getattr(event, "reason", "") or ""),
-            "notes": str(getattr(appointment, "notes", "") or ""),
+            "notes": appointment.notes,
             "type_code": exam.code,
             "type_name": str(exam.spec.get("name", exam.code)),
             "type_cpt": str(exam.spec.get("cpt", "")),
@@ -218,15 +217,15 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
         """The patient as they were at ``moment``: a later change of theirs reaches the
         RIS as its own ADT^A08, after this message, not inside it."""
         registry: Registry = self._reader(Registry)
-        version = None
+        patient: Any = None
         changes: Any = registry.events.get(patient_id)
-        for change in changes:
-            if change.timestamp > moment:
+        for change in changes:  # one read of the patient's events, folded up to ``moment``
+            if change.timestamp > moment and patient is not None:
                 break
-            version = change.originator_version
-        if version is None:
-            return registry.patient(patient_id)
-        return registry.repository.get(patient_id, version=version)
+            patient = change.mutate(patient)
+        if patient is None:
+            raise NotFoundError("no such patient")
+        return patient
 
 
 class Deliveries(BaseApplication):
@@ -261,15 +260,17 @@ class Deliveries(BaseApplication):
                 lost.append(delivery_id)
         return lost
 
-    def redrive(self, delivery_id: UUID, *, reason: str, at: datetime, actor: Actor) -> int:
-        """Send a dead letter again; returns the delivery's new version."""
+    def redrive(
+        self, delivery_id: UUID, *, reason: str, at: datetime, actor: Actor
+    ) -> MessageDelivery:
+        """Send a dead letter again; the delivery as redriven."""
         delivery = self.delivery(delivery_id)
         delivery.redrive(reason=reason, at=at, meta=actor.meta())
         try:
             self.save(delivery)
         except IntegrityError:
             raise ConcurrencyError("the delivery is being changed elsewhere; try again") from None
-        return int(delivery.version)
+        return delivery
 
 
 def patient_of(payload: dict[str, str]) -> UUID | None:
@@ -385,8 +386,7 @@ class DeliveryDesk:
         """Send a dead letter again: an event with the operator's meta, and an entry in
         the audit log naming the patient the message is about. Its new version."""
         at = self.clock.now()
-        version = self.deliveries.redrive(delivery_id, reason=reason, at=at, actor=actor)
-        delivery = self.deliveries.delivery(delivery_id)
+        delivery = self.deliveries.redrive(delivery_id, reason=reason, at=at, actor=actor)
         self.audit.operator_action(
             at=at,
             actor=actor,
@@ -396,4 +396,4 @@ class DeliveryDesk:
             reason=reason.strip(),
             patient_id=patient_of(delivery.payload),
         )
-        return version
+        return int(delivery.version)

@@ -12,7 +12,7 @@ from uuid import UUID
 from application.errors import NotFoundError
 from application.ports import AccessLog, Clock
 from domain.context import Actor
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidValueError
 
 STATUSES = ("received", "processed", "quarantined")
 REPLAYABLE = ("quarantined", "processed")
@@ -84,10 +84,6 @@ class NotReplayableError(DomainError):
     code = "invalid_transition"
 
 
-class InvalidReplayError(DomainError):
-    code = "invalid_value"
-
-
 class Hl7Inbound:
     """The operator's view of inbound HL7 messages."""
 
@@ -100,7 +96,7 @@ class Hl7Inbound:
         """Stored messages, newest first; ``status`` one of received, processed,
         quarantined (None for all)."""
         if status is not None and status not in STATUSES:
-            raise InvalidReplayError(f"status must be one of {', '.join(STATUSES)}")
+            raise InvalidValueError(f"status must be one of {', '.join(STATUSES)}")
         return self.store.list(status, max(1, min(limit, MAX_LIMIT)))
 
     def show(self, message_id: UUID, actor: Actor) -> InboundDetail:
@@ -129,7 +125,7 @@ class Hl7Inbound:
         per message, so replaying a message already applied changes nothing."""
         reason = reason.strip()
         if not reason:
-            raise InvalidReplayError("a replay needs a reason")
+            raise InvalidValueError("a replay needs a reason")
         replay = InboundReplay(
             replayed_at=self.clock.now(),
             actor_id=actor.id,

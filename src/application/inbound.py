@@ -18,7 +18,7 @@ from application.catalog import Catalog
 from application.errors import NotFoundError
 from application.ports import InboundHandler, InboundMessage
 from application.registry import Registry
-from application.scheduling import Scheduling
+from application.scheduling import CANCEL_ORDER, CHANGE_ORDER, NEW_ORDER, Scheduling
 from domain.context import Actor, system_actor
 from domain.errors import DomainError
 from domain.order import CORRECTED, FINAL, PRELIMINARY, ResultReference
@@ -389,4 +389,4 @@ class InboundEffects(InboundHandler):
         return moment.astimezone(UTC)
 
 
-ORDER_CONTROLS = frozenset({"NW", "XO", "XX", "CA", "DC", "OC", "CR"})
+ORDER_CONTROLS = NEW_ORDER | CHANGE_ORDER | CANCEL_ORDER

@@ -258,7 +258,7 @@ class Registry(BaseApplication):
                         given_name=given_name,
                         family_name=family_name,
                         birth_date=birth_date,
-                        phone=phone,
+                        phone=phone if phone is not None else patient.phone,
                         today=today,
                         meta=actor.meta(),
                     )

@@ -247,13 +247,9 @@ class Scheduling(BaseApplication):
         self, appointment_id: UUID, *, notes: str, actor: Actor, owner: UUID | None
     ) -> Written:
         """Change an appointment's notes for the centre; its time stays."""
-
-        def plan() -> Plan:
-            appointment = self.appointment(appointment_id, owner)
-            appointment.modify(notes=notes, meta=actor.meta())
-            return Plan(appointment, [appointment])
-
-        return self._retrying(lambda: self._commit(plan()))
+        return self._simple(
+            appointment_id, lambda a: a.modify(notes=notes, meta=actor.meta()), owner
+        )
 
     def check_in(self, appointment_id: UUID, *, actor: Actor) -> Written:
         """Front desk: the patient has arrived."""
@@ -373,9 +369,14 @@ class Scheduling(BaseApplication):
             calendar.release(str(appointment.id), actor.meta())
         return calendars
 
-    def _simple(self, appointment_id: UUID, change: Callable[[Appointment], None]) -> Written:
+    def _simple(
+        self,
+        appointment_id: UUID,
+        change: Callable[[Appointment], object],
+        owner: UUID | None = None,
+    ) -> Written:
         def plan() -> Plan:
-            appointment = self.appointment(appointment_id, None)
+            appointment = self.appointment(appointment_id, owner)
             change(appointment)
             return Plan(appointment, [appointment])
 
@@ -549,7 +550,7 @@ class Scheduling(BaseApplication):
             if booking is not None and booking.has_applied(message_id):
                 return []
             calendars: dict[UUID, ResourceDay] = {}
-            holder = f"ris:{filler_id}"
+            holder = RisBooking.holder_of(filler_id)
             if booking is not None:
                 if booking.status == RIS_OCCUPYING:
                     self._free(

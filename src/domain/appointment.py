@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidValueError
 from domain.schedule import Interval
 
 
@@ -28,10 +28,6 @@ class InvalidTransitionError(DomainError):
 
 class ReasonRequiredError(DomainError):
     code = "reason_required"
-
-
-class NotesTooLongError(DomainError):
-    code = "invalid_value"
 
 
 MAX_NOTES = 500
@@ -227,7 +223,7 @@ class Appointment(Aggregate):
         self._require(ACTIVE, "change")
         notes = " ".join(notes.split())
         if len(notes) > MAX_NOTES:
-            raise NotesTooLongError(f"notes are limited to {MAX_NOTES} characters")
+            raise InvalidValueError(f"notes are limited to {MAX_NOTES} characters")
         if notes == self.notes:
             return False
         self._modified(notes=notes, meta=meta)

@@ -226,9 +226,7 @@ class MessageDelivery(Aggregate):
         elif outcome == NO_ANSWER:
             self.ambiguous_attempts += 1
             self.status = AMBIGUOUS
-        elif outcome == REJECTED_PERMANENT:
-            self.status = RETRYING  # dead-lettered right after, by its own event
-        else:
+        else:  # a permanent rejection is dead-lettered right after, by its own event
             self.status = RETRYING
 
     @event(DeadLettered)

@@ -46,10 +46,14 @@ class RisBooking(Aggregate):
     def create_id(filler_id: str) -> UUID:
         return derived_id("ris-booking", filler_id)
 
+    @staticmethod
+    def holder_of(filler_id: str) -> str:
+        """The key a booking of the RIS holds calendar time under."""
+        return f"ris:{filler_id}"
+
     @property
     def holder(self) -> str:
-        """The key this booking holds calendar time under."""
-        return f"ris:{self.filler_id}"
+        return self.holder_of(self.filler_id)
 
     @event(Made)
     def __init__(

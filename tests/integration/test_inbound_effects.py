@@ -373,7 +373,7 @@ def test_an_adt_naming_our_own_patient_id_links_the_ris_mrn_to_that_patient(runt
         given_name="Jay",
         family_name="Silverheels",
         birth_date=datetime(1950, 1, 2).date(),
-        phone=None,
+        phone="+1 555 0100",
         actor=system_actor(source="test"),
     )
     ours = f"583295^^^ADT1^MR~{registration.patient_id}^^^IMGBRIDGE^PI"
@@ -384,6 +384,7 @@ def test_an_adt_naming_our_own_patient_id_links_the_ris_mrn_to_that_patient(runt
     assert linked.id == registration.patient_id
     assert linked.identifiers == {"ADT1": "583295"}
     assert linked.family_name == "SILVERHEELS"
+    assert linked.phone == "+1 555 0100"  # the RIS sent none: the patient's stays
 
 
 def test_an_adt_naming_a_patient_id_of_ours_we_do_not_know_is_refused(effects):
