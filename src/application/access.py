@@ -47,6 +47,16 @@ class StaffAccess:
             return Reach("break_glass", grant.reason)
         raise NotFoundError("no such patient")
 
+    def reach_appointment(self, principal: Principal, location_id: UUID, patient_id: UUID) -> Reach:
+        """How staff reach one appointment: through its centre, or through a break-glass
+        grant for its patient; NotFoundError (404) otherwise."""
+        if self.may_see_location(principal, location_id):
+            return Reach("centre")
+        grant = self._grants.active(principal.account_id, patient_id, self._clock.now())
+        if grant is not None:
+            return Reach("break_glass", grant.reason)
+        raise NotFoundError("no such appointment")
+
     def break_glass(
         self, principal: Principal, patient_id: UUID, reason: str, minutes: int
     ) -> BreakGlassGrant:

@@ -139,20 +139,17 @@ def _staff_appointment(
     principal: Principal, services: Services, audit: AuditDep, appointment_id: UUID
 ) -> AppointmentOut:
     view = services.appointments.get(appointment_id)
-    if view is None or not services.staff_access.may_see_location(principal, view.location_id):
-        reach = None
-        if view is not None:
-            try:
-                reach = services.staff_access.reach_patient(principal, view.patient_id)
-            except NotFoundError:
-                reach = None
-        if view is None or reach is None or reach.how != "break_glass":
-            owner = view.patient_id if view else None
-            audit.read("appointment", str(appointment_id), owner, outcome="denied_or_missing")
+    try:
+        if view is None:
             raise NotFoundError("no such appointment")
-        audit.read("appointment", str(appointment_id), view.patient_id, reason=reach.reason)
-        return appointment_out(view)
-    audit.read("appointment", str(appointment_id), view.patient_id)
+        reach = services.staff_access.reach_appointment(
+            principal, view.location_id, view.patient_id
+        )
+    except NotFoundError:
+        owner = view.patient_id if view else None
+        audit.read("appointment", str(appointment_id), owner, outcome="denied_or_missing")
+        raise
+    audit.read("appointment", str(appointment_id), view.patient_id, reason=reach.reason)
     return appointment_out(view)
 
 
