@@ -21,6 +21,8 @@ STATUS_BY_CODE = {
     "second_factor_required": 401,
     "account_disabled": 403,
     "second_factor_state": 409,
+    "delivery_state": 409,
+    "forbidden": 403,
     "too_many_attempts": 429,
     "try_again": 503,
 }

@@ -14,11 +14,9 @@ import psycopg
 import pytest
 
 from adapters.hl7.framing import END, START, frame
-from adapters.hl7.inbound_store import PostgresInboundStore
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
 from adapters.hl7.processor import InboundProcessor
 from adapters.migrations import apply_migrations
-from application.hl7_inbound import Hl7Inbound
 from application.ports import InboundHandler, InboundMessage
 from domain.errors import DomainError
 from tests.support import audit_rows, staff_headers
@@ -414,11 +412,8 @@ def test_the_run_loop_processes_until_stopped(listener, migrated):
 
 
 @pytest.fixture
-def wired_client(client, runtime):
-    client.app.state.hl7_inbound = Hl7Inbound(
-        PostgresInboundStore(runtime.pool), runtime.services.clock, runtime.services.access_log
-    )
-    return client
+def wired_client(client):
+    return client  # the composition root wires the inbound side into every app
 
 
 def test_operators_list_show_and_replay_the_quarantine(wired_client, runtime, clock):

@@ -294,6 +294,10 @@ def test_operator_lists_inspects_and_redrives_through_the_api(
     )
     assert listed.status_code == 200, listed.text
     assert [d["id"] for d in listed.json()] == [str(dead.id)]
+    runtime.services.access_log.flush()
+    assert audit_rows(runtime.url, "status=dead_lettered channel=hl7") == [
+        ("read", "delivery_list", "admin", "", "")
+    ]
     shown = client.get(f"/v1/admin/deliveries/{dead.id}", headers=admin).json()
     assert shown["control_id"] == dead.control_id
     assert [(h["kind"], h["code"]) for h in shown["history"]] == [

@@ -5,15 +5,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ActorDep, AuditDep, ServicesDep, requires
-from api.errors import ApiError
-from application.hl7_inbound import Hl7Inbound, InboundDetail, InboundSummary
+from application.hl7_inbound import InboundDetail, InboundSummary
 from application.permissions import Permission
 from application.ports import Principal
-from application.services import Services
 
 router = APIRouter(prefix="/v1/admin/hl7", tags=["admin: hl7"])
 
@@ -75,27 +73,15 @@ def _detail_out(detail: InboundDetail) -> InboundDetailOut:
     )
 
 
-def _inbound(request: Request, services: Services) -> Hl7Inbound:
-    """The service, from Services when the composition root put it there, else from the
-    app state (looked up inside the route, after the permission check)."""
-    found = getattr(services, "hl7_inbound", None) or getattr(
-        request.app.state, "hl7_inbound", None
-    )
-    if not isinstance(found, Hl7Inbound):
-        raise ApiError(503, "not_configured", "the inbound HL7 side is not running here")
-    return found
-
-
 @router.get("/inbound", response_model=list[InboundOut], summary="Inbound HL7 messages")
 def list_inbound(
     _: Operator,
-    request: Request,
     services: ServicesDep,
     audit: AuditDep,
     status: Literal["received", "processed", "quarantined", "all"] = "quarantined",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[InboundOut]:
-    inbound = _inbound(request, services)
+    inbound = services.hl7_inbound
     found = inbound.list(None if status == "all" else status, limit)
     audit.read("hl7_inbound_list", status, None)
     return [_summary_out(s) for s in found]
@@ -103,9 +89,9 @@ def list_inbound(
 
 @router.get("/inbound/{message_id}", response_model=InboundDetailOut, summary="One message")
 def show_inbound(
-    message_id: UUID, _: Operator, actor: ActorDep, request: Request, services: ServicesDep
+    message_id: UUID, _: Operator, actor: ActorDep, services: ServicesDep
 ) -> InboundDetailOut:
-    return _detail_out(_inbound(request, services).show(message_id, actor))
+    return _detail_out(services.hl7_inbound.show(message_id, actor))
 
 
 @router.post(
@@ -116,7 +102,6 @@ def replay_inbound(
     body: ReplayRequest,
     _: Operator,
     actor: ActorDep,
-    request: Request,
     services: ServicesDep,
 ) -> InboundDetailOut:
-    return _detail_out(_inbound(request, services).replay(message_id, body.reason, actor))
+    return _detail_out(services.hl7_inbound.replay(message_id, body.reason, actor))

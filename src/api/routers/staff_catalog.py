@@ -47,7 +47,6 @@ from application.catalog_admin import (
     CatalogAdmin,
     Editor,
     EntryChange,
-    OutsideCentresError,
     Spec,
     WouldStrandAppointmentsError,
 )
@@ -149,8 +148,6 @@ class Write:
     ) -> R | JSONResponse:
         try:
             change = command()
-        except OutsideCentresError as error:
-            raise ApiError(403, error.code, error.detail) from None
         except WouldStrandAppointmentsError as error:
             self._log_reads(error.appointments)
             refusal = StrandRefusalOut(
