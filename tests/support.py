@@ -1,6 +1,9 @@
 """Helpers the tests share: a settable clock, fast (but real) argon2id, the catalog."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from adapters.passwords import Argon2PasswordHasher
 from application.catalog_file import CatalogSpecs, parse_catalog
@@ -109,3 +112,19 @@ def audit_rows(url: str, resource_id: str) -> list[tuple[str, str, str, str, str
             (resource_id,),
         ).fetchall()
     return [tuple(row) for row in rows]
+
+
+def hl7_corpus() -> Path:
+    """The shared corpus of public HL7 messages: ``HL7_CORPUS``, or ``../shared/hl7-corpus``
+    beside the checkout. Tests that need it are skipped, saying so, where it is absent."""
+    import os
+
+    return Path(
+        os.environ.get("HL7_CORPUS")
+        or Path(__file__).resolve().parents[2] / "shared" / "hl7-corpus"
+    )
+
+
+needs_corpus = pytest.mark.skipif(
+    not hl7_corpus().is_dir(), reason="the shared HL7 corpus is not here (set HL7_CORPUS)"
+)

@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import hl7_corpus, needs_corpus
+
 pytestmark = pytest.mark.e2e
 
 COMMANDS = [
@@ -255,6 +257,7 @@ def test_serve_with_several_api_workers_keeps_read_your_writes(cli_env, tmp_path
     assert served.process.returncode == 0
 
 
+@needs_corpus
 def test_serve_receives_hl7_and_applies_it(cli_env, tmp_path):
     """``serve`` runs the MLLP listener and the processing stage: a RIS registration is
     ACKed, then applied, as the operator view shows."""
@@ -262,7 +265,7 @@ def test_serve_receives_hl7_and_applies_it(cli_env, tmp_path):
 
     mllp_port = free_port()
     env = {**os.environ, **cli_env, "MLLP_PORT": str(mllp_port)}
-    corpus = Path(__file__).resolve().parents[3] / "shared" / "hl7-corpus"
+    corpus = hl7_corpus()
     message = (corpus / "ADT_A04" / "mirth_1.hl7").read_bytes()
     with Served(env) as served:
         with socket.create_connection(("127.0.0.1", mllp_port), timeout=10) as peer:
@@ -295,3 +298,4 @@ def test_serve_receives_hl7_and_applies_it(cli_env, tmp_path):
                 break
             assert time.monotonic() < deadline, "the message was not processed"
             time.sleep(0.2)
+        assert [m["outcome"] for m in listed.json()] == ["applied"]

@@ -31,6 +31,7 @@ class Peer:
     acked: list[str] = field(default_factory=list)  # MSH-10 of every message it AA'd
     port: int = 0
     stalls: int = 0
+    stalled: list[str] = field(default_factory=list)  # MSH-10s of the messages held
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.Server | None = None
     _thread: threading.Thread | None = None
@@ -103,6 +104,7 @@ class Peer:
                 if reply == "stall":
                     with self._lock:
                         self.stalls += 1
+                        self.stalled.append(field_of(message, "MSH", 10))
                     await asyncio.sleep(3600)
                     return
                 control = field_of(message, "MSH", 10)

@@ -69,6 +69,7 @@ def test_a_worker_killed_mid_send_loses_nothing(runtime: Runtime, tmp_path: Path
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=10)
         before = len(peer.messages())
+        [stalled] = peer.stalled  # the message the RIS was holding
 
         restarted = start_worker(runtime, tmp_path, peer)
         try:
@@ -87,7 +88,8 @@ def test_a_worker_killed_mid_send_loses_nothing(runtime: Runtime, tmp_path: Path
         ob.stop()
 
     received = peer.messages()
-    assert len(received) > before  # the held message was sent again after the restart
+    assert len(received) > before
+    assert len(peer.messages(stalled)) >= 2  # the held message was sent again after the restart
     # Every message the RIS saw kept one MSH-10 across resends...
     control_ids: dict[str, set[str]] = defaultdict(set)
     for message in received:

@@ -3,8 +3,6 @@ the code ``expected.tsv`` allows and its own MSH-10, and is stored byte for byte
 listener keeps serving throughout. (``ack-reader:`` rows are ACKs for our outbound side
 and are not sent.)"""
 
-from pathlib import Path
-
 import psycopg
 import pytest
 
@@ -18,8 +16,9 @@ from tests.integration.test_hl7_listener import (
     read_frame,
     segments,
 )
+from tests.support import hl7_corpus, needs_corpus
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "hl7-corpus"
+CORPUS = hl7_corpus()
 
 
 def corpus() -> list[tuple[str, list[str]]]:
@@ -43,7 +42,7 @@ def control_id(raw: bytes) -> str:
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared HL7 corpus is not here"),
+    needs_corpus,
 ]
 
 

@@ -368,7 +368,13 @@ def test_mllp_over_tls(migrated):
             plain.sendall(frame(adt("PLAIN1")))
             with contextlib.suppress(ConnectionError, TimeoutError):
                 plain.recv(100)
-    assert [r[4] for r in rows(migrated)] == ["TLS1"]
+        assert [r[4] for r in rows(migrated)] == ["TLS1"]
+        # ... and TLS peers are still served after it.
+        raw = socket.create_connection(("127.0.0.1", running.port), timeout=TIMEOUT)
+        with client_context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.settimeout(TIMEOUT)
+            sock.sendall(frame(adt("TLS2")))
+            assert segments(read_frame(sock))["MSA"][1:3] == ["AA", "TLS2"]
 
 
 class Crash(BaseException):

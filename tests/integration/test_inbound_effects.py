@@ -2,7 +2,6 @@
 the applications, and the same message handled twice changing nothing."""
 
 from datetime import UTC, datetime
-from pathlib import Path
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import pytest
@@ -23,11 +22,10 @@ from domain.errors import DomainError
 from domain.order import CANCELLED, FINAL, WAITING
 from domain.ris_booking import OCCUPYING, RELEASED
 from projections.orders_view import PostgresOrderReader
-from tests.support import catalog_ids, register
+from tests.support import catalog_ids, hl7_corpus, needs_corpus, register
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "hl7-corpus"
-if not CORPUS.exists():
-    CORPUS = Path("/work/shared/hl7-corpus")
+CORPUS = hl7_corpus()
+pytestmark = [pytest.mark.integration, needs_corpus]
 
 
 def corpus(name: str, **replace: str) -> str:

@@ -273,8 +273,17 @@ def test_production_settings_with_their_own_keys_are_accepted(tmp_path):
 
 @pytest.mark.parametrize("environment", ["development", "test"])
 def test_development_and_test_generate_their_own_keys(tmp_path, environment):
+    from adapters.keys import load_or_create_cipher_key
+    from adapters.tokens import load_or_create_key
+
     settings = Settings(environment=environment, data_dir=tmp_path)
     assert settings.development_like
+    signing = load_or_create_key(None, tmp_path, allow_generate=settings.development_like)
+    cipher = load_or_create_cipher_key(None, tmp_path, allow_generate=settings.development_like)
+    # Made once into the data folder, and the same ones read back on the next start.
+    again = load_or_create_key(None, tmp_path, allow_generate=True)
+    assert again.private_bytes_raw() == signing.private_bytes_raw()
+    assert load_or_create_cipher_key(None, tmp_path, allow_generate=True) == cipher
 
 
 def test_cors_origins_come_comma_separated(monkeypatch):
