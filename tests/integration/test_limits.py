@@ -60,7 +60,6 @@ def test_hits_within_the_limit_pass_and_the_next_one_waits_for_the_window_end(li
 
     assert allowed == [0.0, 0.0, 0.0]
     assert refused == pytest.approx(44.5)
-    assert 0 < refused <= 60
 
 
 def test_a_hit_at_the_very_start_of_a_window_waits_the_whole_window(limiter):

@@ -32,10 +32,14 @@ def peer() -> Iterator[Peer]:
         yield p
 
 
-def outbound_env(runtime: Runtime, peer: Peer, **extra: str) -> dict[str, str]:
+def outbound_env(
+    runtime: Runtime, peer: Peer, ack_timeout: float = 5.0, **extra: str
+) -> dict[str, str]:
+    """Outbound to ``peer``; a busy machine's late ACK would be a resend, so the ACK
+    timeout is short only where a test waits for silence."""
     return {
         **runtime.env,
-        "HL7_DESTINATIONS": f"ris=127.0.0.1:{peer.port};timeout=0.5",
+        "HL7_DESTINATIONS": f"ris=127.0.0.1:{peer.port};timeout={ack_timeout:g}",
         "DELIVERY_BASE_DELAY": "0.05",
         "DELIVERY_MAX_DELAY": "0.2",
         **extra,
@@ -243,7 +247,9 @@ def test_a_peer_down_for_a_while_gets_every_message_in_order_once_back(
 def test_a_silent_peer_makes_it_ambiguous_then_dead_and_redrive_sends_again(
     runtime, peer, outbound_factory
 ):
-    ob = outbound_factory(outbound_env(runtime, peer, DELIVERY_AMBIGUOUS_LIMIT="2"))
+    ob = outbound_factory(
+        outbound_env(runtime, peer, ack_timeout=0.5, DELIVERY_AMBIGUOUS_LIMIT="2")
+    )
     peer.default = "stall"
     patient = new_patient(runtime, 4)
 
