@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from _harness import percentile
 from adapters.database import drop_database, ensure_database, start_embedded, with_dbname
 from adapters.passwords import Argon2PasswordHasher
 from adapters.settings import Settings
@@ -38,7 +39,7 @@ def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
 
     def at(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+        return percentile(ordered, p * 100)
 
     return (
         f"p50 {at(0.50):.3f} ms  p95 {at(0.95):.3f} ms  p99 {at(0.99):.3f} ms"

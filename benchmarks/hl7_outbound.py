@@ -2,9 +2,10 @@
 
 Queues ``--messages`` SIU^S12 deliveries (as the delivery policy does, one per patient,
 ``--per-patient`` each), then starts ``--workers`` worker processes (the
-``imaging-bridge worker`` command function: dramatiq on the PostgreSQL broker, plus the
-pump) that render with hl7apy, send to an MLLP peer on loopback answering AA, and record
-each attempt. Measured: from the workers' start until the deliveries read model shows
+``imaging-bridge worker`` command function: dramatiq on the PostgreSQL broker, or on
+RabbitMQ with ``BROKER_URL``, plus the pump) that render (the send path's text renderer,
+held to hl7apy's output by a test), send to an MLLP peer on loopback answering AA, and
+record each attempt. Measured: from the workers' start until the deliveries read model shows
 every delivery acknowledged (rate = messages / that time), and the rate at which the
 peer sent ACKs (first to last). Target (issue 4): at least 200 SIU/s with two workers.
 
@@ -220,6 +221,7 @@ def main() -> None:
             "peer_ack_rate_per_s": round(len(acks) / ack_span, 1) if ack_span else None,
             "cpus": os.cpu_count(),
             "pg": args.pg,
+            "broker": "rabbitmq" if os.environ.get("BROKER_URL", "").startswith("amqp") else "pg",
         }
         print(json.dumps(result, indent=2))
         if args.json:
