@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every benchmark recorded in RESULTS.md; output goes to benchmarks/results/.
+# Runs the slot-search, booking and lock-ceiling runs recorded in RESULTS.md (not the
+# access-log, HL7 and auth-overhead scripts, nor the runs at older commits kept in
+# results/head, early-*, pre-*); output goes to benchmarks/results/.
 # Takes about 15 minutes on an idle machine. The machine's PostgreSQL runs need it on
 # 127.0.0.1:5432 (trust auth); pass --embedded-only to skip them.
 set -euo pipefail
