@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
@@ -17,6 +17,28 @@ from eventsourcing.persistence import (
     Recording,
     Transcoding,
 )
+
+T = TypeVar("T")
+BUSY = "too many concurrent changes; please try again"
+
+
+def retrying(
+    attempt: Callable[[], T], *, tries: int = 8, pause: float = 0.0, busy: str = BUSY
+) -> T:
+    """Decide and write again when a concurrent writer got there first (the event store
+    refuses the second version of an aggregate), pausing a random moment that grows with
+    each try when ``pause`` is set, so racers spread out instead of colliding again in
+    step; ConcurrencyError (``try_again``) when it never gets through."""
+    from application.errors import ConcurrencyError
+
+    for number in range(tries):
+        try:
+            return attempt()
+        except IntegrityError:
+            if pause:
+                time.sleep(random.uniform(0, pause * (number + 1)))  # noqa: S311 - not crypto
+    raise ConcurrencyError(busy)
+
 
 # What PostgreSQL (and the library) say when two sessions create the same table, type
 # or function at once.

@@ -27,10 +27,8 @@ from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from eventsourcing.persistence import IntegrityError
-
 from application import ports
-from application.base import Position
+from application.base import Position, retrying
 from application.catalog import Catalog, CatalogChange
 from application.catalog_file import (
     AppointmentTypeEntry,
@@ -49,7 +47,6 @@ from domain.location import check_spec as check_location_spec
 from domain.resource import Resource, normalise_spec, windows_on
 from domain.schedule import Interval, local_days, merge_touching, zone
 
-MAX_ATTEMPTS = 8
 T = TypeVar("T")
 
 
@@ -233,7 +230,7 @@ class CatalogAdmin:
             )
             return _entry_change(change, (location_id, spec), lost)
 
-        return _retrying(attempt)
+        return retrying(attempt)
 
     def put_resource(
         self, entry: ResourceEntry, editor: Editor, *, force: bool = False
@@ -253,7 +250,7 @@ class CatalogAdmin:
             current = self._maybe(self._catalog.resource, resource_id)
             return self._save_resource(current, spec, editor, force)
 
-        return _retrying(attempt)
+        return retrying(attempt)
 
     def put_appointment_type(
         self, entry: AppointmentTypeEntry, editor: Editor
@@ -271,7 +268,7 @@ class CatalogAdmin:
             )
             return _entry_change(change, (type_id, exam_spec), [])
 
-        return _retrying(attempt)
+        return retrying(attempt)
 
     def add_closure(
         self, code: str, day: date, reason: str, editor: Editor, *, force: bool = False
@@ -375,7 +372,7 @@ class CatalogAdmin:
             tz = zone(self._catalog.location(current.location_id).timezone)
             return self._save_resource(current, edit(current.spec, tz), editor, force)
 
-        return _retrying(attempt)
+        return retrying(attempt)
 
     def _save_resource(
         self, current: Resource | None, spec: dict[str, Any], editor: Editor, force: bool
@@ -445,13 +442,3 @@ def _block_span(block: dict[str, Any]) -> Interval:
 def _entry_change(change: CatalogChange, entry: T, lost: list[Booking]) -> EntryChange[T]:
     outcome: Outcome = "created" if change.created else "revised" if change.revised else "unchanged"
     return EntryChange(outcome, entry, change.position, lost)
-
-
-def _retrying(attempt: Callable[[], T]) -> T:
-    """Decide and write again when someone changed the entry in between."""
-    for _ in range(MAX_ATTEMPTS):
-        try:
-            return attempt()
-        except IntegrityError:
-            continue
-    raise ConcurrencyError("too many concurrent changes; please try again")

@@ -9,8 +9,8 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from application.base import BaseApplication, Position
-from application.errors import ConcurrencyError, NotFoundError
+from application.base import BaseApplication, Position, retrying
+from application.errors import NotFoundError
 from application.passwords import check_password
 from application.ports import Clock, PasswordHasher
 from domain.account import Account, EmailTakenError, normalise_email
@@ -143,15 +143,12 @@ class Registry(BaseApplication):
         return True
 
     def _change(self, account_id: UUID, change: Callable[[Account], None]) -> None:
-        for _ in range(5):
+        def attempt() -> None:
             account = self.account(account_id)
             change(account)
-            try:
-                self.save(account)
-            except IntegrityError:
-                continue
-            return
-        raise ConcurrencyError("the account is being changed elsewhere; try again")
+            self.save(account)
+
+        retrying(attempt, tries=5, busy="the account is being changed elsewhere; try again")
 
     def account(self, account_id: UUID) -> Account:
         try:
@@ -185,7 +182,9 @@ class Registry(BaseApplication):
         if unknown:
             raise InvalidValueError(f"cannot change {', '.join(sorted(unknown))}")
         assert self._clock is not None
-        for _ in range(5):
+        today = self._clock.now().date()
+
+        def attempt() -> Patient:
             patient = self.patient(patient_id)
             current = {
                 "given_name": patient.given_name,
@@ -193,15 +192,11 @@ class Registry(BaseApplication):
                 "birth_date": patient.birth_date,
                 "phone": patient.phone,
             }
-            patient.change_demographics(
-                **{**current, **changes}, today=self._clock.now().date(), meta=actor.meta()
-            )
-            try:
-                self.save(patient)
-            except IntegrityError:
-                continue
+            patient.change_demographics(**{**current, **changes}, today=today, meta=actor.meta())
+            self.save(patient)
             return patient
-        raise ConcurrencyError("the patient is being changed elsewhere; try again")
+
+        return retrying(attempt, tries=5, busy="the patient is being changed elsewhere; try again")
 
     # Patients known to the RIS (inbound ADT, orders) ------------------------------------
 
@@ -230,7 +225,8 @@ class Registry(BaseApplication):
             raise IncompletePatientError("the message names no patient identifier")
         assert self._clock is not None
         today = self._clock.now().date()
-        for _ in range(5):
+
+        def attempt() -> UUID:
             owners = [self._identifier_owner(a, v) for a, v in identifiers]
             found = next((self._surviving(o) for o in owners if o is not None), None)
             if found is None and patient_id is not None:
@@ -274,19 +270,18 @@ class Registry(BaseApplication):
                             meta=actor.meta(),
                         )
                     )
-            try:
-                self.save(*pending)
-            except IntegrityError:
-                continue
+            self.save(*pending)
             return patient.id
-        raise ConcurrencyError("the patient is being changed elsewhere; try again")
+
+        return retrying(attempt, tries=5, busy="the patient is being changed elsewhere; try again")
 
     def merge_patients(
         self, *, survivor_id: UUID, merged: list[tuple[str, str]], actor: Actor
     ) -> bool:
         """ADT^A40: the record named by ``merged`` identifiers is the survivor's; lookups
         by those identifiers find the survivor. False when there was nothing to do."""
-        for _ in range(5):
+
+        def attempt() -> bool:
             survivor = self.patient(survivor_id)
             pending: list[Any] = []
             for authority, value in merged:
@@ -307,12 +302,12 @@ class Registry(BaseApplication):
                         pending.append(old)
             if not pending:
                 return False
-            try:
-                self.save(*pending)
-            except IntegrityError:
-                continue
+            self.save(*pending)
             return True
-        raise ConcurrencyError("the patients are being changed elsewhere; try again")
+
+        return retrying(
+            attempt, tries=5, busy="the patients are being changed elsewhere; try again"
+        )
 
     def patient_by_id(self, patient_id: UUID) -> Patient | None:
         """The patient (the surviving record if it was merged), or None."""

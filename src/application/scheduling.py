@@ -1,8 +1,6 @@
 """Scheduling application: appointments and the per-resource-per-day calendars
 that keep them from overlapping, always saved together in one atomic write."""
 
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,11 +8,10 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
-from application.base import BaseApplication, Position
+from application.base import BaseApplication, Position, retrying
 from application.catalog import Catalog
-from application.errors import ConcurrencyError, IdempotencyKeyReusedError, NotFoundError
+from application.errors import IdempotencyKeyReusedError, NotFoundError
 from application.ports import Clock
 from domain.appointment import Appointment, BookingInPastError, OutsideOpeningHoursError
 from domain.context import Actor
@@ -389,15 +386,8 @@ class Scheduling(BaseApplication):
 
     @staticmethod
     def _retrying(attempt: Callable[[], T]) -> T:
-        """Run an optimistic write again when a concurrent one got there first, after a
-        short random pause that grows with each try, so that writers racing for one busy
-        calendar spread out instead of colliding again in step."""
-        for number in range(MAX_ATTEMPTS):
-            try:
-                return attempt()
-            except IntegrityError:
-                time.sleep(random.uniform(0, 0.002 * (number + 1)))  # noqa: S311 - not crypto
-        raise ConcurrencyError("too many concurrent changes; please try again")
+        """Writers racing for one busy calendar pause a little longer at each try."""
+        return retrying(attempt, tries=MAX_ATTEMPTS, pause=0.002)
 
     # Orders, results and the RIS's own bookings (inbound HL7) ---------------------------
     #
