@@ -3,13 +3,14 @@
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import accumulate
 from uuid import UUID
 
 from application.errors import InvalidQueryError, NotFoundError
 from application.ports import BusyReader, CatalogReader, Clock
 from domain.location import site_on
 from domain.resource import windows_on
-from domain.schedule import Interval, local_days, slot_starts, zone
+from domain.schedule import local_days, slot_starts, zone
 
 MAX_RANGE = timedelta(days=31)
 
@@ -68,6 +69,7 @@ class SlotSearch:
             location_key = str(resource.location_id)
             taken = sorted(busy.get(resource.id, []))
             taken_starts = [interval.start for interval in taken]
+            reach = list(accumulate((interval.end for interval in taken), max))
             for day in local_days(start, end, tz):
                 site = site_on(resource.location_spec, day)
                 site_name = site.name if site else ""
@@ -79,7 +81,7 @@ class SlotSearch:
                     if key in found:
                         continue
                     slot_end = slot_start + duration
-                    if _overlaps_any(taken, taken_starts, slot_start, slot_end):
+                    if _overlaps_any(reach, taken_starts, slot_start, slot_end):
                         continue
                     found[key] = Slot(
                         slot_start, slot_end, resource.location_id, resource.id, tz_name, site_name
@@ -88,9 +90,11 @@ class SlotSearch:
 
 
 def _overlaps_any(
-    taken: list[Interval], starts: list[datetime], start: datetime, end: datetime
+    reach: list[datetime], starts: list[datetime], start: datetime, end: datetime
 ) -> bool:
-    """Whether [start, end) overlaps any of ``taken`` (sorted by start; they do not
-    overlap each other, being one resource's reservations)."""
+    """Whether [start, end) overlaps any reservation, given their starts in order and
+    ``reach``, the latest end among each start and those before it. (Reservations of one
+    resource can overlap for a moment in the read model, while it applies the events of
+    one save one at a time; the latest end, not the last one, decides.)"""
     index = bisect_left(starts, end)
-    return index > 0 and taken[index - 1].end > start
+    return index > 0 and reach[index - 1] > start
