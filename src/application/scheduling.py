@@ -359,11 +359,23 @@ class Scheduling(BaseApplication):
             calendar.reserve(holder, span, actor.meta())
         return reserved
 
-    def _release(self, appointment: Appointment, actor: Actor) -> dict[UUID, ResourceDay]:
-        calendars: dict[UUID, ResourceDay] = {}
-        for day in local_days(appointment.start, appointment.end, zone(appointment.timezone)):
-            calendar = self._calendar(appointment.resource_id, day, calendars)
-            calendar.release(str(appointment.id), actor.meta())
+    def _release(
+        self,
+        appointment: Appointment,
+        actor: Actor,
+        calendars: dict[UUID, ResourceDay] | None = None,
+    ) -> dict[UUID, ResourceDay]:
+        """Free the appointment's time on its resource's days (in ``calendars``, which
+        collects the days touched)."""
+        calendars = {} if calendars is None else calendars
+        self._free(
+            appointment.resource_id,
+            appointment.span,
+            appointment.timezone,
+            str(appointment.id),
+            calendars,
+            actor,
+        )
         return calendars
 
     def _simple(
@@ -578,14 +590,7 @@ class Scheduling(BaseApplication):
                         reason="the radiology system booked this time; please choose a new one",
                         meta=actor.meta(),
                     )
-                    self._free(
-                        appointment.resource_id,
-                        appointment.span,
-                        appointment.timezone,
-                        str(appointment.id),
-                        calendars,
-                        actor,
-                    )
+                    self._release(appointment, actor, calendars)
                     displaced[appointment.id] = appointment
                 calendar.reserve(holder, span, actor.meta())
             self.save(booking, *displaced.values(), *calendars.values())
