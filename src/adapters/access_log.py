@@ -184,13 +184,6 @@ class PostgresAccessLog(AccessLogSearch, AccessLog):
         with self._pool.connection() as conn:
             conn.execute(_INSERT, _row(entry))
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Nothing is ever pending here; present so callers need not care which log runs."""
-        return True
-
-    def close(self, timeout: float | None = None) -> bool:
-        return True
-
 
 class BatchingAccessLog(AccessLogSearch, AccessLog):
     """Queues entries and writes them in batches from a background thread (see the module

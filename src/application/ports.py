@@ -201,9 +201,34 @@ class AccessRecord:
 
 
 class AccessLog(ABC):
+    """The PHI access log: entries appended, and searched by compliance."""
+
     @abstractmethod
     def record(self, entry: AccessRecord) -> None:
-        """Append one entry; never loses it once this returns."""
+        """Append one entry. A batching log may hold it for a moment: it is durable once
+        ``flush`` (or ``close``) returns True."""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Until every entry recorded so far is written; False if that took too long."""
+        return True
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush, then stop taking entries."""
+        return self.flush(timeout)
+
+    @abstractmethod
+    def search(
+        self,
+        *,
+        patient_id: UUID | None = None,
+        actor_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[tuple[int, AccessRecord]]:
+        """Entries matching every filter given, newest first; ``before_id`` continues
+        after that entry."""
 
     def operator_action(
         self,

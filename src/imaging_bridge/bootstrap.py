@@ -109,8 +109,7 @@ class Runtime:
         for thread in self._threads:
             thread.join(timeout=30)
         # Write every queued access-log entry while the pool is still open.
-        if isinstance(self.services.access_log, BatchingAccessLog):
-            self.services.access_log.close()
+        self.services.access_log.close()
         self.projections.stop()
         for app in (
             self.services.catalog,
