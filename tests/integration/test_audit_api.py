@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from application.permissions import Permission
 from application.ports import AccessRecord
@@ -286,12 +286,14 @@ def _permissions(route: APIRoute) -> set[Permission]:
 
 
 def patient_data_reads(app) -> set[str]:
+    # Routes of included routers come through their contexts (FastAPI ≥ 0.16x no longer
+    # copies them into ``app.routes``), with their full paths.
     return {
-        route.path
-        for route in app.routes
-        if isinstance(route, APIRoute)
-        and "GET" in route.methods
-        and _permissions(route) & PATIENT_DATA
+        context.path
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.route, APIRoute)
+        and "GET" in (context.methods or set())
+        and _permissions(context.route) & PATIENT_DATA
     }
 
 
