@@ -202,6 +202,21 @@ class AuthService:
         """End every session of the account; how many were active."""
         return self._sessions.revoke_account(account_id, "signed out everywhere")
 
+    def change_staff_role(
+        self, account_id: UUID, role: str, centres: list[UUID], actor: Actor
+    ) -> Account:
+        """A new role or centres; the account's sessions end, so the new rights hold from
+        its next sign-in on."""
+        self._registry.change_role(account_id, role, centres, actor)
+        self.sign_out_everywhere(account_id)
+        return self._registry.account(account_id)
+
+    def disable_account(self, account_id: UUID, reason: str, actor: Actor) -> Account:
+        """No more sign-ins, and every session ends now."""
+        self._registry.disable_account(account_id, reason, actor)
+        self.sign_out_everywhere(account_id)
+        return self._registry.account(account_id)
+
     # Second factor enrolment -----------------------------------------------------------
 
     def start_totp_enrolment(self, principal: Principal, actor: Actor) -> Enrolment:

@@ -85,9 +85,10 @@ def change_role(
     account_id: UUID, request: ChangeRole, _: StaffAdmin, actor: ActorDep, services: ServicesDep
 ) -> StaffOut:
     _staff_account(services, account_id)
-    services.registry.change_role(account_id, request.role, list(request.centres), actor)
-    services.auth.sign_out_everywhere(account_id)  # new rights take effect at next sign-in
-    return _staff_out(services.registry.account(account_id))
+    account = services.auth.change_staff_role(
+        account_id, request.role, list(request.centres), actor
+    )
+    return _staff_out(account)
 
 
 @router.post("/accounts/{account_id}/disable", response_model=StaffOut, summary="Disable")
@@ -97,9 +98,7 @@ def disable(
     if account_id == principal.account_id:
         raise InvalidQueryError("you cannot disable your own account")
     _staff_account(services, account_id)
-    services.registry.disable_account(account_id, request.reason, actor)
-    services.auth.sign_out_everywhere(account_id)
-    return _staff_out(services.registry.account(account_id))
+    return _staff_out(services.auth.disable_account(account_id, request.reason, actor))
 
 
 @router.post("/accounts/{account_id}/enable", response_model=StaffOut, summary="Enable again")
