@@ -37,24 +37,38 @@ def rabbitmq_runs() -> bool:
     return True
 
 
-@pytest.mark.skipif(not rabbitmq_runs(), reason="needs RabbitMQ (none reachable at BROKER_URL)")
-def test_a_booking_reaches_the_ris_through_rabbitmq(runtime, peer, outbound_factory):  # noqa: F811
-    # A queue of our own, so that runs never share messages through the server.
+@pytest.fixture
+def own_queue():
+    """A queue of our own, so that runs never share messages through the server; deleted
+    afterwards with its delay and dead-letter queues (this fixture is set up before the
+    outbound one, so it is torn down after the workers stop)."""
+    import pika
+
     import adapters.task_queue as worker
 
     queue = f"deliveries_{uuid.uuid4().hex[:8]}"
     original = worker.QUEUE
     worker.QUEUE = queue
+    yield queue
+    worker.QUEUE = original
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
     try:
-        ob = outbound_factory(outbound_env(runtime, peer, BROKER_URL=BROKER_URL))
-        assert type(ob.broker).__name__ == "RabbitmqBroker"
-        book(runtime, new_patient(runtime, 7), DAY)
-        wait_until(
-            lambda: by_type(ob, "SIU^S12") and by_type(ob, "SIU^S12")[0].status == "acknowledged"
-        )
-        siu = [m for m in peer.messages() if field_of(m, "MSH", 9).startswith("SIU^S12")]
-        assert len(siu) == 1
-        assert field_of(siu[0], "MSH", 10) == by_type(ob, "SIU^S12")[0].control_id
-        assert by_type(ob, "SIU^S12")[0].ordering_key
+        channel = connection.channel()
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            channel.queue_delete(name)
     finally:
-        worker.QUEUE = original
+        connection.close()
+
+
+@pytest.mark.skipif(not rabbitmq_runs(), reason="needs RabbitMQ (none reachable at BROKER_URL)")
+def test_a_booking_reaches_the_ris_through_rabbitmq(runtime, peer, own_queue, outbound_factory):  # noqa: F811
+    ob = outbound_factory(outbound_env(runtime, peer, BROKER_URL=BROKER_URL))
+    assert type(ob.broker).__name__ == "RabbitmqBroker"
+    book(runtime, new_patient(runtime, 7), DAY)
+    wait_until(
+        lambda: by_type(ob, "SIU^S12") and by_type(ob, "SIU^S12")[0].status == "acknowledged"
+    )
+    siu = [m for m in peer.messages() if field_of(m, "MSH", 9).startswith("SIU^S12")]
+    assert len(siu) == 1
+    assert field_of(siu[0], "MSH", 10) == by_type(ob, "SIU^S12")[0].control_id
+    assert by_type(ob, "SIU^S12")[0].ordering_key
