@@ -1,0 +1,41 @@
+"""Signing in again as someone the tests already made: a staff member with both factors,
+and the links a password reset writes to the outbox."""
+
+import email
+import email.policy
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from tests.support import totp_now
+
+STAFF_PASSWORD = "staff member long password"  # what tests.support.staff_headers sets
+
+
+def sign_in_with_code(client, runtime, clock, email_address: str, password: str = STAFF_PASSWORD):
+    """The raw answer of a full sign-in (password, then a fresh authenticator code) of an
+    account that has two-factor sign-in on."""
+    clock.advance(timedelta(seconds=30))  # a time step whose code was not used yet
+    first = client.post("/v1/auth/token", data={"username": email_address, "password": password})
+    if first.status_code != 401 or first.json()["code"] != "second_factor_required":
+        return first
+    secret = runtime.services.registry.account_by_email(email_address).totp_secret
+    return client.post(
+        "/v1/auth/token/second-factor",
+        json={"challenge": first.json()["challenge"], "code": totp_now(secret, clock)},
+    )
+
+
+def bearer(tokens: dict) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def reset_tokens(outbox: Path) -> dict[str, str]:
+    """The token of every reset link in the outbox, by file name."""
+    tokens = {}
+    for path in sorted(outbox.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        found = re.search(r"#token=(\S+)", message.get_content())
+        assert found, path
+        tokens[path.name] = found.group(1)
+    return tokens
