@@ -126,9 +126,14 @@ class Scheduling(BaseApplication):
         """Decide a booking against the current state, without saving it."""
         existing = self._find(appointment_id)
         if existing is not None:
-            if (
-                existing.patient_id != patient_id
-                or existing.appointment_type_id != appointment_type_id
+            # A retry is the same request as the one that made the booking (compared with
+            # the booking as first made: a reschedule since does not change the request).
+            first: Appointment = self.repository.get(appointment_id, version=1)
+            if (first.patient_id, first.appointment_type_id, first.location_id, first.start) != (
+                patient_id,
+                appointment_type_id,
+                location_id,
+                start,
             ):
                 raise IdempotencyKeyReusedError(
                     "that Idempotency-Key was already used for a different booking"
