@@ -7,7 +7,8 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from tests.support import totp_now
+from domain.location import Location
+from tests.support import staff_headers, totp_now
 
 STAFF_PASSWORD = "staff member long password"  # what tests.support.staff_headers sets
 
@@ -24,6 +25,22 @@ def sign_in_with_code(client, runtime, clock, email_address: str, password: str 
         "/v1/auth/token/second-factor",
         json={"challenge": first.json()["challenge"], "code": totp_now(secret, clock)},
     )
+
+
+def desk(client, runtime, clock, centre: str) -> dict[str, str]:
+    """The auth header of a scheduler of one centre (by code), signed in with both factors."""
+    return staff_headers(
+        client,
+        runtime,
+        clock,
+        "scheduler",
+        email=desk_email(centre),
+        centres=[Location.create_id(centre)],
+    )
+
+
+def desk_email(centre: str) -> str:
+    return f"{centre}.desk@staff.example.org"
 
 
 def bearer(tokens: dict) -> dict[str, str]:

@@ -11,6 +11,7 @@ from api.consistency import HEADER
 from application.base import Position
 from domain.location import Location
 from domain.resource import Resource
+from tests.integration.signing_in import desk
 from tests.support import catalog_ids, register, staff_headers
 
 pytestmark = pytest.mark.integration
@@ -289,17 +290,8 @@ def test_a_reschedule_to_another_location_moves_zone_resource_and_calendars(
     )
     assert lakeshore == ["2026-12-02T10:15:00-06:00"]
     # Riverside's front desk no longer sees it; Lakeshore's does.
-    riverside_desk = staff_headers(
-        client, runtime, clock, "scheduler", centres=[Location.create_id("riverside")]
-    )
-    lakeshore_desk = staff_headers(
-        client,
-        runtime,
-        clock,
-        "scheduler",
-        email="lake@staff.example.org",
-        centres=[Location.create_id("lakeshore")],
-    )
+    riverside_desk = desk(client, runtime, clock, "riverside")
+    lakeshore_desk = desk(client, runtime, clock, "lakeshore")
     path = f"/v1/staff/appointments/{after['id']}"
     assert client.get(path, headers=riverside_desk).status_code == 404
     assert client.get(path, headers=lakeshore_desk).json()["start"] == after["start"]

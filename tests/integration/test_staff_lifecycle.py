@@ -8,7 +8,8 @@ import pytest
 
 from domain.location import Location
 from domain.resource import Resource
-from tests.integration.signing_in import bearer, sign_in_with_code
+from tests.integration.signing_in import bearer, desk, desk_email, sign_in_with_code
+from tests.integration.test_staff_access import book
 from tests.integration.test_staff_catalog import BASE, US_RIVERSIDE, slot_times
 from tests.support import catalog_ids, register, staff_headers
 
@@ -108,42 +109,26 @@ def test_the_front_desk_records_a_no_show_which_frees_the_time(client, runtime, 
     # Given a booking at Riverside on Tuesday at 09:00 New York time
     types, locations = catalog_ids(client)
     patient = register(client, "noshow@example.org")
-    booked = client.post(
-        "/v1/appointments",
-        headers=patient,
-        json={
-            "appointment_type_id": types["xr-chest"],
-            "location_id": locations["riverside"],
-            "start": "2026-12-01T09:00:00-05:00",
-        },
-    ).json()
+    booked = book(client, patient, types, locations, "riverside", "2026-12-01T09:00:00-05:00")
     path = f"/v1/staff/appointments/{booked['id']}"
-    before_start = staff_headers(
-        client, runtime, clock, "scheduler", centres=[Location.create_id("riverside")]
-    )
+    before_start = desk(client, runtime, clock, "riverside")
     too_early = client.post(f"{path}/no-show", headers=before_start, json={"reason": "absent"})
     assert (too_early.status_code, too_early.json()["code"]) == (409, "invalid_transition")
 
     # When the desk records a no-show twenty minutes after the start
     clock.set(datetime.fromisoformat("2026-12-01T09:20:00-05:00"))
-    desk = bearer(sign_in_with_code(client, runtime, clock, SCHEDULER).json())
-    lakeshore_desk = staff_headers(
-        client,
-        runtime,
-        clock,
-        "scheduler",
-        email="lake@staff.example.org",
-        centres=[Location.create_id("lakeshore")],
-    )
+    signed_in = sign_in_with_code(client, runtime, clock, desk_email("riverside"))
+    riverside_desk = bearer(signed_in.json())
+    lakeshore_desk = desk(client, runtime, clock, "lakeshore")
     elsewhere = client.post(f"{path}/no-show", headers=lakeshore_desk, json={"reason": "absent"})
-    marked = client.post(f"{path}/no-show", headers=desk, json={"reason": "did not come"})
+    marked = client.post(f"{path}/no-show", headers=riverside_desk, json={"reason": "did not come"})
 
     # Then the appointment is a no-show with the reason, for staff and for the patient,
     # and its time is free on the resource's calendar
     assert elsewhere.status_code == 404
     assert marked.status_code == 200, marked.text
     assert (marked.json()["status"], marked.json()["reason"]) == ("no_show", "did not come")
-    assert client.get(path, headers=desk).json()["status"] == "no_show"
+    assert client.get(path, headers=riverside_desk).json()["status"] == "no_show"
     patient_again = client.post(
         "/v1/auth/token",
         data={"username": "noshow@example.org", "password": "correct horse battery staple"},
@@ -155,9 +140,9 @@ def test_the_front_desk_records_a_no_show_which_frees_the_time(client, runtime, 
     )
     assert calendar is not None
     assert booked["id"] not in calendar.reservations
-    again = client.post(f"{path}/no-show", headers=desk, json={"reason": "again"})
+    again = client.post(f"{path}/no-show", headers=riverside_desk, json={"reason": "again"})
     assert (again.status_code, again.json()["code"]) == (409, "invalid_transition")
-    no_reason = client.post(f"{path}/no-show", headers=desk, json={"reason": ""})
+    no_reason = client.post(f"{path}/no-show", headers=riverside_desk, json={"reason": ""})
     assert no_reason.status_code == 422
 
 
