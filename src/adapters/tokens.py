@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from psycopg_pool import ConnectionPool
 
-from application.errors import InvalidTokenError
+from application.errors import InvalidTokenError, RefreshTokenReusedError
 from application.ports import Principal, RefreshGrant, RefreshTokenStore, TokenSigner
 
 ISSUER = "imaging-bridge"
@@ -176,18 +176,26 @@ class PostgresRefreshTokenStore(RefreshTokenStore):
             if row is None:
                 return None
             account_id, family_id, expires_at, used_at, revoked = row
-            if used_at is not None or revoked:
+            reused = used_at is not None or revoked
+            if reused:
                 # A used token presented again: someone holds a copy. End the family.
                 conn.execute(
                     "UPDATE refresh_tokens SET revoked = true WHERE family_id = %s", (family_id,)
                 )
+            elif expires_at <= now:
                 return None
-            if expires_at <= now:
-                return None
-            conn.execute(
-                "UPDATE refresh_tokens SET used_at = %s WHERE token_hash = %s", (now, token_hash)
-            )
-            return RefreshGrant(account_id, family_id, expires_at)
+            else:
+                conn.execute(
+                    "UPDATE refresh_tokens SET used_at = %s WHERE token_hash = %s",
+                    (now, token_hash),
+                )
+                return RefreshGrant(account_id, family_id, expires_at)
+        # Raised only once the family's revocation is committed.
+        raise RefreshTokenReusedError(
+            "the refresh token was already used; the session has ended",
+            account_id=account_id,
+            session_id=family_id,
+        )
 
     def revoke_family(self, family_id: str) -> None:
         with self._pool.connection() as conn:

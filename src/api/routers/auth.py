@@ -36,6 +36,7 @@ from application.auth import TokenPair
 from application.errors import (
     InvalidCredentialsError,
     InvalidTokenError,
+    RefreshTokenReusedError,
     SecondFactorRequiredError,
     TooManyAttemptsError,
 )
@@ -63,6 +64,16 @@ def _audited(audit: SecurityAudit, action: str) -> Iterator[None]:
         yield
     except TooManyAttemptsError:
         audit.event(action, "locked_out")
+        raise
+    except RefreshTokenReusedError as reused:
+        audit.event(
+            action,
+            "reused",
+            actor_id=str(reused.account_id),
+            role=reused.role,
+            patient_id=reused.patient_id,
+            resource_id=reused.session_id,
+        )
         raise
     except (InvalidCredentialsError, InvalidTokenError):
         audit.event(action, "failure")
@@ -131,8 +142,13 @@ def sign_in_second_factor(
     response_model=TokenResponse,
     summary="Swap a refresh token for new tokens",
 )
-def refresh(request: RefreshRequest, services: ServicesDep) -> TokenResponse:
-    return _tokens(services.auth.refresh(request.refresh_token))
+def refresh(
+    request: RefreshRequest, services: ServicesDep, audit: SecurityAuditDep
+) -> TokenResponse:
+    """Each refresh token works once. Presenting one again ends its whole session at
+    once (its access tokens too) and is recorded in the access log."""
+    with _audited(audit, "refresh"):
+        return _tokens(services.auth.refresh(request.refresh_token))
 
 
 @router.post("/logout", status_code=204, summary="End this session")
