@@ -176,21 +176,19 @@ class PostgresRefreshTokenStore(RefreshTokenStore):
             if row is None:
                 return None
             account_id, family_id, expires_at, used_at, revoked = row
-            reused = used_at is not None or revoked
-            if reused:
-                # A used token presented again: someone holds a copy. End the family.
-                conn.execute(
-                    "UPDATE refresh_tokens SET revoked = true WHERE family_id = %s", (family_id,)
-                )
-            elif expires_at <= now:
-                return None
-            else:
+            if used_at is None and not revoked:
+                if expires_at <= now:
+                    return None
                 conn.execute(
                     "UPDATE refresh_tokens SET used_at = %s WHERE token_hash = %s",
                     (now, token_hash),
                 )
                 return RefreshGrant(account_id, family_id, expires_at)
-        # Raised only once the family's revocation is committed.
+            # A used token presented again: someone holds a copy. End the family.
+            conn.execute(
+                "UPDATE refresh_tokens SET revoked = true WHERE family_id = %s", (family_id,)
+            )
+        # Raised once the revocation is committed, not inside the transaction (rolled back).
         raise RefreshTokenReusedError(
             "the refresh token was already used; the session has ended",
             account_id=account_id,
