@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from psycopg_pool import ConnectionPool
 
-from application.errors import InvalidTokenError
+from application.errors import InvalidTokenError, RefreshTokenReusedError
 from application.ports import Principal, RefreshGrant, RefreshTokenStore, TokenSigner
 
 ISSUER = "imaging-bridge"
@@ -176,18 +176,24 @@ class PostgresRefreshTokenStore(RefreshTokenStore):
             if row is None:
                 return None
             account_id, family_id, expires_at, used_at, revoked = row
-            if used_at is not None or revoked:
-                # A used token presented again: someone holds a copy. End the family.
+            if used_at is None and not revoked:
+                if expires_at <= now:
+                    return None
                 conn.execute(
-                    "UPDATE refresh_tokens SET revoked = true WHERE family_id = %s", (family_id,)
+                    "UPDATE refresh_tokens SET used_at = %s WHERE token_hash = %s",
+                    (now, token_hash),
                 )
-                return None
-            if expires_at <= now:
-                return None
+                return RefreshGrant(account_id, family_id, expires_at)
+            # A used token presented again: someone holds a copy. End the family.
             conn.execute(
-                "UPDATE refresh_tokens SET used_at = %s WHERE token_hash = %s", (now, token_hash)
+                "UPDATE refresh_tokens SET revoked = true WHERE family_id = %s", (family_id,)
             )
-            return RefreshGrant(account_id, family_id, expires_at)
+        # Raised once the revocation is committed, not inside the transaction (rolled back).
+        raise RefreshTokenReusedError(
+            "the refresh token was already used; the session has ended",
+            account_id=account_id,
+            session_id=family_id,
+        )
 
     def revoke_family(self, family_id: str) -> None:
         with self._pool.connection() as conn:

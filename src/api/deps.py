@@ -9,6 +9,7 @@ from fastapi.security import OAuth2PasswordBearer
 from api.consistency import HEADER, LastWrites, parse_token
 from api.errors import ApiError
 from application.base import Position
+from application.errors import InvalidTokenError
 from application.permissions import Permission, allows, needs_second_factor
 from application.ports import AccessRecord, Principal
 from application.services import Services
@@ -34,11 +35,19 @@ def client_address(request: Request) -> str:
 
 
 def get_principal(
-    services: ServicesDep, token: Annotated[str | None, Depends(bearer)]
+    request: Request, services: ServicesDep, token: Annotated[str | None, Depends(bearer)]
 ) -> Principal:
+    """The caller of a bearer token; a call without one, or with a forged, expired or
+    otherwise invalid one, or one of a session that has ended, is refused (401) and
+    recorded in the access log."""
     if not token:
+        _record_refusal(request, services, outcome="denied_no_token", reason="no bearer token")
         raise ApiError(401, "not_authenticated", "sign in first", {"WWW-Authenticate": "Bearer"})
-    return services.auth.principal(token)
+    try:
+        return services.auth.principal(token)
+    except InvalidTokenError as error:
+        _record_refusal(request, services, outcome="denied_token", reason=error.detail)
+        raise
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -80,20 +89,40 @@ def _record_denial(
     request: Request, principal: Principal, permission: Permission, outcome: str
 ) -> None:
     """A refused call is an access-log entry too (who tried what, from where)."""
+    _record_refusal(
+        request,
+        get_services(request),
+        outcome=outcome,
+        action=f"{request.method.lower()}:{permission.value}",
+        principal=principal,
+    )
+
+
+def _record_refusal(
+    request: Request,
+    services: Services,
+    *,
+    outcome: str,
+    action: str = "",
+    principal: Principal | None = None,
+    reason: str = "",
+) -> None:
+    """Append a refused call to the access log: the route it aimed at, who (when known),
+    from where, and why."""
     route = request.scope.get("route")
-    services = get_services(request)
     services.access_log.record(
         AccessRecord(
             at=services.clock.now(),
-            actor_id=str(principal.account_id),
-            role=principal.role,
-            patient_id=principal.patient_id,
+            actor_id=str(principal.account_id) if principal else "anonymous",
+            role=principal.role if principal else "anonymous",
+            patient_id=principal.patient_id if principal else None,
             resource=str(getattr(route, "path", request.url.path)),
             resource_id="",
-            action=f"{request.method.lower()}:{permission.value}",
+            action=action or f"{request.method.lower()}:authenticate",
             outcome=outcome,
             request_id=request_id(request),
             client_address=client_address(request),
+            reason=reason,
         )
     )
 
@@ -232,6 +261,7 @@ class SecurityAudit:
         actor_id: str = "anonymous",
         role: str = "anonymous",
         patient_id: object = None,
+        resource_id: str = "",
     ) -> None:
         self.services.access_log.record(
             AccessRecord(
@@ -240,7 +270,7 @@ class SecurityAudit:
                 role=role,
                 patient_id=patient_id,  # type: ignore[arg-type]
                 resource="session",
-                resource_id="",
+                resource_id=resource_id,
                 action=action,
                 outcome=outcome,
                 request_id=request_id(self.request),

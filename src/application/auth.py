@@ -5,11 +5,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from application.errors import (
     InvalidCredentialsError,
     InvalidTokenError,
+    OwnAccountError,
+    RefreshTokenReusedError,
     SecondFactorRequiredError,
     TooManyAttemptsError,
 )
@@ -37,6 +39,9 @@ REFRESH_TOKEN_BYTES = 32
 RECOVERY_CODES = 10
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 RESET_LIFETIME = timedelta(minutes=30)
+# A reset request is answered this many seconds after it began whether or not the address
+# has an account: far above what either path needs (a few ms), so timing tells nothing.
+RESET_FLOOR_SECONDS = 0.4
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,23 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _fingerprint(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
 def _password_fingerprint(account: Account) -> str:
-    return hashlib.sha256(account.password_hash.encode()).hexdigest()[:16]
+    """Ties a reset link to the password it replaces: a link dies once that changes."""
+    return _fingerprint(account.password_hash)
+
+
+def _reset_message(link: str) -> tuple[str, str]:
+    """Subject and body of the password-reset e-mail."""
+    return (
+        "Reset your Imaging Bridge password",
+        "Someone asked to reset the password of your Imaging Bridge account.\n"
+        f"To choose a new one, open this link within 30 minutes:\n\n{link}\n\n"
+        "If it was not you, ignore this message; your password stays as it is.\n",
+    )
 
 
 class AuthService:
@@ -168,9 +188,17 @@ class AuthService:
 
     def refresh(self, refresh_token: str) -> TokenPair:
         """Swap a refresh token for a new pair; each refresh token works once, and a
-        reused one ends its whole session."""
+        reused one ends its whole session: its access tokens stop working at once
+        (RefreshTokenReusedError)."""
         now = self._clock.now()
-        grant = self._refresh_tokens.consume(hash_token(refresh_token), now)
+        try:
+            grant = self._refresh_tokens.consume(hash_token(refresh_token), now)
+        except RefreshTokenReusedError as reused:
+            # Whoever holds the copy may hold the session's access tokens too.
+            self._sessions.revoke(reused.session_id, "refresh token reused")
+            account = self._registry.account(reused.account_id)
+            reused.role, reused.patient_id = account.role, account.patient_id
+            raise
         if grant is None:
             raise InvalidTokenError("the refresh token is invalid, expired or already used")
         session = self._sessions.get(grant.family_id)
@@ -206,13 +234,16 @@ class AuthService:
         self, account_id: UUID, role: str, centres: list[UUID], actor: Actor
     ) -> Account:
         """A new role or centres; the account's sessions end, so the new rights hold from
-        its next sign-in on."""
+        its next sign-in on. Nobody changes their own (OwnAccountError)."""
+        _not_own(account_id, actor, "you cannot change your own role or centres")
         self._registry.change_role(account_id, role, centres, actor)
         self.sign_out_everywhere(account_id)
         return self._registry.account(account_id)
 
     def disable_account(self, account_id: UUID, reason: str, actor: Actor) -> Account:
-        """No more sign-ins, and every session ends now."""
+        """No more sign-ins, and every session ends now. Nobody disables their own
+        account (OwnAccountError)."""
+        _not_own(account_id, actor, "you cannot disable your own account")
         self._registry.disable_account(account_id, reason, actor)
         self.sign_out_everywhere(account_id)
         return self._registry.account(account_id)
@@ -231,7 +262,8 @@ class AuthService:
         return Enrolment(secret, self._second_factor.provisioning_uri(secret, account.email))
 
     def confirm_account(self, account_id: UUID, code: str, actor: Actor) -> list[str]:
-        """Confirm an account's pending enrolment with its first code; the recovery codes."""
+        """Confirm an account's pending enrolment with its first code; the recovery codes.
+        Sessions signed in with the password alone end."""
         now = self._clock.now()
         account = self._registry.account(account_id)
         if account.totp_secret is None or account.totp_enabled:
@@ -240,13 +272,16 @@ class AuthService:
             raise InvalidCredentialsError("the code is not valid")
         codes = [_new_recovery_code() for _ in range(RECOVERY_CODES)]
         self._registry.enable_totp(account.id, [hash_token(c) for c in codes], actor)
+        self._sessions.revoke_account(account.id, "two-factor sign-in turned on")
         return codes
 
     def confirm_totp(
         self, principal: Principal, code: str, actor: Actor
     ) -> tuple[list[str], TokenPair]:
         """Turn the factor on with its first code; returns the recovery codes (shown
-        once, stored hashed) and tokens for a session that has used two factors."""
+        once, stored hashed) and tokens for a new session that has used two factors.
+        Every session of the account signed in with the password alone ends, this one
+        included (the new one replaces it)."""
         now = self._clock.now()
         key = f"second-factor:{principal.account_id}"
         self._check_throttle(key, now)
@@ -260,7 +295,7 @@ class AuthService:
         codes = [_new_recovery_code() for _ in range(RECOVERY_CODES)]
         self._registry.enable_totp(account.id, [hash_token(c) for c in codes], actor)
         account = self._registry.account(account.id)
-        self._sessions.revoke(principal.session_id, "upgraded to two factors")
+        self._sessions.revoke_account(account.id, "two-factor sign-in turned on")
         return codes, self._start_session(account, ("pwd", "otp"))
 
     def disable_totp(self, principal: Principal, password: str, code: str, actor: Actor) -> None:
@@ -294,28 +329,27 @@ class AuthService:
         self._sessions.revoke_account(account.id, "password changed")
 
     def request_password_reset(self, email: str, actor: Actor) -> None:
-        """Send a single-use, expiring reset link if the account exists. The caller's
-        response is the same either way, so it reveals nothing."""
+        """Send a single-use, expiring reset link if the account exists. The answer is
+        the same either way and so is the work: both paths look the address up once, sign
+        a link and write the message; only a live account's is sent. What is left unequal
+        (handing the message over) the caller hides by answering no sooner than
+        RESET_FLOOR_SECONDS after the request began."""
         account = self._account_by_email(email)
-        if account is None or account.disabled:
-            self._hasher.verify(self._dummy_hash, email)  # similar time either way
-            return
-        now = self._clock.now()
+        if account is not None and account.disabled:
+            account = None
         token = self._signer.issue_purpose(
-            str(account.id),
+            str(account.id if account else uuid4()),
             "password-reset",
             RESET_LIFETIME,
-            now,
-            extra={"jti": secrets.token_hex(16), "pwf": _password_fingerprint(account)},
+            self._clock.now(),
+            extra={
+                "jti": secrets.token_hex(16),
+                "pwf": _fingerprint(account.password_hash if account else self._dummy_hash),
+            },
         )
-        link = self._reset_link.format(token=token)
-        self._mailer.send(
-            account.email,
-            "Reset your Imaging Bridge password",
-            "Someone asked to reset the password of your Imaging Bridge account.\n"
-            f"To choose a new one, open this link within 30 minutes:\n\n{link}\n\n"
-            "If it was not you, ignore this message; your password stays as it is.\n",
-        )
+        message = _reset_message(self._reset_link.format(token=token))
+        if account is not None:
+            self._mailer.send(account.email, *message)
 
     def reset_password(self, token: str, new_password: str, actor: Actor) -> None:
         """Use a reset link once: set the new password and end every session."""
@@ -383,6 +417,11 @@ class AuthService:
             RefreshGrant(account.id, session.id, session.absolute_expires_at),
         )
         return TokenPair(access_token, expires_in, refresh_token, "otp" in session.amr)
+
+
+def _not_own(account_id: UUID, actor: Actor, refusal: str) -> None:
+    if actor.id == str(account_id):
+        raise OwnAccountError(refusal)
 
 
 def _new_recovery_code() -> str:

@@ -1,5 +1,7 @@
 """Errors raised by application services (domain errors pass through unchanged)."""
 
+from uuid import UUID
+
 from domain.errors import DomainError
 
 
@@ -19,6 +21,26 @@ class InvalidCredentialsError(DomainError):
 
 class InvalidTokenError(DomainError):
     code = "invalid_token"
+
+
+class RefreshTokenReusedError(InvalidTokenError):
+    """A refresh token was presented after it had been used: someone holds a copy. Its
+    whole family is revoked by then; the caller ends the session it belongs to. Whose it
+    was (account, role, patient) goes into the access log."""
+
+    def __init__(self, detail: str, *, account_id: UUID, session_id: str) -> None:
+        super().__init__(detail)
+        self.account_id = account_id
+        self.session_id = session_id
+        self.role = ""
+        self.patient_id: UUID | None = None
+
+
+class OwnAccountError(DomainError):
+    """An admin may not disable their own account or change their own role (another
+    admin must), so that no one can lock themselves out or raise their own rights."""
+
+    code = "own_account"
 
 
 class WeakPasswordError(DomainError):

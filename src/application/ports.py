@@ -92,9 +92,10 @@ class RefreshTokenStore(ABC):
 
     @abstractmethod
     def consume(self, token_hash: str, now: datetime) -> RefreshGrant | None:
-        """Use a token once: its grant, or None if unknown, expired or already used.
+        """Use a token once: its grant, or None if unknown or expired.
 
-        Presenting an already used token revokes its whole family.
+        Presenting an already used token revokes its whole family, then raises
+        RefreshTokenReusedError naming the family (the session it belongs to).
         """
 
     @abstractmethod

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ActorDep, AuditDep, ServicesDep, requires
+from api.schemas.common import Strict
 from application.hl7_inbound import InboundDetail, InboundSummary
 from application.permissions import Permission
 from application.ports import Principal
@@ -52,7 +53,7 @@ class InboundDetailOut(InboundOut):
     replays: list[ReplayOut]
 
 
-class ReplayRequest(BaseModel):
+class ReplayRequest(Strict):
     reason: str = Field(min_length=1, max_length=1000)
 
 

@@ -1,3 +1,5 @@
+import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -5,6 +7,7 @@ from typing import Annotated
 import qrcode
 import qrcode.image.svg
 from fastapi import APIRouter, Depends, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import (
@@ -32,10 +35,11 @@ from api.schemas.auth import (
     TotpEnrolmentOut,
 )
 from api.schemas.common import ErrorBody
-from application.auth import TokenPair
+from application.auth import RESET_FLOOR_SECONDS, TokenPair
 from application.errors import (
     InvalidCredentialsError,
     InvalidTokenError,
+    RefreshTokenReusedError,
     SecondFactorRequiredError,
     TooManyAttemptsError,
 )
@@ -63,6 +67,16 @@ def _audited(audit: SecurityAudit, action: str) -> Iterator[None]:
         yield
     except TooManyAttemptsError:
         audit.event(action, "locked_out")
+        raise
+    except RefreshTokenReusedError as reused:
+        audit.event(
+            action,
+            "reused",
+            actor_id=str(reused.account_id),
+            role=reused.role,
+            patient_id=reused.patient_id,
+            resource_id=reused.session_id,
+        )
         raise
     except (InvalidCredentialsError, InvalidTokenError):
         audit.event(action, "failure")
@@ -131,8 +145,13 @@ def sign_in_second_factor(
     response_model=TokenResponse,
     summary="Swap a refresh token for new tokens",
 )
-def refresh(request: RefreshRequest, services: ServicesDep) -> TokenResponse:
-    return _tokens(services.auth.refresh(request.refresh_token))
+def refresh(
+    request: RefreshRequest, services: ServicesDep, audit: SecurityAuditDep
+) -> TokenResponse:
+    """Each refresh token works once. Presenting one again ends its whole session at
+    once (its access tokens too) and is recorded in the access log."""
+    with _audited(audit, "refresh"):
+        return _tokens(services.auth.refresh(request.refresh_token))
 
 
 @router.post("/logout", status_code=204, summary="End this session")
@@ -206,10 +225,14 @@ def change_password(
     response_class=Response,
     summary="E-mail a single-use reset link (same answer whether or not the address exists)",
 )
-def request_reset(
+async def request_reset(
     request: PasswordResetRequest, services: ServicesDep, actor: AnonymousActorDep
 ) -> Response:
-    services.auth.request_password_reset(request.email, actor)
+    """Answered a fixed 0.4 s after the request whether or not the address has an
+    account, so its timing tells nothing either (the wait holds no worker thread)."""
+    started = time.monotonic()
+    await run_in_threadpool(services.auth.request_password_reset, request.email, actor)
+    await asyncio.sleep(max(0.0, RESET_FLOOR_SECONDS - (time.monotonic() - started)))
     return Response(status_code=202)
 
 

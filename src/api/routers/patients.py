@@ -2,21 +2,33 @@ from fastapi import APIRouter
 
 from api.deps import ActorDep, AnonymousActorDep, AuditDep, PatientDep, Public, ServicesDep
 from api.errors import ApiError
-from api.schemas.common import Created
+from api.limits import rate_limit
+from api.schemas.common import Created, ErrorBody
 from api.schemas.patients import ChangeProfile, PatientProfile, RegisterPatient
 from domain.patient import Patient
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
+# Registration answers 409 for an e-mail address that already has an account, so it is a
+# way to ask which addresses do: the same budget per client address as sign-in's keeps
+# that slow.
+REGISTER_LIMIT = rate_limit("register", limit=30, window_seconds=60)
+
 
 @router.post(
     "/register",
-    dependencies=[Public],
+    dependencies=[Public, REGISTER_LIMIT],
     status_code=201,
     response_model=Created,
+    responses={
+        409: {"model": ErrorBody, "description": "`email_taken`"},
+        429: {"model": ErrorBody, "description": "too many registrations from this address"},
+    },
     summary="Create a patient account",
 )
 def register(request: RegisterPatient, services: ServicesDep, actor: AnonymousActorDep) -> Created:
+    """Answers 409 ``email_taken`` when the address already has an account; at most 30
+    registrations a minute per client address (then 429 with ``Retry-After``)."""
     registration = services.registry.register_patient(
         email=request.email,
         password=request.password,

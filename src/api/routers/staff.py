@@ -3,7 +3,7 @@ front-desk actions, and break-glass."""
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -12,7 +12,7 @@ from pydantic import AwareDatetime
 from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, requires
 from api.routers.appointments import appointment_out
 from api.schemas.appointments import AppointmentOut, ChangeAppointment
-from api.schemas.common import Created
+from api.schemas.common import Created, ErrorBody
 from api.schemas.staff import (
     BreakGlassOut,
     BreakGlassRequest,
@@ -80,7 +80,20 @@ def get_staff(account_id: UUID, _: StaffAdmin, services: ServicesDep) -> StaffOu
     return _staff_out(_staff_account(services, account_id))
 
 
-@router.post("/accounts/{account_id}/role", response_model=StaffOut, summary="Change role/centres")
+OWN_ACCOUNT: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": ErrorBody,
+        "description": "`validation_error`, or `own_account`: not on your own account",
+    }
+}
+
+
+@router.post(
+    "/accounts/{account_id}/role",
+    response_model=StaffOut,
+    responses=OWN_ACCOUNT,
+    summary="Change role/centres",
+)
 def change_role(
     account_id: UUID, request: ChangeRole, _: StaffAdmin, actor: ActorDep, services: ServicesDep
 ) -> StaffOut:
@@ -91,12 +104,15 @@ def change_role(
     return _staff_out(account)
 
 
-@router.post("/accounts/{account_id}/disable", response_model=StaffOut, summary="Disable")
+@router.post(
+    "/accounts/{account_id}/disable",
+    response_model=StaffOut,
+    responses=OWN_ACCOUNT,
+    summary="Disable",
+)
 def disable(
-    account_id: UUID, request: Reason, principal: StaffAdmin, actor: ActorDep, services: ServicesDep
+    account_id: UUID, request: Reason, _: StaffAdmin, actor: ActorDep, services: ServicesDep
 ) -> StaffOut:
-    if account_id == principal.account_id:
-        raise InvalidQueryError("you cannot disable your own account")
     _staff_account(services, account_id)
     return _staff_out(services.auth.disable_account(account_id, request.reason, actor))
 

@@ -1,6 +1,6 @@
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Strict
+from api.schemas.common import Password, Strict
 
 
 class TokenResponse(BaseModel):
@@ -45,13 +45,13 @@ class TotpConfirmed(BaseModel):
 
 
 class DisableTotp(Strict):
-    password: str = Field(min_length=1, max_length=1024)
+    password: Password
     code: str = Field(pattern=r"^[0-9]{6}$")
 
 
 class ChangePassword(Strict):
-    current_password: str = Field(min_length=1, max_length=1024)
-    new_password: str = Field(min_length=1, max_length=1024)
+    current_password: Password
+    new_password: Password
 
 
 class PasswordResetRequest(Strict):
@@ -60,7 +60,7 @@ class PasswordResetRequest(Strict):
 
 class PasswordReset(Strict):
     token: str = Field(min_length=1, max_length=2048)
-    new_password: str = Field(min_length=1, max_length=1024)
+    new_password: Password
 
 
 class SignedOut(BaseModel):

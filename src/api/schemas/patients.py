@@ -2,12 +2,12 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Strict
+from api.schemas.common import Password, Strict
 
 
 class RegisterPatient(Strict):
     email: str = Field(max_length=254, examples=["pat.example@example.org"])
-    password: str = Field(min_length=1, max_length=1024)
+    password: Password
     given_name: str = Field(min_length=1, max_length=100)
     family_name: str = Field(min_length=1, max_length=100)
     birth_date: date

@@ -3,12 +3,12 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from api.schemas.common import Strict
+from api.schemas.common import Password, Strict
 
 
 class CreateStaff(Strict):
     email: str = Field(max_length=254)
-    password: str = Field(min_length=1, max_length=1024)
+    password: Password
     role: str = Field(pattern=r"^(scheduler|billing|compliance|admin|integration)$")
     centres: list[UUID] = Field(default_factory=list, description="location ids; empty = all")
 
