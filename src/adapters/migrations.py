@@ -24,10 +24,13 @@ def apply_migrations(url: str, directory: Path | None = None) -> list[str]:
     directory = directory or migrations_dir()
     applied: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        with conn.transaction():
+            # Under the lock too: two sessions creating it at once would both try to.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
         for path in sorted(directory.glob("*.sql")):
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
