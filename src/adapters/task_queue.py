@@ -32,8 +32,8 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 from dramatiq_postgres import PostgresBroker
-from dramatiq_postgres.broker import QUERIES
 from dramatiq_postgres import init as init_schema
+from dramatiq_postgres.broker import QUERIES
 from psycopg_pool import ConnectionPool
 
 QUEUE = "hl7"
@@ -41,6 +41,7 @@ ACTOR_NAME = "send_delivery"
 TASK_NAMESPACE = UUID("0d8f0a4e-3f4a-4d0c-9b8e-5d7c1f6a2b91")
 SCHEMA = "dramatiq"
 POOL_SIZE = 8  # a consumer's connection per queue, the LISTEN one, acks and enqueues
+
 
 def task_id(delivery_id: UUID, version: int) -> UUID:
     """The task-queue message id of handing out one version of one delivery."""
@@ -124,9 +125,8 @@ def declare_actor(broker: Any, send: Callable[[UUID, int], object]) -> Any:
     def send_delivery(delivery_id: str, version: int) -> None:
         send(UUID(delivery_id), version)
 
-    return dramatiq.actor(
-        send_delivery, broker=broker, actor_name=ACTOR_NAME, queue_name=QUEUE, max_retries=0
-    )
+    declare = dramatiq.actor(broker=broker, actor_name=ACTOR_NAME, queue_name=QUEUE, max_retries=0)
+    return declare(send_delivery)
 
 
 def enqueuer(broker: Any) -> Callable[[list[tuple[UUID, int]]], None]:
