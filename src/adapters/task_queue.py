@@ -1,14 +1,28 @@
 """The task queue between the pump and the sending threads: dramatiq on PostgreSQL
-(dramatiq-pg, with the fixes its consumer needs for throughput) or on RabbitMQ, the
-``send_delivery`` actor, and the pump's enqueuer (deterministic message ids: handing out
-one version of one delivery twice enqueues one task)."""
+(``dramatiq-postgres``, psycopg 3) or on RabbitMQ, the ``send_delivery`` actor, and the
+pump's enqueuer.
 
-import time
+Message ids are deterministic (``task_id``: one per version of one delivery), and the
+PostgreSQL broker upserts on the message id: handing out one version twice while its task
+waits, or while a killed worker still holds it, leaves one task in the queue (queued
+again). Once a task is acknowledged its row is gone, so a later hand-out of the same
+version runs it again; the sender then finds the version no longer current ("stale").
+
+The broker's schema (``dramatiq.queue``, ``dramatiq.worker``, ``dramatiq.result``) is
+created by the library's own ``init`` (``create_schema``), called by the migration runner
+under its lock; ``init`` is idempotent and serialised on an advisory lock, so processes
+starting together create it once. Workers heartbeat into ``dramatiq.worker``; one of them
+at a time (advisory lock) requeues the tasks of workers whose heartbeat lapsed and purges
+rejected tasks after ``purge_maxage``. Retries, backoff and dead letters are the
+deliveries' own (``MessageDelivery``), not the broker's: the actor never retries.
+"""
+
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid5
 
 import dramatiq
+import psycopg
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -17,10 +31,16 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from dramatiq_postgres import PostgresBroker
+from dramatiq_postgres import init as init_schema
+from dramatiq_postgres.broker import QUERIES
+from psycopg_pool import ConnectionPool
 
 QUEUE = "hl7"
 ACTOR_NAME = "send_delivery"
 TASK_NAMESPACE = UUID("0d8f0a4e-3f4a-4d0c-9b8e-5d7c1f6a2b91")
+SCHEMA = "dramatiq"
+POOL_SIZE = 8  # a consumer's connection per queue, the LISTEN one, acks and enqueues
 
 
 def task_id(delivery_id: UUID, version: int) -> UUID:
@@ -28,82 +48,74 @@ def task_id(delivery_id: UUID, version: int) -> UUID:
     return uuid5(TASK_NAMESPACE, f"{delivery_id}/{version}")
 
 
-def make_broker(url: str, *, worker_timeout_ms: int = 30_000, broker_url: str = "") -> Any:
-    """dramatiq's PostgreSQL broker on ``url`` (psycopg2 DSN or URL; schema from 0009),
-    or RabbitMQ when ``broker_url`` is an ``amqp://`` URL (scale-out beyond what the
-    PostgreSQL queue carries)."""
-    from dramatiq_pg.broker import PostgresBroker, PostgresConsumer
+def create_schema(conn: psycopg.Connection[Any]) -> bool:
+    """Create the PostgreSQL broker's tables if missing (dramatiq-postgres's documented
+    ``init``, in one transaction); whether it created them."""
+    with conn.transaction(), conn.cursor() as curs:
+        return bool(init_schema(curs, schema=SCHEMA))
 
-    class ListenFirstConsumer(PostgresConsumer):  # type: ignore[misc]
-        """Two fixes to dramatiq-pg's consumer (0.x), which the throughput needs:
 
-        - it re-reads every pending message on each step until its LISTEN connection
-          opens, which happens only once the backlog is drained (quadratic with a
-          backlog): listen first, then scan the backlog once;
-        - with ``prefetch`` messages in flight it sleeps up to a second, and dramatiq
-          hands it the ACKs that free those slots only between steps: yield instead.
-        """
+class _PostgresBroker(PostgresBroker):  # type: ignore[misc]
+    """dramatiq-postgres's broker on a pool of its own, plus a batch enqueue."""
 
-        def __next__(self) -> Any:
-            if self._listen_conn is None:
-                self.get_listen_conn()
-                self.notifies = self.fetch_pending_notifies()
-            if len(self.in_processing) >= self.prefetch:
-                time.sleep(0.002)
-                return None
-            return super().__next__()
+    def close(self) -> None:
+        super().close()
+        self.pool.close()  # ours: the library closes only a pool it made itself
 
-    class Broker(PostgresBroker):  # type: ignore[misc]
-        def enqueue_many(self, messages: list[dramatiq.Message[Any]]) -> None:
-            """Enqueue several messages in one transaction (one commit, not one each)."""
-            from dramatiq_pg.broker import QUERIES
-            from dramatiq_pg.utils import tidy4json, transaction
-            from psycopg2.extras import Json
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30_000) -> Any:
+        # An idle consumer polls every min(timeout, poll_interval); a NOTIFY or an ack
+        # wakes it at once, so a short worker timeout need not mean polling 10 times a
+        # second on each of the two queues (the queue and its delay queue).
+        return super().consume(queue_name, prefetch=prefetch, timeout=max(timeout, 1000))
 
-            with transaction(self.pool) as curs:
-                for message in messages:
-                    self.emit_before("enqueue", message, None)
-                    curs.execute(
-                        QUERIES.ENQUEUE,
-                        (
-                            message.queue_name,
-                            message.message_id,
-                            Json(tidy4json(message)),
-                            message.message_id,
-                        ),
-                    )
-            for message in messages:
-                self.emit_after("enqueue", message, None)
-
-        def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30000) -> Any:
-            # dramatiq-pg waits for notifications ``timeout // 1000`` whole seconds: a
-            # sub-second worker timeout would make that 0 and the consumer spin. A
-            # notification still wakes it at once; only idle polling is once a second.
-            return ListenFirstConsumer(
-                pool=self.pool,
-                queue_name=queue_name,
-                prefetch=prefetch,
-                timeout=max(timeout, 1000),
+    def enqueue_many(self, messages: list[dramatiq.Message[Any]]) -> None:
+        """Enqueue several messages in one transaction (one commit, not one each) and
+        wake the consumers once per queue, with the broker's own enqueue statement."""
+        if not messages:
+            return
+        for message in messages:
+            self.emit_before("enqueue", message, None)
+        with self.pool.connection() as conn, conn.cursor() as curs:
+            curs.executemany(
+                QUERIES.ENQUEUE_QUIET,
+                [(m.queue_name, m.message_id, m.encode().decode(), 0) for m in messages],
             )
+            for queue_name in sorted({m.queue_name for m in messages}):
+                curs.execute("SELECT pg_notify(%s, '')", (f"dramatiq.{queue_name}.enqueue",))
+        for message in messages:
+            self.emit_after("enqueue", message, None)
 
+
+def make_broker(url: str, *, worker_timeout_ms: int = 30_000, broker_url: str = "") -> Any:
+    """dramatiq's PostgreSQL broker on ``url`` (a libpq URL or conninfo; its schema comes
+    from ``create_schema``), or RabbitMQ when ``broker_url`` is an ``amqp://`` URL
+    (scale-out beyond what the PostgreSQL queue carries)."""
     middleware: list[Any] = [
-        AgeLimit(),  # type: ignore[no-untyped-call]
-        TimeLimit(time_limit=worker_timeout_ms * 4),  # type: ignore[no-untyped-call]
-        ShutdownNotifications(),  # type: ignore[no-untyped-call]
+        AgeLimit(),
+        TimeLimit(time_limit=worker_timeout_ms * 4),
+        ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        Retries(max_retries=0),  # type: ignore[no-untyped-call]
+        Retries(max_retries=0),
     ]
     if broker_url.startswith(("amqp://", "amqps://")):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        rabbit = RabbitmqBroker(url=broker_url, middleware=middleware)  # type: ignore[no-untyped-call]
+        rabbit = RabbitmqBroker(url=broker_url, middleware=middleware)
         # Declare the queue and its delay queue on the server now: a worker's consumer of
         # the delay queue could otherwise start before either exists (NOT_FOUND).
-        rabbit.declare_queue(QUEUE, ensure=True)  # type: ignore[no-untyped-call]
+        rabbit.declare_queue(QUEUE, ensure=True)
         return rabbit
-    broker = Broker(url=url, results=False, middleware=middleware)
-    return broker
+    pool: ConnectionPool[Any] = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=POOL_SIZE,
+        kwargs={"application_name": "imaging-bridge-task-queue"},
+        check=ConnectionPool.check_connection,
+        open=False,
+    )
+    pool.open(wait=True, timeout=30)
+    return _PostgresBroker(pool=pool, results=False, middleware=middleware)
 
 
 def declare_actor(broker: Any, send: Callable[[UUID, int], object]) -> Any:
@@ -113,13 +125,12 @@ def declare_actor(broker: Any, send: Callable[[UUID, int], object]) -> Any:
     def send_delivery(delivery_id: str, version: int) -> None:
         send(UUID(delivery_id), version)
 
-    return dramatiq.actor(
-        send_delivery, broker=broker, actor_name=ACTOR_NAME, queue_name=QUEUE, max_retries=0
-    )
+    declare = dramatiq.actor(broker=broker, actor_name=ACTOR_NAME, queue_name=QUEUE, max_retries=0)
+    return declare(send_delivery)
 
 
 def enqueuer(broker: Any) -> Callable[[list[tuple[UUID, int]]], None]:
-    """A pump dispatch that enqueues with deterministic message ids (in one transaction
+    """A pump dispatch that enqueues with deterministic message ids (in one statement
     on the PostgreSQL broker)."""
 
     def dispatch(handed_out: list[tuple[UUID, int]]) -> None:

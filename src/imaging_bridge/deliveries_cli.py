@@ -99,7 +99,7 @@ class Outbound:
                 tls_cafile=env.get("HL7_TLS_CAFILE") or None,
             )
             declare_actor(self.broker, sender.send)
-            self.worker = dramatiq.Worker(  # type: ignore[no-untyped-call]
+            self.worker = dramatiq.Worker(
                 self.broker, worker_threads=self.workers, worker_timeout=100
             )
             self.worker.start()

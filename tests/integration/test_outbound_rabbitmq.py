@@ -1,7 +1,8 @@
 """The same outbound path with RabbitMQ as dramatiq's broker (``BROKER_URL``).
 
 Needs a RabbitMQ server: the machine's on 127.0.0.1:5672 (guest/guest) or the one named
-by ``TEST_BROKER_URL``. Skipped, saying so, where none runs.
+by ``TEST_BROKER_URL``. Skipped, saying so, where none runs; under ``CI=true`` (CI has
+RabbitMQ) it fails instead.
 """
 
 import os
@@ -26,15 +27,26 @@ from tests.integration.test_outbound_hl7 import (
 pytestmark = pytest.mark.integration
 
 BROKER_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+ADDRESS = urlparse(BROKER_URL)
+HOST, PORT = ADDRESS.hostname or "127.0.0.1", ADDRESS.port or 5672
 
 
 def rabbitmq_runs() -> bool:
-    address = urlparse(BROKER_URL)
     try:
-        socket.create_connection((address.hostname or "127.0.0.1", address.port or 5672), 2).close()
+        socket.create_connection((HOST, PORT), 2).close()
     except OSError:
         return False
     return True
+
+
+@pytest.fixture
+def rabbitmq() -> None:
+    """Skip where no RabbitMQ runs, except under CI=true, where it must run: fail."""
+    if rabbitmq_runs():
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and no RabbitMQ reachable at {HOST}:{PORT} (TEST_BROKER_URL)")
+    pytest.skip(f"needs RabbitMQ: none reachable at {HOST}:{PORT} (under CI=true this fails)")
 
 
 @pytest.fixture
@@ -60,8 +72,13 @@ def own_queue():
         connection.close()
 
 
-@pytest.mark.skipif(not rabbitmq_runs(), reason="needs RabbitMQ (none reachable at BROKER_URL)")
-def test_a_booking_reaches_the_ris_through_rabbitmq(runtime, peer, own_queue, outbound_factory):  # noqa: F811
+def test_a_booking_reaches_the_ris_through_rabbitmq(
+    rabbitmq,
+    runtime,
+    peer,  # noqa: F811 - the fixture imported above
+    own_queue,
+    outbound_factory,  # noqa: F811 - the fixture imported above
+):
     ob = outbound_factory(outbound_env(runtime, peer, BROKER_URL=BROKER_URL))
     assert type(ob.broker).__name__ == "RabbitmqBroker"
     book(runtime, new_patient(runtime, 7), DAY)
