@@ -64,13 +64,13 @@ def decrypted(app) -> str:
     )
 
 
-def test_no_patient_data_in_clear_in_any_event_table(client, runtime, peer, outbound_factory):
-    # Given a patient who registered, booked with notes, and whose messages reached the RIS
-    ob = outbound_factory(outbound_env(runtime, peer))
-    assert client.post("/v1/patients/register", json=PATIENT).status_code == 201
-    token = client.post(
-        "/v1/auth/token", data={"username": PATIENT["email"], "password": PATIENT["password"]}
-    ).json()["access_token"]
+def patient_books_with_notes(client, patient: dict[str, str], notes: str) -> tuple[dict, str]:
+    """``patient`` registers through the API, books a CT and gives notes: its auth
+    header and the appointment id."""
+    registered = client.post("/v1/patients/register", json=patient)
+    assert registered.status_code == 201, registered.text
+    credentials = {"username": patient["email"], "password": patient["password"]}
+    token = client.post("/v1/auth/token", data=credentials).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     types, locations = catalog_ids(client)
     booked = client.post(
@@ -83,13 +83,24 @@ def test_no_patient_data_in_clear_in_any_event_table(client, runtime, peer, outb
         },
     )
     assert booked.status_code == 201, booked.text
+    appointment_id = booked.json()["id"]
     changed = client.patch(
-        f"/v1/appointments/{booked.json()['id']}", headers=headers, json={"notes": NOTES}
+        f"/v1/appointments/{appointment_id}", headers=headers, json={"notes": notes}
     )
     assert changed.status_code == 200, changed.text
-    wait_until(
-        lambda: len(deliveries(ob)) == 3 and all(d.status == "acknowledged" for d in deliveries(ob))
-    )
+    return headers, appointment_id
+
+
+def all_acknowledged(ob, count: int) -> bool:
+    found = deliveries(ob)
+    return len(found) == count and all(d.status == "acknowledged" for d in found)
+
+
+def test_no_patient_data_in_clear_in_any_event_table(client, runtime, peer, outbound_factory):
+    # Given a patient who registered, booked with notes, and whose messages reached the RIS
+    ob = outbound_factory(outbound_env(runtime, peer))
+    patient_books_with_notes(client, PATIENT, NOTES)
+    wait_until(lambda: all_acknowledged(ob, 3))
     # The data is in the logs: readable with the key ...
     services = runtime.services
     assert "Quillfeather" in decrypted(services.registry)

@@ -11,8 +11,8 @@ from adapters.hl7.extract import Hl7Extractor, _Message
 from application.ports import InboundMessage
 from tests.integration import test_outbound_hl7 as outbound
 from tests.integration.mllp_peer import field_of, wait_until
-from tests.integration.test_outbound_hl7 import deliveries, outbound_env
-from tests.support import catalog_ids
+from tests.integration.test_at_rest import all_acknowledged, patient_books_with_notes
+from tests.integration.test_outbound_hl7 import outbound_env
 
 pytestmark = pytest.mark.integration
 peer, outbound_factory = outbound.peer, outbound.outbound_factory  # the fixtures
@@ -38,40 +38,17 @@ def test_names_and_notes_cannot_add_segments_and_read_back_as_typed(
 ):
     # Given a patient whose name and notes hold separators, escapes and control characters
     ob = outbound_factory(outbound_env(runtime, peer))
-    email, password = "injection@example.org", "correct horse battery staple"
-    registered = client.post(
-        "/v1/patients/register",
-        json={
-            "email": email,
-            "password": password,
-            "given_name": GIVEN,
-            "family_name": FAMILY,
-            "birth_date": "1980-02-29",
-        },
-    )
-    assert registered.status_code == 201, registered.text
-    token = client.post("/v1/auth/token", data={"username": email, "password": password})
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    types, locations = catalog_ids(client)
-    booked = client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types["ct-head"],
-            "location_id": locations["riverside"],
-            "start": "2026-12-02T14:00:00Z",
-        },
-    )
-    assert booked.status_code == 201, booked.text
+    patient = {
+        "email": "injection@example.org",
+        "password": "correct horse battery staple",
+        "given_name": GIVEN,
+        "family_name": FAMILY,
+        "birth_date": "1980-02-29",
+    }
 
-    # When they change the notes, and the RIS gets ADT^A04, SIU^S12 and SIU^S14
-    changed = client.patch(
-        f"/v1/appointments/{booked.json()['id']}", headers=headers, json={"notes": NOTES}
-    )
-    assert changed.status_code == 200, changed.text
-    wait_until(
-        lambda: len(deliveries(ob)) == 3 and all(d.status == "acknowledged" for d in deliveries(ob))
-    )
+    # When they book and give notes, and the RIS gets ADT^A04, SIU^S12 and SIU^S14
+    headers, appointment_id = patient_books_with_notes(client, patient, NOTES)
+    wait_until(lambda: all_acknowledged(ob, 3))
 
     # Then the peer got three messages (one frame each), every one with its segments only
     received = peer.messages()
@@ -97,6 +74,6 @@ def test_names_and_notes_cannot_add_segments_and_read_back_as_typed(
     assert s14.component(s14.field(s14.first("NTE"), 3), 1) == as_read(kept)
 
     # The portal still shows the patient their notes as typed (the read model took them).
-    shown = client.get(f"/v1/appointments/{booked.json()['id']}", headers=headers)
+    shown = client.get(f"/v1/appointments/{appointment_id}", headers=headers)
     assert shown.status_code == 200, shown.text
     assert shown.json()["notes"] == kept
