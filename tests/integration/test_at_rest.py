@@ -118,7 +118,7 @@ def test_no_patient_data_in_clear_in_any_event_table(client, runtime, peer, outb
     assert all(row_count(runtime.url, t) for t in ("registry_events", "deliveries_events"))
 
 
-def test_the_access_log_refuses_update_and_delete(runtime):
+def test_the_access_log_refuses_update_delete_and_truncate(runtime):
     # Given an entry in the PHI access log
     with psycopg.connect(runtime.url, autocommit=True) as conn:
         (entry,) = conn.execute(
@@ -135,6 +135,8 @@ def test_the_access_log_refuses_update_and_delete(runtime):
             conn.execute("DELETE FROM phi_access_log WHERE id = %s", (entry,))
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute("DELETE FROM phi_access_log")
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute("TRUNCATE phi_access_log")
 
         # Then the entry is as it was written, and new entries are still taken
         assert conn.execute(
