@@ -20,10 +20,10 @@ from application.ports import InboundHandler, InboundMessage
 from application.registry import Registry
 from application.scheduling import CANCEL_ORDER, CHANGE_ORDER, NEW_ORDER, Scheduling
 from domain.context import Actor, system_actor
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidValueError
 from domain.order import CORRECTED, FINAL, PRELIMINARY, ResultReference
 from domain.resource import Resource
-from domain.schedule import Interval, zone
+from domain.schedule import Interval, local_to_utc, zone
 
 APPLIED = "applied"
 IGNORED = "ignored"
@@ -274,13 +274,16 @@ class InboundEffects(InboundHandler):
         if parsed.patient is not None and parsed.patient.identifiers:
             authority, value = self._key(message, parsed.patient.identifiers[0])
             mrn = f"{authority}:{value}"
-        outcomes = []
-        for index, result in enumerate(parsed.results):
+        checked: list[tuple[ResultData, str]] = []
+        for result in parsed.results:  # every OBR first: all of the message is applied, or none
             status = RESULT_STATUS.get(result.status_code.upper())
             if status is None:
-                raise MissingFieldError(
+                raise InvalidValueError(
                     f"OBR-25 result status {result.status_code!r} is not P, F or C"
                 )
+            checked.append((result, status))
+        outcomes = []
+        for index, (result, status) in enumerate(checked):
             outcomes.append(
                 self._scheduling.reference_result(
                     ResultReference(
@@ -288,8 +291,10 @@ class InboundEffects(InboundHandler):
                         procedure_code=result.procedure_code,
                         procedure_text=result.procedure_text,
                         result_status=status,
-                        observed_at=self._aware(
-                            result.observed_at, self._settings.default_timezone
+                        observed_at=(
+                            None
+                            if result.observed_at is None
+                            else self._aware(result.observed_at, self._settings.default_timezone)
                         ),
                         viewer_link=result.viewer_link or self._viewer_link(result),
                     ),
@@ -356,37 +361,51 @@ class InboundEffects(InboundHandler):
             return None
 
     def _span(self, schedule: ScheduleData, line: BookedResource, timezone: str) -> Interval:
-        """The resource line's own start and duration, else the SCH-11 timing."""
-        start, end = schedule.start, schedule.end
+        """The resource line's own start and duration, else the SCH-11 timing.
+
+        Times without an offset are wall-clock times at the resource's location. One that
+        a DST change skips is read as the first instant after the gap; one it repeats, as
+        its earlier instant (an end as its later one when the earlier is not after the
+        start). A duration is elapsed time from the start.
+        """
+        sch_start = None if schedule.start is None else self._aware(schedule.start, timezone)
+        sch_end = self._end(schedule.end, sch_start, timezone)
+        start, end = sch_start, sch_end
         if line.start is not None:
-            start = line.start
-            end = (
-                line.start + timedelta(minutes=line.duration_minutes)
-                if line.duration_minutes
-                else None
-            )
+            start = self._aware(line.start, timezone)
+            if line.duration_minutes:
+                end = start + timedelta(minutes=line.duration_minutes)
+            elif sch_start is not None and sch_end is not None:
+                end = start + (sch_end - sch_start)
+            else:
+                end = None
         if start is None:
             raise MissingFieldError("an SIU booking without a start time")
         if end is None:
-            if schedule.start is not None and schedule.end is not None:
-                end = start + (schedule.end - schedule.start)
-            else:
-                raise MissingFieldError("an SIU booking without a duration or end time")
-        aware_start = self._aware(start, timezone)
-        aware_end = self._aware(end, timezone)
-        assert aware_start is not None
-        assert aware_end is not None
-        if aware_end <= aware_start:
-            raise MissingFieldError("an SIU booking that ends before it starts")
-        return Interval(aware_start, aware_end)
+            raise MissingFieldError("an SIU booking without a duration or end time")
+        if end <= start:
+            raise InvalidValueError("an SIU booking that ends before it starts")
+        return Interval(start, end)
+
+    @classmethod
+    def _end(cls, end: datetime | None, start: datetime | None, timezone: str) -> datetime | None:
+        if end is None:
+            return None
+        earlier = cls._aware(end, timezone)
+        if start is None or earlier > start:
+            return earlier
+        return cls._aware(end, timezone, later=True)
 
     @staticmethod
-    def _aware(moment: datetime | None, timezone: str) -> datetime | None:
-        if moment is None:
-            return None
-        if moment.utcoffset() is None:
-            moment = moment.replace(tzinfo=zone(timezone))
-        return moment.astimezone(UTC)
+    def _aware(moment: datetime, timezone: str, *, later: bool = False) -> datetime:
+        """``moment`` in UTC; without an offset, a wall-clock time in ``timezone`` (a
+        skipped one as the first instant after the gap; a repeated one as its earlier
+        instant, or with ``later`` its later one)."""
+        if moment.utcoffset() is not None:
+            return moment.astimezone(UTC)
+        minutes = moment.hour * 60 + moment.minute
+        instant = local_to_utc(moment.date(), minutes, zone(timezone), earliest=not later)
+        return instant + timedelta(seconds=moment.second, microseconds=moment.microsecond)
 
 
 ORDER_CONTROLS = NEW_ORDER | CHANGE_ORDER | CANCEL_ORDER

@@ -41,6 +41,15 @@ class _Message:
         self.repetition_sep = encoding[1] if len(encoding) > 1 else "~"
         self.escape = encoding[2] if len(encoding) > 2 else "\\"
         self.subcomponent_sep = encoding[3] if len(encoding) > 3 else "&"
+        self._delimiters = {
+            "F": self.field_sep,
+            "S": self.component_sep,
+            "T": self.subcomponent_sep,
+            "R": self.repetition_sep,
+            "E": self.escape,
+        }
+        e = re.escape(self.escape)
+        self._escapes = re.compile(f"{e}([FSTRE]){e}")
         self.segments: list[list[str]] = []
         for line in _BREAK.split(text):
             line = line.strip("\x0b\x1c")
@@ -77,18 +86,13 @@ class _Message:
         return self.unescape(parts[number - 1].split(self.subcomponent_sep)[0]).strip()
 
     def unescape(self, value: str) -> str:
+        """Delimiter escapes (``\\F\\``, ``\\S\\``, ``\\T\\``, ``\\R\\``, ``\\E\\``) read in
+        one pass, left to right, so an escaped escape character is never read again as
+        the start of another escape; other escapes are kept as they are."""
         e = self.escape
         if e not in value:
             return value
-        for code, char in (
-            ("F", self.field_sep),
-            ("S", self.component_sep),
-            ("T", self.subcomponent_sep),
-            ("R", self.repetition_sep),
-            ("E", e),
-        ):
-            value = value.replace(f"{e}{code}{e}", char)
-        return value
+        return self._escapes.sub(lambda match: self._delimiters[match.group(1)], value)
 
 
 def parse_timestamp(value: str) -> datetime | None:

@@ -10,6 +10,7 @@ as text (hl7apy costs ~10 ms a message, too slow for the send path). A property 
 holds the two to the same bytes.
 """
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,7 @@ SIU_GROUPS = {
 }
 
 Segment = tuple[str, dict[int, str]]
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc
 
 
 class RenderError(Exception):
@@ -56,10 +58,12 @@ def hl7_date(iso: str) -> str:
 
 
 def esc(value: str) -> str:
-    """Escape HL7 delimiters in free text (default encoding characters)."""
+    """Escape HL7 delimiters in free text (default encoding characters); every control
+    character (CR and LF, the MLLP frame bytes 0x0B and 0x1C, NUL, DEL, C1) becomes a
+    space, so no text can start a segment or end a frame."""
     out = value.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\")
     out = out.replace("&", "\\T\\").replace("~", "\\R\\")
-    return out.replace("\r", " ").replace("\n", " ")
+    return _CONTROL.sub(" ", out)
 
 
 def segments(
