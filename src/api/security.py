@@ -18,9 +18,10 @@ size limit when they come without a Content-Length (chunked).
 import base64
 import hashlib
 import re
+import uuid
 from collections.abc import Collection, Sequence
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
@@ -28,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.consistency import HEADER as CONSISTENCY_HEADER
 from api.errors import body as error_body
+from api.errors import internal_error_body, log_unhandled
 
 HSTS = "max-age=31536000; includeSubDomains"
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -213,3 +215,16 @@ def install_security(app: FastAPI, *, cors_origins: Sequence[str] = ()) -> None:
         )
     docs = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
     app.add_middleware(SecureHeaders, docs_paths=[path for path in docs if path])
+    app.add_exception_handler(Exception, _failed_outside_the_routes)
+
+
+def _failed_outside_the_routes(request: Request, error: Exception) -> JSONResponse:
+    """Starlette's outermost error handler, for an error in a middleware itself (routes'
+    errors are answered by ``api.errors.UnhandledErrors``): the same body, and the headers
+    the middleware would have added, since the answer goes out around them."""
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+    log_unhandled(error, request_id)
+    response = JSONResponse(internal_error_body(request_id), status_code=500)
+    _secure(response.headers, https=request.url.scheme == "https", policy=API_CSP)
+    response.headers["X-Request-ID"] = request_id
+    return response
