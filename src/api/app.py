@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.consistency import LastWrites
+from api.docs import install_docs
 from api.errors import body, install_error_handlers
 from api.routers import (
     admin_deliveries,
@@ -60,6 +61,8 @@ def create_app(
         title="Imaging Bridge",
         version="0.1.0",
         description="Patient self-service in front of an imaging centre's RIS.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     app.state.last_writes = LastWrites()
@@ -80,6 +83,7 @@ def create_app(
     )
     for router in routers:
         app.include_router(router.router, responses=ERROR_RESPONSES)
+    install_docs(app)
     install_request_hygiene(app, max_body_bytes=MAX_BODY_BYTES)
 
     @app.middleware("http")
