@@ -70,7 +70,11 @@ def book(client, headers, start: str, code: str = "ct-head", location: str = "ri
     return client.post(
         "/v1/appointments",
         headers=headers,
-        json={"appointment_type_id": types[code], "location_id": locations[location], "start": start},
+        json={
+            "appointment_type_id": types[code],
+            "location_id": locations[location],
+            "start": start,
+        },
     )
 
 
