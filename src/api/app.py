@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from api.consistency import LastWrites
 from api.docs import install_docs
 from api.errors import body, install_error_handlers
+from api.metrics import observe_request
 from api.routers import (
     admin_deliveries,
     admin_hl7,
@@ -109,12 +110,14 @@ def create_app(
         response.headers["X-Request-ID"] = request_id
         # The route's template, not the path: paths carry ids, and whatever a client typed.
         route = getattr(request.scope.get("route"), "path", "(no route)")
+        seconds = time.perf_counter() - started
+        observe_request(route, request.method, response.status_code, seconds)
         log.info(
             "request",
             method=request.method,
             route=route,
             status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            duration_ms=round(seconds * 1000, 1),
         )
         structlog.contextvars.unbind_contextvars("request_id")
         return response
