@@ -4,6 +4,7 @@ inbound HL7 through the MLLP listener, outbound HL7 through the pump and sender 
 peer on loopback), parsed with prometheus_client's own parser. Served only where the
 settings say: off by default, loopback by default, and refused to other addresses."""
 
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import ip_network
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import typer
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
@@ -303,3 +305,17 @@ def test_settings_take_the_allowlist_comma_separated(monkeypatch):
     monkeypatch.setenv("METRICS_ALLOW", "10.0.0.1/8")
     with pytest.raises(ValueError, match="metrics_allow"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_a_metrics_port_in_use_stops_the_command_with_one_line(runtime, capsys):
+    # given a port that something else holds
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        # when the metrics server is asked for it, then the command stops, saying why
+        with pytest.raises(typer.Exit) as stopped:
+            start_metrics_server(with_metrics(runtime, metrics_port=taken), runtime)
+    assert stopped.value.exit_code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: cannot serve metrics on 127.0.0.1:{taken}: ")
