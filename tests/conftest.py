@@ -15,6 +15,7 @@ from uuid import uuid4
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from adapters.database import drop_database, ensure_database, start_embedded, with_dbname
@@ -75,9 +76,9 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
 
 
 class LiveServer:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, app: FastAPI | None = None) -> None:
         config = uvicorn.Config(
-            create_app(runtime.services), host="127.0.0.1", port=0, log_level="warning"
+            app or create_app(runtime.services), host="127.0.0.1", port=0, log_level="warning"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

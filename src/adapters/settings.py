@@ -3,12 +3,21 @@
 import base64
 import binascii
 import re
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    FilePath,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
@@ -130,6 +139,28 @@ class Settings(BaseSettings):
                 " generated into the data folder only in development and test"
             )
         return self
+
+    # Prometheus metrics (see adapters/metrics.py): off unless METRICS_PORT is set.
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="port of the Prometheus /metrics server; unset: none; 0: any free port",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="interface the metrics server listens on"
+    )
+    metrics_allow: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")],
+        description="client networks (CIDR, comma-separated) that may read /metrics",
+    )
+
+    @field_validator("metrics_allow", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [network.strip() for network in value.split(",") if network.strip()]
+        return value
 
 
 def settings_problem(error: ValidationError) -> str:

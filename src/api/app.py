@@ -11,7 +11,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.consistency import LastWrites
+from api.docs import install_docs
 from api.errors import body, install_error_handlers
+from api.metrics import observe_request
 from api.routers import (
     admin_deliveries,
     admin_hl7,
@@ -60,6 +62,8 @@ def create_app(
         title="Imaging Bridge",
         version="0.1.0",
         description="Patient self-service in front of an imaging centre's RIS.",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     app.state.last_writes = LastWrites()
@@ -80,6 +84,7 @@ def create_app(
     )
     for router in routers:
         app.include_router(router.router, responses=ERROR_RESPONSES)
+    install_docs(app)
     install_request_hygiene(app, max_body_bytes=MAX_BODY_BYTES)
 
     @app.middleware("http")
@@ -105,12 +110,14 @@ def create_app(
         response.headers["X-Request-ID"] = request_id
         # The route's template, not the path: paths carry ids, and whatever a client typed.
         route = getattr(request.scope.get("route"), "path", "(no route)")
+        seconds = time.perf_counter() - started
+        observe_request(route, request.method, response.status_code, seconds)
         log.info(
             "request",
             method=request.method,
             route=route,
             status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            duration_ms=round(seconds * 1000, 1),
         )
         structlog.contextvars.unbind_contextvars("request_id")
         return response

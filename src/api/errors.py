@@ -1,14 +1,19 @@
-"""Every error body is ``{code, detail}`` with a stable code."""
+"""Every error body is ``{code, detail}`` with a stable code, the unexpected ones too."""
 
 import math
+import traceback
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import DomainError
+
+log = structlog.get_logger("api")
 
 STATUS_BY_CODE = {
     "not_found": 404,
@@ -53,6 +58,58 @@ def body(code: str, detail: str) -> dict[str, str]:
     return {"code": code, "detail": detail}
 
 
+def internal_error_body(request_id: str) -> dict[str, str]:
+    """The answer to an error nobody expected: generic, but quotable by its request id."""
+    return body(
+        "internal_error",
+        f"something went wrong on our side and it has been logged; quote request id"
+        f" {request_id} when you report it",
+    )
+
+
+def log_unhandled(error: BaseException, request_id: str) -> None:
+    """Log an unexpected error by its kind and where it happened, never its message:
+    messages (a database's in particular) can quote the values of the request."""
+    frames = traceback.extract_tb(error.__traceback__)[-8:]
+    log.error(
+        "unhandled_error",
+        request_id=request_id,
+        error=type(error).__name__,
+        where=[f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames],
+    )
+
+
+class UnhandledErrors:
+    """Pure ASGI middleware, the innermost one: an exception no handler took becomes the
+    ``internal_error`` JSON body (500), logged. The middleware outside it (request id,
+    request log line, secure headers) then handle it as any other answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        # A catch-all on purpose: this is the last resort, where any error gets one body.
+        except Exception as error:
+            request_id = str(scope.get("state", {}).get("request_id", ""))
+            log_unhandled(error, request_id)
+            if started:
+                raise  # half an answer went out: only closing the connection tells the client
+            answer = JSONResponse(internal_error_body(request_id), status_code=500)
+            await answer(scope, receive, send)
+
+
 def _validation_detail(error: RequestValidationError) -> str:
     parts = []
     for problem in error.errors()[:5]:
@@ -64,6 +121,10 @@ def _validation_detail(error: RequestValidationError) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The ``{code, detail}`` handlers, and ``UnhandledErrors``: call it before adding any
+    other middleware, so that it sits inside all of them."""
+    app.add_middleware(UnhandledErrors)
+
     @app.exception_handler(DomainError)
     def domain_error(_: Request, error: DomainError) -> JSONResponse:
         status = STATUS_BY_CODE.get(error.code, DEFAULT_STATUS)

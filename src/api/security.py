@@ -2,12 +2,12 @@
 and the CORS allowlist.
 
 API responses get the strictest Content-Security-Policy there is (they are JSON; nothing
-in them should ever run or be framed). The interactive docs (/docs, /redoc) are HTML
-pages that load Swagger UI and ReDoc from their CDN and start them with an inline
-script: they get a policy that allows exactly those hosts, and the inline scripts only
-by their SHA-256 hashes, computed from the page actually served, so no other script can
-run there. Styles stay ``'unsafe-inline'`` on those two pages only, because both UIs
-inject ``<style>`` elements at run time.
+in them should ever run or be framed). The interactive docs (/docs, /redoc; see
+api.docs) are HTML pages that load Swagger UI and ReDoc from this server and start them
+with an inline script: their policy allows scripts from this origin only, and the inline
+scripts only by their SHA-256 hashes, computed from the page actually served, so no other
+script can run there. No other host appears in it. Styles stay ``'unsafe-inline'`` on
+those pages only, because both UIs inject ``<style>`` elements at run time.
 
 Before any route sees a request, ``RequestHygiene`` refuses NUL characters anywhere in its
 text (path, query, form or JSON body): PostgreSQL text cannot hold them, and one stored in
@@ -18,26 +18,26 @@ size limit when they come without a Content-Length (chunked).
 import base64
 import hashlib
 import re
+import uuid
 from collections.abc import Collection, Sequence
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.consistency import HEADER as CONSISTENCY_HEADER
+from api.docs import PAGES as DOCS_PAGES
 from api.errors import body as error_body
+from api.errors import internal_error_body, log_unhandled
 
 HSTS = "max-age=31536000; includeSubDomains"
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DOCS_CSP = (
-    "default-src 'none'; script-src {scripts}; "
-    "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; "
-    "connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; "
-    "form-action 'none'"
+    "default-src 'none'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; worker-src blob:; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
 )
 ALWAYS = {
     "X-Content-Type-Options": "nosniff",
@@ -70,7 +70,7 @@ def docs_policy(page: bytes) -> str:
     """The docs policy allowing the page's own inline scripts (and no others)."""
     digests = {hashlib.sha256(script).digest() for script in INLINE_SCRIPT.findall(page)}
     hashes = sorted(f"'sha256-{base64.b64encode(digest).decode()}'" for digest in digests)
-    return DOCS_CSP.format(scripts=" ".join(["https://cdn.jsdelivr.net", *hashes]))
+    return DOCS_CSP.format(scripts=" ".join(["'self'", *hashes]))
 
 
 def _secure(headers: MutableHeaders, *, https: bool, policy: str) -> None:
@@ -199,7 +199,8 @@ def install_request_hygiene(app: FastAPI, *, max_body_bytes: int) -> None:
 
 def install_security(app: FastAPI, *, cors_origins: Sequence[str] = ()) -> None:
     """Add CORS for exactly ``cors_origins`` (none: no CORS at all) and, outermost, the
-    secure headers, so that preflight answers carry them too. Call it last in create_app."""
+    secure headers, so that preflight answers carry them too; and Starlette's outermost
+    error handler, with the same headers. Call it last in create_app."""
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -211,5 +212,17 @@ def install_security(app: FastAPI, *, cors_origins: Sequence[str] = ()) -> None:
             allow_credentials=False,
             max_age=600,
         )
-    docs = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
-    app.add_middleware(SecureHeaders, docs_paths=[path for path in docs if path])
+    app.add_middleware(SecureHeaders, docs_paths=DOCS_PAGES)
+    app.add_exception_handler(Exception, _failed_outside_the_routes)
+
+
+def _failed_outside_the_routes(request: Request, error: Exception) -> JSONResponse:
+    """Starlette's outermost error handler, for an error in a middleware itself (routes'
+    errors are answered by ``api.errors.UnhandledErrors``): the same body, and the headers
+    the middleware would have added, since the answer goes out around them."""
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+    log_unhandled(error, request_id)
+    response = JSONResponse(internal_error_body(request_id), status_code=500)
+    _secure(response.headers, https=request.url.scheme == "https", policy=API_CSP)
+    response.headers["X-Request-ID"] = request_id
+    return response

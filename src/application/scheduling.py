@@ -13,7 +13,12 @@ from application.base import BaseApplication, Position, retrying
 from application.catalog import Catalog
 from application.errors import IdempotencyKeyReusedError, NotFoundError
 from application.ports import Clock
-from domain.appointment import Appointment, BookingInPastError, OutsideOpeningHoursError
+from domain.appointment import (
+    Appointment,
+    BookingInPastError,
+    NotASlotError,
+    OutsideOpeningHoursError,
+)
 from domain.context import Actor
 from domain.errors import DomainError, InvalidValueError
 from domain.identifiers import derived_id
@@ -23,7 +28,7 @@ from domain.resource import Resource
 from domain.resource_day import ResourceDay, SlotUnavailableError
 from domain.ris_booking import OCCUPYING as RIS_OCCUPYING
 from domain.ris_booking import RisBooking
-from domain.schedule import Interval, local_days, merge_touching, zone
+from domain.schedule import Interval, is_slot, local_days, merge_touching, zone
 from domain.unmatched_result import UnmatchedResult
 
 MAX_ATTEMPTS = 16
@@ -322,32 +327,42 @@ class Scheduling(BaseApplication):
         calendars: dict[UUID, ResourceDay],
         prefer: UUID | None = None,
     ) -> _Placement:
-        """The first resource of the location that is open and free for ``span``."""
+        """The first resource of the location that is open and free for ``span``, which
+        must be one of its slots (as the slot search finds them: per local day)."""
         tz = zone(location.timezone)
         days = local_days(span.start, span.end, tz)
         ids = sorted(location.resource_ids, key=lambda rid: (rid != prefer, str(rid)))
-        open_somewhere = False
+        open_somewhere = a_slot_somewhere = False
         for resource_id in ids:
             resource = self.catalog.resource(resource_id)
             if resource.modality != modality:
                 continue
-            windows = merge_touching(
+            days_windows = [
                 window
                 for day in days
                 for window in resource.windows_on(
                     day, tz, operating=location.site_on(day) is not None
                 )
-            )
+            ]
+            windows = merge_touching(days_windows)
             if not any(window.contains(span) for window in windows):
                 continue
             open_somewhere = True
+            if not is_slot(span, days_windows):
+                continue
+            a_slot_somewhere = True
             if all(
                 self._calendar(resource.id, day, calendars).clash(span, holder) is None
                 for day in days
             ):
                 return _Placement(resource, windows, location.timezone)
-        if open_somewhere:
+        if a_slot_somewhere:
             raise SlotUnavailableError("that time is no longer available at this location")
+        if open_somewhere:
+            raise NotASlotError(
+                "that time is not one of the exam's slots at this location;"
+                " pick one from the slot search (GET /v1/slots)"
+            )
         raise OutsideOpeningHoursError("no resource for this exam is open at that time there")
 
     def _reserve(

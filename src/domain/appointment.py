@@ -22,6 +22,12 @@ class OutsideOpeningHoursError(DomainError):
     code = "outside_opening_hours"
 
 
+class NotASlotError(DomainError):
+    """Open then, but no slot of the exam starts then (slots step from each opening)."""
+
+    code = "not_a_slot"
+
+
 class InvalidTransitionError(DomainError):
     code = "invalid_transition"
 

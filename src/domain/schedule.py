@@ -156,6 +156,16 @@ def slot_starts(windows: Iterable[Interval], duration: timedelta) -> Iterator[da
             start += duration
 
 
+def is_slot(span: Interval, windows: Iterable[Interval]) -> bool:
+    """Whether ``span`` is one of the slots ``slot_starts`` gives for ``windows`` and the
+    span's own length: inside a window, a whole number of lengths after its opening."""
+    duration = span.end - span.start
+    return duration > timedelta(0) and any(
+        window.contains(span) and (span.start - window.start) % duration == timedelta(0)
+        for window in windows
+    )
+
+
 def merge_touching(windows: Iterable[Interval]) -> list[Interval]:
     """Sorted windows with touching or overlapping neighbours joined (e.g. across midnight)."""
     merged: list[Interval] = []

@@ -110,6 +110,7 @@ def serve(
     from imaging_bridge.catalog_loader import decode, demo_catalog_text, load_catalog
     from imaging_bridge.demo_accounts import describe as describe_demo_accounts
     from imaging_bridge.demo_accounts import seed_demo_accounts
+    from imaging_bridge.observability import start_metrics_server
 
     settings = settings_for(data_dir, host=host, port=port, mllp_port=mllp_port)
     tls = _tls_options(settings)
@@ -118,6 +119,7 @@ def serve(
     runtime = build(settings)
     listener = None
     outbound = None
+    metrics = None
     try:
         listener = start_mllp_listener(runtime)
         runtime.process_inbound()
@@ -132,6 +134,8 @@ def serve(
             )
             credentials = seed_demo_accounts(runtime.services, settings.data_dir)
             typer.echo(describe_demo_accounts(credentials))
+        if (metrics := start_metrics_server(settings, runtime)) is not None:
+            typer.echo(f"Prometheus metrics on http://{metrics.host}:{metrics.port}/metrics")
         address = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
         typer.echo(f"Imaging Bridge API on {address}  (docs: /docs)")
         typer.echo(f"HL7 MLLP listener on {settings.host}:{listener.port}")
@@ -161,6 +165,8 @@ def serve(
                 **tls,
             )
     finally:
+        if metrics is not None:
+            metrics.stop()
         if outbound is not None:
             outbound.stop()
         if listener is not None:

@@ -54,11 +54,12 @@ def test_concurrent_bookings_of_one_slot_yield_one_201_and_the_rest_409(http, li
 
 
 def test_concurrent_bookings_fill_both_scanners_then_refuse(http, live_server):
-    """At 09:00 both Riverside MRIs are open: two of the racers get a scanner each."""
+    """09:00 is a slot of both Riverside MRIs (30-minute knee scans from their 07:00 and
+    08:00 openings): two of the racers get a scanner each."""
     types, locations = catalog_ids(http)
     headers = [register(http, f"pair{i}@example.org") for i in range(16)]
     body = {
-        "appointment_type_id": types["mri-brain"],
+        "appointment_type_id": types["mri-knee"],
         "location_id": locations["riverside"],
         "start": "2026-12-02T09:00:00-05:00",
     }

@@ -291,6 +291,7 @@ def test_a_displaced_patient_picks_a_new_time_or_cancels_in_the_portal(runtime, 
         booked[who] = response.json()["id"]
     s12 = message(corpus("SIU_S12/mirth_1.hl7", **SIU_ON_OUR_CT))
     assert twice(runtime, effects, s12) == "applied"
+    sync(runtime)  # the RIS's write is not this client's: its reads do not wait for it
     for who, headers in (("mine", mine), ("theirs", theirs)):
         seen = client.get(f"/v1/appointments/{booked[who]}", headers=headers)
         assert seen.json()["status"] == NEEDS_NEW_TIME

@@ -340,8 +340,12 @@ def test_hsts_only_over_https(runtime: Runtime):
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc", "/docs/oauth2-redirect"])
-def test_docs_pages_may_load_their_cdn_and_run_only_their_own_inline_scripts(client, page):
+def test_docs_pages_load_only_this_servers_assets_and_run_only_their_own_inline_scripts(
+    client, page
+):
+    # given the API; when a docs page is fetched
     response = client.get(page)
+    # then it is served with the secure headers and a policy naming no other host
     assert response.status_code == 200
     assert_secure(response)
     policy = dict(
@@ -350,15 +354,24 @@ def test_docs_pages_may_load_their_cdn_and_run_only_their_own_inline_scripts(cli
     )
     assert policy["default-src"] == "'none'"
     assert policy["frame-ancestors"] == "'none'"
+    assert not re.search(r"https?:|//|\*", response.headers["Content-Security-Policy"])
     scripts = policy["script-src"].split()
     assert "'unsafe-inline'" not in scripts
     inline = re.findall(r"<script>(.*?)</script>", response.text, re.DOTALL)
     for script in inline:
         digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
         assert f"'sha256-{digest}'" in scripts
+    # and every asset it references is this server's, and is there (offline: no CDN)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', response.text)
     if page != "/docs/oauth2-redirect":
-        assert "https://cdn.jsdelivr.net" in scripts
-        assert re.search(r'src="https://cdn\.jsdelivr\.net/', response.text)
+        assert "'self'" in scripts
+        assert any(asset.endswith(".js") for asset in assets)
+    for asset in assets:
+        assert asset.startswith("/docs/assets/"), asset
+        fetched = client.get(asset)
+        assert fetched.status_code == 200, asset
+        assert fetched.content
+    assert "http" not in " ".join(re.findall(r"url: *'[^']*'", response.text))
 
 
 # --- CORS allowlist ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ from domain.errors import InvalidValueError
 from domain.schedule import (
     DailyOpening,
     Interval,
+    is_slot,
     local_days,
     local_to_utc,
     merge_touching,
@@ -153,3 +154,34 @@ def test_slots_around_dst_exist_never_repeat_and_fill_the_window(case):
         inside = [s for s in starts if window.start <= s < window.end]
         assert len(inside) == (window.end - window.start) // duration
         assert window.start.astimezone(tz).date() == day
+
+
+@settings(max_examples=300, deadline=None)
+@given(dst_day_and_hours(), st.integers(-120, 25 * 60), st.sampled_from([1, 5, 15]))
+def test_a_span_is_a_slot_exactly_when_the_slot_search_steps_to_it(case, offset, grain):
+    # given a day's windows (DST days included) and an exam length
+    tz, day, hours, minutes = case
+    duration = timedelta(minutes=minutes)
+    windows = opening_windows(day, tz, hours)
+    # when a span of that length starts anywhere around the day
+    start = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC) + timedelta(
+        minutes=offset - offset % grain
+    )
+    # then it is a slot exactly when slot_starts yields its start
+    expected = start in set(slot_starts(windows, duration))
+    assert is_slot(Interval(start, start + duration), windows) is expected
+
+
+def test_a_span_off_the_grid_or_past_the_window_is_not_a_slot():
+    # given 08:00-09:00 and 20-minute slots (08:00, 08:20, 08:40)
+    windows = opening_windows(date(2026, 12, 1), NEW_YORK, {"tue": ["08:00-09:00"]})
+    eight = windows[0].start
+
+    def span(minutes_after: int, length: int = 20) -> Interval:
+        start = eight + timedelta(minutes=minutes_after)
+        return Interval(start, start + timedelta(minutes=length))
+
+    assert [m for m in range(-20, 60) if is_slot(span(m), windows)] == [0, 20, 40]
+    # a span of another length steps on its own grid
+    assert is_slot(span(30, length=30), windows)
+    assert not is_slot(span(30, length=0), windows)

@@ -9,16 +9,13 @@ from fastapi import APIRouter, Query
 from api.deps import AuditDep, ServicesDep, requires
 from api.errors import ApiError
 from api.schemas.audit import AccessEntryOut, AccessPage
+from api.schemas.common import INSTANT_HELP
 from application.permissions import Permission
 from application.ports import AccessRecord
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 MAX_LIMIT = 1000
-INSTANT_HELP = (
-    "an ISO-8601 instant with a UTC offset, e.g. 2026-11-30T12:00:00Z or"
-    " 2026-11-30T07:00:00-05:00 (in a URL, write + as %2B)"
-)
 
 
 def _instant(name: str, value: str | None) -> datetime | None:

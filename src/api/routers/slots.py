@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
 from api.deps import Public, ServicesDep
+from api.schemas.common import INSTANT_HELP
 from api.schemas.slots import SlotOut
 
 router = APIRouter(prefix="/v1", tags=["slots"], dependencies=[Public])
@@ -16,8 +17,11 @@ router = APIRouter(prefix="/v1", tags=["slots"], dependencies=[Public])
 def slots(
     services: ServicesDep,
     appointment_type_id: UUID,
-    start: Annotated[AwareDatetime, Query(description="ISO-8601 with offset")],
-    end: Annotated[AwareDatetime, Query(description="ISO-8601 with offset; at most 31 days on")],
+    start: Annotated[AwareDatetime, Query(description=f"slots from: {INSTANT_HELP}")],
+    end: Annotated[
+        AwareDatetime,
+        Query(description=f"slots starting before: {INSTANT_HELP}; at most 31 days on"),
+    ],
     location_id: UUID | None = None,
 ) -> Response:
     """Slots are serialised by hand: a 14-day search of a 24-hour scanner is over a

@@ -12,7 +12,7 @@ from pydantic import AwareDatetime
 from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, requires
 from api.routers.appointments import appointment_out
 from api.schemas.appointments import AppointmentOut, ChangeAppointment
-from api.schemas.common import Created, ErrorBody
+from api.schemas.common import INSTANT_HELP, Created, ErrorBody
 from api.schemas.staff import (
     BreakGlassOut,
     BreakGlassRequest,
@@ -136,8 +136,11 @@ def location_appointments(
     audit: AuditDep,
     consistency: ConsistencyDep,
     location_id: UUID,
-    start: Annotated[AwareDatetime, Query()],
-    end: Annotated[AwareDatetime, Query()],
+    start: Annotated[AwareDatetime, Query(description=f"starting at or after: {INSTANT_HELP}")],
+    end: Annotated[
+        AwareDatetime,
+        Query(description=f"starting before: {INSTANT_HELP}; at most 31 days on"),
+    ],
 ) -> list[AppointmentOut]:
     if not start < end <= start + timedelta(days=31):
         raise InvalidQueryError("end must be after start and at most 31 days later")
