@@ -132,26 +132,35 @@ def test_two_patients_may_use_the_same_key(client, ids):
 # Local midnight -------------------------------------------------------------------------
 
 
-def test_an_exam_across_local_midnight_holds_both_days_and_frees_both(client, runtime, ids):
-    # Given the 24-hour CT at Riverside (New York)
+def test_the_last_slot_before_local_midnight_holds_one_day_and_off_grid_times_are_refused(
+    client, runtime, ids
+):
+    # Given the 24-hour CT at Riverside (New York), whose slots step from local midnight
     headers = register(client, "nat@example.org")
 
-    # When a 30-minute exam is booked at 23:45 on Tuesday
-    booked = book(
+    # When a 30-minute exam is asked for at 23:45, which would run past midnight
+    off_grid = book(
         client, headers, ids, "ct-abdomen-pelvis", "riverside", "2026-12-01T23:45:00-05:00"
     )
+    # Then it is refused as a time no slot starts at, and no calendar holds anything
+    assert (off_grid.status_code, off_grid.json()["code"]) == (422, "not_a_slot")
+    for day in (date(2026, 12, 1), date(2026, 12, 2)):
+        assert holders(runtime, RIVERSIDE_CT, day) == {}
 
-    # Then it ends at 00:15 on Wednesday and holds time on both local days' calendars
+    # When the last slot of Tuesday is booked instead
+    booked = book(
+        client, headers, ids, "ct-abdomen-pelvis", "riverside", "2026-12-01T23:30:00-05:00"
+    )
     assert booked.status_code == 201, booked.text
     appointment = booked.json()
     assert (appointment["start"], appointment["end"]) == (
-        "2026-12-01T23:45:00-05:00",
-        "2026-12-02T00:15:00-05:00",
+        "2026-12-01T23:30:00-05:00",
+        "2026-12-02T00:00:00-05:00",
     )
     assert UUID(appointment["resource_id"]) == RIVERSIDE_CT
-    for day in (date(2026, 12, 1), date(2026, 12, 2)):
-        assert list(holders(runtime, RIVERSIDE_CT, day)) == [appointment["id"]]
-    # and the short slots on either side of midnight that overlap it are gone
+    # Then only Tuesday's calendar holds it, and the short slots it overlaps are gone
+    assert list(holders(runtime, RIVERSIDE_CT, date(2026, 12, 1))) == [appointment["id"]]
+    assert holders(runtime, RIVERSIDE_CT, date(2026, 12, 2)) == {}
     around = slot_starts(
         client,
         runtime,
@@ -160,27 +169,21 @@ def test_an_exam_across_local_midnight_holds_both_days_and_frees_both(client, ru
         "ct-head",
         "riverside",
         "2026-12-01T23:00:00-05:00",
-        "2026-12-02T01:00:00-05:00",
+        "2026-12-02T00:30:00-05:00",
     )
     assert around == [
         "2026-12-01T23:00:00-05:00",
         "2026-12-01T23:15:00-05:00",
-        "2026-12-01T23:30:00-05:00",
+        "2026-12-02T00:00:00-05:00",
         "2026-12-02T00:15:00-05:00",
-        "2026-12-02T00:30:00-05:00",
-        "2026-12-02T00:45:00-05:00",
     ]
-    # and nobody can book the first minutes of Wednesday on that scanner
-    after_midnight = book(client, headers, ids, "ct-head", "riverside", "2026-12-02T00:00:00-05:00")
-    assert (after_midnight.status_code, after_midnight.json()["code"]) == (409, "slot_unavailable")
 
-    # When it is cancelled, both days are free again
+    # When it is cancelled, Tuesday is free again
     cancelled = client.post(
         f"/v1/appointments/{appointment['id']}/cancel", headers=headers, json={"reason": "ill"}
     )
     assert cancelled.status_code == 200
-    for day in (date(2026, 12, 1), date(2026, 12, 2)):
-        assert holders(runtime, RIVERSIDE_CT, day) == {}
+    assert holders(runtime, RIVERSIDE_CT, date(2026, 12, 1)) == {}
     again = slot_starts(
         client,
         runtime,
@@ -188,10 +191,10 @@ def test_an_exam_across_local_midnight_holds_both_days_and_frees_both(client, ru
         cancelled,
         "ct-head",
         "riverside",
-        "2026-12-01T23:45:00-05:00",
-        "2026-12-02T00:15:00-05:00",
+        "2026-12-01T23:30:00-05:00",
+        "2026-12-02T00:00:00-05:00",
     )
-    assert again == ["2026-12-01T23:45:00-05:00", "2026-12-02T00:00:00-05:00"]
+    assert again == ["2026-12-01T23:30:00-05:00", "2026-12-01T23:45:00-05:00"]
 
 
 def test_an_evening_exam_belongs_to_the_local_day_not_the_utc_day(client, runtime, clock, ids):

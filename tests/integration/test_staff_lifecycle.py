@@ -99,7 +99,7 @@ def test_an_admin_cannot_disable_their_own_account(client, runtime, clock):
 
     # Then it is refused, nothing is recorded and their session still works
     assert refused.status_code == 422, refused.text
-    assert refused.json()["code"] == "invalid_query"
+    assert refused.json()["code"] == "own_account"
     assert not runtime.services.registry.account(admin_id).disabled
     assert len(list(runtime.services.registry.events.get(admin_id))) == before
     assert client.get(f"/v1/staff/accounts/{admin_id}", headers=admin).json()["disabled"] is False
