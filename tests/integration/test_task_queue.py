@@ -149,7 +149,8 @@ def test_a_database_with_the_dramatiq_pg_queue_moves_to_the_new_one(database_url
     applied = apply_migrations(database_url)
 
     # Then the old queue is replaced by dramatiq-postgres's, which a broker can use
-    assert applied == ["0013_task_queue_dramatiq_postgres", "task-queue"]
+    assert applied[0] == "0013_task_queue_dramatiq_postgres"  # later migrations may follow
+    assert applied[-1] == "task-queue"
     assert ("available_at",) in rows(database_url, columns)
     broker = make_broker(database_url)
     try:
