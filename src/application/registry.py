@@ -28,16 +28,18 @@ class Registration:
     position: Position | None
 
 
-class Registry(BaseApplication):
+class RegistryLog(BaseApplication):
+    """The registry event store as its followers (the delivery policy) read it: the
+    same log as ``Registry``, without its commands."""
+
     name = "registry"
 
-    def __init__(
-        self,
-        env: Any = None,
-        *,
-        hasher: PasswordHasher | None = None,
-        clock: Clock | None = None,
-    ) -> None:
+
+class Registry(RegistryLog):
+    """Patients and accounts: registration, sign-in credentials, roles, the RIS's
+    patients and their merges."""
+
+    def __init__(self, env: Any = None, *, hasher: PasswordHasher, clock: Clock) -> None:
         super().__init__(env)
         self._hasher = hasher
         self._clock = clock
@@ -54,8 +56,6 @@ class Registry(BaseApplication):
         actor: Actor,
     ) -> Registration:
         """A new patient with a patient account; EmailTakenError if the address is in use."""
-        assert self._hasher is not None
-        assert self._clock is not None
         email = normalise_email(email)
         check_password(password, email)
         if self.account_by_email(email) is not None:
@@ -87,7 +87,6 @@ class Registry(BaseApplication):
         self, *, email: str, password: str, role: str, centres: list[UUID], actor: Actor
     ) -> UUID:
         """An account for a member of staff; they enrol a second factor at first sign-in."""
-        assert self._hasher is not None
         email = normalise_email(email)
         check_password(password, email)
         account = Account.open(
@@ -109,7 +108,6 @@ class Registry(BaseApplication):
         self.set_password(account_id, password, actor)
 
     def set_password(self, account_id: UUID, password: str, actor: Actor) -> None:
-        assert self._hasher is not None
         password_hash = self._hasher.hash(password)
         self._change(account_id, lambda a: a.change_password_hash(password_hash, actor.meta()))
 
@@ -181,7 +179,6 @@ class Registry(BaseApplication):
         unknown = set(changes) - {"given_name", "family_name", "birth_date", "phone"}
         if unknown:
             raise InvalidValueError(f"cannot change {', '.join(sorted(unknown))}")
-        assert self._clock is not None
         today = self._clock.now().date()
 
         def attempt() -> Patient:
@@ -223,7 +220,6 @@ class Registry(BaseApplication):
         patient registered here). Repeating a call changes nothing."""
         if not identifiers and patient_id is None:
             raise IncompletePatientError("the message names no patient identifier")
-        assert self._clock is not None
         today = self._clock.now().date()
 
         def attempt() -> UUID:

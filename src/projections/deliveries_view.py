@@ -9,8 +9,8 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 from psycopg_pool import ConnectionPool
 
-from application.deliveries import AttemptView, DeliveryReader, DeliveryView
-from domain.message_delivery import MessageDelivery, control_id
+from application.ris.delivery_views import AttemptView, DeliveryReader, DeliveryView
+from domain.ris.message_delivery import MessageDelivery, control_id
 from projections.changes import Change, Update, Upsert
 from projections.view import ReadModelView
 

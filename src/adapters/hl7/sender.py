@@ -1,37 +1,28 @@
-"""Outbound delivery workers: the pump that hands due deliveries to the task queue
-(``adapters.task_queue``), and the sender behind the actor that sends one delivery.
+"""The sender behind the actor that sends one outbound delivery over MLLP.
 
-At least once, idempotent where it counts:
-- the pump hands out only the earliest pending delivery of each (recipient, patient),
-  so a later message never overtakes an earlier one; each hand-out is keyed by the
-  delivery's version and leased, so a task lost with a killed worker is handed out again;
-- the actor loads the delivery, checks the version it was handed is still current,
-  renders it (MSH-10 = the delivery's control id, the same for every resend), sends it
-  and records the attempt; a second sender of the same attempt loses on the version;
-- the attempts of a process's sending threads are saved together (``AttemptWriter``):
-  the deliveries event store takes one table lock per write, so one write for every
-  attempt that finished meanwhile instead of one each. A thread's task ends only once
-  its attempt is saved.
+At least once, idempotent where it counts: the actor loads the delivery, checks the
+version it was handed is still current, renders it (MSH-10 = the delivery's control
+id, the same for every resend), sends it and records the attempt; a second sender of
+the same attempt loses on the version. The attempts are saved together with those of
+the process's other sending threads (``AttemptWriter``).
 """
 
-import queue
 import random
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 from uuid import UUID
 
 import structlog
-from psycopg_pool import ConnectionPool
 
+from adapters.hl7.attempt_writer import AttemptWriter
+from adapters.hl7.destinations import Destination
+from adapters.hl7.mllp_client import MllpClient, SendResult, tls_context
 from adapters.hl7.render import RenderError, render_fast
-from adapters.mllp_client import MllpClient, SendResult, tls_context
-from application.deliveries import Deliveries, DeliveryReader, Destination
 from application.errors import NotFoundError
 from application.ports import Clock
+from application.ris.deliveries import Deliveries
 from domain.context import Actor, system_actor
-from domain.message_delivery import REJECTED_PERMANENT, MessageDelivery, RetryPolicy
+from domain.ris.message_delivery import REJECTED_PERMANENT, MessageDelivery, RetryPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -46,58 +37,6 @@ def retry_policy_from(env: Mapping[str, str]) -> RetryPolicy:
         max_delay=timedelta(seconds=float(env.get("DELIVERY_MAX_DELAY", "600"))),
         give_up_after=timedelta(seconds=float(env.get("DELIVERY_GIVE_UP_AFTER", "259200"))),
     )
-
-
-class AttemptWriter:
-    """Saves the attempts that the sending threads of one process record, several in
-    one write. ``save`` blocks until the attempt is in the event store (True), or lost
-    to another sender of the same attempt, or not saved within ``wait`` seconds (False:
-    the delivery is handed out again once its lease ends, and a resend keeps its MSH-10).
-    ``wait`` plus a send's timeouts stays inside the pump's 30-second lease, so a second
-    sender never starts on a version whose first send is still being saved."""
-
-    def __init__(self, deliveries: Deliveries, *, most: int = 64, wait: float = 10.0) -> None:
-        self.deliveries = deliveries
-        self.most = most
-        self.wait = wait
-        self._queue: queue.Queue[tuple[MessageDelivery, list[bool], threading.Event]] = (
-            queue.Queue()
-        )
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def save(self, delivery: MessageDelivery) -> bool:
-        self._start()
-        outcome: list[bool] = []
-        done = threading.Event()
-        self._queue.put((delivery, outcome, done))
-        done.wait(self.wait)
-        return bool(outcome and outcome[0])
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="attempt-writer", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < self.most:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                lost = set(self.deliveries.save_attempts([item[0] for item in batch]))
-            except Exception:
-                log.exception("delivery_attempts_not_saved", count=len(batch))
-                lost = {item[0].id for item in batch}  # handed out again after the lease
-            for delivery, outcome, done in batch:
-                outcome.append(delivery.id not in lost)
-                done.set()
 
 
 class Sender:
@@ -177,42 +116,3 @@ class Sender:
         except (RenderError, KeyError) as error:
             return SendResult(REJECTED_PERMANENT, "RENDER", f"cannot render: {error!r}")
         return self.clients[destination.name].send(message, delivery.control_id)
-
-
-class Pump:
-    """Hands due deliveries to the task queue, in order per (recipient, patient)."""
-
-    def __init__(
-        self,
-        reader: DeliveryReader,
-        pool: ConnectionPool[Any],
-        dispatch: Callable[[list[tuple[UUID, int]]], None],
-        clock: Clock,
-        *,
-        lease: timedelta = timedelta(seconds=30),
-    ) -> None:
-        self.reader = reader
-        self.pool = pool
-        self.dispatch = dispatch
-        self.clock = clock
-        self.lease = lease
-
-    def run_once(self) -> int:
-        """Hand out every due head whose current version is not leased; how many."""
-        now = self.clock.now()
-        rows = self.reader.due(now, unleased_since=now - self.lease)
-        if not rows:
-            return 0
-        with self.pool.connection() as conn:
-            leased = conn.execute(
-                "INSERT INTO delivery_dispatch (delivery_id, attempts, dispatched_at)"
-                " SELECT id, version, %s FROM unnest(%s::uuid[], %s::int[]) AS t(id, version)"
-                " ON CONFLICT (delivery_id, attempts) DO UPDATE"
-                " SET dispatched_at = EXCLUDED.dispatched_at"
-                " WHERE delivery_dispatch.dispatched_at < %s"
-                " RETURNING delivery_id, attempts",
-                (now, [r.id for r in rows], [r.version for r in rows], now - self.lease),
-            ).fetchall()
-        if leased:
-            self.dispatch([(delivery_id, version) for delivery_id, version in leased])
-        return len(leased)

@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 
 from api.deps import ActorDep, AuditDep, ServicesDep, requires
 from api.schemas.common import Strict
-from application.deliveries import AttemptView, DeliveryView
 from application.permissions import Permission
 from application.ports import Principal
+from application.ris.delivery_views import AttemptView, DeliveryView
 
 router = APIRouter(prefix="/v1/admin/deliveries", tags=["admin: deliveries"])
 

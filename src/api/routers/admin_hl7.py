@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ActorDep, AuditDep, ServicesDep, requires
-from application.hl7_inbound import InboundDetail, InboundSummary
 from application.permissions import Permission
 from application.ports import Principal
+from application.ris.inbound_messages import InboundDetail, InboundSummary
 
 router = APIRouter(prefix="/v1/admin/hl7", tags=["admin: hl7"])
 
