@@ -33,6 +33,37 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def record_access(
+    request: Request,
+    services: Services,
+    *,
+    actor_id: str,
+    role: str,
+    patient_id: object,
+    resource: str,
+    action: str,
+    outcome: str,
+    resource_id: str = "",
+    reason: str = "",
+) -> None:
+    """Append one access-log entry for this request (its time, id and client address).
+    ``patient_id`` may be a UUID, its text, or None; the log keeps it as a UUID."""
+    who = Actor(id=actor_id, role=role, request_id=request_id(request), source="api")
+    services.access_log.record(
+        AccessRecord.of(
+            who,
+            at=services.clock.now(),
+            client_address=client_address(request),
+            patient_id=patient_id,  # type: ignore[arg-type]
+            resource=resource,
+            resource_id=resource_id,
+            action=action,
+            outcome=outcome,
+            reason=reason,
+        )
+    )
+
+
 def get_principal(
     services: ServicesDep, token: Annotated[str | None, Depends(bearer)]
 ) -> Principal:
@@ -81,20 +112,15 @@ def _record_denial(
 ) -> None:
     """A refused call is an access-log entry too (who tried what, from where)."""
     route = request.scope.get("route")
-    services = get_services(request)
-    services.access_log.record(
-        AccessRecord(
-            at=services.clock.now(),
-            actor_id=str(principal.account_id),
-            role=principal.role,
-            patient_id=principal.patient_id,
-            resource=str(getattr(route, "path", request.url.path)),
-            resource_id="",
-            action=f"{request.method.lower()}:{permission.value}",
-            outcome=outcome,
-            request_id=request_id(request),
-            client_address=client_address(request),
-        )
+    record_access(
+        request,
+        get_services(request),
+        actor_id=str(principal.account_id),
+        role=principal.role,
+        patient_id=principal.patient_id,
+        resource=str(getattr(route, "path", request.url.path)),
+        action=f"{request.method.lower()}:{permission.value}",
+        outcome=outcome,
     )
 
 
@@ -192,20 +218,17 @@ class Audit:
         outcome: str = "allowed",
         reason: str = "",
     ) -> None:
-        self.services.access_log.record(
-            AccessRecord(
-                at=self.services.clock.now(),
-                actor_id=str(self.principal.account_id),
-                role=self.principal.role,
-                patient_id=patient_id,  # type: ignore[arg-type]
-                resource=resource,
-                resource_id=resource_id,
-                action="read",
-                outcome=outcome,
-                request_id=request_id(self.request),
-                client_address=client_address(self.request),
-                reason=reason,
-            )
+        record_access(
+            self.request,
+            self.services,
+            actor_id=str(self.principal.account_id),
+            role=self.principal.role,
+            patient_id=patient_id,
+            resource=resource,
+            resource_id=resource_id,
+            action="read",
+            outcome=outcome,
+            reason=reason,
         )
 
 
@@ -233,19 +256,15 @@ class SecurityAudit:
         role: str = "anonymous",
         patient_id: object = None,
     ) -> None:
-        self.services.access_log.record(
-            AccessRecord(
-                at=self.services.clock.now(),
-                actor_id=actor_id,
-                role=role,
-                patient_id=patient_id,  # type: ignore[arg-type]
-                resource="session",
-                resource_id="",
-                action=action,
-                outcome=outcome,
-                request_id=request_id(self.request),
-                client_address=client_address(self.request),
-            )
+        record_access(
+            self.request,
+            self.services,
+            actor_id=actor_id,
+            role=role,
+            patient_id=patient_id,
+            resource="session",
+            action=action,
+            outcome=outcome,
         )
 
     def signed_in(self, access_token: str, action: str = "sign_in") -> None:

@@ -199,6 +199,36 @@ class AccessRecord:
     client_address: str
     reason: str = ""
 
+    @classmethod
+    def of(
+        cls,
+        actor: Actor,
+        *,
+        at: datetime,
+        client_address: str,
+        patient_id: UUID | None,
+        resource: str,
+        action: str,
+        outcome: str,
+        resource_id: str = "",
+        reason: str = "",
+    ) -> "AccessRecord":
+        """The entry for what ``actor`` (its id, role and request id) did to
+        ``resource`` from ``client_address``: the one way every entry is built."""
+        return cls(
+            at=at,
+            actor_id=actor.id,
+            role=actor.role,
+            patient_id=patient_id,
+            resource=resource,
+            resource_id=resource_id,
+            action=action,
+            outcome=outcome,
+            request_id=actor.request_id,
+            client_address=client_address,
+            reason=reason,
+        )
+
 
 class AccessLog(ABC):
     """The PHI access log: entries appended, and searched by compliance."""
@@ -243,17 +273,15 @@ class AccessLog(ABC):
     ) -> None:
         """Audit what an operator did (a redrive, a replay), with who, when and why."""
         self.record(
-            AccessRecord(
+            AccessRecord.of(
+                actor,
                 at=at,
-                actor_id=actor.id,
-                role=actor.role,
+                client_address=actor.source,
                 patient_id=patient_id,
                 resource=resource,
                 resource_id=resource_id,
                 action=action,
                 outcome="success",
-                request_id=actor.request_id,
-                client_address=actor.source,
                 reason=reason,
             )
         )

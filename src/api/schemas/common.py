@@ -7,6 +7,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class FromView(BaseModel):
+    """A response model read from an application view (or aggregate) by attribute:
+    ``Model.model_validate(view)``, never copied field by field."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
 class ErrorBody(BaseModel):
     code: str
     detail: str
