@@ -397,27 +397,3 @@ class BreakGlassStore(ABC):
     @abstractmethod
     def active(self, account_id: UUID, patient_id: UUID, now: datetime) -> BreakGlassGrant | None:
         """The grant letting this account see this patient now, if any."""
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    """One stored inbound HL7 message, as the processing stage hands it to the handler."""
-
-    id: UUID
-    message_type: str
-    trigger: str
-    control_id: str
-    sending_application: str
-    sending_facility: str
-    version: str
-    text: str
-
-
-class InboundHandler(ABC):
-    """Applies an inbound HL7 message to the applications, exactly once."""
-
-    @abstractmethod
-    def handle(self, message: InboundMessage) -> str:
-        """Apply the message; idempotent on ``message.id`` (applying it again changes
-        nothing). Returns a short outcome (``applied``, ``ignored``, ``kept_for_review``);
-        raises a DomainError when the message cannot be applied (it is quarantined)."""

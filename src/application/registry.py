@@ -6,7 +6,6 @@ from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from application.base import BaseApplication, Position, retrying
@@ -149,27 +148,17 @@ class Registry(RegistryLog):
         retrying(attempt, tries=5, busy="the account is being changed elsewhere; try again")
 
     def account(self, account_id: UUID) -> Account:
-        try:
-            account: Any = self.repository.get(account_id)
-        except AggregateNotFoundError:
-            raise NotFoundError("no such account") from None
-        if not isinstance(account, Account):
+        account = self.find(account_id, Account)
+        if account is None:
             raise NotFoundError("no such account")
         return account
 
     def account_by_email(self, email: str) -> Account | None:
-        try:
-            account: Any = self.repository.get(Account.create_id(email))
-        except AggregateNotFoundError:
-            return None
-        return account if isinstance(account, Account) else None
+        return self.find(Account.create_id(email), Account)
 
     def patient(self, patient_id: UUID) -> Patient:
-        try:
-            patient: Any = self.repository.get(patient_id)
-        except AggregateNotFoundError:
-            raise NotFoundError("no such patient") from None
-        if not isinstance(patient, Patient):
+        patient = self.find(patient_id, Patient)
+        if patient is None:
             raise NotFoundError("no such patient")
         return patient
 
@@ -228,20 +217,8 @@ class Registry(RegistryLog):
             if found is None and patient_id is not None:
                 found = self._surviving(patient_id)
             if found is None:
-                if birth_date is None or not given_name.strip() or not family_name.strip():
-                    raise IncompletePatientError(
-                        "a new patient needs a name and a birth date from the RIS"
-                    )
-                authority, value = identifiers[0]
-                patient = Patient.register(
-                    id=derived_id("patient", "identifier", authority, value),
-                    given_name=given_name,
-                    family_name=family_name,
-                    birth_date=birth_date,
-                    email="",
-                    phone=phone,
-                    today=today,
-                    meta=actor.meta(),
+                patient = self._new_patient_from_ris(
+                    identifiers[0], given_name, family_name, birth_date, phone, today, actor
                 )
             else:
                 patient = found
@@ -270,6 +247,31 @@ class Registry(RegistryLog):
             return patient.id
 
         return retrying(attempt, tries=5, busy="the patient is being changed elsewhere; try again")
+
+    @staticmethod
+    def _new_patient_from_ris(
+        identifier: tuple[str, str],
+        given_name: str,
+        family_name: str,
+        birth_date: date | None,
+        phone: str | None,
+        today: date,
+        actor: Actor,
+    ) -> Patient:
+        """A patient first heard of from the RIS, identified by its first identifier."""
+        if birth_date is None or not given_name.strip() or not family_name.strip():
+            raise IncompletePatientError("a new patient needs a name and a birth date from the RIS")
+        authority, value = identifier
+        return Patient.register(
+            id=derived_id("patient", "identifier", authority, value),
+            given_name=given_name,
+            family_name=family_name,
+            birth_date=birth_date,
+            email="",
+            phone=phone,
+            today=today,
+            meta=actor.meta(),
+        )
 
     def merge_patients(
         self, *, survivor_id: UUID, merged: list[tuple[str, str]], actor: Actor
@@ -313,11 +315,8 @@ class Registry(RegistryLog):
             return None
 
     def _identifier_owner(self, authority: str, value: str) -> UUID | None:
-        try:
-            index: Any = self.repository.get(PatientIdentifier.create_id(authority, value))
-        except AggregateNotFoundError:
-            return None
-        return index.patient_id if isinstance(index, PatientIdentifier) else None
+        index = self.find(PatientIdentifier.create_id(authority, value), PatientIdentifier)
+        return None if index is None else index.patient_id
 
     def _surviving(self, patient_id: UUID) -> Patient:
         patient = self.patient(patient_id)

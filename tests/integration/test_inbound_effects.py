@@ -8,7 +8,6 @@ import pytest
 
 from adapters.hl7.extract import Hl7Extractor
 from application.base import Position
-from application.ports import InboundMessage
 from application.registry import IncompletePatientError
 from application.ris.inbound import (
     InboundEffects,
@@ -16,6 +15,7 @@ from application.ris.inbound import (
     MissingFieldError,
     UnknownPatientError,
 )
+from application.ris.inbound_ports import InboundMessage
 from application.ris.orders import Orders
 from application.ris.ris_bookings import RisBookings
 from domain.appointment import BOOKED, NEEDS_NEW_TIME

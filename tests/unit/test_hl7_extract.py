@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.hl7.extract import Hl7Extractor, parse_timestamp
-from application.ports import InboundMessage
+from application.ris.inbound_ports import InboundMessage
 from application.ris.parsed import MalformedMessageError
 
 

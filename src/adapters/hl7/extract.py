@@ -11,13 +11,11 @@ result statuses), so the application never decides on HL7 vocabulary.
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from application.ports import InboundMessage
+from application.ris.inbound_ports import InboundMessage, MessageKind, MessageReader
 from application.ris.parsed import (
     BookedResource,
     Identifier,
     MalformedMessageError,
-    MessageKind,
-    MessageReader,
     OrderData,
     ParsedMessage,
     PatientData,

@@ -16,14 +16,12 @@ from uuid import UUID
 
 from application.catalog import Catalog
 from application.errors import NotFoundError
-from application.ports import InboundHandler, InboundMessage
 from application.registry import Registry
+from application.ris.inbound_ports import InboundHandler, InboundMessage, MessageKind, MessageReader
 from application.ris.orders import APPLIED, IGNORED, KEPT_FOR_REVIEW, Orders
 from application.ris.parsed import (
     BookedResource,
     Identifier,
-    MessageKind,
-    MessageReader,
     ParsedMessage,
     ResultData,
     ScheduleData,

@@ -5,29 +5,15 @@ Plain values, in the application's terms: the adapter translates the RIS's codes
 what they mean, so no HL7 vocabulary decides anything in the application.
 """
 
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
 
-from application.ports import InboundMessage
 from domain.errors import DomainError
 from domain.ris.order import OrderIntent
 
 
 class MalformedMessageError(DomainError):
     code = "malformed_message"
-
-
-class MessageKind(StrEnum):
-    """What an inbound message asks of us."""
-
-    PATIENT = "patient"  # a patient's demographics and identifiers
-    MERGE = "merge"  # two records of one patient become one
-    ORDERS = "orders"  # new, changed or cancelled orders
-    RESULTS = "results"  # result references for orders
-    BOOKING_MADE = "booking_made"  # the RIS booked (or moved) time on a resource
-    BOOKING_FREED = "booking_freed"  # the RIS's booking no longer holds its time
 
 
 @dataclass(frozen=True)
@@ -111,16 +97,3 @@ class ParsedMessage:
     orders: tuple[OrderData, ...] = ()
     results: tuple[ResultData, ...] = ()
     schedule: ScheduleData | None = None
-
-
-class MessageReader(ABC):
-    """Turns one stored HL7 message into the values the effects need."""
-
-    @abstractmethod
-    def kind(self, message: InboundMessage) -> MessageKind | None:
-        """What the message asks of us, from its type and trigger alone (None: nothing
-        we act on; the message is then not read)."""
-
-    @abstractmethod
-    def read(self, message: InboundMessage) -> ParsedMessage:
-        """The extracted values; MalformedMessageError when the text cannot be read."""
