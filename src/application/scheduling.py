@@ -1,5 +1,7 @@
 """Scheduling application: appointments and the per-resource-per-day calendars
-that keep them from overlapping, always saved together in one atomic write."""
+that keep them from overlapping, always saved together in one atomic write.
+
+Orders and the RIS's own bookings share this event store (``application.ris``)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,8 +55,9 @@ def retry_writes(attempt: Callable[[], T]) -> T:
 
 
 class SchedulingLog(BaseApplication):
-    """The scheduling event store as its followers (projections, the delivery policy)
-    read it: the same log as ``Scheduling``, without its commands."""
+    """The scheduling event store and its queries, without the appointment commands
+    (which need the catalog and a clock): what followers (projections, the delivery
+    policy) read, and what the RIS slice's ``Orders`` and ``RisBookings`` write to."""
 
     name = "scheduling"
 
