@@ -1,10 +1,9 @@
 """What an operator does with deliveries: list, inspect, redrive (API and CLI)."""
 
-from typing import Any
 from uuid import UUID
 
 from application.errors import NotFoundError
-from application.ports import AccessLog
+from application.ports import AccessLog, Clock
 from application.ris.deliveries import Deliveries
 from application.ris.delivery_views import AttemptView, DeliveryReader, DeliveryView, patient_of
 from domain.context import Actor
@@ -14,7 +13,7 @@ class DeliveryDesk:
     """What an operator does with deliveries: list, inspect, redrive."""
 
     def __init__(
-        self, deliveries: Deliveries, reader: DeliveryReader, clock: Any, audit: AccessLog
+        self, deliveries: Deliveries, reader: DeliveryReader, clock: Clock, audit: AccessLog
     ) -> None:
         self.deliveries = deliveries
         self.reader = reader
@@ -24,6 +23,8 @@ class DeliveryDesk:
     def search(
         self, *, status: str | None = None, channel: str | None = None, limit: int = 100
     ) -> list[DeliveryView]:
+        """Deliveries from the read model, newest first, optionally of one status and
+        channel."""
         return self.reader.search(status=status, channel=channel, limit=limit)
 
     def show(self, delivery_id: UUID, actor: Actor) -> tuple[DeliveryView, list[AttemptView]]:
