@@ -38,6 +38,8 @@ class Registry(RegistryLog):
     """Patients and accounts: registration, sign-in credentials, roles, the RIS's
     patients and their merges."""
 
+    name = RegistryLog.name  # the library names a subclass after itself otherwise
+
     def __init__(self, env: Any = None, *, hasher: PasswordHasher, clock: Clock) -> None:
         super().__init__(env)
         self._hasher = hasher

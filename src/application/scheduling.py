@@ -80,6 +80,8 @@ class SchedulingLog(BaseApplication):
 class Scheduling(SchedulingLog):
     """Appointments: book, move, cancel, and the front desk's changes."""
 
+    name = SchedulingLog.name  # the library names a subclass after itself otherwise
+
     def __init__(self, env: Any = None, *, catalog: Catalog, clock: Clock) -> None:
         super().__init__(env)
         self.catalog = catalog
