@@ -172,7 +172,7 @@ def processing_rate(url: str, seconds: float) -> dict[str, object]:
     cost of claiming, reading the envelope, decoding and marking, one message per
     transaction (the real handler's own cost comes on top)."""
     from adapters.database import reader_pool
-    from application.ports import InboundHandler, InboundMessage
+    from application.ris.inbound_ports import InboundHandler, InboundMessage
 
     class NoOp(InboundHandler):
         def handle(self, message: InboundMessage) -> str:

@@ -44,9 +44,9 @@ from adapters.database import (  # noqa: E402
     with_dbname,
 )
 from adapters.settings import Settings  # noqa: E402
-from application.deliveries import Deliveries  # noqa: E402
+from application.ris.deliveries import Deliveries  # noqa: E402
 from domain.context import system_actor  # noqa: E402
-from domain.message_delivery import MessageDelivery  # noqa: E402
+from domain.ris.message_delivery import MessageDelivery  # noqa: E402
 from imaging_bridge.bootstrap import build  # noqa: E402
 from imaging_bridge.deliveries_cli import Outbound  # noqa: E402
 

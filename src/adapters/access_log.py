@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -96,7 +97,7 @@ def checked(entry: AccessRecord) -> AccessRecord:
             changes[name] = value.replace("\x00", "\ufffd")
     if not changes:
         return entry
-    return AccessRecord(**{**{name: getattr(entry, name) for name in COLUMNS}, **changes})
+    return replace(entry, **changes)
 
 
 def _row(entry: AccessRecord) -> tuple[Any, ...]:

@@ -34,6 +34,37 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+def record_access(
+    request: Request,
+    services: Services,
+    *,
+    actor_id: str,
+    role: str,
+    patient_id: object,
+    resource: str,
+    action: str,
+    outcome: str,
+    resource_id: str = "",
+    reason: str = "",
+) -> None:
+    """Append one access-log entry for this request (its time, id and client address).
+    ``patient_id`` may be a UUID, its text, or None; the log keeps it as a UUID."""
+    who = Actor(id=actor_id, role=role, request_id=request_id(request), source="api")
+    services.access_log.record(
+        AccessRecord.of(
+            who,
+            at=services.clock.now(),
+            client_address=client_address(request),
+            patient_id=patient_id,  # type: ignore[arg-type]
+            resource=resource,
+            resource_id=resource_id,
+            action=action,
+            outcome=outcome,
+            reason=reason,
+        )
+    )
+
+
 def get_principal(
     request: Request, services: ServicesDep, token: Annotated[str | None, Depends(bearer)]
 ) -> Principal:
@@ -110,20 +141,16 @@ def _record_refusal(
     """Append a refused call to the access log: the route it aimed at, who (when known),
     from where, and why."""
     route = request.scope.get("route")
-    services.access_log.record(
-        AccessRecord(
-            at=services.clock.now(),
-            actor_id=str(principal.account_id) if principal else "anonymous",
-            role=principal.role if principal else "anonymous",
-            patient_id=principal.patient_id if principal else None,
-            resource=str(getattr(route, "path", request.url.path)),
-            resource_id="",
-            action=action or f"{request.method.lower()}:authenticate",
-            outcome=outcome,
-            request_id=request_id(request),
-            client_address=client_address(request),
-            reason=reason,
-        )
+    record_access(
+        request,
+        services,
+        actor_id=str(principal.account_id) if principal else "anonymous",
+        role=principal.role if principal else "anonymous",
+        patient_id=principal.patient_id if principal else None,
+        resource=str(getattr(route, "path", request.url.path)),
+        action=action or f"{request.method.lower()}:authenticate",
+        outcome=outcome,
+        reason=reason,
     )
 
 
@@ -221,20 +248,17 @@ class Audit:
         outcome: str = "allowed",
         reason: str = "",
     ) -> None:
-        self.services.access_log.record(
-            AccessRecord(
-                at=self.services.clock.now(),
-                actor_id=str(self.principal.account_id),
-                role=self.principal.role,
-                patient_id=patient_id,  # type: ignore[arg-type]
-                resource=resource,
-                resource_id=resource_id,
-                action="read",
-                outcome=outcome,
-                request_id=request_id(self.request),
-                client_address=client_address(self.request),
-                reason=reason,
-            )
+        record_access(
+            self.request,
+            self.services,
+            actor_id=str(self.principal.account_id),
+            role=self.principal.role,
+            patient_id=patient_id,
+            resource=resource,
+            resource_id=resource_id,
+            action="read",
+            outcome=outcome,
+            reason=reason,
         )
 
 
@@ -263,19 +287,16 @@ class SecurityAudit:
         patient_id: object = None,
         resource_id: str = "",
     ) -> None:
-        self.services.access_log.record(
-            AccessRecord(
-                at=self.services.clock.now(),
-                actor_id=actor_id,
-                role=role,
-                patient_id=patient_id,  # type: ignore[arg-type]
-                resource="session",
-                resource_id=resource_id,
-                action=action,
-                outcome=outcome,
-                request_id=request_id(self.request),
-                client_address=client_address(self.request),
-            )
+        record_access(
+            self.request,
+            self.services,
+            actor_id=actor_id,
+            role=role,
+            patient_id=patient_id,
+            resource="session",
+            resource_id=resource_id,
+            action=action,
+            outcome=outcome,
         )
 
     def signed_in(self, access_token: str, action: str = "sign_in") -> None:

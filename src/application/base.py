@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
+from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
     InternalError,
@@ -18,7 +19,10 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
+from application.moved_topics import register_moved_topics
+
 T = TypeVar("T")
+A = TypeVar("A")
 BUSY = "too many concurrent changes; please try again"
 
 
@@ -108,8 +112,19 @@ class BaseApplication(Application[Any]):
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
 
+    def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        """The aggregate with that id if it exists and is a ``kind``; None otherwise."""
+        try:
+            aggregate: Any = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, kind) else None
+
     def position_of(self, recordings: list[Recording[Any]]) -> Position | None:
         """The position of the last event a save recorded (None if it recorded none)."""
         if not recordings:
             return None
         return Position(self.name, recordings[-1].notification.id)
+
+
+register_moved_topics()

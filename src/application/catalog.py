@@ -4,18 +4,19 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from application.base import BaseApplication, Position
 from application.catalog_file import CatalogSpecs
 from application.errors import NotFoundError
 from domain.appointment_type import AppointmentType
+from domain.catalog_entry import CatalogEntry
 from domain.context import Actor
 from domain.location import Location
 from domain.resource import Resource
 
-A = TypeVar("A")
+E = TypeVar("E", bound=CatalogEntry)
+CREATED, REVISED, UNCHANGED = "created", "revised", "unchanged"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class CatalogChange:
 
 
 class Catalog(BaseApplication):
+    """The catalog: every write defines or revises entries, a resource is attached to
+    its location (and detached from the one it left) in the same save."""
+
     name = "catalog"
 
     def location(self, location_id: UUID) -> Location:
@@ -40,12 +44,9 @@ class Catalog(BaseApplication):
     def appointment_type(self, appointment_type_id: UUID) -> AppointmentType:
         return self._get(appointment_type_id, AppointmentType, "appointment type")
 
-    def _get(self, aggregate_id: UUID, kind: type[A], label: str) -> A:
-        try:
-            aggregate: Any = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise NotFoundError(f"no such {label}") from None
-        if not isinstance(aggregate, kind):
+    def _get(self, aggregate_id: UUID, kind: type[E], label: str) -> E:
+        aggregate = self.find(aggregate_id, kind)
+        if aggregate is None:
             raise NotFoundError(f"no such {label}")
         return aggregate
 
@@ -55,53 +56,23 @@ class Catalog(BaseApplication):
         Entries not mentioned are left as they are (nothing is deleted here).
         """
         meta = actor.meta()
-        changed: dict[UUID, Any] = {}
-        created = revised = unchanged = 0
-
-        def define(kind: Any, spec: dict[str, Any]) -> Any:
-            nonlocal created, revised, unchanged
-            aggregate_id = kind.create_id(spec["code"])
-            existing = changed.get(aggregate_id) or self._maybe(aggregate_id)
-            if existing is None:
-                aggregate = kind.define(spec, meta)
-                created += 1
-            else:
-                aggregate = existing
-                if aggregate.revise(spec, meta):
-                    revised += 1
-                else:
-                    unchanged += 1
-            changed[aggregate_id] = aggregate
-            return aggregate
-
-        for spec in specs.locations:
-            define(Location, spec)
-        for spec in specs.appointment_types:
-            define(AppointmentType, spec)
-        for spec in specs.resources:
-            previous = self._maybe(Resource.create_id(spec["code"]))
-            resource = define(Resource, spec)
-            if previous is not None and previous.location_id != resource.location_id:
-                self._location_for(previous.location_id, changed).detach(resource.id, meta)
-            self._location_for(resource.location_id, changed).attach(resource.id, meta)
-
+        changed: dict[UUID, CatalogEntry] = {}
+        outcomes: list[str] = []
+        for kind, entries in (
+            (Location, specs.locations),
+            (AppointmentType, specs.appointment_types),
+            (Resource, specs.resources),
+        ):
+            for spec in entries:
+                aggregate_id = kind.create_id(spec["code"])
+                existing = changed.get(aggregate_id) or self.find(aggregate_id, CatalogEntry)
+                outcomes.append(self._enter(kind, existing, spec, meta, changed))
         recordings = self.save(*changed.values())
-        return CatalogChange(created, revised, unchanged, self.position_of(recordings))
-
-    def _location_for(self, location_id: UUID, changed: dict[UUID, Any]) -> Location:
-        location = changed.get(location_id) or self.location(location_id)
-        changed[location_id] = location
-        return location
-
-    def _maybe(self, aggregate_id: UUID) -> Any:
-        try:
-            return self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
+        return _change(outcomes, self.position_of(recordings))
 
     def put(
         self,
-        kind: type[Location] | type[Resource] | type[AppointmentType],
+        kind: type[CatalogEntry],
         spec: dict[str, Any],
         actor: Actor,
         *,
@@ -112,23 +83,54 @@ class Catalog(BaseApplication):
         when a concurrent save wins, so a caller retries both the same way and a change
         decided on what it read is never applied over someone else's. A resource is
         attached to its location (and detached from the one it left)."""
-        meta = actor.meta()
-        existing = self._maybe(kind.create_id(spec["code"]))
+        existing = self.find(kind.create_id(spec["code"]), CatalogEntry)
         if (None if existing is None else existing.version) != expected_version:
             raise IntegrityError(f"{spec['code']!r} changed since it was read")
-        changed: dict[UUID, Any] = {}
+        changed: dict[UUID, CatalogEntry] = {}
+        outcome = self._enter(kind, existing, spec, actor.meta(), changed)
+        recordings = self.save(*changed.values())
+        return _change([outcome], self.position_of(recordings))
+
+    def _enter(
+        self,
+        kind: type[CatalogEntry],
+        existing: CatalogEntry | None,
+        spec: dict[str, Any],
+        meta: dict[str, str],
+        changed: dict[UUID, CatalogEntry],
+    ) -> str:
+        """Define the entry or revise ``existing`` (collected in ``changed``, with the
+        locations a resource leaves or joins); ``created``, ``revised`` or ``unchanged``."""
         if existing is None:
-            aggregate: Any = kind.define(spec, meta)
-            created, revised = 1, 0
+            aggregate = kind.define(spec, meta)
+            outcome = CREATED
         else:
             aggregate = existing
             left = existing.location_id if isinstance(existing, Resource) else None
-            created, revised = 0, int(aggregate.revise(spec, meta))
-            if left is not None and left != aggregate.location_id:
+            outcome = REVISED if aggregate.revise(spec, meta) else UNCHANGED
+            if (
+                left is not None
+                and isinstance(aggregate, Resource)
+                and left != aggregate.location_id
+            ):
                 self._location_for(left, changed).detach(aggregate.id, meta)
         changed[aggregate.id] = aggregate
         if isinstance(aggregate, Resource):
             self._location_for(aggregate.location_id, changed).attach(aggregate.id, meta)
-        recordings = self.save(*changed.values())
-        unchanged = 1 - created - revised
-        return CatalogChange(created, revised, unchanged, self.position_of(recordings))
+        return outcome
+
+    def _location_for(self, location_id: UUID, changed: dict[UUID, CatalogEntry]) -> Location:
+        location = changed.get(location_id)
+        if not isinstance(location, Location):
+            location = self.location(location_id)
+        changed[location_id] = location
+        return location
+
+
+def _change(outcomes: list[str], position: Position | None) -> CatalogChange:
+    return CatalogChange(
+        created=outcomes.count(CREATED),
+        revised=outcomes.count(REVISED),
+        unchanged=outcomes.count(UNCHANGED),
+        position=position,
+    )

@@ -200,6 +200,36 @@ class AccessRecord:
     client_address: str
     reason: str = ""
 
+    @classmethod
+    def of(
+        cls,
+        actor: Actor,
+        *,
+        at: datetime,
+        client_address: str,
+        patient_id: UUID | None,
+        resource: str,
+        action: str,
+        outcome: str,
+        resource_id: str = "",
+        reason: str = "",
+    ) -> "AccessRecord":
+        """The entry for what ``actor`` (its id, role and request id) did to
+        ``resource`` from ``client_address``: the one way every entry is built."""
+        return cls(
+            at=at,
+            actor_id=actor.id,
+            role=actor.role,
+            patient_id=patient_id,
+            resource=resource,
+            resource_id=resource_id,
+            action=action,
+            outcome=outcome,
+            request_id=actor.request_id,
+            client_address=client_address,
+            reason=reason,
+        )
+
 
 class AccessLog(ABC):
     """The PHI access log: entries appended, and searched by compliance."""
@@ -244,17 +274,15 @@ class AccessLog(ABC):
     ) -> None:
         """Audit what an operator did (a redrive, a replay), with who, when and why."""
         self.record(
-            AccessRecord(
+            AccessRecord.of(
+                actor,
                 at=at,
-                actor_id=actor.id,
-                role=actor.role,
+                client_address=actor.source,
                 patient_id=patient_id,
                 resource=resource,
                 resource_id=resource_id,
                 action=action,
                 outcome="success",
-                request_id=actor.request_id,
-                client_address=actor.source,
                 reason=reason,
             )
         )
@@ -370,27 +398,3 @@ class BreakGlassStore(ABC):
     @abstractmethod
     def active(self, account_id: UUID, patient_id: UUID, now: datetime) -> BreakGlassGrant | None:
         """The grant letting this account see this patient now, if any."""
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    """One stored inbound HL7 message, as the processing stage hands it to the handler."""
-
-    id: UUID
-    message_type: str
-    trigger: str
-    control_id: str
-    sending_application: str
-    sending_facility: str
-    version: str
-    text: str
-
-
-class InboundHandler(ABC):
-    """Applies an inbound HL7 message to the applications, exactly once."""
-
-    @abstractmethod
-    def handle(self, message: InboundMessage) -> str:
-        """Apply the message; idempotent on ``message.id`` (applying it again changes
-        nothing). Returns a short outcome (``applied``, ``ignored``, ``kept_for_review``);
-        raises a DomainError when the message cannot be applied (it is quarantined)."""

@@ -6,7 +6,6 @@ from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from application.base import BaseApplication, Position, retrying
@@ -28,16 +27,20 @@ class Registration:
     position: Position | None
 
 
-class Registry(BaseApplication):
+class RegistryLog(BaseApplication):
+    """The registry event store as its followers (the delivery policy) read it: the
+    same log as ``Registry``, without its commands."""
+
     name = "registry"
 
-    def __init__(
-        self,
-        env: Any = None,
-        *,
-        hasher: PasswordHasher | None = None,
-        clock: Clock | None = None,
-    ) -> None:
+
+class Registry(RegistryLog):
+    """Patients and accounts: registration, sign-in credentials, roles, the RIS's
+    patients and their merges."""
+
+    name = RegistryLog.name  # the library names a subclass after itself otherwise
+
+    def __init__(self, env: Any = None, *, hasher: PasswordHasher, clock: Clock) -> None:
         super().__init__(env)
         self._hasher = hasher
         self._clock = clock
@@ -54,8 +57,6 @@ class Registry(BaseApplication):
         actor: Actor,
     ) -> Registration:
         """A new patient with a patient account; EmailTakenError if the address is in use."""
-        assert self._hasher is not None
-        assert self._clock is not None
         email = normalise_email(email)
         check_password(password, email)
         if self.account_by_email(email) is not None:
@@ -87,7 +88,6 @@ class Registry(BaseApplication):
         self, *, email: str, password: str, role: str, centres: list[UUID], actor: Actor
     ) -> UUID:
         """An account for a member of staff; they enrol a second factor at first sign-in."""
-        assert self._hasher is not None
         email = normalise_email(email)
         check_password(password, email)
         account = Account.open(
@@ -109,7 +109,6 @@ class Registry(BaseApplication):
         self.set_password(account_id, password, actor)
 
     def set_password(self, account_id: UUID, password: str, actor: Actor) -> None:
-        assert self._hasher is not None
         password_hash = self._hasher.hash(password)
         self._change(account_id, lambda a: a.change_password_hash(password_hash, actor.meta()))
 
@@ -151,27 +150,17 @@ class Registry(BaseApplication):
         retrying(attempt, tries=5, busy="the account is being changed elsewhere; try again")
 
     def account(self, account_id: UUID) -> Account:
-        try:
-            account: Any = self.repository.get(account_id)
-        except AggregateNotFoundError:
-            raise NotFoundError("no such account") from None
-        if not isinstance(account, Account):
+        account = self.find(account_id, Account)
+        if account is None:
             raise NotFoundError("no such account")
         return account
 
     def account_by_email(self, email: str) -> Account | None:
-        try:
-            account: Any = self.repository.get(Account.create_id(email))
-        except AggregateNotFoundError:
-            return None
-        return account if isinstance(account, Account) else None
+        return self.find(Account.create_id(email), Account)
 
     def patient(self, patient_id: UUID) -> Patient:
-        try:
-            patient: Any = self.repository.get(patient_id)
-        except AggregateNotFoundError:
-            raise NotFoundError("no such patient") from None
-        if not isinstance(patient, Patient):
+        patient = self.find(patient_id, Patient)
+        if patient is None:
             raise NotFoundError("no such patient")
         return patient
 
@@ -181,7 +170,6 @@ class Registry(BaseApplication):
         unknown = set(changes) - {"given_name", "family_name", "birth_date", "phone"}
         if unknown:
             raise InvalidValueError(f"cannot change {', '.join(sorted(unknown))}")
-        assert self._clock is not None
         today = self._clock.now().date()
 
         def attempt() -> Patient:
@@ -223,7 +211,6 @@ class Registry(BaseApplication):
         patient registered here). Repeating a call changes nothing."""
         if not identifiers and patient_id is None:
             raise IncompletePatientError("the message names no patient identifier")
-        assert self._clock is not None
         today = self._clock.now().date()
 
         def attempt() -> UUID:
@@ -232,20 +219,8 @@ class Registry(BaseApplication):
             if found is None and patient_id is not None:
                 found = self._surviving(patient_id)
             if found is None:
-                if birth_date is None or not given_name.strip() or not family_name.strip():
-                    raise IncompletePatientError(
-                        "a new patient needs a name and a birth date from the RIS"
-                    )
-                authority, value = identifiers[0]
-                patient = Patient.register(
-                    id=derived_id("patient", "identifier", authority, value),
-                    given_name=given_name,
-                    family_name=family_name,
-                    birth_date=birth_date,
-                    email="",
-                    phone=phone,
-                    today=today,
-                    meta=actor.meta(),
+                patient = self._new_patient_from_ris(
+                    identifiers[0], given_name, family_name, birth_date, phone, today, actor
                 )
             else:
                 patient = found
@@ -274,6 +249,31 @@ class Registry(BaseApplication):
             return patient.id
 
         return retrying(attempt, tries=5, busy="the patient is being changed elsewhere; try again")
+
+    @staticmethod
+    def _new_patient_from_ris(
+        identifier: tuple[str, str],
+        given_name: str,
+        family_name: str,
+        birth_date: date | None,
+        phone: str | None,
+        today: date,
+        actor: Actor,
+    ) -> Patient:
+        """A patient first heard of from the RIS, identified by its first identifier."""
+        if birth_date is None or not given_name.strip() or not family_name.strip():
+            raise IncompletePatientError("a new patient needs a name and a birth date from the RIS")
+        authority, value = identifier
+        return Patient.register(
+            id=derived_id("patient", "identifier", authority, value),
+            given_name=given_name,
+            family_name=family_name,
+            birth_date=birth_date,
+            email="",
+            phone=phone,
+            today=today,
+            meta=actor.meta(),
+        )
 
     def merge_patients(
         self, *, survivor_id: UUID, merged: list[tuple[str, str]], actor: Actor
@@ -317,11 +317,8 @@ class Registry(BaseApplication):
             return None
 
     def _identifier_owner(self, authority: str, value: str) -> UUID | None:
-        try:
-            index: Any = self.repository.get(PatientIdentifier.create_id(authority, value))
-        except AggregateNotFoundError:
-            return None
-        return index.patient_id if isinstance(index, PatientIdentifier) else None
+        index = self.find(PatientIdentifier.create_id(authority, value), PatientIdentifier)
+        return None if index is None else index.patient_id
 
     def _surviving(self, patient_id: UUID) -> Patient:
         patient = self.patient(patient_id)

@@ -6,8 +6,6 @@ from typing import Protocol
 from application.access import StaffAccess
 from application.auth import AuthService
 from application.catalog import Catalog
-from application.deliveries import DeliveryDesk
-from application.hl7_inbound import Hl7Inbound
 from application.ports import (
     AccessLog,
     AppointmentReader,
@@ -17,6 +15,8 @@ from application.ports import (
     ReadModelSync,
 )
 from application.registry import Registry
+from application.ris.delivery_desk import DeliveryDesk
+from application.ris.inbound_desk import Hl7Inbound
 from application.scheduling import Scheduling
 from application.slot_search import SlotSearch
 

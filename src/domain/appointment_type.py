@@ -3,52 +3,26 @@
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
-
+from domain.catalog_entry import CatalogEntry
 from domain.errors import InvalidValueError
 from domain.identifiers import derived_id
 
 MODALITIES = ("MR", "CT", "DX", "US", "MG", "NM", "PT", "RF", "XA")
 
 
-class AppointmentType(Aggregate):
+class AppointmentType(CatalogEntry):
     """Name, modality, CPT procedure code, duration and preparation of an exam."""
 
-    class Defined(Aggregate.Created):
-        code: str
-        spec: dict[str, Any]
-        meta: dict[str, str]
-
-    class Revised(Aggregate.Event):
-        spec: dict[str, Any]
-        meta: dict[str, str]
+    label = "an appointment type"
 
     @staticmethod
     def create_id(code: str) -> UUID:
         return derived_id("appointment-type", code)
 
     @classmethod
-    def define(cls, spec: dict[str, Any], meta: dict[str, str]) -> "AppointmentType":
+    def checked_spec(cls, spec: dict[str, Any]) -> dict[str, Any]:
         check_spec(spec)
-        return cls(code=spec["code"], spec=spec, meta=meta)
-
-    @event(Defined)
-    def __init__(self, code: str, spec: dict[str, Any], meta: dict[str, str]) -> None:
-        self.code = code
-        self.spec = spec
-
-    def revise(self, spec: dict[str, Any], meta: dict[str, str]) -> bool:
-        check_spec(spec)
-        if spec["code"] != self.code:
-            raise InvalidValueError("an appointment type's code cannot change")
-        if spec == self.spec:
-            return False
-        self._revised(spec=spec, meta=meta)
-        return True
-
-    @event(Revised)
-    def _revised(self, spec: dict[str, Any], meta: dict[str, str]) -> None:
-        self.spec = spec
+        return spec
 
     @property
     def modality(self) -> str:

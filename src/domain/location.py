@@ -7,6 +7,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.catalog_entry import CatalogEntry
 from domain.errors import InvalidValueError
 from domain.identifiers import derived_id
 from domain.schedule import WEEKDAYS, zone
@@ -22,43 +23,10 @@ class Site:
     address: dict[str, str]
 
 
-class Location(Aggregate):
+class Location(CatalogEntry):
     """A place patients go to; its time zone governs every wall-clock time shown there."""
 
-    class Defined(Aggregate.Created):
-        code: str
-        spec: dict[str, Any]
-        meta: dict[str, str]
-
-    class Revised(Aggregate.Event):
-        spec: dict[str, Any]
-        meta: dict[str, str]
-
-    @staticmethod
-    def create_id(code: str) -> UUID:
-        return derived_id("location", code)
-
-    @classmethod
-    def define(cls, spec: dict[str, Any], meta: dict[str, str]) -> "Location":
-        """Create a location from a validated spec (see ``check_spec``)."""
-        check_spec(spec)
-        return cls(code=spec["code"], spec=spec, meta=meta)
-
-    @event(Defined)
-    def __init__(self, code: str, spec: dict[str, Any], meta: dict[str, str]) -> None:
-        self.code = code
-        self.spec = spec
-        self.resource_ids: list[UUID] = []
-
-    def revise(self, spec: dict[str, Any], meta: dict[str, str]) -> bool:
-        """Apply a new spec; records nothing and returns False when nothing changed."""
-        check_spec(spec)
-        if spec["code"] != self.code:
-            raise InvalidValueError("a location's code cannot change")
-        if spec == self.spec:
-            return False
-        self._revised(spec=spec, meta=meta)
-        return True
+    label = "a location"
 
     class ResourceAttached(Aggregate.Event):
         resource_id: UUID
@@ -68,9 +36,18 @@ class Location(Aggregate):
         resource_id: UUID
         meta: dict[str, str]
 
-    @event(Revised)
-    def _revised(self, spec: dict[str, Any], meta: dict[str, str]) -> None:
-        self.spec = spec
+    @staticmethod
+    def create_id(code: str) -> UUID:
+        return derived_id("location", code)
+
+    @classmethod
+    def checked_spec(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        check_spec(spec)
+        return spec
+
+    def __init__(self, code: str, spec: dict[str, Any], meta: dict[str, str]) -> None:
+        super().__init__(code, spec, meta)
+        self.resource_ids: list[UUID] = []
 
     def attach(self, resource_id: UUID, meta: dict[str, str]) -> None:
         """Record that a resource now belongs to this location (once)."""

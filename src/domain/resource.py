@@ -5,51 +5,25 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from eventsourcing.domain import Aggregate, event
-
 from domain.appointment_type import MODALITIES
+from domain.catalog_entry import CatalogEntry
 from domain.errors import InvalidValueError
 from domain.identifiers import derived_id
 from domain.schedule import Interval, opening_windows, parse_weekly_hours
 
 
-class Resource(Aggregate):
+class Resource(CatalogEntry):
     """Something an appointment occupies; two active appointments never overlap on one."""
 
-    class Defined(Aggregate.Created):
-        code: str
-        spec: dict[str, Any]
-        meta: dict[str, str]
-
-    class Revised(Aggregate.Event):
-        spec: dict[str, Any]
-        meta: dict[str, str]
+    label = "a resource"
 
     @staticmethod
     def create_id(code: str) -> UUID:
         return derived_id("resource", code)
 
     @classmethod
-    def define(cls, spec: dict[str, Any], meta: dict[str, str]) -> "Resource":
-        return cls(code=spec["code"], spec=normalise_spec(spec), meta=meta)
-
-    @event(Defined)
-    def __init__(self, code: str, spec: dict[str, Any], meta: dict[str, str]) -> None:
-        self.code = code
-        self.spec = spec
-
-    def revise(self, spec: dict[str, Any], meta: dict[str, str]) -> bool:
-        spec = normalise_spec(spec)
-        if spec["code"] != self.code:
-            raise InvalidValueError("a resource's code cannot change")
-        if spec == self.spec:
-            return False
-        self._revised(spec=spec, meta=meta)
-        return True
-
-    @event(Revised)
-    def _revised(self, spec: dict[str, Any], meta: dict[str, str]) -> None:
-        self.spec = spec
+    def checked_spec(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        return normalise_spec(spec)
 
     @property
     def modality(self) -> str:

@@ -32,11 +32,13 @@ from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create
 from application.access import StaffAccess
 from application.auth import AuthService, SessionLimits
 from application.catalog import Catalog
-from application.deliveries import Deliveries, DeliveryDesk
-from application.hl7_inbound import Hl7Inbound
-from application.inbound import InboundEffects, InboundSettings
-from application.ports import Clock, InboundHandler, PasswordHasher
+from application.ports import Clock, PasswordHasher
 from application.registry import Registry
+from application.ris.deliveries import Deliveries
+from application.ris.delivery_desk import DeliveryDesk
+from application.ris.inbound import InboundEffects, InboundSettings
+from application.ris.inbound_desk import Hl7Inbound
+from application.ris.inbound_ports import InboundHandler
 from application.scheduling import Scheduling
 from application.services import Services
 from application.slot_search import SlotSearch

@@ -22,17 +22,16 @@ from eventsourcing.projection import EventSourcedProjectionRunner, ProjectionRun
 from psycopg_pool import ConnectionPool
 
 from adapters.access_log import PostgresAccessLog
-from adapters.delivery_worker import Pump, Sender, retry_policy_from
+from adapters.hl7.destinations import parse_destinations
+from adapters.hl7.pump import Pump
+from adapters.hl7.sender import Sender, retry_policy_from
 from adapters.task_queue import declare_actor, enqueuer, make_broker
-from application.deliveries import (
-    Deliveries,
-    DeliveryDesk,
-    DeliveryPolicy,
-    parse_destinations,
-)
 from application.ports import Clock
-from application.registry import Registry
-from application.scheduling import Scheduling
+from application.registry import RegistryLog
+from application.ris.deliveries import Deliveries
+from application.ris.delivery_desk import DeliveryDesk
+from application.ris.delivery_policy import DeliveryPolicy, recipients_env
+from application.scheduling import SchedulingLog
 from domain.errors import DomainError
 from imaging_bridge.operator import cli_operator
 from projections.deliveries_view import DeliveriesViewProjection, PostgresDeliveryReader
@@ -69,10 +68,12 @@ class Outbound:
 
     def start(self) -> "Outbound":
         env = {**os.environ, **self.env}
+        destinations = parse_destinations(env.get("HL7_DESTINATIONS", ""))
         if self.policy_runners:
-            for upstream in (Scheduling, Registry):
+            policy_env = {**self.env, **recipients_env([d.name for d in destinations])}
+            for upstream in (SchedulingLog, RegistryLog):
                 runner: Any = EventSourcedProjectionRunner(
-                    application_class=upstream, projection_class=DeliveryPolicy, env=self.env
+                    application_class=upstream, projection_class=DeliveryPolicy, env=policy_env
                 )
                 self.runners.append(runner.__enter__())
         if self.view_runner:
@@ -93,7 +94,7 @@ class Outbound:
         if self.workers:
             sender = Sender(
                 self.deliveries,
-                parse_destinations(env.get("HL7_DESTINATIONS", "")),
+                destinations,
                 self.clock,
                 retry_policy_from(env),
                 tls_cafile=env.get("HL7_TLS_CAFILE") or None,

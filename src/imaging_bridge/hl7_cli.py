@@ -26,7 +26,7 @@ def _service(data_dir: Path | None) -> tuple[Any, Any]:
     from adapters.database import ensure_database, reader_pool
     from adapters.hl7.inbound_store import PostgresInboundStore
     from adapters.migrations import apply_migrations
-    from application.hl7_inbound import Hl7Inbound
+    from application.ris.inbound_desk import Hl7Inbound
     from imaging_bridge.bootstrap import database_url
     from imaging_bridge.cli import settings_for
 

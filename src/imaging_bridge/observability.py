@@ -6,10 +6,10 @@ import typer
 from adapters.access_log import BatchingAccessLog
 from adapters.metrics import MetricsServer, SystemCollector, serve_metrics
 from adapters.settings import Settings
-from application.deliveries import Deliveries
 from application.registry import Registry
+from application.ris.deliveries import Deliveries
 from application.scheduling import Scheduling
-from domain.message_delivery import CHANNELS
+from domain.ris.message_delivery import CHANNELS
 from imaging_bridge.bootstrap import Runtime
 from projections.deliveries_view import DeliveriesViewProjection
 from projections.runners import PROJECTIONS

@@ -9,8 +9,8 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 from psycopg_pool import ConnectionPool
 
-from application.deliveries import AttemptView, DeliveryReader, DeliveryView
-from domain.message_delivery import MessageDelivery, control_id
+from application.ris.delivery_views import AttemptView, DeliveryReader, DeliveryView
+from domain.ris.message_delivery import MessageDelivery, control_id
 from projections.changes import Change, Update, Upsert
 from projections.view import ReadModelView
 
@@ -21,102 +21,84 @@ PENDING = ("queued", "retrying", "ambiguous")
 
 def delivery_changes(event: Any, position: int) -> list[Change]:
     """Pure: the row changes one delivery event causes."""
-    key = {"id": event.originator_id}
-    stamp = {"version": event.originator_version, "updated_at": event.timestamp}
-    history = {"delivery_id": event.originator_id, "version": event.originator_version}
-    actor = {"actor_id": event.meta.get("actor_id", "")}
-    if isinstance(event, MessageDelivery.Queued):
-        return [
-            Upsert(
-                TABLE,
-                key,
-                {
-                    "channel": event.channel,
-                    "recipient": event.recipient,
-                    "message_type": event.message_type,
-                    "cause": event.cause,
-                    "cause_at": event.cause_at,
-                    "ordering_key": event.ordering_key,
-                    "position": position,
-                    "control_id": control_id(event.originator_id),
-                    "status": "queued",
-                    "attempts": 0,
-                    "created_at": event.timestamp,
-                    **stamp,
-                },
-            )
-        ]
-    if isinstance(event, MessageDelivery.Attempted):
-        status = {
-            "accepted": "acknowledged",
-            "no_answer": "ambiguous",
-        }.get(event.outcome, "retrying")
-        return [
-            Update(
-                TABLE,
-                key,
-                {
-                    "status": status,
-                    "attempts": event.number,
-                    "next_attempt_at": event.next_attempt_at,
-                    "last_code": event.code,
-                    "last_detail": event.detail,
-                    **stamp,
-                },
-            ),
-            Upsert(
-                ATTEMPTS,
-                history,
-                {
-                    "kind": "attempt",
-                    "number": event.number,
-                    "outcome": event.outcome,
-                    "code": event.code,
-                    "detail": event.detail,
-                    "at": event.at,
-                    "next_attempt_at": event.next_attempt_at,
-                    **actor,
-                },
-            ),
-        ]
-    if isinstance(event, MessageDelivery.DeadLettered):
-        return [
-            Update(
-                TABLE,
-                key,
-                {
-                    "status": "dead_lettered",
-                    "dead_reason": event.reason,
-                    "next_attempt_at": None,
-                    **stamp,
-                },
-            ),
-            Upsert(
-                ATTEMPTS,
-                history,
-                {"kind": "dead_lettered", "detail": event.reason, "at": event.timestamp, **actor},
-            ),
-        ]
-    if isinstance(event, MessageDelivery.Redriven):
-        return [
-            Update(
-                TABLE,
-                key,
-                {
-                    "status": "queued",
-                    "attempts": 0,
-                    "next_attempt_at": event.at,
-                    "dead_reason": "",
-                    **stamp,
-                },
-            ),
-            Upsert(
-                ATTEMPTS,
-                history,
-                {"kind": "redriven", "detail": event.reason, "at": event.at, **actor},
-            ),
-        ]
+    match event:
+        case MessageDelivery.Queued():
+            return [_queued(event, position)]
+        case MessageDelivery.Attempted():
+            return _attempted(event)
+        case MessageDelivery.DeadLettered():
+            return [
+                _delivery(
+                    event, status="dead_lettered", dead_reason=event.reason, next_attempt_at=None
+                ),
+                _history(event, kind="dead_lettered", detail=event.reason, at=event.timestamp),
+            ]
+        case MessageDelivery.Redriven():
+            return [
+                _delivery(
+                    event, status="queued", attempts=0, next_attempt_at=event.at, dead_reason=""
+                ),
+                _history(event, kind="redriven", detail=event.reason, at=event.at),
+            ]
     return []
+
+
+def _queued(event: Any, position: int) -> Change:
+    return Upsert(
+        TABLE,
+        {"id": event.originator_id},
+        {
+            "channel": event.channel,
+            "recipient": event.recipient,
+            "message_type": event.message_type,
+            "cause": event.cause,
+            "cause_at": event.cause_at,
+            "ordering_key": event.ordering_key,
+            "position": position,
+            "control_id": control_id(event.originator_id),
+            "status": "queued",
+            "attempts": 0,
+            "created_at": event.timestamp,
+            "version": event.originator_version,
+            "updated_at": event.timestamp,
+        },
+    )
+
+
+def _attempted(event: Any) -> list[Change]:
+    status = {"accepted": "acknowledged", "no_answer": "ambiguous"}.get(event.outcome, "retrying")
+    return [
+        _delivery(
+            event,
+            status=status,
+            attempts=event.number,
+            next_attempt_at=event.next_attempt_at,
+            last_code=event.code,
+            last_detail=event.detail,
+        ),
+        _history(
+            event,
+            kind="attempt",
+            number=event.number,
+            outcome=event.outcome,
+            code=event.code,
+            detail=event.detail,
+            at=event.at,
+            next_attempt_at=event.next_attempt_at,
+        ),
+    ]
+
+
+def _delivery(event: Any, **values: Any) -> Change:
+    """The delivery's row as ``event`` leaves it."""
+    stamp = {"version": event.originator_version, "updated_at": event.timestamp}
+    return Update(TABLE, {"id": event.originator_id}, {**values, **stamp})
+
+
+def _history(event: Any, **values: Any) -> Change:
+    """The entry ``event`` adds to the delivery's history."""
+    key = {"delivery_id": event.originator_id, "version": event.originator_version}
+    return Upsert(ATTEMPTS, key, {**values, "actor_id": event.meta.get("actor_id", "")})
 
 
 class DeliveriesViewProjection(Projection[ReadModelView]):

@@ -10,8 +10,8 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 from psycopg_pool import ConnectionPool
 
-from domain.order import WAITING, ImagingOrder
-from domain.unmatched_result import UnmatchedResult
+from domain.ris.order import WAITING, ImagingOrder
+from domain.ris.unmatched_result import UnmatchedResult
 from projections.changes import Change, Update, Upsert
 from projections.view import ReadModelView
 

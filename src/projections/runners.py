@@ -13,7 +13,7 @@ from psycopg.sql import SQL, Identifier
 from application.base import Position
 from application.catalog import Catalog
 from application.ports import ReadModelSync
-from application.scheduling import Scheduling
+from application.scheduling import SchedulingLog
 from projections.appointment_history import AppointmentHistoryProjection
 from projections.availability import AvailabilityProjection
 from projections.catalog_view import CatalogProjection
@@ -22,9 +22,9 @@ from projections.view import ReadModelView
 
 PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
     CatalogProjection.name: (Catalog, CatalogProjection),
-    AppointmentHistoryProjection.name: (Scheduling, AppointmentHistoryProjection),
-    AvailabilityProjection.name: (Scheduling, AvailabilityProjection),
-    OrdersProjection.name: (Scheduling, OrdersProjection),
+    AppointmentHistoryProjection.name: (SchedulingLog, AppointmentHistoryProjection),
+    AvailabilityProjection.name: (SchedulingLog, AvailabilityProjection),
+    OrdersProjection.name: (SchedulingLog, OrdersProjection),
 }
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.delivery_worker import AttemptWriter
-from application.deliveries import Deliveries
-from domain.message_delivery import ACCEPTED, ACKNOWLEDGED, MessageDelivery, RetryPolicy
+from adapters.hl7.attempt_writer import AttemptWriter
+from application.ris.deliveries import Deliveries
+from domain.ris.message_delivery import ACCEPTED, ACKNOWLEDGED, MessageDelivery, RetryPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -94,9 +94,9 @@ def test_the_writer_answers_each_sending_thread(deliveries):
 
 def test_a_delivery_that_cannot_be_sent_becomes_a_dead_letter(deliveries):
     from adapters.clock import SystemClock
-    from adapters.delivery_worker import Sender
-    from application.deliveries import Destination
-    from domain.message_delivery import DEAD
+    from adapters.hl7.destinations import Destination
+    from adapters.hl7.sender import Sender
+    from domain.ris.message_delivery import DEAD
 
     nowhere, unrenderable = queue(deliveries, 2)
     # "ris" is no longer configured for the first; the second has no fields to render.

@@ -8,8 +8,9 @@ import threading
 import pytest
 
 from adapters.database import eventsourcing_env
-from application.deliveries import Deliveries, DeliveryPolicy
-from application.registry import Registry
+from application.registry import RegistryLog
+from application.ris.deliveries import Deliveries
+from application.ris.delivery_policy import DeliveryPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ def test_applications_constructed_at_once_on_a_new_database(database_url):
         except BaseException as error:  # noqa: BLE001 - collected and reported below
             errors.append(error)
 
-    kinds = [Deliveries, DeliveryPolicy, Registry] * 4
+    kinds = [Deliveries, DeliveryPolicy, RegistryLog] * 4
     threads = [threading.Thread(target=construct, args=(kind,)) for kind in kinds]
     for thread in threads:
         thread.start()

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
+from application.ris.orders import Orders
 from tests.integration.test_hl7_listener import (
     RecordingHandler,
     adt,
@@ -127,7 +128,7 @@ def test_the_corpus_through_the_listener_and_the_real_processing_stage(runtime):
 
     services = runtime.services
     assert services.registry.patient_by_identifier("ADT1", "583295") is not None
-    order = services.scheduling.find_order("MESA_ORDPLC:A103Z", "MESA_ORDFIL:B103Z")
+    order = Orders(services.scheduling).find_order("MESA_ORDPLC:A103Z", "MESA_ORDFIL:B103Z")
     assert order is not None
     sync(runtime)
     orders = PostgresOrderReader(runtime.pool)

@@ -17,7 +17,7 @@ from adapters.hl7.framing import END, START, frame
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
 from adapters.hl7.processor import InboundProcessor
 from adapters.migrations import apply_migrations
-from application.ports import InboundHandler, InboundMessage
+from application.ris.inbound_ports import InboundHandler, InboundMessage
 from domain.errors import DomainError
 from tests.support import audit_rows, staff_headers
 

@@ -9,9 +9,11 @@ import pytest
 
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
 from adapters.hl7.processor import InboundProcessor
-from domain.order import FINAL
+from application.ris.orders import Orders
+from application.ris.ris_bookings import RisBookings
 from domain.resource import Resource
-from domain.ris_booking import OCCUPYING, RELEASED
+from domain.ris.order import FINAL
+from domain.ris.ris_booking import OCCUPYING, RELEASED
 from tests.integration.test_hl7_listener import exchange, rows, segments
 
 pytestmark = pytest.mark.integration
@@ -85,7 +87,7 @@ def order(runtime):
     """The order PL1/FL1 for MRN1, placed by the RIS."""
     new = hl7("ORM^O01^ORM_O01", "NW1", PID, "ORC|NW|PL1^PLACER|FL1^FILLER", seg("OBR", ORDER))
     assert deliver(runtime, new) == [("processed", "applied")]
-    placed = runtime.services.scheduling.find_order("PLACER:PL1", "FILLER:FL1")
+    placed = Orders(runtime.services.scheduling).find_order("PLACER:PL1", "FILLER:FL1")
     assert placed is not None
     return placed
 
@@ -101,14 +103,14 @@ def test_a_result_status_we_do_not_know_quarantines_the_whole_message(runtime, o
     # Then it is quarantined, and none of its results was applied
     assert status == "quarantined"
     assert error.startswith("invalid_value: OBR-25 result status")
-    assert runtime.services.scheduling.find_order("", "FILLER:FL1").result_status is None
+    assert Orders(runtime.services.scheduling).find_order("", "FILLER:FL1").result_status is None
     assert log_heads(runtime) == before
 
 
 def test_a_known_result_status_is_applied(runtime, order):
     # (the same message with F: the quarantine above is about the status alone)
     assert deliver(runtime, oru("ORUOK", "F")) == [("processed", "applied")]
-    assert runtime.services.scheduling.find_order("", "FILLER:FL1").result_status == FINAL
+    assert Orders(runtime.services.scheduling).find_order("", "FILLER:FL1").result_status == FINAL
 
 
 # SIU ------------------------------------------------------------------------------------
@@ -140,7 +142,7 @@ def test_removed_resource_lines_hold_nothing_and_all_removed_frees_the_time(runt
     # When it arrives, only the added line holds time
     assert deliver(runtime, s12) == [("processed", "applied")]
     scheduling = runtime.services.scheduling
-    booking = scheduling.ris_booking("RIS9")
+    booking = RisBookings(scheduling).ris_booking("RIS9")
     assert booking is not None
     assert (booking.status, booking.resource_id) == (OCCUPYING, XR)
     assert set(scheduling.resource_day(XR, datetime(2026, 12, 1).date()).reservations) == {
@@ -151,7 +153,7 @@ def test_removed_resource_lines_hold_nothing_and_all_removed_frees_the_time(runt
     # When a change removes that line too, the booking holds nothing any more
     s14 = siu("S14", "S14LINES", TUESDAY_10_TO_1045, "AIG|2|D|riverside-xr-1^X-ray one")
     assert deliver(runtime, s14) == [("processed", "applied")]
-    assert scheduling.ris_booking("RIS9").status == RELEASED
+    assert RisBookings(scheduling).ris_booking("RIS9").status == RELEASED
     assert not scheduling.resource_day(XR, datetime(2026, 12, 1).date()).reservations
 
 
@@ -166,7 +168,7 @@ def test_a_booking_that_ends_before_it_starts_is_quarantined(runtime):
     [(status, error)] = deliver(runtime, backwards)
     assert status == "quarantined"
     assert error == "invalid_value: an SIU booking that ends before it starts"
-    assert runtime.services.scheduling.ris_booking("RIS9") is None
+    assert RisBookings(runtime.services.scheduling).ris_booking("RIS9") is None
     assert log_heads(runtime) == before
 
 
@@ -214,7 +216,7 @@ def utc(*parts: int) -> datetime:
 def test_naive_times_on_the_days_clocks_change(runtime, timing, line, span):
     [(status, outcome)] = deliver(runtime, siu("S12", "S12DST", timing, line))
     assert (status, outcome) == ("processed", "applied")
-    booking = runtime.services.scheduling.ris_booking("RIS9")
+    booking = RisBookings(runtime.services.scheduling).ris_booking("RIS9")
     assert booking is not None
     assert (booking.span.start, booking.span.end) == span
     assert booking.resource_id == CT

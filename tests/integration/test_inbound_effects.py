@@ -8,19 +8,21 @@ import pytest
 
 from adapters.hl7.extract import Hl7Extractor
 from application.base import Position
-from application.inbound import (
+from application.registry import IncompletePatientError
+from application.ris.inbound import (
     InboundEffects,
     InboundSettings,
     MissingFieldError,
     UnknownPatientError,
 )
-from application.ports import InboundMessage
-from application.registry import IncompletePatientError
+from application.ris.inbound_ports import InboundMessage
+from application.ris.orders import Orders
+from application.ris.ris_bookings import RisBookings
 from domain.appointment import BOOKED, NEEDS_NEW_TIME
 from domain.context import system_actor
 from domain.errors import DomainError
-from domain.order import CANCELLED, FINAL, WAITING
-from domain.ris_booking import OCCUPYING, RELEASED
+from domain.ris.order import CANCELLED, FINAL, WAITING
+from domain.ris.ris_booking import OCCUPYING, RELEASED
 from projections.orders_view import PostgresOrderReader
 from tests.support import catalog_ids, hl7_corpus, needs_corpus, register
 
@@ -132,7 +134,7 @@ def test_orm_new_order_waits_for_the_patient_and_cancel_ends_it(runtime, effects
     effects.handle(message(corpus("ADT_A08/dcm4che_1.hl7")))
     orm = message(corpus("ORM_O01/dcm4che_1.hl7"))
     assert twice(runtime, effects, orm) == "applied"
-    order = scheduling.find_order("MESA_ORDPLC:A103Z", "MESA_ORDFIL:B103Z")
+    order = Orders(scheduling).find_order("MESA_ORDPLC:A103Z", "MESA_ORDFIL:B103Z")
     patient = registry.patient_by_identifier("ADT1", "583295")
     assert order is not None
     assert patient is not None
@@ -141,7 +143,7 @@ def test_orm_new_order_waits_for_the_patient_and_cancel_ends_it(runtime, effects
 
     cancel = message(corpus("ORM_O01/dcm4che_1.hl7", **{"ORC|NW|": "ORC|CA|"}))
     assert twice(runtime, effects, cancel) == "applied"
-    cancelled = scheduling.find_order("", "MESA_ORDFIL:B103Z")
+    cancelled = Orders(scheduling).find_order("", "MESA_ORDFIL:B103Z")
     assert cancelled is not None
     assert cancelled.status == CANCELLED
 
@@ -155,7 +157,7 @@ def test_omi_creates_the_patient_and_oru_attaches_a_result_reference(runtime, ef
 
     oru_text = corpus("ORU_R01/dcm4che_1.hl7")
     assert twice(runtime, effects, message(oru_text)) == "applied"
-    order = scheduling.find_order("", "FillerOrderNumberImagingServiceRequest")
+    order = Orders(scheduling).find_order("", "FillerOrderNumberImagingServiceRequest")
     assert order is not None
     assert order.patient_id == patient.id
     assert order.result_status == FINAL
@@ -186,7 +188,7 @@ def test_a_result_for_an_unknown_accession_is_kept_for_review(runtime, effects):
     scheduling = runtime.services.scheduling
     oru = message(corpus("ORU_R01/hapi_1.hl7"))
     assert twice(runtime, effects, oru) == "kept_for_review"
-    kept = scheduling.unmatched_result(f"{oru.id}/0")
+    kept = Orders(scheduling).unmatched_result(f"{oru.id}/0")
     assert kept is not None
     assert (kept.filler_number, kept.accession_number, kept.result_status) == (
         "T09-106575-CHO-0",
@@ -233,7 +235,7 @@ def test_a_ris_booking_occupies_our_resource_and_a_cancel_frees_it(runtime, effe
     assert free_slots_at_10(runtime, client)
     s12 = message(corpus("SIU_S12/mirth_1.hl7", **SIU_ON_OUR_CT))
     assert twice(runtime, effects, s12) == "applied"
-    booking = runtime.services.scheduling.ris_booking("2196178")
+    booking = RisBookings(runtime.services.scheduling).ris_booking("2196178")
     assert booking is not None
     assert booking.status == OCCUPYING
     assert booking.span.start == AT_10
@@ -241,7 +243,7 @@ def test_a_ris_booking_occupies_our_resource_and_a_cancel_frees_it(runtime, effe
 
     s15 = message(corpus("SIU_S15/mirth_1.hl7", **SIU_ON_OUR_CT))
     assert twice(runtime, effects, s15) == "applied"
-    assert runtime.services.scheduling.ris_booking("2196178").status == RELEASED
+    assert RisBookings(runtime.services.scheduling).ris_booking("2196178").status == RELEASED
     assert free_slots_at_10(runtime, client)
 
 
@@ -321,7 +323,7 @@ def test_a_displaced_patient_picks_a_new_time_or_cancels_in_the_portal(runtime, 
 
 def test_a_booking_on_a_resource_we_do_not_have_is_ignored(runtime, effects):
     assert effects.handle(message(corpus("SIU_S12/mirth_1.hl7"))) == "ignored"
-    assert runtime.services.scheduling.ris_booking("2196178") is None
+    assert RisBookings(runtime.services.scheduling).ris_booking("2196178") is None
 
 
 def test_an_siu_without_sch_is_refused(effects):
@@ -405,7 +407,7 @@ def test_a_ris_reschedule_moves_its_booking_and_frees_the_old_time(runtime, effe
     }
     s13 = message(corpus("SIU_S12/mirth_1.hl7", **moved_to_noon))
     assert twice(runtime, effects, s13) == "applied"
-    booking = runtime.services.scheduling.ris_booking("2196178")
+    booking = RisBookings(runtime.services.scheduling).ris_booking("2196178")
     assert booking is not None
     assert booking.span.start == datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
     assert free_slots_at_10(runtime, client)

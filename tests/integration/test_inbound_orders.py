@@ -4,8 +4,8 @@ the orders read model rebuilt from the log equal to the one kept live."""
 import pytest
 
 from application.ports import InboundMessage
-from application.scheduling import UnknownOrderError
-from domain.order import CANCELLED, FINAL, WAITING
+from application.ris.orders import Orders
+from domain.ris.order import CANCELLED, FINAL, WAITING, UnknownOrderError
 from projections.orders_view import PostgresOrderReader
 from tests.integration.test_inbound_branches import ORDER, PID, hl7, seg
 from tests.integration.test_inbound_effects import message, sync, twice
@@ -25,7 +25,7 @@ def test_a_change_order_is_applied_to_the_order_and_its_read_model(runtime):
     handle = runtime.inbound.handle
     assert handle(orm("NW", "NW1")) == "applied"
     scheduling = runtime.services.scheduling
-    placed = scheduling.find_order("PLACER:PL1", "FILLER:FL1")
+    placed = Orders(scheduling).find_order("PLACER:PL1", "FILLER:FL1")
     assert placed is not None
     assert (placed.procedure_code, placed.accession_number) == ("CTHEAD", "ACC1")
 
@@ -34,7 +34,7 @@ def test_a_change_order_is_applied_to_the_order_and_its_read_model(runtime):
     assert twice(runtime, runtime.inbound, change) == "applied"
 
     # Then the order and the read model show the change, still waiting to be scheduled
-    changed = scheduling.find_order("PLACER:PL1", "FILLER:FL1")
+    changed = Orders(scheduling).find_order("PLACER:PL1", "FILLER:FL1")
     assert changed is not None
     assert changed.id == placed.id
     assert (changed.status, changed.procedure_code, changed.procedure_text) == (
@@ -51,7 +51,7 @@ def test_a_change_order_is_applied_to_the_order_and_its_read_model(runtime):
 def test_a_change_to_an_order_we_do_not_know_is_refused(runtime):
     with pytest.raises(UnknownOrderError):
         runtime.inbound.handle(orm("XO", "XO9", f2="PL9^PLACER", f3="FL9^FILLER"))
-    assert runtime.services.scheduling.find_order("PLACER:PL9", "FILLER:FL9") is None
+    assert Orders(runtime.services.scheduling).find_order("PLACER:PL9", "FILLER:FL9") is None
 
 
 READ_MODEL = (
@@ -86,7 +86,7 @@ def test_the_orders_read_model_rebuilt_from_the_log_equals_the_live_one(runtime)
     live = snapshot(runtime)
     orders, unmatched = live
     assert (len(orders), len(unmatched)) == (2, 1)
-    order = runtime.services.scheduling.find_order("", "FILLER:FL1")
+    order = Orders(runtime.services.scheduling).find_order("", "FILLER:FL1")
     assert (order.result_status, order.procedure_code) == (FINAL, "CTHEADC")
     shown = PostgresOrderReader(runtime.pool).for_patient(order.patient_id)
     assert sorted((r.status, r.result_status, r.procedure_code) for r in shown) == [

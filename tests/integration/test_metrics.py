@@ -95,8 +95,9 @@ def outbound(runtime: Runtime, peer: Peer) -> Iterator[Outbound]:
 
 
 def pump_and_send(ob: Outbound, runtime: Runtime, peer: Peer) -> None:
-    from adapters.delivery_worker import Pump, Sender, retry_policy_from
-    from application.deliveries import parse_destinations
+    from adapters.hl7.destinations import parse_destinations
+    from adapters.hl7.pump import Pump
+    from adapters.hl7.sender import Sender, retry_policy_from
 
     assert ob.deliveries is not None
     assert ob.pool is not None

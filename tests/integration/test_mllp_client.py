@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.mllp_client import MllpClient
-from domain.message_delivery import ACCEPTED, NO_ANSWER
+from adapters.hl7.mllp_client import MllpClient
+from domain.ris.message_delivery import ACCEPTED, NO_ANSWER
 
 MESSAGE = "MSH|^~\\&|IMGBRIDGE|IMGBRIDGE|RIS|RIS|20261130120000||ADT^A04^ADT_A01|C1|P|2.5.1"
 ACK = b"MSH|^~\\&|RIS|RIS|IMGBRIDGE|IMGBRIDGE|20261130120000||ACK|A1|P|2.5.1\rMSA|AA|C1"
@@ -66,7 +66,7 @@ def test_an_ack_over_tls_checked_against_our_ca(tmp_path):
 
     import trustme
 
-    from adapters.mllp_client import tls_context
+    from adapters.hl7.mllp_client import tls_context
 
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

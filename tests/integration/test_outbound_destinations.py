@@ -5,7 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from domain.ris_booking import OCCUPYING
+from application.ris.ris_bookings import RisBookings
+from domain.ris.ris_booking import OCCUPYING
 from tests.integration import test_outbound_hl7 as outbound
 from tests.integration.mllp_peer import Peer, field_of, wait_until
 from tests.integration.test_inbound_effects import message
@@ -116,7 +117,7 @@ AIG|1|A|riverside-ct-1^CT one""",
     registry = runtime.services.registry
     assert registry.patient(ours).family_name == "Renamed"
     assert registry.patient_by_identifier("CENTRE", "MRN88") is not None
-    booking = runtime.services.scheduling.ris_booking("RISAPPT1")
+    booking = RisBookings(runtime.services.scheduling).ris_booking("RISAPPT1")
     assert booking is not None
     assert booking.status == OCCUPYING
 

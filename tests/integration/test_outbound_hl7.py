@@ -15,7 +15,7 @@ from adapters.clock import SystemClock
 from domain.appointment_type import AppointmentType
 from domain.context import Actor, system_actor
 from domain.location import Location
-from domain.message_delivery import control_id
+from domain.ris.message_delivery import control_id
 from imaging_bridge.bootstrap import Runtime
 from imaging_bridge.deliveries_cli import Outbound
 from tests.integration.mllp_peer import Peer, field_of, wait_until

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.delivery_worker import Pump
-from domain.message_delivery import MessageDelivery
+from adapters.hl7.pump import Pump
+from domain.ris.message_delivery import MessageDelivery
 from imaging_bridge.deliveries_cli import Outbound
 from tests.integration.mllp_peer import wait_until
 from tests.support import SettableClock

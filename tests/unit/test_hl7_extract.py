@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.hl7.extract import Hl7Extractor, parse_timestamp
-from application.inbound import MalformedMessageError
-from application.ports import InboundMessage
+from application.ris.inbound_ports import InboundMessage
+from application.ris.parsed import MalformedMessageError
 
 
 def read(text: str):

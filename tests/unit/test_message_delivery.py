@@ -11,11 +11,11 @@ from hl7apy.parser import parse_message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.hl7.destinations import parse_destinations
+from adapters.hl7.mllp_client import classify_ack
 from adapters.hl7.render import render, render_fast
-from adapters.mllp_client import classify_ack
-from application.deliveries import parse_destinations
 from domain.errors import InvalidValueError
-from domain.message_delivery import (
+from domain.ris.message_delivery import (
     ACCEPTED,
     ACKNOWLEDGED,
     AMBIGUOUS,

@@ -8,7 +8,7 @@ import pytest
 
 from domain.appointment import BOOKED, NEEDS_NEW_TIME, Appointment, InvalidTransitionError
 from domain.errors import InvalidValueError
-from domain.order import (
+from domain.ris.order import (
     CANCELLED,
     FINAL,
     PRELIMINARY,
@@ -18,9 +18,9 @@ from domain.order import (
     OrderCancelledError,
     ResultReference,
 )
-from domain.ris_booking import OCCUPYING, RELEASED, RisBooking
+from domain.ris.ris_booking import OCCUPYING, RELEASED, RisBooking
+from domain.ris.unmatched_result import UnmatchedResult
 from domain.schedule import Interval
-from domain.unmatched_result import UnmatchedResult
 from projections.changes import Update, Upsert
 from projections.orders_view import ORDERS, UNMATCHED, order_changes
 

@@ -21,14 +21,14 @@ from domain.account import ROLES, Account
 from domain.appointment_type import MODALITIES, AppointmentType
 from domain.errors import DomainError
 from domain.location import Location
-from domain.message_delivery import CHANNELS, OUTCOMES, MessageDelivery, RetryPolicy
-from domain.order import RESULT_STATUSES, ImagingOrder, ResultReference
 from domain.patient import Patient
 from domain.patient_identifier import PatientIdentifier
 from domain.resource import Resource
-from domain.ris_booking import RisBooking
+from domain.ris.message_delivery import CHANNELS, OUTCOMES, MessageDelivery, RetryPolicy
+from domain.ris.order import RESULT_STATUSES, ImagingOrder, ResultReference
+from domain.ris.ris_booking import RisBooking
+from domain.ris.unmatched_result import UnmatchedResult
 from domain.schedule import WEEKDAYS, Interval
-from domain.unmatched_result import UnmatchedResult
 from tests.unit.test_patient_identifiers import registered
 from tests.unit.test_replay import META, replayed, state
 

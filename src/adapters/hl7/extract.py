@@ -3,27 +3,56 @@
 A careful manual reader rather than hl7apy: it honours the message's own separators,
 CR / LF / CRLF segment breaks, escapes, and the many ways real feeds fill (or leave
 empty) the fields we use, and it is a hundred times cheaper. Only the values listed in
-``application.inbound`` are read; report text (OBX TX/FT/ST values) never is.
+``application.ris.parsed`` are read; report text (OBX TX/FT/ST values) never is. The
+RIS's codes are translated here into what they mean (message kinds, order intents,
+result statuses), so the application never decides on HL7 vocabulary.
 """
 
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from application.inbound import (
+from application.ris.inbound_ports import InboundMessage, MessageKind, MessageReader
+from application.ris.parsed import (
     BookedResource,
     Identifier,
     MalformedMessageError,
-    MessageReader,
     OrderData,
     ParsedMessage,
     PatientData,
     ResultData,
     ScheduleData,
 )
-from application.ports import InboundMessage
+from domain.ris.order import CORRECTED, FINAL, PRELIMINARY, OrderIntent
 
 _BREAK = re.compile(r"\r\n|\r|\n")
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
+# MSH-9 (type, trigger) -> what the message asks of us. ORU feeds of v2.3 may omit the
+# trigger.
+PATIENT_UPDATES = frozenset({"A01", "A04", "A05", "A08", "A28", "A31"})
+MESSAGE_KINDS = {
+    **{("ADT", trigger): MessageKind.PATIENT for trigger in PATIENT_UPDATES},
+    ("ADT", "A40"): MessageKind.MERGE,
+    ("ORM", "O01"): MessageKind.ORDERS,
+    ("OMI", "O23"): MessageKind.ORDERS,
+    ("ORU", "R01"): MessageKind.RESULTS,
+    ("ORU", ""): MessageKind.RESULTS,
+    **{("SIU", trigger): MessageKind.BOOKING_MADE for trigger in ("S12", "S13", "S14")},
+    **{("SIU", trigger): MessageKind.BOOKING_FREED for trigger in ("S15", "S26")},
+}
+# ORC-1 order control -> what it asks of the order (others ask nothing we act on).
+ORDER_INTENTS = {
+    "NW": OrderIntent.NEW,
+    "XO": OrderIntent.CHANGE,
+    "XX": OrderIntent.CHANGE,
+    "CA": OrderIntent.CANCEL,
+    "DC": OrderIntent.CANCEL,
+    "OC": OrderIntent.CANCEL,
+    "CR": OrderIntent.CANCEL,
+}
+# OBR-25 result status -> the domain's result status.
+RESULT_STATUSES = {"P": PRELIMINARY, "F": FINAL, "C": CORRECTED}
+# AIx-2 segment actions that take a resource off a booking (cancel, delete).
+REMOVED_RESOURCE = frozenset({"C", "D"})
 _UNITS_TO_MINUTES = {"s": 1 / 60, "sec": 1 / 60, "m": 1, "min": 1, "h": 60, "hr": 60, "d": 1440}
 
 
@@ -130,6 +159,9 @@ def parse_date(value: str) -> date | None:
 class Hl7Extractor(MessageReader):
     """The ``MessageReader`` for ER7 text (HL7 v2.3 to v2.8)."""
 
+    def kind(self, message: InboundMessage) -> MessageKind | None:
+        return MESSAGE_KINDS.get((message.message_type.upper(), message.trigger.upper()))
+
     def read(self, message: InboundMessage) -> ParsedMessage:
         m = _Message(message.text)
         return ParsedMessage(
@@ -211,9 +243,11 @@ class Hl7Extractor(MessageReader):
                 or m.component(m.field(obr, 3), 1)
                 or m.component(m.field(orc, 3), 1)
             )
+            control = m.component(m.field(orc, 1), 1).upper()
             orders.append(
                 OrderData(
-                    control=m.component(m.field(orc, 1), 1).upper(),
+                    intent=ORDER_INTENTS.get(control),
+                    control=control,
                     placer=self._number(m, m.field(orc, 2)) or self._number(m, m.field(obr, 2)),
                     filler=self._number(m, m.field(orc, 3)) or self._number(m, m.field(obr, 3)),
                     accession_number=accession,
@@ -236,6 +270,7 @@ class Hl7Extractor(MessageReader):
             if obr is None:
                 return
             procedure = m.field(obr, 4)
+            status_code = m.component(m.field(obr, 25), 1)
             results.append(
                 ResultData(
                     placer=self._number(m, m.field(obr, 2)) or self._number(m, m.field(orc, 2)),
@@ -245,7 +280,8 @@ class Hl7Extractor(MessageReader):
                     or m.component(m.field(orc, 3), 1),
                     procedure_code=m.component(procedure, 1),
                     procedure_text=m.component(procedure, 2),
-                    status_code=m.component(m.field(obr, 25), 1),
+                    status_code=status_code,
+                    result_status=RESULT_STATUSES.get(status_code.upper()),
                     observed_at=parse_timestamp(m.component(m.field(obr, 7), 1)),
                     viewer_link=link,
                 )
@@ -280,10 +316,12 @@ class Hl7Extractor(MessageReader):
                 code = m.component(m.field(segment, 3), 1)
                 if not code:
                     continue
+                action = m.component(m.field(segment, 2), 1).upper()
                 resources.append(
                     BookedResource(
                         code=code,
-                        action=m.component(m.field(segment, 2), 1).upper(),
+                        action=action,
+                        removed=action in REMOVED_RESOURCE,
                         start=parse_timestamp(m.component(m.field(segment, at), 1)),
                         duration_minutes=_minutes(
                             m.component(m.field(segment, length), 1),

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from adapters.hl7.envelope import Envelope, decode, read_envelope
-from application.hl7_inbound import (
+from application.ris.inbound_messages import (
     InboundDetail,
     InboundMessageStore,
     InboundReplay,

@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 from adapters.hl7.acks import acceptance
 from adapters.hl7.envelope import read_envelope, segments_text
 from application.errors import ConcurrencyError
-from application.ports import InboundHandler, InboundMessage
+from application.ris.inbound_ports import InboundHandler, InboundMessage
 from domain.errors import DomainError
 
 log = structlog.get_logger(__name__)

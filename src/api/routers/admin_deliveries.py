@@ -5,15 +5,14 @@ The deliveries desk comes from ``services.deliveries`` (wired by the composition
 """
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ActorDep, AuditDep, ServicesDep, requires
-from api.schemas.common import Strict
-from application.deliveries import AttemptView, DeliveryView
+from api.schemas.common import FromView, Strict
 from application.permissions import Permission
 from application.ports import Principal
 
@@ -24,8 +23,8 @@ Status = Literal["queued", "retrying", "ambiguous", "acknowledged", "dead_letter
 Channel = Literal["hl7", "email", "sms", "push", "ledger"]
 
 
-class DeliveryOut(BaseModel):
-    id: str
+class DeliveryOut(FromView):
+    id: UUID
     channel: str
     recipient: str
     message_type: str
@@ -44,7 +43,7 @@ class DeliveryOut(BaseModel):
     updated_at: datetime
 
 
-class AttemptOut(BaseModel):
+class AttemptOut(FromView):
     kind: Literal["attempt", "dead_lettered", "redriven"]
     number: int
     outcome: str
@@ -68,23 +67,6 @@ class Redriven(BaseModel):
     version: int
 
 
-def _out(d: DeliveryView) -> dict[str, Any]:
-    return {**d.__dict__, "id": str(d.id)}
-
-
-def _attempt(a: AttemptView) -> AttemptOut:
-    return AttemptOut(
-        kind=a.kind,  # type: ignore[arg-type]
-        number=a.number,
-        outcome=a.outcome,
-        code=a.code,
-        detail=a.detail,
-        at=a.at,
-        next_attempt_at=a.next_attempt_at,
-        actor_id=a.actor_id,
-    )
-
-
 @router.get("", response_model=list[DeliveryOut], summary="List outbound deliveries")
 def list_deliveries(
     services: ServicesDep,
@@ -97,7 +79,7 @@ def list_deliveries(
     rows = services.deliveries.search(status=status, channel=channel, limit=limit)
     # The rows name patients (the ordering key) and carry the RIS's answers.
     audit.read("delivery_list", f"status={status or 'all'} channel={channel or 'all'}", None)
-    return [DeliveryOut(**_out(d)) for d in rows]
+    return [DeliveryOut.model_validate(d) for d in rows]
 
 
 @router.get("/{delivery_id}", response_model=DeliveryDetailOut, summary="One delivery")
@@ -105,7 +87,7 @@ def show_delivery(
     delivery_id: UUID, services: ServicesDep, _: Operator, actor: ActorDep
 ) -> DeliveryDetailOut:
     view, history = services.deliveries.show(delivery_id, actor)
-    return DeliveryDetailOut(**_out(view), history=[_attempt(a) for a in history])
+    return DeliveryDetailOut.model_validate({**vars(view), "history": history})
 
 
 @router.post(

@@ -6,21 +6,21 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.deps import ActorDep, AuditDep, ServicesDep, requires
-from api.schemas.common import Strict
-from application.hl7_inbound import InboundDetail, InboundSummary
+from api.schemas.common import FromView, Strict
 from application.permissions import Permission
 from application.ports import Principal
+from application.ris.inbound_messages import InboundDetail
 
 router = APIRouter(prefix="/v1/admin/hl7", tags=["admin: hl7"])
 
 Operator = Annotated[Principal, requires(Permission.DELIVERIES_OPERATE)]
 
 
-class InboundOut(BaseModel):
-    id: str
+class InboundOut(FromView):
+    id: UUID
     received_at: datetime
     status: str
     message_type: str
@@ -34,7 +34,7 @@ class InboundOut(BaseModel):
     outcome: str | None
 
 
-class ReplayOut(BaseModel):
+class ReplayOut(FromView):
     replayed_at: datetime
     actor_id: str
     actor_role: str
@@ -57,21 +57,8 @@ class ReplayRequest(Strict):
     reason: str = Field(min_length=1, max_length=1000)
 
 
-def _summary_out(summary: InboundSummary) -> InboundOut:
-    return InboundOut(**{**summary.__dict__, "id": str(summary.id)})
-
-
 def _detail_out(detail: InboundDetail) -> InboundDetailOut:
-    return InboundDetailOut(
-        **{**detail.summary.__dict__, "id": str(detail.summary.id)},
-        peer=detail.peer,
-        charset=detail.charset,
-        processed_at=detail.processed_at,
-        duplicates=detail.duplicates,
-        ack=detail.ack,
-        raw=detail.raw,
-        replays=[ReplayOut(**r.__dict__) for r in detail.replays],
-    )
+    return InboundDetailOut.model_validate({**vars(detail.summary), **vars(detail)})
 
 
 @router.get("/inbound", response_model=list[InboundOut], summary="Inbound HL7 messages")
@@ -85,7 +72,7 @@ def list_inbound(
     inbound = services.hl7_inbound
     found = inbound.list(None if status == "all" else status, limit)
     audit.read("hl7_inbound_list", status, None)
-    return [_summary_out(s) for s in found]
+    return [InboundOut.model_validate(s) for s in found]
 
 
 @router.get("/inbound/{message_id}", response_model=InboundDetailOut, summary="One message")

@@ -1,6 +1,5 @@
 from typing import Annotated
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Header
 
@@ -13,27 +12,8 @@ from api.schemas.appointments import (
     RescheduleAppointment,
 )
 from application.errors import NotFoundError
-from application.ports import AppointmentView
-from domain.appointment import Appointment
 
 router = APIRouter(prefix="/v1/appointments", tags=["appointments"])
-
-
-def appointment_out(a: Appointment | AppointmentView) -> AppointmentOut:
-    tz = ZoneInfo(a.timezone)
-    return AppointmentOut(
-        id=str(a.id),
-        status=a.status,
-        start=a.start.astimezone(tz),
-        end=a.end.astimezone(tz),
-        timezone=a.timezone,
-        location_id=str(a.location_id),
-        resource_id=str(a.resource_id),
-        appointment_type_id=str(a.appointment_type_id),
-        reason=a.reason,
-        notes=a.notes,
-        version=a.version,
-    )
 
 
 @router.post("", status_code=201, response_model=AppointmentOut, summary="Book a slot")
@@ -55,7 +35,7 @@ def book(
         idempotency_key=idempotency_key,
     )
     consistency.wrote(written.position)
-    return appointment_out(written.appointment)
+    return AppointmentOut.model_validate(written.appointment)
 
 
 @router.get("", response_model=list[AppointmentOut], summary="My appointments, soonest first")
@@ -66,7 +46,7 @@ def history(
     consistency.before_read()
     found = services.appointments.for_patient(patient.patient_id)
     audit.read("appointment", "*", patient.patient_id)
-    return [appointment_out(view) for view in found]
+    return [AppointmentOut.model_validate(view) for view in found]
 
 
 @router.get("/{appointment_id}", response_model=AppointmentOut, summary="One of my appointments")
@@ -84,7 +64,7 @@ def one(
         audit.read("appointment", str(appointment_id), owner, outcome="denied_or_missing")
         raise NotFoundError("no such appointment")
     audit.read("appointment", str(appointment_id), view.patient_id)
-    return appointment_out(view)
+    return AppointmentOut.model_validate(view)
 
 
 @router.post("/{appointment_id}/reschedule", response_model=AppointmentOut, summary="Move it")
@@ -105,7 +85,7 @@ def reschedule(
         owner=patient.patient_id,
     )
     consistency.wrote(written.position)
-    return appointment_out(written.appointment)
+    return AppointmentOut.model_validate(written.appointment)
 
 
 @router.patch("/{appointment_id}", response_model=AppointmentOut, summary="Change its notes")
@@ -121,7 +101,7 @@ def change(
         appointment_id, notes=request.notes, actor=actor, owner=patient.patient_id
     )
     consistency.wrote(written.position)
-    return appointment_out(written.appointment)
+    return AppointmentOut.model_validate(written.appointment)
 
 
 @router.post("/{appointment_id}/cancel", response_model=AppointmentOut, summary="Cancel it")
@@ -137,4 +117,4 @@ def cancel(
         appointment_id, reason=request.reason, actor=actor, owner=patient.patient_id
     )
     consistency.wrote(written.position)
-    return appointment_out(written.appointment)
+    return AppointmentOut.model_validate(written.appointment)

@@ -31,20 +31,7 @@ def _instant(name: str, value: str | None) -> datetime | None:
 
 
 def _out(entry_id: int, entry: AccessRecord) -> AccessEntryOut:
-    return AccessEntryOut(
-        id=entry_id,
-        at=entry.at,
-        actor_id=entry.actor_id,
-        role=entry.role,
-        patient_id=str(entry.patient_id) if entry.patient_id else None,
-        resource=entry.resource,
-        resource_id=entry.resource_id,
-        action=entry.action,
-        outcome=entry.outcome,
-        request_id=entry.request_id,
-        client_address=entry.client_address,
-        reason=entry.reason,
-    )
+    return AccessEntryOut.model_validate({**vars(entry), "id": entry_id})
 
 
 @router.get(

@@ -52,12 +52,7 @@ RESET_LIMIT = rate_limit("password-reset", limit=5, window_seconds=300)
 
 
 def _tokens(pair: TokenPair) -> TokenResponse:
-    return TokenResponse(
-        access_token=pair.access_token,
-        expires_in=pair.expires_in,
-        refresh_token=pair.refresh_token,
-        two_factor=pair.two_factor,
-    )
+    return TokenResponse.model_validate(pair)
 
 
 @contextmanager
@@ -177,10 +172,8 @@ def logout_everywhere(
 )
 def enrol(principal: SignedInDep, actor: ActorDep, services: ServicesDep) -> TotpEnrolmentOut:
     enrolment = services.auth.start_totp_enrolment(principal, actor)
-    return TotpEnrolmentOut(
-        secret=enrolment.secret,
-        provisioning_uri=enrolment.provisioning_uri,
-        qr_svg=_qr_svg(enrolment.provisioning_uri),
+    return TotpEnrolmentOut.model_validate(
+        {**vars(enrolment), "qr_svg": _qr_svg(enrolment.provisioning_uri)}
     )
 
 

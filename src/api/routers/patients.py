@@ -5,7 +5,6 @@ from api.errors import ApiError
 from api.limits import rate_limit
 from api.schemas.common import Created, ErrorBody
 from api.schemas.patients import ChangeProfile, PatientProfile, RegisterPatient
-from domain.patient import Patient
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -46,7 +45,7 @@ def me(patient: PatientDep, services: ServicesDep, audit: AuditDep) -> PatientPr
     assert patient.patient_id is not None
     record = services.registry.patient(patient.patient_id)
     audit.read("patient", str(record.id), record.id)
-    return _profile(record)
+    return PatientProfile.model_validate(record)
 
 
 @router.patch("/me", response_model=PatientProfile, summary="Change my names, birth date, phone")
@@ -59,15 +58,4 @@ def change_me(
         if required in changes and changes[required] is None:
             raise ApiError(422, "invalid_value", f"{required} cannot be removed")
     record = services.registry.change_profile(patient.patient_id, changes, actor)
-    return _profile(record)
-
-
-def _profile(record: Patient) -> PatientProfile:
-    return PatientProfile(
-        id=str(record.id),
-        given_name=record.given_name,
-        family_name=record.family_name,
-        birth_date=record.birth_date,
-        email=record.email,
-        phone=record.phone,
-    )
+    return PatientProfile.model_validate(record)

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, requires
-from api.routers.appointments import appointment_out
 from api.schemas.appointments import AppointmentOut, ChangeAppointment
 from api.schemas.common import INSTANT_HELP, Created, ErrorBody
 from api.schemas.staff import (
@@ -36,17 +35,6 @@ AppointmentsReader = Annotated[Principal, requires(Permission.APPOINTMENTS_READ)
 AppointmentsManager = Annotated[Principal, requires(Permission.APPOINTMENTS_MANAGE)]
 PatientsReader = Annotated[Principal, requires(Permission.PATIENTS_READ)]
 BreakGlass = Annotated[Principal, requires(Permission.BREAK_GLASS)]
-
-
-def _staff_out(account: Account) -> StaffOut:
-    return StaffOut(
-        id=str(account.id),
-        email=account.email,
-        role=account.role,
-        centres=[str(c) for c in account.centres],
-        disabled=account.disabled,
-        two_factor=account.totp_enabled,
-    )
 
 
 def _staff_account(services: Services, account_id: UUID) -> Account:
@@ -77,7 +65,7 @@ def create_staff(
 
 @router.get("/accounts/{account_id}", response_model=StaffOut, summary="One staff account")
 def get_staff(account_id: UUID, _: StaffAdmin, services: ServicesDep) -> StaffOut:
-    return _staff_out(_staff_account(services, account_id))
+    return StaffOut.model_validate(_staff_account(services, account_id))
 
 
 OWN_ACCOUNT: dict[int | str, dict[str, Any]] = {
@@ -101,7 +89,7 @@ def change_role(
     account = services.auth.change_staff_role(
         account_id, request.role, list(request.centres), actor
     )
-    return _staff_out(account)
+    return StaffOut.model_validate(account)
 
 
 @router.post(
@@ -114,14 +102,14 @@ def disable(
     account_id: UUID, request: Reason, _: StaffAdmin, actor: ActorDep, services: ServicesDep
 ) -> StaffOut:
     _staff_account(services, account_id)
-    return _staff_out(services.auth.disable_account(account_id, request.reason, actor))
+    return StaffOut.model_validate(services.auth.disable_account(account_id, request.reason, actor))
 
 
 @router.post("/accounts/{account_id}/enable", response_model=StaffOut, summary="Enable again")
 def enable(account_id: UUID, _: StaffAdmin, actor: ActorDep, services: ServicesDep) -> StaffOut:
     _staff_account(services, account_id)
     services.registry.enable_account(account_id, actor)
-    return _staff_out(services.registry.account(account_id))
+    return StaffOut.model_validate(services.registry.account(account_id))
 
 
 # Appointments and patients of the caller's centres ------------------------------------
@@ -150,7 +138,7 @@ def location_appointments(
     consistency.before_read()
     found = services.appointments.at_location(location_id, start, end)
     audit.read("appointment_list", str(location_id), None)
-    return [appointment_out(view) for view in found]
+    return [AppointmentOut.model_validate(view) for view in found]
 
 
 def _staff_appointment(
@@ -168,7 +156,7 @@ def _staff_appointment(
         audit.read("appointment", str(appointment_id), owner, outcome="denied_or_missing")
         raise
     audit.read("appointment", str(appointment_id), view.patient_id, reason=reach.reason)
-    return appointment_out(view)
+    return AppointmentOut.model_validate(view)
 
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentOut, summary="One")
@@ -196,7 +184,7 @@ def _front_desk(
         raise NotFoundError("no such appointment")
     written = change()
     consistency.wrote(written.position)
-    return appointment_out(written.appointment)
+    return AppointmentOut.model_validate(written.appointment)
 
 
 @router.patch(
@@ -292,14 +280,7 @@ def patient(
         audit.read("patient", str(patient_id), patient_id, outcome="denied_or_missing")
         raise
     audit.read("patient", str(patient_id), patient_id, reason=reach.reason)
-    return PatientOut(
-        id=str(record.id),
-        given_name=record.given_name,
-        family_name=record.family_name,
-        birth_date=record.birth_date,
-        email=record.email,
-        phone=record.phone,
-    )
+    return PatientOut.model_validate(record)
 
 
 @router.post(
@@ -315,6 +296,4 @@ def break_glass(
     grant = services.staff_access.break_glass(
         principal, request.patient_id, request.reason, request.minutes
     )
-    return BreakGlassOut(
-        id=str(grant.id), patient_id=str(grant.patient_id), expires_at=grant.expires_at
-    )
+    return BreakGlassOut.model_validate(grant)

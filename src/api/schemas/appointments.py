@@ -1,9 +1,11 @@
 from datetime import datetime
+from typing import Self
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, Field, model_validator
 
-from api.schemas.common import Strict
+from api.schemas.common import FromView, Strict
 
 
 class BookAppointment(Strict):
@@ -29,15 +31,23 @@ class CancelAppointment(Strict):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class AppointmentOut(BaseModel):
-    id: str
+class AppointmentOut(FromView):
+    """Start and end are shown in the location's time zone."""
+
+    id: UUID
     status: str
     start: datetime
     end: datetime
     timezone: str
-    location_id: str
-    resource_id: str
-    appointment_type_id: str
+    location_id: UUID
+    resource_id: UUID
+    appointment_type_id: UUID
     reason: str = ""
     notes: str = ""
     version: int
+
+    @model_validator(mode="after")
+    def _local_times(self) -> Self:
+        tz = ZoneInfo(self.timezone)
+        self.start, self.end = self.start.astimezone(tz), self.end.astimezone(tz)
+        return self

@@ -1,4 +1,5 @@
 from datetime import datetime
+from uuid import UUID
 
 from pydantic import BaseModel, Field
 
@@ -10,7 +11,7 @@ class AccessEntryOut(BaseModel):
     at: datetime
     actor_id: str
     role: str
-    patient_id: str | None
+    patient_id: UUID | None
     resource: str
     resource_id: str
     action: str

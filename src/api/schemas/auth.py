@@ -1,9 +1,9 @@
 from pydantic import BaseModel, Field
 
-from api.schemas.common import Password, Strict
+from api.schemas.common import FromView, Password, Strict
 
 
-class TokenResponse(BaseModel):
+class TokenResponse(FromView):
     access_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
@@ -29,7 +29,7 @@ class SecondFactorSignIn(Strict):
     recovery_code: str | None = Field(default=None, min_length=10, max_length=16)
 
 
-class TotpEnrolmentOut(BaseModel):
+class TotpEnrolmentOut(FromView):
     secret: str
     provisioning_uri: str
     qr_svg: str = Field(description="the provisioning URI as an SVG QR code")

@@ -24,6 +24,13 @@ Password = Annotated[
 ]
 
 
+class FromView(BaseModel):
+    """A response model read from an application view (or aggregate) by attribute:
+    ``Model.model_validate(view)``, never copied field by field."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
 class ErrorBody(BaseModel):
     code: str
     detail: str

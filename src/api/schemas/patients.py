@@ -1,8 +1,9 @@
 from datetime import date
+from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from api.schemas.common import Password, Strict
+from api.schemas.common import FromView, Password, Strict
 
 
 class RegisterPatient(Strict):
@@ -23,8 +24,8 @@ class ChangeProfile(Strict):
     phone: str | None = Field(default=None, max_length=32, pattern=r"^\+?[0-9 ()\-]{5,32}$")
 
 
-class PatientProfile(BaseModel):
-    id: str
+class PatientProfile(FromView):
+    id: UUID
     given_name: str
     family_name: str
     birth_date: date

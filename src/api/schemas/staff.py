@@ -1,9 +1,10 @@
-from datetime import date, datetime
+from datetime import datetime
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AliasChoices, AwareDatetime, Field
 
-from api.schemas.common import Password, Strict
+from api.schemas.common import FromView, Password, Strict
+from api.schemas.patients import PatientProfile
 
 
 class CreateStaff(Strict):
@@ -22,13 +23,13 @@ class Reason(Strict):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class StaffOut(BaseModel):
-    id: str
+class StaffOut(FromView):
+    id: UUID
     email: str
     role: str
-    centres: list[str]
+    centres: list[UUID]
     disabled: bool
-    two_factor: bool
+    two_factor: bool = Field(validation_alias=AliasChoices("totp_enabled", "two_factor"))
 
 
 class BreakGlassRequest(Strict):
@@ -37,19 +38,14 @@ class BreakGlassRequest(Strict):
     minutes: int = Field(default=60, ge=1, le=240)
 
 
-class BreakGlassOut(BaseModel):
-    id: str
-    patient_id: str
+class BreakGlassOut(FromView):
+    id: UUID
+    patient_id: UUID
     expires_at: datetime
 
 
-class PatientOut(BaseModel):
-    id: str
-    given_name: str
-    family_name: str
-    birth_date: date
-    email: str
-    phone: str | None
+class PatientOut(PatientProfile):
+    """A patient's details as staff see them."""
 
 
 class DayQuery(Strict):

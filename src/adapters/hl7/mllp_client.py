@@ -10,7 +10,7 @@ import ssl
 from dataclasses import dataclass
 
 from adapters.hl7.framing import Deframer, frame
-from domain.message_delivery import (
+from domain.ris.message_delivery import (
     ACCEPTED,
     NO_ANSWER,
     NOT_SENT,

@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.identifiers import derived_id
-from domain.order import ResultReference
+from domain.ris.order import ResultReference
 
 
 class UnmatchedResult(Aggregate):

@@ -1,43 +1,40 @@
 """Inbound effects: what an HL7 message from the RIS does to our applications.
 
 The processing stage hands each stored message to ``InboundEffects.handle``. A
-``MessageReader`` (the HL7 adapter) turns its text into the plain values below; the
-handler dispatches by message type to Registry (patients) and Scheduling (orders,
-results, the RIS's bookings). Every effect is idempotent: identities derive from
-natural keys (MRN + authority, order numbers, the RIS's appointment id, the message
-id), and aggregates remember the messages they applied.
+``MessageReader`` (the HL7 adapter) says what the message asks of us and turns its
+text into plain values (``application.ris.parsed``); the handler dispatches on that to
+Registry (patients), Orders (orders, results) and RisBookings (the RIS's bookings).
+Every effect is idempotent: identities derive from natural keys (MRN + authority,
+order numbers, the RIS's appointment id, the message id), and aggregates remember the
+messages they applied.
 """
 
-from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from application.catalog import Catalog
 from application.errors import NotFoundError
-from application.ports import InboundHandler, InboundMessage
 from application.registry import Registry
-from application.scheduling import CANCEL_ORDER, CHANGE_ORDER, NEW_ORDER, Scheduling
+from application.ris.inbound_ports import InboundHandler, InboundMessage, MessageKind, MessageReader
+from application.ris.orders import APPLIED, IGNORED, KEPT_FOR_REVIEW, Orders
+from application.ris.parsed import (
+    BookedResource,
+    Identifier,
+    ParsedMessage,
+    ResultData,
+    ScheduleData,
+)
+from application.ris.ris_bookings import RisBookings
+from application.scheduling import Scheduling
 from domain.context import Actor, system_actor
 from domain.errors import DomainError, InvalidValueError
-from domain.order import CORRECTED, FINAL, PRELIMINARY, ResultReference
 from domain.resource import Resource
+from domain.ris.order import ResultReference
 from domain.schedule import Interval, local_to_utc, zone
 
-APPLIED = "applied"
-IGNORED = "ignored"
-KEPT_FOR_REVIEW = "kept_for_review"
-
-RESULT_STATUS = {"P": PRELIMINARY, "F": FINAL, "C": CORRECTED}
-PATIENT_UPDATES = frozenset({"A01", "A04", "A05", "A08", "A28", "A31"})
-BOOKING_MADE = frozenset({"S12", "S13", "S14"})
-BOOKING_FREED = frozenset({"S15", "S26"})
-REMOVED_RESOURCE = frozenset({"C", "D"})
-
-
-class MalformedMessageError(DomainError):
-    code = "malformed_message"
+Handler = Callable[[InboundMessage, ParsedMessage, Actor], str]
 
 
 class MissingFieldError(DomainError):
@@ -53,92 +50,6 @@ def _uuid(text: str) -> UUID | None:
         return UUID(text)
     except ValueError:
         return None
-
-
-# What the reader extracts ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Identifier:
-    """One PID-3 (or MRG-1) repetition: an id and its assigning authority (CX-4)."""
-
-    value: str
-    authority: str
-    type_code: str = ""
-
-
-@dataclass(frozen=True)
-class PatientData:
-    identifiers: tuple[Identifier, ...]
-    given_name: str = ""
-    family_name: str = ""
-    birth_date: date | None = None
-    phone: str | None = None
-
-
-@dataclass(frozen=True)
-class OrderData:
-    """One ORC/OBR group. Numbers are ``id`` or ``namespace:id`` (EI-1, EI-2)."""
-
-    control: str
-    placer: str
-    filler: str
-    accession_number: str
-    procedure_code: str
-    procedure_text: str
-
-
-@dataclass(frozen=True)
-class ResultData:
-    """One OBR of an ORU and the references it carries (never the report text)."""
-
-    placer: str
-    filler: str
-    accession_number: str
-    procedure_code: str
-    procedure_text: str
-    status_code: str
-    observed_at: datetime | None
-    viewer_link: str = ""
-
-
-@dataclass(frozen=True)
-class BookedResource:
-    """One AIS/AIG/AIL/AIP resource line of an SIU: its code and action (AIx-2)."""
-
-    code: str
-    action: str
-    start: datetime | None
-    duration_minutes: int | None
-
-
-@dataclass(frozen=True)
-class ScheduleData:
-    filler_id: str
-    placer_id: str
-    start: datetime | None
-    end: datetime | None
-    resources: tuple[BookedResource, ...]
-
-
-@dataclass(frozen=True)
-class ParsedMessage:
-    """Times without a UTC offset in the message are naive here; the handler places
-    them in the resource's (or the configured) time zone."""
-
-    patient: PatientData | None = None
-    merged: tuple[Identifier, ...] = ()
-    orders: tuple[OrderData, ...] = ()
-    results: tuple[ResultData, ...] = ()
-    schedule: ScheduleData | None = None
-
-
-class MessageReader(ABC):
-    """Turns one stored HL7 message into the values the effects need."""
-
-    @abstractmethod
-    def read(self, message: InboundMessage) -> ParsedMessage:
-        """The extracted values; MalformedMessageError when the text cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -174,25 +85,26 @@ class InboundEffects(InboundHandler):
         settings: InboundSettings | None = None,
     ) -> None:
         self._registry = registry
-        self._scheduling = scheduling
+        self._orders = Orders(scheduling)
+        self._ris_bookings = RisBookings(scheduling)
         self._catalog = catalog
         self._reader = reader
         self._settings = settings or InboundSettings()
+        self._handlers: dict[MessageKind, Handler] = {
+            MessageKind.PATIENT: self._patient,
+            MessageKind.MERGE: self._merge,
+            MessageKind.ORDERS: self._order_messages,
+            MessageKind.RESULTS: self._results,
+            MessageKind.BOOKING_MADE: self._booking,
+            MessageKind.BOOKING_FREED: self._booking_freed,
+        }
 
     def handle(self, message: InboundMessage) -> str:
         """Apply the message; applying it again changes nothing."""
-        kind = message.message_type.upper()
-        trigger = message.trigger.upper()
-        if kind == "ADT" and (trigger in PATIENT_UPDATES or trigger == "A40"):
-            handler = self._merge if trigger == "A40" else self._patient
-        elif (kind, trigger) in {("ORM", "O01"), ("OMI", "O23")}:
-            handler = self._orders
-        elif kind == "ORU" and trigger in {"R01", ""}:  # v2.3 feeds may omit MSH-9.2
-            handler = self._results
-        elif kind == "SIU" and trigger in BOOKING_MADE | BOOKING_FREED:
-            handler = self._booking
-        else:
+        kind = self._reader.kind(message)
+        if kind is None:
             return IGNORED
+        handler = self._handlers[kind]
         parsed = self._reader.read(message)
         actor = system_actor(request_id=str(message.id), source="hl7-inbound")
         return handler(message, parsed, actor)
@@ -243,21 +155,22 @@ class InboundEffects(InboundHandler):
 
     # ORM / OMI ----------------------------------------------------------------------
 
-    def _orders(self, message: InboundMessage, parsed: ParsedMessage, actor: Actor) -> str:
+    def _order_messages(self, message: InboundMessage, parsed: ParsedMessage, actor: Actor) -> str:
         if not parsed.orders:
             raise MissingFieldError("an order message without ORC/OBR")
-        if all(o.control not in ORDER_CONTROLS for o in parsed.orders):
+        if all(o.intent is None for o in parsed.orders):
             return IGNORED
         patient_id = self._patient_id(message, parsed, actor, update=False)
         outcomes = [
-            self._scheduling.receive_order(
-                control=order.control,
+            self._orders.receive_order(
+                intent=order.intent,
                 patient_id=patient_id,
                 placer=order.placer,
                 filler=order.filler,
                 accession_number=order.accession_number,
                 procedure_code=order.procedure_code,
                 procedure_text=order.procedure_text,
+                reason=f"cancelled by the RIS ({order.control})",
                 message_id=f"{message.id}/{index}",
                 actor=actor,
             )
@@ -274,38 +187,39 @@ class InboundEffects(InboundHandler):
         if parsed.patient is not None and parsed.patient.identifiers:
             authority, value = self._key(message, parsed.patient.identifiers[0])
             mrn = f"{authority}:{value}"
-        checked: list[tuple[ResultData, str]] = []
-        for result in parsed.results:  # every OBR first: all of the message is applied, or none
-            status = RESULT_STATUS.get(result.status_code.upper())
-            if status is None:
-                raise InvalidValueError(
-                    f"OBR-25 result status {result.status_code!r} is not P, F or C"
-                )
-            checked.append((result, status))
-        outcomes = []
-        for index, (result, status) in enumerate(checked):
-            outcomes.append(
-                self._scheduling.reference_result(
-                    ResultReference(
-                        accession_number=result.accession_number,
-                        procedure_code=result.procedure_code,
-                        procedure_text=result.procedure_text,
-                        result_status=status,
-                        observed_at=(
-                            None
-                            if result.observed_at is None
-                            else self._aware(result.observed_at, self._settings.default_timezone)
-                        ),
-                        viewer_link=result.viewer_link or self._viewer_link(result),
-                    ),
-                    placer=result.placer,
-                    filler=result.filler,
-                    patient_identifier=mrn,
-                    message_id=f"{message.id}/{index}",
-                    actor=actor,
-                )
+        # Every OBR is checked first: all of the message is applied, or none of it.
+        references = [self._reference(result) for result in parsed.results]
+        outcomes = [
+            self._orders.reference_result(
+                reference,
+                placer=result.placer,
+                filler=result.filler,
+                patient_identifier=mrn,
+                message_id=f"{message.id}/{index}",
+                actor=actor,
             )
+            for index, (result, reference) in enumerate(
+                zip(parsed.results, references, strict=True)
+            )
+        ]
         return KEPT_FOR_REVIEW if KEPT_FOR_REVIEW in outcomes else APPLIED
+
+    def _reference(self, result: ResultData) -> ResultReference:
+        if result.result_status is None:
+            raise InvalidValueError(f"OBR-25 result status {result.status_code!r} is not P, F or C")
+        observed_at = result.observed_at
+        return ResultReference(
+            accession_number=result.accession_number,
+            procedure_code=result.procedure_code,
+            procedure_text=result.procedure_text,
+            result_status=result.result_status,
+            observed_at=(
+                None
+                if observed_at is None
+                else _aware(observed_at, self._settings.default_timezone)
+            ),
+            viewer_link=result.viewer_link or self._viewer_link(result),
+        )
 
     def _viewer_link(self, result: ResultData) -> str:
         template = self._settings.viewer_url_template
@@ -315,25 +229,29 @@ class InboundEffects(InboundHandler):
 
     # SIU ----------------------------------------------------------------------------
 
-    def _booking(self, message: InboundMessage, parsed: ParsedMessage, actor: Actor) -> str:
+    def _booking_freed(self, message: InboundMessage, parsed: ParsedMessage, actor: Actor) -> str:
+        return self._booking(message, parsed, actor, freed=True)
+
+    def _booking(
+        self, message: InboundMessage, parsed: ParsedMessage, actor: Actor, freed: bool = False
+    ) -> str:
         schedule = parsed.schedule
         if schedule is None or not (schedule.filler_id or schedule.placer_id):
             raise MissingFieldError("an SIU without SCH-2 (or SCH-1) appointment id")
         filler_id = schedule.filler_id or f"placer:{schedule.placer_id}"
-        trigger = message.trigger.upper()
         mapped = [(self._resource(r.code), r) for r in schedule.resources]
         active = [
             (resource, line)
             for resource, line in mapped
-            if resource is not None and line.action.upper() not in REMOVED_RESOURCE
+            if resource is not None and not line.removed
         ]
         message_id = str(message.id)
-        if trigger in BOOKING_FREED or not active:
+        if freed or not active:
             # Cancelled, a no-show, or moved off every resource of ours: its time is free
             # (nothing happens for a booking we never held).
-            released = self._scheduling.release_for_ris(
+            released = self._ris_bookings.release(
                 filler_id=filler_id,
-                reason=f"SIU^{trigger} from the RIS",
+                reason=f"SIU^{message.trigger.upper()} from the RIS",
                 message_id=message_id,
                 actor=actor,
             )
@@ -341,7 +259,7 @@ class InboundEffects(InboundHandler):
         resource, line = active[0]
         timezone = self._catalog.location(resource.location_id).timezone
         span = self._span(schedule, line, timezone)
-        self._scheduling.occupy_for_ris(
+        self._ris_bookings.occupy(
             filler_id=filler_id,
             resource_id=resource.id,
             span=span,
@@ -368,11 +286,11 @@ class InboundEffects(InboundHandler):
         its earlier instant (an end as its later one when the earlier is not after the
         start). A duration is elapsed time from the start.
         """
-        sch_start = None if schedule.start is None else self._aware(schedule.start, timezone)
-        sch_end = self._end(schedule.end, sch_start, timezone)
+        sch_start = None if schedule.start is None else _aware(schedule.start, timezone)
+        sch_end = _end(schedule.end, sch_start, timezone)
         start, end = sch_start, sch_end
         if line.start is not None:
-            start = self._aware(line.start, timezone)
+            start = _aware(line.start, timezone)
             if line.duration_minutes:
                 end = start + timedelta(minutes=line.duration_minutes)
             elif sch_start is not None and sch_end is not None:
@@ -387,25 +305,22 @@ class InboundEffects(InboundHandler):
             raise InvalidValueError("an SIU booking that ends before it starts")
         return Interval(start, end)
 
-    @classmethod
-    def _end(cls, end: datetime | None, start: datetime | None, timezone: str) -> datetime | None:
-        if end is None:
-            return None
-        earlier = cls._aware(end, timezone)
-        if start is None or earlier > start:
-            return earlier
-        return cls._aware(end, timezone, later=True)
 
-    @staticmethod
-    def _aware(moment: datetime, timezone: str, *, later: bool = False) -> datetime:
-        """``moment`` in UTC; without an offset, a wall-clock time in ``timezone`` (a
-        skipped one as the first instant after the gap; a repeated one as its earlier
-        instant, or with ``later`` its later one)."""
-        if moment.utcoffset() is not None:
-            return moment.astimezone(UTC)
-        minutes = moment.hour * 60 + moment.minute
-        instant = local_to_utc(moment.date(), minutes, zone(timezone), earliest=not later)
-        return instant + timedelta(seconds=moment.second, microseconds=moment.microsecond)
+def _end(end: datetime | None, start: datetime | None, timezone: str) -> datetime | None:
+    if end is None:
+        return None
+    earlier = _aware(end, timezone)
+    if start is None or earlier > start:
+        return earlier
+    return _aware(end, timezone, later=True)
 
 
-ORDER_CONTROLS = NEW_ORDER | CHANGE_ORDER | CANCEL_ORDER
+def _aware(moment: datetime, timezone: str, *, later: bool = False) -> datetime:
+    """``moment`` in UTC; without an offset, a wall-clock time in ``timezone`` (a skipped
+    one as the first instant after the gap; a repeated one as its earlier instant, or with
+    ``later`` its later one)."""
+    if moment.utcoffset() is not None:
+        return moment.astimezone(UTC)
+    minutes = moment.hour * 60 + moment.minute
+    instant = local_to_utc(moment.date(), minutes, zone(timezone), earliest=not later)
+    return instant + timedelta(seconds=moment.second, microseconds=moment.microsecond)

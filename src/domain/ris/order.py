@@ -11,6 +11,7 @@ changes nothing, so handling a message twice is harmless.
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -45,8 +46,21 @@ class ResultReference:
             raise InvalidValueError("the observation time needs a UTC offset")
 
 
+class OrderIntent(StrEnum):
+    """What an order message asks of an order (the HL7 adapter reads it from the RIS's
+    order control code)."""
+
+    NEW = "new"
+    CHANGE = "change"
+    CANCEL = "cancel"
+
+
 class OrderCancelledError(DomainError):
     code = "order_cancelled"
+
+
+class UnknownOrderError(DomainError):
+    code = "unknown_order"
 
 
 class ImagingOrder(Aggregate):

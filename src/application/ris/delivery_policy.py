@@ -1,0 +1,194 @@
+"""The outbound policy: appointment and patient events become queued HL7 deliveries.
+
+It follows an upstream application's log with tracking (exactly once) and queues one
+``MessageDelivery`` per recipient for each event that the RIS must hear about, in the
+``deliveries`` event store.
+"""
+
+from datetime import date, datetime
+from functools import singledispatchmethod
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.projection import EventSourcedProjection
+
+from application.base import BaseApplication, DateAsISO, tolerating_concurrent_ddl
+from application.catalog import Catalog
+from application.errors import NotFoundError
+from application.registry import RegistryLog
+from application.ris.deliveries import NAME
+from application.scheduling import SchedulingLog
+from domain.appointment import Appointment
+from domain.context import system_actor
+from domain.patient import Patient
+from domain.ris.message_delivery import MessageDelivery
+
+# Upstream event -> HL7 message type
+SIU_TRIGGERS: dict[type[Any], str] = {
+    Appointment.Booked: "SIU^S12",
+    Appointment.Rescheduled: "SIU^S13",
+    Appointment.Modified: "SIU^S14",
+    Appointment.Cancelled: "SIU^S15",
+    Appointment.MarkedNoShow: "SIU^S26",
+}
+ADT_TRIGGERS: dict[type[Any], str] = {
+    Patient.Registered: "ADT^A04",
+    Patient.DemographicsChanged: "ADT^A08",
+}
+# Changes the RIS itself sent us are not echoed back to it.
+NOT_ECHOED_SOURCES = frozenset({"hl7-inbound"})
+R = TypeVar("R", bound=BaseApplication)
+# The names of the HL7 recipients, comma-separated (the composition root sets it from
+# the configured destinations).
+RECIPIENTS = "DELIVERY_RECIPIENTS"
+
+
+def recipients_env(names: list[str]) -> dict[str, str]:
+    """The policy's environment entry naming these recipients."""
+    return {RECIPIENTS: ",".join(names)}
+
+
+def _iso(value: datetime | date) -> str:
+    return value.isoformat()
+
+
+class DeliveryPolicy(EventSourcedProjection[UUID]):
+    """Appointment and patient events -> queued HL7 deliveries, exactly once.
+
+    Run one ``EventSourcedProjectionRunner`` per upstream application (Scheduling,
+    Registry) with this class; tracking keeps their positions apart. The payload is a
+    snapshot of what the message needs, so every resend is the same message.
+    Recipients come from ``DELIVERY_RECIPIENTS`` in its environment (``recipients_env``).
+    """
+
+    name = NAME
+
+    def __init__(self, env: Any = None) -> None:
+        tolerating_concurrent_ddl(self, lambda: super(DeliveryPolicy, self).__init__(env))
+        names = self.env.get(RECIPIENTS, "") or ""
+        self.recipients = [name.strip() for name in names.split(",") if name.strip()]
+        self._readers: dict[str, BaseApplication] = {}
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    def _reader(self, kind: type[R]) -> R:
+        """The upstream application's log (read, never written), on the same database."""
+        if kind.name not in self._readers:
+            self._readers[kind.name] = kind(dict(self.env))
+        return cast(R, self._readers[kind.name])
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+        super().close()
+
+    @singledispatchmethod
+    def policy(self, domain_event: Any, processing_event: ProcessingEvent[UUID]) -> None:
+        message_type = SIU_TRIGGERS.get(type(domain_event)) or ADT_TRIGGERS.get(type(domain_event))
+        if message_type is None or not self.recipients:
+            return
+        if domain_event.meta.get("source") in NOT_ECHOED_SOURCES:
+            return
+        if message_type.startswith("SIU"):
+            payload, ordering_key = self._siu_payload(domain_event)
+        else:
+            payload, ordering_key = self._adt_payload(domain_event)
+        cause = f"{domain_event.originator_id}:{domain_event.originator_version}"
+        meta = system_actor(source="delivery-policy").meta(cause=cause)
+        for recipient in self.recipients:
+            delivery = MessageDelivery.queue(
+                channel="hl7",
+                recipient=recipient,
+                message_type=message_type,
+                cause=cause,
+                cause_at=domain_event.timestamp,
+                ordering_key=ordering_key,
+                payload=payload,
+                meta=meta,
+            )
+            processing_event.collect_events(delivery)
+
+    def _patient_fields(self, patient: Any) -> dict[str, str]:
+        fields = {
+            "patient_id": str(patient.id),
+            "given_name": patient.given_name,
+            "family_name": patient.family_name,
+            "birth_date": _iso(patient.birth_date),
+            "phone": patient.phone or "",
+        }
+        identifiers: dict[str, str] = patient.identifiers
+        if identifiers:
+            authority = sorted(identifiers)[0]
+            fields["mrn"], fields["mrn_authority"] = identifiers[authority], authority
+        return fields
+
+    def _adt_payload(self, event: Any) -> tuple[dict[str, str], str]:
+        payload = {
+            "event_at": _iso(event.timestamp),
+            "patient_id": str(event.originator_id),
+            "given_name": event.given_name,
+            "family_name": event.family_name,
+            "birth_date": _iso(event.birth_date),
+            "phone": event.phone or "",
+        }
+        if not isinstance(event, Patient.Registered):
+            # A later change: the identifiers the patient has by then go along.
+            registry = self._reader(RegistryLog)
+            patient: Any = registry.repository.get(
+                event.originator_id, version=event.originator_version
+            )
+            payload.update(
+                {k: v for k, v in self._patient_fields(patient).items() if k.startswith("mrn")}
+            )
+        return payload, str(event.originator_id)
+
+    def _siu_payload(self, event: Any) -> tuple[dict[str, str], str]:
+        scheduling = self._reader(SchedulingLog)
+        # The appointment exactly as this event left it.
+        appointment: Any = scheduling.repository.get(
+            event.originator_id, version=event.originator_version
+        )
+        catalog = self._reader(Catalog)
+        exam = catalog.appointment_type(appointment.appointment_type_id)
+        location = catalog.location(appointment.location_id)
+        resource = catalog.resource(appointment.resource_id)
+        minutes = int((appointment.end - appointment.start).total_seconds() // 60)
+        payload = {
+            "event_at": _iso(event.timestamp),
+            "appointment_id": str(appointment.id),
+            "start": _iso(appointment.start),
+            "end": _iso(appointment.end),
+            "timezone": appointment.timezone,
+            "duration_minutes": str(minutes),
+            "reason": str(getattr(event, "reason", "") or ""),
+            "notes": appointment.notes,
+            "type_code": exam.code,
+            "type_name": str(exam.spec.get("name", exam.code)),
+            "type_cpt": str(exam.spec.get("cpt", "")),
+            "modality": str(exam.spec.get("modality", "")),
+            "location_code": location.code,
+            "location_name": location.name,
+            "resource_code": resource.code,
+            "resource_name": str(resource.spec.get("name", resource.code)),
+            **self._patient_fields(self._patient_as_of(appointment.patient_id, event.timestamp)),
+        }
+        return payload, str(appointment.patient_id)
+
+    def _patient_as_of(self, patient_id: UUID, moment: datetime) -> Any:
+        """The patient as they were at ``moment``: a later change of theirs reaches the
+        RIS as its own ADT^A08, after this message, not inside it."""
+        registry = self._reader(RegistryLog)
+        patient: Any = None
+        changes: Any = registry.events.get(patient_id)
+        for change in changes:  # one read of the patient's events, folded up to ``moment``
+            if change.timestamp > moment and patient is not None:
+                break
+            patient = change.mutate(patient)
+        if patient is None:
+            raise NotFoundError("no such patient")
+        return patient

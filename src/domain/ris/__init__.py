@@ -1,0 +1,2 @@
+"""The RIS integration's aggregates: orders the RIS sends, bookings the RIS makes on
+our resources, results no order claimed, and outbound message deliveries."""
