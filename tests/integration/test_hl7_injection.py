@@ -8,7 +8,7 @@ from uuid import UUID
 import pytest
 
 from adapters.hl7.extract import Hl7Extractor, _Message
-from application.ports import InboundMessage
+from application.ris.inbound_ports import InboundMessage
 from tests.integration import test_outbound_hl7 as outbound
 from tests.integration.mllp_peer import field_of, wait_until
 from tests.integration.test_at_rest import all_acknowledged, patient_books_with_notes

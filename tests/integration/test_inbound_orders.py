@@ -3,7 +3,7 @@ the orders read model rebuilt from the log equal to the one kept live."""
 
 import pytest
 
-from application.ports import InboundMessage
+from application.ris.inbound_ports import InboundMessage
 from application.ris.orders import Orders
 from domain.ris.order import CANCELLED, FINAL, WAITING, UnknownOrderError
 from projections.orders_view import PostgresOrderReader

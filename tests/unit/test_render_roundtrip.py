@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from adapters.hl7.extract import Hl7Extractor, _Message
 from adapters.hl7.framing import END, START
 from adapters.hl7.render import render_fast
-from application.ports import InboundMessage
+from application.ris.inbound_ports import InboundMessage
 from tests.unit.test_message_delivery import siu_payload
 
 SIU_SEGMENTS = ["MSH", "SCH", "NTE", "PID", "RGS", "AIS", "AIG", "AIL"]
