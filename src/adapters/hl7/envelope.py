@@ -10,6 +10,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from adapters.hl7.characters import first_control_character
+
 BOM = b"\xef\xbb\xbf"
 DEFAULT_FIELD_SEPARATOR = "|"
 DEFAULT_ENCODING = "^~\\&"
@@ -36,13 +38,14 @@ CHARSETS = {
 @dataclass(frozen=True)
 class Problem:
     """Why a message cannot be accepted: the ACK code, an HL7 table 0357 error code,
-    a short text, and where (segment, field) when known."""
+    a short text, and where (segment, its sequence, field) when known."""
 
     ack_code: str  # AE or AR
     error_code: str
     text: str
     segment: str = "MSH"
     field: int = 0
+    sequence: int = 1
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,37 @@ def read_envelope(raw: bytes) -> Envelope:
         msh_offset=start,
         content_sha256=hashlib.sha256(raw).digest(),
     )
-    problem = _header_problem(envelope)
+    problem = (
+        _charset_problem(envelope)
+        or _control_character_problem(raw, envelope)
+        or _header_problem(envelope)
+    )
     if problem is None:
         return envelope
     return Envelope(**{**envelope.__dict__, "problem": problem})
+
+
+def _charset_problem(envelope: Envelope) -> Problem | None:
+    if envelope.charset.strip() and envelope.codec is None:
+        return Problem("AR", "103", "unsupported character set", field=18)
+    return None
+
+
+def _control_character_problem(raw: bytes, envelope: Envelope) -> Problem | None:
+    """A control character HL7 does not allow, anywhere from the MSH on (see
+    ``characters``): AR with where it is, before anything else reads the message."""
+    text, _ = decode(raw[envelope.msh_offset :], envelope)
+    found = first_control_character(text, envelope.field_separator)
+    if found is None:
+        return None
+    return Problem(
+        "AR",
+        "102",
+        f"control character 0x{ord(found.character):02X} not allowed in {found.label}",
+        segment=found.segment,
+        field=found.field,
+        sequence=found.sequence,
+    )
 
 
 def _header_problem(envelope: Envelope) -> Problem | None:
@@ -172,8 +202,6 @@ def _header_problem(envelope: Envelope) -> Problem | None:
         return Problem("AR", "101", "MSH-9 message type missing", field=9)
     if not VERSION_PATTERN.match(envelope.version):
         return Problem("AR", "203", "unsupported version id", field=12)
-    if envelope.charset.strip() and envelope.codec is None:
-        return Problem("AR", "103", "unsupported character set", field=18)
     return None
 
 
