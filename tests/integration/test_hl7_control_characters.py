@@ -46,13 +46,13 @@ def orm(
 @pytest.fixture
 def listener(runtime) -> Iterator[BackgroundListener]:
     config = ListenerConfig(host="127.0.0.1", port=0, idle_timeout=5.0)
-    with BackgroundListener(runtime.url, config) as running:
+    with BackgroundListener(runtime.url, config, cipher=runtime.cipher) as running:
         yield running
 
 
 def process_all(runtime) -> int:
     """The processing stage ``serve`` runs, over everything stored."""
-    processor = InboundProcessor(runtime.pool, runtime.inbound)
+    processor = InboundProcessor(runtime.pool, runtime.inbound, runtime.cipher)
     return processor.process_pending(100)
 
 
@@ -188,9 +188,9 @@ def test_a_message_stored_before_the_check_is_quarantined_by_the_processing_stag
     with psycopg.connect(runtime.url) as conn:
         conn.execute(
             "INSERT INTO hl7_inbound (id, sending_application, sending_facility, control_id,"
-            " message_type, trigger, version, charset, content_sha256, raw, ack_code, ack,"
-            " status) VALUES (gen_random_uuid(), 'RIS', 'CENTRE', 'OLD-1', 'ORM', 'O01',"
-            " '2.5.1', '', sha256(%s), %s, 'AA', '', 'received')",
+            " message_type, trigger, version, charset, content_sha256, raw, raw_format,"
+            " ack_code, ack, status) VALUES (gen_random_uuid(), 'RIS', 'CENTRE', 'OLD-1',"
+            " 'ORM', 'O01', '2.5.1', '', sha256(%s), %s, 0, 'AA', '', 'received')",
             (raw, raw),
         )
 

@@ -6,7 +6,6 @@ message without a full HL7 parse (hl7apy is far too slow for the ACK path).
 """
 
 import codecs
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -67,7 +66,6 @@ class Envelope:
     version: str
     charset: str  # MSH-18 as sent
     msh_offset: int  # where MSH starts in the bytes (after a BOM or junk)
-    content_sha256: bytes
     problem: Problem | None = None
 
     @property
@@ -79,7 +77,7 @@ class Envelope:
         return CHARSETS.get(self.charset.split(self.component_separator)[0].strip().upper())
 
 
-def _empty(raw: bytes, problem: Problem, offset: int = 0) -> Envelope:
+def _empty(problem: Problem, offset: int = 0) -> Envelope:
     return Envelope(
         field_separator=DEFAULT_FIELD_SEPARATOR,
         encoding_characters=DEFAULT_ENCODING,
@@ -95,7 +93,6 @@ def _empty(raw: bytes, problem: Problem, offset: int = 0) -> Envelope:
         version="",
         charset="",
         msh_offset=offset,
-        content_sha256=hashlib.sha256(raw).digest(),
         problem=problem,
     )
 
@@ -130,14 +127,14 @@ def read_envelope(raw: bytes) -> Envelope:
     """Read the MSH of one message. Never raises."""
     start = _find_msh(raw)
     if start < 0:
-        return _empty(raw, Problem("AR", "100", "no MSH segment"))
+        return _empty(Problem("AR", "100", "no MSH segment"))
     end_match = _SEGMENT_BREAK.search(raw, start)
     line = raw[start : end_match.start() if end_match else len(raw)].decode("latin-1")
     field_separator = line[3]
     fields = line.split(field_separator)
     encoding = fields[1] if len(fields) > 1 else ""
     if not _valid_separators(field_separator, encoding):
-        return _empty(raw, Problem("AR", "102", "invalid MSH-1 or MSH-2", field=2), start)
+        return _empty(Problem("AR", "102", "invalid MSH-1 or MSH-2", field=2), start)
 
     def msh(number: int) -> str:
         # MSH-1 is the separator itself, so MSH-n is fields[n - 1].
@@ -162,7 +159,6 @@ def read_envelope(raw: bytes) -> Envelope:
         version=version,
         charset=msh(18),
         msh_offset=start,
-        content_sha256=hashlib.sha256(raw).digest(),
     )
     problem = (
         _charset_problem(envelope)
