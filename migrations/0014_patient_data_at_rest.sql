@@ -1,6 +1,8 @@
--- Inbound HL7 at rest (issue 9, finding 13): the raw message is stored encrypted with
--- the event key (AES-256-GCM, the row id as associated data), and duplicates are found by
--- a keyed hash (HMAC-SHA256, key derived from the event key) instead of a plain SHA-256.
+-- Patient data at rest (issue 9, finding 13).
+--
+-- Inbound HL7: the raw message is stored encrypted with the event key (AES-256-GCM,
+-- the row id as associated data), and duplicates are found by a keyed hash (HMAC-SHA256,
+-- key derived from the event key) instead of a plain SHA-256.
 --
 -- raw_format says how ``raw`` is stored: 0 in clear (rows stored before this migration),
 -- 1 sealed. No default: every writer says which. Start-up seals the rows still in clear
@@ -16,3 +18,7 @@ ALTER TABLE hl7_inbound
 CREATE UNIQUE INDEX hl7_inbound_duplicate
     ON hl7_inbound (sending_application, sending_facility, control_id, content_hmac);
 CREATE INDEX hl7_inbound_in_clear ON hl7_inbound (seq) WHERE raw_format = 0;
+
+-- Results no order claimed keep, for review, the order numbers, accession and status; the
+-- patient's MRN stays in the UnmatchedResult's (encrypted) events, not in a read model.
+ALTER TABLE rm_unmatched_results DROP COLUMN patient_identifier;
