@@ -2,7 +2,8 @@
 of our own arrive over MLLP and are applied, a patient registers through the API and
 books, and the outbound side sends their ADT and SIU to the RIS, no column of any table
 of the database holds, in clear, a name, a birth date (as sent: YYYYMMDD, and ISO) or an
-MRN that was sent, except the read-model columns allowed below, each with its reason."""
+MRN that was sent (nor our two patients' phones, nor the registrant's e-mail), except the
+read-model columns allowed below, each with its reason."""
 
 import re
 from datetime import date
@@ -108,7 +109,7 @@ def needles() -> dict[str, str]:
     }
     found.update({RIS_PATIENT[k]: f"{k} (our ADT^A04)" for k in RIS_PATIENT})
     found.update(birth_dates(RIS_PATIENT["birth"], "our ADT^A04"))
-    for key in ("given_name", "family_name", "birth_date", "phone"):
+    for key in ("given_name", "family_name", "birth_date", "phone", "email"):
         found[REGISTRANT[key]] = f"{key} (registration)"
     found.update(birth_dates(REGISTRANT["birth_date"].replace("-", ""), "registration"))
     return found
