@@ -161,7 +161,7 @@ def build(
     pool = reader_pool(url, settings.db_pool_size)
     inbound_store = PostgresInboundStore(pool, cipher)
     if create_tables:
-        inbound_store.seal_rows_in_clear()  # any stored before migration 0014
+        inbound_store.seal_rows_in_clear()  # any stored before migration 0016
     projections = Projections(env)
     if run_projections:
         projections.start()

@@ -171,6 +171,6 @@ def mllp_listen(
     context = ssl_context_from(settings)
     cipher = _cipher(settings)
     with reader_pool(url, 1) as pool:
-        PostgresInboundStore(pool, cipher).seal_rows_in_clear()  # stored before 0014
+        PostgresInboundStore(pool, cipher).seal_rows_in_clear()  # stored before 0016
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(listen(url, config, cipher=cipher, ssl_context=context))

@@ -1,6 +1,6 @@
 """Stored inbound HL7 sealed at rest (issue 9, finding 13): the raw message is kept
 encrypted with the event key, bound to its row, and duplicates are found by a keyed
-digest; rows stored in clear before migration 0014 stay readable and are sealed at the
+digest; rows stored in clear before migration 0016 stay readable and are sealed at the
 next start. Real MLLP over loopback, real PostgreSQL."""
 
 import hashlib
@@ -99,19 +99,19 @@ def test_duplicates_are_still_found_and_get_the_same_ack(listener, migrated):
 
 
 @pytest.fixture
-def before_0014(database_url: str, tmp_path: Path) -> str:
-    """A database as it was before migration 0014."""
+def before_0016(database_url: str, tmp_path: Path) -> str:
+    """A database as it was before migration 0016."""
     older = tmp_path / "migrations"
     older.mkdir()
     for path in sorted(migrations_dir().glob("*.sql")):
-        if path.name < "0014":
+        if path.name < "0016_patient_data_at_rest.sql":
             shutil.copy(path, older / path.name)
     apply_migrations(database_url, older)
     return database_url
 
 
 def store_in_clear(url: str, message: bytes, status: str) -> uuid.UUID:
-    """What the listener stored before 0014: the raw bytes and a plain SHA-256."""
+    """What the listener stored before 0016: the raw bytes and a plain SHA-256."""
     message_id = uuid.uuid4()
     ack = b"MSH|^~\\&|BRIDGE|US|RIS|CENTRE|20261127120000||ACK^A08^ACK|OLDACK|P|2.5.1\rMSA|AA|X\r"
     with psycopg.connect(url) as conn:
@@ -133,14 +133,14 @@ def store_in_clear(url: str, message: bytes, status: str) -> uuid.UUID:
 
 
 def test_rows_stored_in_clear_stay_readable_and_are_sealed_at_the_next_start(
-    before_0014, tmp_path, clock
+    before_0016, tmp_path, clock
 ):
-    url = before_0014
+    url = before_0016
     # Given messages stored in clear by the listener before the upgrade
     processed = store_in_clear(url, adt("OLD1", family="WEXBRIDGE"), "processed")
     waiting = store_in_clear(url, adt("OLD2", family="TALLOW"), "received")
 
-    # When migration 0014 is applied, they are still readable as they are
+    # When migration 0016 is applied, they are still readable as they are
     apply_migrations(url)
     assert [row[2] for row in stored(url)] == [0, 0]
     with reader_pool(url, 1) as pool:

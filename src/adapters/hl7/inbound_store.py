@@ -1,12 +1,12 @@
 """PostgreSQL storage of inbound HL7 messages (table ``hl7_inbound``, migrations 0008
-and 0014).
+and 0016).
 
 ``AsyncInboundWriter`` is the listener's: one autocommit INSERT per message, committed
 (durable, with ``synchronous_commit`` on) before the ACK leaves. The raw message is
 stored sealed (AES-256-GCM with the event key, see ``adapters.at_rest``); a duplicate
 (same sender, control id and content, the content compared by its keyed digest) hits
 the unique key and gets the ACK stored the first time. ``PostgresInboundStore`` is the
-operator's view for the API and the CLI, and seals rows stored in clear before 0014.
+operator's view for the API and the CLI, and seals rows stored in clear before 0016.
 
 The ACK is kept in clear: it holds our MSA/ERR and the sender's MSH-3 to MSH-6, MSH-10,
 MSH-11 and MSH-18 echoed, which are kept in clear columns anyway (listing, duplicates),
@@ -162,7 +162,7 @@ class PostgresInboundStore(InboundMessageStore):
         self.cipher = cipher
 
     def seal_rows_in_clear(self, batch: int = 200) -> int:
-        """Seal the raw messages stored in clear (before migration 0014), a batch per
+        """Seal the raw messages stored in clear (before migration 0016), a batch per
         transaction, so that none stays readable without the key. Safe to run from
         several processes at once, and beside a listener. Returns how many it sealed."""
         sealed, collisions = 0, 0
