@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import multiprocessing
 import os
@@ -21,9 +22,13 @@ import secrets
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg.conninfo import make_conninfo
+
+if TYPE_CHECKING:
+    from adapters.at_rest import AtRestCipher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -58,7 +63,7 @@ def run_listener(url: str, ready: multiprocessing.Queue, stop: multiprocessing.E
 
     async def main() -> None:
         config = ListenerConfig(host="127.0.0.1", port=0, pool_size=8)
-        async with MllpListener(url, config) as listener:
+        async with MllpListener(url, config, cipher=bench_cipher()) as listener:
             ready.put(listener.port)
             while not stop.is_set():
                 await asyncio.sleep(0.1)
@@ -142,6 +147,13 @@ def machine(url: str) -> dict[str, object]:
     }
 
 
+def bench_cipher() -> AtRestCipher:
+    """The at-rest cipher under a fixed benchmark key (messages are stored sealed)."""
+    from adapters.at_rest import AtRestCipher
+
+    return AtRestCipher(base64.b64encode(b"benchmark-key-32-bytes-long-0000").decode())
+
+
 def quiet_logs() -> None:
     import logging
 
@@ -155,7 +167,7 @@ def drain(pool: object, handler: object, seconds: float) -> dict[str, object]:
     ``seconds``; how many it handled, and how fast."""
     from adapters.hl7.processor import InboundProcessor
 
-    processor = InboundProcessor(pool, handler)  # type: ignore[arg-type]
+    processor = InboundProcessor(pool, handler, bench_cipher())  # type: ignore[arg-type]
     done = 0
     started = time.monotonic()
     while time.monotonic() - started < seconds:

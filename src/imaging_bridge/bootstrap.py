@@ -9,6 +9,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from adapters.access_log import BatchingAccessLog
+from adapters.at_rest import AtRestCipher
 from adapters.break_glass import PostgresBreakGlassStore
 from adapters.clock import SystemClock
 from adapters.database import (
@@ -90,13 +91,14 @@ class Runtime:
     projections: Projections
     pool: ConnectionPool[Any]
     inbound: InboundHandler
+    cipher: AtRestCipher  # stored inbound HL7, sealed with the event key
     closed: bool = field(default=False)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def process_inbound(self) -> None:
         """Apply stored inbound HL7 messages on a background thread, in arrival order."""
-        processor = InboundProcessor(self.pool, self.inbound)
+        processor = InboundProcessor(self.pool, self.inbound, self.cipher)
         thread = threading.Thread(
             target=processor.run, args=(self._stop,), name="hl7-inbound", daemon=True
         )
@@ -149,6 +151,7 @@ def build(
         settings.data_dir,
         allow_generate=not production,
     )
+    cipher = AtRestCipher(env["CIPHER_KEY"])
     clock = clock or SystemClock()
     hasher = hasher or Argon2PasswordHasher()
     # Catalog aggregates change rarely and every booking reads several: keep them cached
@@ -158,6 +161,9 @@ def build(
     registry = Registry(env, hasher=hasher, clock=clock)
     deliveries = Deliveries(env)
     pool = reader_pool(url, settings.db_pool_size)
+    inbound_store = PostgresInboundStore(pool, cipher)
+    if create_tables:
+        inbound_store.seal_rows_in_clear()  # any stored before migration 0016
     projections = Projections(env)
     if run_projections:
         projections.start()
@@ -198,7 +204,7 @@ def build(
         access_log=access_log,
         rate_limiter=PostgresRateLimiter(pool),
         staff_access=StaffAccess(appointments, PostgresBreakGlassStore(pool), clock),
-        hl7_inbound=Hl7Inbound(PostgresInboundStore(pool), clock, access_log),
+        hl7_inbound=Hl7Inbound(inbound_store, clock, access_log),
         deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock, access_log),
     )
     inbound = InboundEffects(
@@ -208,4 +214,4 @@ def build(
         reader=Hl7Extractor(),
         settings=InboundSettings(),
     )
-    return Runtime(settings, url, env, services, projections, pool, inbound)
+    return Runtime(settings, url, env, services, projections, pool, inbound, cipher)

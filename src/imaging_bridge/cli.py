@@ -184,6 +184,7 @@ def start_mllp_listener(runtime: "Runtime") -> "BackgroundListener":
         return BackgroundListener(
             runtime.url,
             ListenerConfig(host=settings.host, port=settings.mllp_port),
+            cipher=runtime.cipher,
             ssl_context=ssl_context_from(settings),
         ).start()
     except OSError as error:

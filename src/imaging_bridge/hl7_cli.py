@@ -18,6 +18,21 @@ DataDirOption = Annotated[
 ]
 
 
+def _cipher(settings: Any) -> Any:
+    """The at-rest cipher under the event key (stored messages are sealed with it)."""
+    from adapters.at_rest import AtRestCipher
+    from adapters.keys import load_or_create_cipher_key
+
+    configured = settings.event_cipher_key
+    return AtRestCipher(
+        load_or_create_cipher_key(
+            configured.get_secret_value() if configured else None,
+            settings.data_dir,
+            allow_generate=settings.environment != "production",
+        )
+    )
+
+
 def _service(data_dir: Path | None) -> tuple[Any, Any]:
     """The operator service on a small pool (no projections, no applications), and the
     pool to close."""
@@ -35,7 +50,7 @@ def _service(data_dir: Path | None) -> tuple[Any, Any]:
     ensure_database(url)
     apply_migrations(url)
     pool = reader_pool(url, 2)
-    store, audit = PostgresInboundStore(pool), PostgresAccessLog(pool)
+    store, audit = PostgresInboundStore(pool, _cipher(settings)), PostgresAccessLog(pool)
     return Hl7Inbound(store, SystemClock(), audit), pool
 
 
@@ -137,8 +152,10 @@ def mllp_listen(
     data_dir: DataDirOption = None,
 ) -> None:
     """Receive HL7 v2 over MLLP (TLS when TLS_CERT_FILE/TLS_KEY_FILE are set): store each
-    message durably, then ACK. Processing runs in ``serve``/``worker``."""
-    from adapters.database import ensure_database
+    message durably (sealed with the event key), then ACK. Processing runs in
+    ``serve``/``worker``."""
+    from adapters.database import ensure_database, reader_pool
+    from adapters.hl7.inbound_store import PostgresInboundStore
     from adapters.hl7.listener import ListenerConfig, listen, ssl_context_from
     from adapters.migrations import apply_migrations
     from imaging_bridge.bootstrap import database_url
@@ -152,5 +169,8 @@ def mllp_listen(
         host=host or settings.host, port=port or settings.mllp_port, idle_timeout=idle_timeout
     )
     context = ssl_context_from(settings)
+    cipher = _cipher(settings)
+    with reader_pool(url, 1) as pool:
+        PostgresInboundStore(pool, cipher).seal_rows_in_clear()  # stored before 0016
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(listen(url, config, ssl_context=context))
+        asyncio.run(listen(url, config, cipher=cipher, ssl_context=context))

@@ -1,5 +1,6 @@
 """Orders read model: each imaging order with its latest result reference, and the
-results no order claimed, waiting for someone to review them."""
+results no order claimed, waiting for someone to review them (without the patient's
+MRN: it stays in the encrypted events; no table keeps it in clear)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,7 +63,6 @@ def order_changes(event: Any) -> list[Change]:
             "accession_number": event.accession_number,
             "placer_number": event.placer_number,
             "filler_number": event.filler_number,
-            "patient_identifier": event.patient_identifier,
             "procedure_code": event.procedure_code,
             "result_status": event.result_status,
             "observed_at": event.observed_at,
@@ -102,7 +102,6 @@ class UnmatchedRow:
     message_id: str
     accession_number: str
     filler_number: str
-    patient_identifier: str
     result_status: str
     kept_at: datetime
 
@@ -128,8 +127,8 @@ class PostgresOrderReader:
         """Results waiting for review, oldest first."""
         with self._pool.connection() as conn:
             rows = conn.execute(
-                "SELECT id, message_id, accession_number, filler_number, patient_identifier,"
-                " result_status, kept_at FROM rm_unmatched_results"
+                "SELECT id, message_id, accession_number, filler_number, result_status,"
+                " kept_at FROM rm_unmatched_results"
                 " WHERE NOT resolved ORDER BY kept_at",
             ).fetchall()
         return [UnmatchedRow(*row) for row in rows]

@@ -6,9 +6,11 @@ and are not sent.)"""
 import psycopg
 import pytest
 
+from adapters.hl7.inbound_store import open_raw
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
 from application.ris.orders import Orders
 from tests.integration.test_hl7_listener import (
+    CIPHER,
     RecordingHandler,
     adt,
     connect,
@@ -59,7 +61,7 @@ def test_every_corpus_message_gets_its_expected_ack_and_is_stored(database_url):
     config = ListenerConfig(host="127.0.0.1", port=0)
     sent: dict[bytes, str] = {}
     problems = []
-    with BackgroundListener(database_url, config) as listener:
+    with BackgroundListener(database_url, config, cipher=CIPHER) as listener:
         # All over one connection, as an interface engine would send them.
         with connect(listener.port) as sock:
             for name, codes in corpus():
@@ -77,8 +79,13 @@ def test_every_corpus_message_gets_its_expected_ack_and_is_stored(database_url):
         assert segments(exchange(listener.port, adt("AFTER-CORPUS")))["MSA"][1] == "AA"
     assert problems == []
     with psycopg.connect(database_url) as conn:
-        stored = conn.execute("SELECT raw, ack_code, status FROM hl7_inbound").fetchall()
-    by_raw = {bytes(raw): (code, status) for raw, code, status in stored}
+        stored = conn.execute(
+            "SELECT id, raw, raw_format, ack_code, status FROM hl7_inbound"
+        ).fetchall()
+    by_raw = {
+        open_raw(CIPHER, id_, bytes(raw), raw_format): (code, status)
+        for id_, raw, raw_format, code, status in stored
+    }
     for raw, code in sent.items():
         assert raw in by_raw, "a corpus message was not stored byte for byte"
         assert by_raw[raw][0] == code
@@ -106,11 +113,14 @@ def test_the_corpus_through_the_listener_and_the_real_processing_stage(runtime):
     from tests.integration.test_inbound_effects import sync
 
     config = ListenerConfig(host="127.0.0.1", port=0)
-    with BackgroundListener(runtime.url, config) as listener, connect(listener.port) as sock:
+    with (
+        BackgroundListener(runtime.url, config, cipher=runtime.cipher) as listener,
+        connect(listener.port) as sock,
+    ):
         for name, _ in corpus():
             sock.sendall(b"\x0b" + (CORPUS / name).read_bytes() + b"\x1c\x0d")
             read_frame(sock)
-    processor = InboundProcessor(runtime.pool, runtime.inbound)
+    processor = InboundProcessor(runtime.pool, runtime.inbound, runtime.cipher)
     while processor.process_pending(50):
         pass
 

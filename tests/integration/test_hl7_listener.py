@@ -12,8 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+from eventsourcing.cryptography import AESCipher
 
+from adapters.at_rest import AtRestCipher
 from adapters.hl7.framing import END, START, frame
+from adapters.hl7.inbound_store import open_raw
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
 from adapters.hl7.processor import InboundProcessor
 from adapters.migrations import apply_migrations
@@ -23,6 +26,9 @@ from tests.support import audit_rows, staff_headers
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 10.0
+# The event key of these tests' listeners and processors (stored messages are sealed).
+KEY = AESCipher.create_key(32)
+CIPHER = AtRestCipher(KEY)
 
 
 def adt(control_id: str = "MSG0001", family: str = "DOE", version: str = "2.5.1") -> bytes:
@@ -42,7 +48,7 @@ def migrated(database_url: str) -> str:
 @pytest.fixture
 def listener(migrated: str) -> Iterator[BackgroundListener]:
     config = ListenerConfig(host="127.0.0.1", port=0, idle_timeout=5.0, max_frame=64 * 1024)
-    with BackgroundListener(migrated, config) as running:
+    with BackgroundListener(migrated, config, cipher=CIPHER) as running:
         yield running
 
 
@@ -77,12 +83,17 @@ def segments(ack: bytes) -> dict[str, list[str]]:
     return {line[:3]: line.split(separator) for line in text.split("\r") if line}
 
 
-def rows(url: str, where: str = "true") -> list[tuple]:
+def rows(url: str, where: str = "true", cipher: AtRestCipher = CIPHER) -> list[tuple]:
+    """The stored messages, their raw bytes opened with the key."""
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT id, status, raw, ack, control_id, duplicates, error, outcome"
+        found = conn.execute(
+            "SELECT id, status, raw, ack, control_id, duplicates, error, outcome, raw_format"
             f" FROM hl7_inbound WHERE {where} ORDER BY seq"
         ).fetchall()
+    return [
+        (row[0], row[1], open_raw(cipher, row[0], bytes(row[2]), row[8]), *row[3:8])
+        for row in found
+    ]
 
 
 class RecordingHandler(InboundHandler):
@@ -202,7 +213,10 @@ def test_a_slow_client_does_not_hold_up_the_others(listener, migrated):
 
 def test_an_idle_connection_is_closed(migrated):
     config = ListenerConfig(host="127.0.0.1", port=0, idle_timeout=0.3)
-    with BackgroundListener(migrated, config) as running, connect(running.port) as sock:
+    with (
+        BackgroundListener(migrated, config, cipher=CIPHER) as running,
+        connect(running.port) as sock,
+    ):
         sock.sendall(START + b"MSH|^~\\&|")
         assert sock.recv(100) == b""  # closed by the listener, within the socket timeout
 
@@ -275,12 +289,14 @@ def test_lf_and_crlf_separators_and_an_8859_1_charset(listener, migrated):
 _pools: list = []
 
 
-def processor_for(url: str, handler: InboundHandler) -> InboundProcessor:
+def processor_for(
+    url: str, handler: InboundHandler, cipher: AtRestCipher = CIPHER
+) -> InboundProcessor:
     from adapters.database import reader_pool
 
     pool = reader_pool(url, 2)
     _pools.append(pool)
-    return InboundProcessor(pool, handler)
+    return InboundProcessor(pool, handler, cipher)
 
 
 @pytest.fixture(autouse=True)
@@ -357,7 +373,7 @@ def test_mllp_over_tls(migrated):
     client_context = ssl.create_default_context()
     authority.configure_trust(client_context)
     config = ListenerConfig(host="127.0.0.1", port=0)
-    with BackgroundListener(migrated, config, ssl_context=server_context) as running:
+    with BackgroundListener(migrated, config, cipher=CIPHER, ssl_context=server_context) as running:
         raw = socket.create_connection(("127.0.0.1", running.port), timeout=TIMEOUT)
         with client_context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
             sock.settimeout(TIMEOUT)
@@ -425,11 +441,11 @@ def wired_client(client):
 def test_operators_list_show_and_replay_the_quarantine(wired_client, runtime, clock):
     url = runtime.url
     config = ListenerConfig(host="127.0.0.1", port=0)
-    with BackgroundListener(url, config) as running:
+    with BackgroundListener(url, config, cipher=runtime.cipher) as running:
         exchange(running.port, adt("GOOD1"))
         exchange(running.port, adt("BAD1", family="REFUSE"))
     handler = RecordingHandler()
-    processor_for(url, handler).process_pending(10)
+    processor_for(url, handler, runtime.cipher).process_pending(10)
     headers = staff_headers(wired_client, runtime, clock, "admin")
 
     listed = wired_client.get("/v1/admin/hl7/inbound", headers=headers)
@@ -480,7 +496,7 @@ def test_operators_list_show_and_replay_the_quarantine(wired_client, runtime, cl
         def handle(self, message: InboundMessage) -> str:
             return "applied"
 
-    assert processor_for(url, Unlocked()).process_pending(10) == 1
+    assert processor_for(url, Unlocked(), runtime.cipher).process_pending(10) == 1
     assert wired_client.get("/v1/admin/hl7/inbound", headers=headers).json() == []
 
 
@@ -501,6 +517,7 @@ def test_the_cli_lists_shows_and_replays(migrated, listener, monkeypatch, tmp_pa
 
     exchange(listener.port, adt("CLI1").replace(b"ADT^A08^ADT_A01", b"MDM^T02"))
     monkeypatch.setenv("DATABASE_URL", migrated)
+    monkeypatch.setenv("EVENT_CIPHER_KEY", KEY)  # the key the listener sealed with
     # The CLI configures logging for the process; here that would bind structlog to the
     # runner's captured output, closed after each invoke.
     monkeypatch.setattr("imaging_bridge.cli.configure_logging", lambda *_, **__: None)

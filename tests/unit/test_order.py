@@ -271,8 +271,10 @@ def test_the_orders_read_model_folds_an_order_and_its_latest_result():
         message_id="m9/0",
         placer_number="",
         filler_number="F9",
-        patient_identifier="",
+        patient_identifier="TML:7005728",
         meta=META,
     )
     [unmatched] = order_changes(kept.collect_events()[0])
     assert unmatched.table == UNMATCHED
+    # The MRN stays in the (encrypted) event: the read model keeps no patient identifier.
+    assert "7005728" not in repr(unmatched.values)

@@ -3,6 +3,7 @@ separators and encoding characters (their header bytes echoed back unchanged).""
 
 from datetime import datetime
 
+from adapters.hl7.characters import without_control_characters
 from adapters.hl7.envelope import VERSION_PATTERN, Envelope, Problem
 
 SUPPORTED: dict[str, frozenset[str]] = {
@@ -36,12 +37,15 @@ def _err_segment(envelope: Envelope, problem: Problem, version: str) -> str:
     cs = envelope.component_separator
     ss = envelope.encoding_characters[3] if len(envelope.encoding_characters) > 3 else "&"
     position = str(problem.field) if problem.field else ""
+    sequence = str(problem.sequence)
     if version[:3] in {"2.1", "2.2", "2.3", "2.4"}:
         # ERR-1 (ELD): segment^sequence^field^code&text&HL70357
         code = ss.join((problem.error_code, problem.text, "HL70357"))
-        return fs.join(("ERR", cs.join((problem.segment, "1", position, code))))
-    # 2.5 and later: ERR-2 location, ERR-3 HL7 error code, ERR-4 severity.
-    location = cs.join((problem.segment, "1", position)) if problem.field else ""
+        return fs.join(("ERR", cs.join((problem.segment, sequence, position, code))))
+    # 2.5 and later: ERR-2 location (segment^sequence^field), ERR-3 HL7 error code,
+    # ERR-4 severity. A problem with the message as a whole has no location.
+    located = problem.segment and (problem.field or problem.segment != "MSH")
+    location = cs.join(p for p in (problem.segment, sequence, position) if p) if located else ""
     code = cs.join((problem.error_code, problem.text, "HL70357"))
     return fs.join(("ERR", "", location, code, "E"))
 
@@ -50,7 +54,9 @@ def build_ack(
     envelope: Envelope, problem: Problem | None, *, control_id: str, now: datetime
 ) -> bytes:
     """The ACK for ``envelope``: AA when ``problem`` is None, else its code with an ERR.
-    Never raises; bytes in latin-1 so that echoed header fields are byte-identical."""
+    Never raises; bytes in latin-1 so that echoed header fields are byte-identical
+    (less any control character: an ACK holds none but its segment terminators)."""
+    echo = without_control_characters
     fs = envelope.field_separator
     cs = envelope.component_separator
     version = envelope.version if VERSION_PATTERN.match(envelope.version) else FALLBACK_VERSION
@@ -58,23 +64,21 @@ def build_ack(
     msh = [
         "MSH",
         envelope.encoding_characters,
-        envelope.receiving_application,
-        envelope.receiving_facility,
-        envelope.sending_application,
-        envelope.sending_facility,
+        echo(envelope.receiving_application),
+        echo(envelope.receiving_facility),
+        echo(envelope.sending_application),
+        echo(envelope.sending_facility),
         now.strftime("%Y%m%d%H%M%S%z"),
         "",
         cs.join(("ACK", trigger, "ACK")) if trigger else "ACK",
         control_id,
-        envelope.processing_id or "P",
+        echo(envelope.processing_id) or "P",
         version,
     ]
     if envelope.charset:
-        msh += ["", "", "", "", "", envelope.charset]
-    segments = [
-        fs.join(msh),
-        fs.join(("MSA", "AA" if problem is None else problem.ack_code, envelope.control_id)),
-    ]
+        msh += ["", "", "", "", "", echo(envelope.charset)]
+    code = "AA" if problem is None else problem.ack_code
+    segments = [fs.join(msh), fs.join(("MSA", code, echo(envelope.control_id)))]
     if problem is not None:
         segments.append(_err_segment(envelope, problem, version))
     return ("\r".join(segments) + "\r").encode("latin-1")

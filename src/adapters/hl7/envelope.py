@@ -6,9 +6,10 @@ message without a full HL7 parse (hl7apy is far too slow for the ACK path).
 """
 
 import codecs
-import hashlib
 import re
 from dataclasses import dataclass
+
+from adapters.hl7.characters import first_control_character
 
 BOM = b"\xef\xbb\xbf"
 DEFAULT_FIELD_SEPARATOR = "|"
@@ -36,13 +37,14 @@ CHARSETS = {
 @dataclass(frozen=True)
 class Problem:
     """Why a message cannot be accepted: the ACK code, an HL7 table 0357 error code,
-    a short text, and where (segment, field) when known."""
+    a short text, and where (segment, its sequence, field) when known."""
 
     ack_code: str  # AE or AR
     error_code: str
     text: str
     segment: str = "MSH"
     field: int = 0
+    sequence: int = 1
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,6 @@ class Envelope:
     version: str
     charset: str  # MSH-18 as sent
     msh_offset: int  # where MSH starts in the bytes (after a BOM or junk)
-    content_sha256: bytes
     problem: Problem | None = None
 
     @property
@@ -76,7 +77,7 @@ class Envelope:
         return CHARSETS.get(self.charset.split(self.component_separator)[0].strip().upper())
 
 
-def _empty(raw: bytes, problem: Problem, offset: int = 0) -> Envelope:
+def _empty(problem: Problem, offset: int = 0) -> Envelope:
     return Envelope(
         field_separator=DEFAULT_FIELD_SEPARATOR,
         encoding_characters=DEFAULT_ENCODING,
@@ -92,7 +93,6 @@ def _empty(raw: bytes, problem: Problem, offset: int = 0) -> Envelope:
         version="",
         charset="",
         msh_offset=offset,
-        content_sha256=hashlib.sha256(raw).digest(),
         problem=problem,
     )
 
@@ -127,14 +127,14 @@ def read_envelope(raw: bytes) -> Envelope:
     """Read the MSH of one message. Never raises."""
     start = _find_msh(raw)
     if start < 0:
-        return _empty(raw, Problem("AR", "100", "no MSH segment"))
+        return _empty(Problem("AR", "100", "no MSH segment"))
     end_match = _SEGMENT_BREAK.search(raw, start)
     line = raw[start : end_match.start() if end_match else len(raw)].decode("latin-1")
     field_separator = line[3]
     fields = line.split(field_separator)
     encoding = fields[1] if len(fields) > 1 else ""
     if not _valid_separators(field_separator, encoding):
-        return _empty(raw, Problem("AR", "102", "invalid MSH-1 or MSH-2", field=2), start)
+        return _empty(Problem("AR", "102", "invalid MSH-1 or MSH-2", field=2), start)
 
     def msh(number: int) -> str:
         # MSH-1 is the separator itself, so MSH-n is fields[n - 1].
@@ -159,12 +159,38 @@ def read_envelope(raw: bytes) -> Envelope:
         version=version,
         charset=msh(18),
         msh_offset=start,
-        content_sha256=hashlib.sha256(raw).digest(),
     )
-    problem = _header_problem(envelope)
+    problem = (
+        _charset_problem(envelope)
+        or _control_character_problem(raw, envelope)
+        or _header_problem(envelope)
+    )
     if problem is None:
         return envelope
     return Envelope(**{**envelope.__dict__, "problem": problem})
+
+
+def _charset_problem(envelope: Envelope) -> Problem | None:
+    if envelope.charset.strip() and envelope.codec is None:
+        return Problem("AR", "103", "unsupported character set", field=18)
+    return None
+
+
+def _control_character_problem(raw: bytes, envelope: Envelope) -> Problem | None:
+    """A control character HL7 does not allow, anywhere from the MSH on (see
+    ``characters``): AR with where it is, before anything else reads the message."""
+    text, _ = decode(raw[envelope.msh_offset :], envelope)
+    found = first_control_character(text, envelope.field_separator)
+    if found is None:
+        return None
+    return Problem(
+        "AR",
+        "102",
+        f"control character 0x{ord(found.character):02X} not allowed in {found.label}",
+        segment=found.segment,
+        field=found.field,
+        sequence=found.sequence,
+    )
 
 
 def _header_problem(envelope: Envelope) -> Problem | None:
@@ -172,8 +198,6 @@ def _header_problem(envelope: Envelope) -> Problem | None:
         return Problem("AR", "101", "MSH-9 message type missing", field=9)
     if not VERSION_PATTERN.match(envelope.version):
         return Problem("AR", "203", "unsupported version id", field=12)
-    if envelope.charset.strip() and envelope.codec is None:
-        return Problem("AR", "103", "unsupported character set", field=18)
     return None
 
 

@@ -21,6 +21,7 @@ from uuid import uuid4
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
+from adapters.at_rest import AtRestCipher
 from adapters.hl7.acks import acceptance, build_ack
 from adapters.hl7.envelope import Problem, read_envelope
 from adapters.hl7.framing import DEFAULT_MAX_FRAME, Deframer, frame
@@ -72,11 +73,13 @@ class MllpListener:
         database_url: str,
         config: ListenerConfig | None = None,
         *,
+        cipher: AtRestCipher,
         ssl_context: ssl.SSLContext | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.database_url = database_url
         self.config = config or ListenerConfig()
+        self.cipher = cipher  # seals each stored message (the event key)
         self.ssl_context = ssl_context
         self.now = now
         self.port = self.config.port
@@ -93,7 +96,7 @@ class MllpListener:
             open=False,
         )
         await self._pool.open(wait=True, timeout=30)
-        self._writer = AsyncInboundWriter(self._pool)
+        self._writer = AsyncInboundWriter(self._pool, self.cipher)
         self._server = await asyncio.start_server(
             self._serve, self.config.host, self.config.port, ssl=self.ssl_context, limit=READ_CHUNK
         )
@@ -197,11 +200,14 @@ async def listen(
     database_url: str,
     config: ListenerConfig,
     *,
+    cipher: AtRestCipher,
     ssl_context: ssl.SSLContext | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until ``stop`` is set (or forever)."""
-    async with MllpListener(database_url, config, ssl_context=ssl_context) as listener:
+    async with MllpListener(
+        database_url, config, cipher=cipher, ssl_context=ssl_context
+    ) as listener:
         if stop is None:
             await listener.serve_forever()
         else:
@@ -217,9 +223,10 @@ class BackgroundListener:
         database_url: str,
         config: ListenerConfig | None = None,
         *,
+        cipher: AtRestCipher,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.listener = MllpListener(database_url, config, ssl_context=ssl_context)
+        self.listener = MllpListener(database_url, config, cipher=cipher, ssl_context=ssl_context)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 

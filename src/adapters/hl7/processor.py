@@ -3,7 +3,8 @@
 
 Each message is claimed (``FOR UPDATE SKIP LOCKED``) and marked ``processed`` or
 ``quarantined`` in the same transaction, so a crash leaves it ``received`` and it is
-handled again; the handler is idempotent per message id, so it applies once.
+handled again; the handler is idempotent per message id, so it applies once. The stored
+message is opened (decrypted) here, in memory, for the handler only.
 """
 
 import threading
@@ -15,8 +16,10 @@ import structlog
 from eventsourcing.persistence import InterfaceError, OperationalError
 from psycopg_pool import ConnectionPool
 
+from adapters.at_rest import AtRestCipher, UnreadableError
 from adapters.hl7.acks import acceptance
 from adapters.hl7.envelope import read_envelope, segments_text
+from adapters.hl7.inbound_store import open_raw
 from application.errors import ConcurrencyError
 from application.ris.inbound_ports import InboundHandler, InboundMessage
 from domain.errors import DomainError
@@ -24,7 +27,7 @@ from domain.errors import DomainError
 log = structlog.get_logger(__name__)
 
 CLAIM = """
-SELECT id, raw FROM hl7_inbound WHERE status = 'received'
+SELECT id, raw, raw_format FROM hl7_inbound WHERE status = 'received'
 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
 """
 MARK = """
@@ -50,15 +53,20 @@ def inbound_message(message_id: UUID, raw: bytes) -> tuple[InboundMessage, str |
     return message, None if problem is None else f"{problem.error_code}: {problem.text}"
 
 
+UNREADABLE = "stored_unreadable: the stored message does not open with the configured key"
+
 # Failures that say nothing about the message: another writer got there first, or the
 # database is away for a moment. The message is not quarantined for them.
 PASSING = (ConcurrencyError, OperationalError, InterfaceError, psycopg.OperationalError)
 
 
 class InboundProcessor:
-    def __init__(self, pool: ConnectionPool[Any], handler: InboundHandler) -> None:
+    def __init__(
+        self, pool: ConnectionPool[Any], handler: InboundHandler, cipher: AtRestCipher
+    ) -> None:
         self.pool = pool
         self.handler = handler
+        self.cipher = cipher
 
     def process_one(self) -> bool:
         """Handle the oldest waiting message; False when none is waiting."""
@@ -66,7 +74,15 @@ class InboundProcessor:
             row = conn.execute(CLAIM).fetchone()
             if row is None:
                 return False
-            message_id, raw = row[0], bytes(row[1])
+            message_id = row[0]
+            try:
+                raw = open_raw(self.cipher, message_id, bytes(row[1]), row[2])
+            except UnreadableError:
+                # Another key, or an altered row: kept for the operator, who can replay
+                # it once the right key is configured.
+                conn.execute(MARK, ("quarantined", None, UNREADABLE, message_id))
+                log.warning("hl7_inbound_unreadable", id=str(message_id))
+                return True
             message, problem = inbound_message(message_id, raw)
             if problem is not None:
                 conn.execute(MARK, ("quarantined", None, problem, message_id))
