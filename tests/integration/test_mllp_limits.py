@@ -76,17 +76,18 @@ def test_a_connection_over_the_cap_is_closed_at_once_and_the_others_still_work(m
 
 def test_one_address_may_hold_only_its_share(migrated):
     limits = Limits(max_connections=10, max_connections_per_address=2)
-    with serving(migrated, limits=limits) as running:
-        with connect_from("127.0.0.2", running.port) as a, connect_from(
-            "127.0.0.2", running.port
-        ) as b:
-            assert answered(a, "A1")
-            assert answered(b, "B1")
-            with connect_from("127.0.0.2", running.port) as third:
-                assert refused(third, adt("THIRD1"))
-            with connect_from("127.0.0.3", running.port) as elsewhere:
-                assert answered(elsewhere, "ELSEWHERE1")
-            assert answered(a, "A2")
+    with (
+        serving(migrated, limits=limits) as running,
+        connect_from("127.0.0.2", running.port) as a,
+        connect_from("127.0.0.2", running.port) as b,
+    ):
+        assert answered(a, "A1")
+        assert answered(b, "B1")
+        with connect_from("127.0.0.2", running.port) as third:
+            assert refused(third, adt("THIRD1"))
+        with connect_from("127.0.0.3", running.port) as elsewhere:
+            assert answered(elsewhere, "ELSEWHERE1")
+        assert answered(a, "A2")
 
 
 # --- deadlines ---------------------------------------------------------------------------
@@ -124,18 +125,22 @@ def test_a_trickling_frame_is_cut_at_its_deadline(migrated):
 
 
 def test_bytes_outside_frames_do_not_keep_a_connection_open(migrated):
-    with serving(migrated, frame_timeout=30.0, idle_timeout=1.0) as running:
-        with connect(running.port) as sock:
-            took = seconds_until_closed(sock, b"\r", every=0.2, limit=8.0)
+    with (
+        serving(migrated, frame_timeout=30.0, idle_timeout=1.0) as running,
+        connect(running.port) as sock,
+    ):
+        took = seconds_until_closed(sock, b"\r", every=0.2, limit=8.0)
     assert 0.8 <= took < 4.0
 
 
 def test_a_peer_that_keeps_sending_whole_frames_stays_connected(migrated):
-    with serving(migrated, frame_timeout=1.0, idle_timeout=1.0) as running:
-        with connect(running.port) as sock:
-            for n in range(8):  # ~2 s in all, twice either deadline
-                assert answered(sock, f"STEADY{n}")
-                time.sleep(0.25)  # the peer's own pace between messages
+    with (
+        serving(migrated, frame_timeout=1.0, idle_timeout=1.0) as running,
+        connect(running.port) as sock,
+    ):
+        for n in range(8):  # ~2 s in all, twice either deadline
+            assert answered(sock, f"STEADY{n}")
+            time.sleep(0.25)  # the peer's own pace between messages
 
 
 def read_frame_of(port: int, control_id: str) -> bytes:

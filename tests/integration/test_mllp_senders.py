@@ -104,7 +104,7 @@ def test_an_address_no_entry_allows_is_closed_without_reading(listener, migrated
 
 def test_without_senders_development_serves_loopback_peers_only(migrated):
     outside = non_loopback_address()
-    config = ListenerConfig(host="0.0.0.0", port=0)  # noqa: S104 - reachable from outside
+    config = ListenerConfig(host="0.0.0.0", port=0)  # reachable from outside
     assert config.senders == (DEVELOPMENT_LOOPBACK,)
     with BackgroundListener(migrated, config) as running:
         with connect_from(outside, running.port, host=outside) as sock:
@@ -152,7 +152,11 @@ def test_a_message_not_from_its_entrys_sender_is_refused_and_quarantined(
     assert answer["MSA"][1:3] == ["AR", "SPOOF1"]
     assert answer["ERR"][3] == "207^not an authorised sender^HL70357"
     spoof, own_row = rows(migrated)
-    assert (spoof[1], spoof[4], spoof[6]) == ("quarantined", "SPOOF1", "207: not an authorised sender")
+    assert (spoof[1], spoof[4], spoof[6]) == (
+        "quarantined",
+        "SPOOF1",
+        "207: not an authorised sender",
+    )
     assert own_row[1] == "received"
     handler = RecordingHandler()
     assert processor_for(migrated, handler).process_pending(10) == 1
@@ -285,9 +289,7 @@ def test_entries_with_and_without_cn_on_one_listener(migrated, pki):
 def test_the_listener_configuration_comes_from_the_settings(tmp_path, pki):
     development = listener_config(Settings(environment="development", data_dir=tmp_path))
     assert development.senders == (DEVELOPMENT_LOOPBACK,)
-    assert development.senders_note == (
-        "HL7_SENDERS unset: only loopback peers may send (development)"
-    )
+    assert development.senders_note == ("HL7_SENDERS unset: only loopback peers may send")
     production = Settings(data_dir=tmp_path, **lowercase(production_secrets()))
     with pytest.raises(ListenerSetupError, match="ENVIRONMENT=production needs HL7_SENDERS"):
         listener_config(production)
@@ -350,9 +352,7 @@ def test_mllp_listen_refuses_to_start_in_production_without_senders(tmp_path):
 
 
 @pytest.mark.e2e
-def test_serve_refuses_to_start_the_listener_in_production_without_senders(
-    database_url, tmp_path
-):
+def test_serve_refuses_to_start_the_listener_in_production_without_senders(database_url, tmp_path):
     env = base_env(DATABASE_URL=database_url, DATA_DIR=str(tmp_path), **production_secrets())
     env.pop("HL7_SENDERS", None)
     with socket.socket() as probe:

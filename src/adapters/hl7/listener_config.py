@@ -32,7 +32,7 @@ class ListenerConfig:
     def senders_note(self) -> str:
         """Who may send, in one phrase for the start-up output."""
         if self.senders == (DEVELOPMENT_LOOPBACK,):
-            return "HL7_SENDERS unset: only loopback peers may send (development)"
+            return "HL7_SENDERS unset: only loopback peers may send"
         return "senders: " + ", ".join(sender.name for sender in self.senders)
 
 
@@ -89,7 +89,8 @@ def server_ssl_context(
     context.load_cert_chain(cert_file, key_file, password=password)
     if client_cafile is not None:
         context.load_verify_locations(cafile=client_cafile)
-        context.verify_mode = ssl.CERT_REQUIRED if client_certificate_required else ssl.CERT_OPTIONAL
+        required = client_certificate_required
+        context.verify_mode = ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL
     return context
 
 

@@ -168,16 +168,14 @@ class _Entry:
             self.networks.append(ipaddress.ip_network(text, strict=True))
         except ValueError as error:
             raise SendersError(
-                f"entry {self.name!r}: {text!r} is not an IP address or network"
-                f" ({error})"
+                f"entry {self.name!r}: {text!r} is not an IP address or network ({error})"
             ) from None
 
     def add_option(self, text: str) -> None:
         key, equals, value = (part.strip() for part in text.partition("="))
         if not equals or key not in OPTIONS:
             raise SendersError(
-                f"entry {self.name!r}: {text!r} is not one of"
-                f" {', '.join(f'{o}=' for o in OPTIONS)}"
+                f"entry {self.name!r}: {text!r} is not one of {', '.join(f'{o}=' for o in OPTIONS)}"
             )
         if key in self.options:
             raise SendersError(f"entry {self.name!r}: {key}= given twice")
