@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from adapters.hl7.senders import parse_senders
+
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
@@ -160,6 +162,38 @@ class Settings(BaseSettings):
     def _split_networks(cls, value: object) -> object:
         if isinstance(value, str):
             return [network.strip() for network in value.split(",") if network.strip()]
+        return value
+
+    # Inbound HL7 (the MLLP listener): who may send, and what a peer may hold.
+    hl7_senders: str = Field(
+        default="",
+        description="who may send HL7: name=ADDRESS[,ADDRESS…];app=MSH-3;facility=MSH-4"
+        "[;cn=CN], comma-separated; unset: loopback only in development, refused in production",
+    )
+    hl7_tls_cafile: FilePath | None = Field(
+        default=None,
+        description="CA bundle: outbound tls=1 destinations' certificates and inbound"
+        " senders' client certificates (cn=) are checked against it",
+    )
+    mllp_idle_timeout: float = Field(
+        default=300.0, gt=0, description="seconds without data before an MLLP connection closes"
+    )
+    mllp_frame_timeout: float = Field(
+        default=30.0, gt=0, description="seconds from a frame's first byte to its end"
+    )
+    mllp_max_frame_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    mllp_max_connections: int = Field(default=200, ge=1, le=100_000)
+    mllp_max_connections_per_address: int = Field(default=20, ge=1, le=100_000)
+    mllp_max_buffered_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="bytes of unfinished frames held across all MLLP connections",
+    )
+
+    @field_validator("hl7_senders")
+    @classmethod
+    def _readable_senders(cls, value: str) -> str:
+        parse_senders(value)
         return value
 
 

@@ -138,7 +138,10 @@ def serve(
             typer.echo(f"Prometheus metrics on http://{metrics.host}:{metrics.port}/metrics")
         address = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
         typer.echo(f"Imaging Bridge API on {address}  (docs: /docs)")
-        typer.echo(f"HL7 MLLP listener on {settings.host}:{listener.port}")
+        typer.echo(
+            f"HL7 MLLP listener on {settings.host}:{listener.port}"
+            f" ({listener.listener.config.senders_note})"
+        )
         if workers > 1:
             # Workers build their own services from the environment, on this database.
             os.environ["DATABASE_URL"] = runtime.url
@@ -177,16 +180,23 @@ def serve(
 def start_mllp_listener(runtime: "Runtime") -> "BackgroundListener":
     """The inbound HL7 listener on its own thread and event loop, storing into the same
     database (messages are applied by the processing stage, off the ACK path)."""
-    from adapters.hl7.listener import BackgroundListener, ListenerConfig, ssl_context_from
+    from adapters.hl7.listener import (
+        BackgroundListener,
+        ListenerSetupError,
+        listener_config,
+        ssl_context_from,
+    )
 
     settings = runtime.settings
     try:
         return BackgroundListener(
             runtime.url,
-            ListenerConfig(host=settings.host, port=settings.mllp_port),
+            listener_config(settings),
             cipher=runtime.cipher,
             ssl_context=ssl_context_from(settings),
         ).start()
+    except ListenerSetupError as error:
+        fail(str(error))
     except OSError as error:
         fail(f"cannot listen for HL7 on {settings.host}:{settings.mllp_port}: {error.strerror}")
 

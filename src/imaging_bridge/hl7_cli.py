@@ -147,8 +147,9 @@ def mllp_listen(
     ] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on [default: HOST]")] = None,
     idle_timeout: Annotated[
-        float, typer.Option(help="Seconds without data before a connection is closed")
-    ] = 300.0,
+        float | None,
+        typer.Option(help="Seconds without a frame before a connection is closed [default: 300]"),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Receive HL7 v2 over MLLP (TLS when TLS_CERT_FILE/TLS_KEY_FILE are set): store each
@@ -156,18 +157,19 @@ def mllp_listen(
     ``serve``/``worker``."""
     from adapters.database import ensure_database, reader_pool
     from adapters.hl7.inbound_store import PostgresInboundStore
-    from adapters.hl7.listener import ListenerConfig, listen, ssl_context_from
+    from adapters.hl7.listener import ListenerSetupError, listen, listener_config, ssl_context_from
     from adapters.migrations import apply_migrations
     from imaging_bridge.bootstrap import database_url
-    from imaging_bridge.cli import settings_for
+    from imaging_bridge.cli import fail, settings_for
 
-    settings = settings_for(data_dir)
+    settings = settings_for(data_dir, host=host, mllp_port=port, mllp_idle_timeout=idle_timeout)
+    try:
+        config = listener_config(settings)
+    except ListenerSetupError as error:
+        fail(str(error))
     url = database_url(settings)
     ensure_database(url)
     apply_migrations(url)
-    config = ListenerConfig(
-        host=host or settings.host, port=port or settings.mllp_port, idle_timeout=idle_timeout
-    )
     context = ssl_context_from(settings)
     cipher = _cipher(settings)
     with reader_pool(url, 1) as pool:

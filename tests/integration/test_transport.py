@@ -42,6 +42,8 @@ CONTROLLED = (
     "CORS_ORIGINS",
     "LOG_LEVEL",
     "LOG_JSON",
+    "HL7_SENDERS",
+    "HL7_TLS_CAFILE",
 )
 
 
@@ -181,16 +183,24 @@ def test_serve_terminates_tls_and_sends_hsts(database_url, tmp_path, certificate
     assert served.process.returncode == 0
     assert f"on https://127.0.0.1:{served.port}" in served.stdout
     assert "TLS is off" not in served.stderr
+    # Without HL7_SENDERS the MLLP listener takes loopback peers only, and says so.
+    assert "(HL7_SENDERS unset: only loopback peers may send)" in served.stdout
 
 
 @pytest.mark.e2e
 def test_serve_warns_loudly_without_tls_in_production(database_url, tmp_path):
-    env = base_env(DATABASE_URL=database_url, DATA_DIR=str(tmp_path), **production_secrets())
-    with ServedProcess(env, tmp_path) as served, served.client() as client:
+    env = base_env(
+        DATABASE_URL=database_url,
+        DATA_DIR=str(tmp_path),
+        HL7_SENDERS="ris=127.0.0.1;app=RIS;facility=CENTRE",  # production needs its senders
+        **production_secrets(),
+    )
+    with ServedProcess(env, tmp_path, "--mllp-port", "0") as served, served.client() as client:
         response = client.get("/healthz")
         assert response.status_code == 200
         assert "Strict-Transport-Security" not in response.headers
     assert "WARNING: TLS is off and ENVIRONMENT=production" in served.stderr
+    assert "(senders: ris)" in served.stdout
     assert "JWT_PRIVATE_KEY" not in served.stderr
 
 

@@ -42,6 +42,11 @@ class Deframer:
         """Bytes of a frame begun but not finished."""
         return len(self._buffer)
 
+    @property
+    def in_frame(self) -> bool:
+        """A start byte came and its frame has not ended yet."""
+        return self._in_frame
+
     def feed(self, data: bytes) -> list[Frame]:
         frames: list[Frame] = []
         view = memoryview(data)

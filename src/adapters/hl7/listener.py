@@ -1,8 +1,14 @@
 """The inbound MLLP listener: every message is stored durably, then acknowledged.
 
-Per connection: frames are read tolerantly (see ``framing``), each message's MSH is
-read cheaply (see ``envelope``), the raw bytes and the ACK they get are written in one
-committed INSERT, and only then is the ACK sent. A duplicate gets the ACK it got the
+Per connection: the peer's address must be allowed by an ``HL7_SENDERS`` entry (see
+``senders``) and a connection slot must be free (see ``admission``), else it is closed
+before anything is read; then TLS, when configured, with the client certificate's CN
+checked for entries that ask for one. Frames are read tolerantly (see ``framing``)
+against a deadline per frame and per idle connection, their bytes counted against one
+budget for all connections; each message's MSH is read cheaply (see ``envelope``) and
+must name the sender (MSH-3/MSH-4) of an entry that admitted the connection, else it is
+answered AR and kept in quarantine. The raw bytes and the ACK they get are written in
+one committed INSERT, and only then is the ACK sent. A duplicate gets the ACK it got the
 first time. Nothing here parses the whole message: that is the processing stage's job.
 If the database cannot take the message, no ACK is sent and the connection is closed,
 so the sender retries.
@@ -13,7 +19,6 @@ import contextlib
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -23,45 +28,43 @@ from psycopg_pool import AsyncConnectionPool
 
 from adapters.at_rest import AtRestCipher
 from adapters.hl7.acks import acceptance, build_ack
+from adapters.hl7.admission import Admission
 from adapters.hl7.envelope import Problem, read_envelope
-from adapters.hl7.framing import DEFAULT_MAX_FRAME, Deframer, frame
+from adapters.hl7.framing import Deframer, frame
 from adapters.hl7.inbound_store import AsyncInboundWriter
-from adapters.settings import Settings
+from adapters.hl7.listener_config import (
+    ListenerConfig,
+    ListenerSetupError,
+    listener_config,
+    server_ssl_context,
+    ssl_context_from,
+)
+from adapters.hl7.senders import (
+    DEVELOPMENT_LOOPBACK,
+    Sender,
+    allowed_at,
+    authorised,
+    certificate_names,
+    peer_address,
+    with_certificate,
+)
+
+__all__ = [
+    "BackgroundListener",
+    "ListenerConfig",
+    "ListenerSetupError",
+    "MllpListener",
+    "StorageUnavailableError",
+    "listen",
+    "listener_config",
+    "server_ssl_context",
+    "ssl_context_from",
+]
 
 log = structlog.get_logger(__name__)
 READ_CHUNK = 64 * 1024
 TOO_LARGE = Problem("AR", "207", "message too large")
-
-
-@dataclass(frozen=True)
-class ListenerConfig:
-    host: str = "127.0.0.1"
-    port: int = 2575
-    max_frame: int = DEFAULT_MAX_FRAME
-    idle_timeout: float = 300.0  # seconds without a byte before a connection is closed
-    pool_size: int = 10
-
-
-def server_ssl_context(
-    cert_file: str, key_file: str, password: str | None = None
-) -> ssl.SSLContext:
-    """A TLS server context (TLS 1.2 or later) for MLLP over TLS."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file, password=password)
-    return context
-
-
-def ssl_context_from(settings: Settings) -> ssl.SSLContext | None:
-    """The MLLP TLS context from the same certificate and key HTTPS uses, if set."""
-    if settings.tls_cert_file is None or settings.tls_key_file is None:
-        return None
-    password = settings.tls_key_password
-    return server_ssl_context(
-        str(settings.tls_cert_file),
-        str(settings.tls_key_file),
-        password.get_secret_value() if password else None,
-    )
+NOT_AUTHORISED = Problem("AR", "207", "not an authorised sender")
 
 
 class MllpListener:
@@ -86,6 +89,7 @@ class MllpListener:
         self._server: asyncio.Server | None = None
         self._pool: AsyncConnectionPool[Any] | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self.admission = Admission(self.config.limits)
 
     async def start(self) -> None:
         self._pool = AsyncConnectionPool(
@@ -97,12 +101,19 @@ class MllpListener:
         )
         await self._pool.open(wait=True, timeout=30)
         self._writer = AsyncInboundWriter(self._pool, self.cipher)
+        # Plain TCP first: TLS starts per connection once its address and slot are checked.
         self._server = await asyncio.start_server(
-            self._serve, self.config.host, self.config.port, ssl=self.ssl_context, limit=READ_CHUNK
+            self._serve, self.config.host, self.config.port, limit=READ_CHUNK
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info(
-            "mllp_listening", host=self.config.host, port=self.port, tls=bool(self.ssl_context)
+            "mllp_listening",
+            host=self.config.host,
+            port=self.port,
+            tls=bool(self.ssl_context),
+            senders=[sender.name for sender in self.config.senders],
+            loopback_only=self.config.senders == (DEVELOPMENT_LOOPBACK,),
+            note=self.config.senders_note,
         )
 
     async def stop(self) -> None:
@@ -133,24 +144,24 @@ class MllpListener:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        peer_info = writer.get_extra_info("peername")
-        peer = f"{peer_info[0]}:{peer_info[1]}" if isinstance(peer_info, tuple) else ""
-        deframer = Deframer(self.config.max_frame)
+        peername = writer.get_extra_info("peername")
+        address = peer_address(peername)
+        peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else ""
         try:
-            while True:
-                try:
-                    data = await asyncio.wait_for(
-                        reader.read(READ_CHUNK), timeout=self.config.idle_timeout
-                    )
-                except TimeoutError:
-                    log.info("mllp_idle_timeout", peer=peer, pending=deframer.pending)
-                    break
-                if not data:
-                    break
-                for received in deframer.feed(data):
-                    ack = await self._handle(received.payload, received.oversize, peer)
-                    writer.write(frame(ack))
-                await writer.drain()
+            senders = allowed_at(self.config.senders, address)
+            if not senders:
+                log.warning("mllp_refused", peer=peer, reason="address_not_allowed")
+                return
+            refused = self.admission.admit(str(address))
+            if refused is not None:
+                log.warning("mllp_refused", peer=peer, reason=refused)
+                return
+            try:
+                senders = await self._secure(writer, senders, peer)
+                if senders:
+                    await self._exchange(reader, writer, senders, peer)
+            finally:
+                self.admission.release(str(address))
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError) as error:
             log.info("mllp_connection_lost", peer=peer, error=type(error).__name__)
         except StorageUnavailableError:
@@ -161,9 +172,87 @@ class MllpListener:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _handle(self, payload: bytes, oversize: bool, peer: str) -> bytes:
+    async def _secure(
+        self, writer: asyncio.StreamWriter, senders: tuple[Sender, ...], peer: str
+    ) -> tuple[Sender, ...]:
+        """TLS when configured; the entries this connection satisfies (an entry with cn=
+        only with a verified client certificate of that CN), empty if none."""
+        names: frozenset[str] = frozenset()
+        if self.ssl_context is not None:
+            try:
+                await writer.start_tls(
+                    self.ssl_context, ssl_handshake_timeout=self.config.frame_timeout
+                )
+            except OSError as error:  # ssl.SSLError, a reset, the handshake's timeout
+                log.info("mllp_refused", peer=peer, reason="tls_failed", error=type(error).__name__)
+                return ()
+            names = certificate_names(writer.get_extra_info("peercert"))
+        admitted = with_certificate(senders, names)
+        if not admitted:
+            reason = "client_certificate_not_allowed" if names else "client_certificate_missing"
+            log.warning("mllp_refused", peer=peer, reason=reason)
+        return admitted
+
+    async def _exchange(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        senders: tuple[Sender, ...],
+        peer: str,
+    ) -> None:
+        """Read frames and answer each, until the peer leaves or a deadline or the
+        buffer budget ends the connection."""
+        loop = asyncio.get_running_loop()
+        deframer = Deframer(self.config.max_frame)
+        held = 0  # bytes of this connection's unfinished frame, counted in the budget
+        last_frame = loop.time()  # when a frame last started or ended
+        frame_started: float | None = None
+        try:
+            while True:
+                if frame_started is None:
+                    deadline, why = last_frame + self.config.idle_timeout, "mllp_idle_timeout"
+                else:
+                    limit = min(self.config.frame_timeout, self.config.idle_timeout)
+                    deadline, why = frame_started + limit, "mllp_frame_timeout"
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        data = await reader.read(READ_CHUNK)
+                except TimeoutError:
+                    log.info(why, peer=peer, pending=deframer.pending)
+                    return
+                if not data:
+                    return
+                received = deframer.feed(data)
+                if received or (deframer.in_frame and frame_started is None):
+                    last_frame = loop.time()
+                    frame_started = last_frame if deframer.in_frame else None
+                if not self.admission.rebuffer(held, deframer.pending):
+                    log.warning("mllp_buffer_budget_exceeded", peer=peer, pending=deframer.pending)
+                    return
+                held = deframer.pending
+                for message in received:
+                    ack = await self._handle(message.payload, message.oversize, peer, senders)
+                    writer.write(frame(ack))
+                try:
+                    async with asyncio.timeout(self.config.frame_timeout):
+                        await writer.drain()
+                except TimeoutError:
+                    log.info("mllp_write_timeout", peer=peer)
+                    return
+        finally:
+            self.admission.rebuffer(held, 0)
+
+    async def _handle(
+        self, payload: bytes, oversize: bool, peer: str, senders: tuple[Sender, ...]
+    ) -> bytes:
         envelope = read_envelope(payload)
-        problem = TOO_LARGE if oversize else acceptance(envelope)
+        sender = authorised(senders, envelope)
+        if oversize:
+            problem: Problem | None = TOO_LARGE
+        elif sender is None:
+            problem = NOT_AUTHORISED
+        else:
+            problem = acceptance(envelope)
         message_id = uuid4()
         ack = build_ack(envelope, problem, control_id=message_id.hex[:20], now=self.now())
         if oversize:
@@ -189,6 +278,15 @@ class MllpListener:
             ack=problem.ack_code if problem else "AA",
             duplicate=stored.duplicate,
         )
+        if sender is None:
+            # Never the stored ACK of an authorised twin: this sender gets its refusal.
+            log.warning(
+                "mllp_unauthorised_sender",
+                peer=peer,
+                id=str(stored.id),
+                entries=[entry.name for entry in senders],
+            )
+            return ack
         return stored.ack
 
 
