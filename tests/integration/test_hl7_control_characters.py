@@ -11,6 +11,7 @@ import pytest
 from adapters.hl7.framing import frame
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
 from adapters.hl7.processor import InboundProcessor
+from application.ris.orders import Orders
 from projections.orders_view import PostgresOrderReader
 from tests.integration.test_hl7_listener import connect, exchange, read_frame, segments
 from tests.integration.test_inbound_effects import sync
@@ -82,7 +83,7 @@ def test_a_nul_in_obr_4_is_refused_and_the_orders_read_model_keeps_working(runti
     ]
     # ... and nothing of it is applied
     assert process_all(runtime) == 0
-    assert scheduling.find_order("RIS:PL-NUL", "RIS:FPL-NUL") is None
+    assert Orders(scheduling).find_order("RIS:PL-NUL", "RIS:FPL-NUL") is None
     assert runtime.services.registry.patient_by_identifier("CENTRE", "MRN-PL-NUL") is None
 
     # When a valid order follows
@@ -91,7 +92,7 @@ def test_a_nul_in_obr_4_is_refused_and_the_orders_read_model_keeps_working(runti
     assert process_all(runtime) == 1
 
     # Then it is applied and the orders read model shows it: the read model still runs
-    order = scheduling.find_order("RIS:PL-GOOD", "RIS:FPL-GOOD")
+    order = Orders(scheduling).find_order("RIS:PL-GOOD", "RIS:FPL-GOOD")
     assert order is not None
     sync(runtime)
     [row] = PostgresOrderReader(runtime.pool).for_patient(order.patient_id)
@@ -131,7 +132,7 @@ def test_an_esc_in_the_second_obr_names_that_obr(runtime, listener):
     assert ack["ERR"][2] == "OBR^2^4"
     assert "0x1B" in ack["ERR"][3]
     assert process_all(runtime) == 0
-    assert runtime.services.scheduling.find_order("RIS:PL-ESC", "RIS:FPL-ESC") is None
+    assert Orders(runtime.services.scheduling).find_order("RIS:PL-ESC", "RIS:FPL-ESC") is None
 
 
 def test_a_control_character_in_the_header_is_not_echoed_into_the_ack(runtime, listener):
@@ -169,7 +170,9 @@ def test_a_vertical_tab_is_an_mllp_start_byte_and_the_message_is_never_applied(r
     assert after["MSA"][1:3] == ["AA", "AFTER-VT"]
     assert process_all(runtime) == 1
     assert runtime.services.registry.patient_by_identifier("CENTRE", "MRN-PL-VT") is None
-    assert runtime.services.scheduling.find_order("RIS:PL-AFTER", "RIS:FPL-AFTER") is not None
+    assert (
+        Orders(runtime.services.scheduling).find_order("RIS:PL-AFTER", "RIS:FPL-AFTER") is not None
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,15 @@ from adapters.hl7.framing import END, START, frame
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
 from adapters.hl7.senders import parse_senders
 from adapters.migrations import apply_migrations
-from tests.integration.test_hl7_listener import TIMEOUT, adt, connect, read_frame, rows, segments
+from tests.integration.test_hl7_listener import (
+    CIPHER,
+    TIMEOUT,
+    adt,
+    connect,
+    read_frame,
+    rows,
+    segments,
+)
 from tests.integration.test_mllp_senders import connect_from, refused
 
 pytestmark = pytest.mark.integration
@@ -31,7 +39,9 @@ def migrated(database_url: str) -> str:
 
 
 def serving(url: str, **options: object) -> BackgroundListener:
-    return BackgroundListener(url, ListenerConfig(host="127.0.0.1", port=0, **options))  # type: ignore[arg-type]
+    return BackgroundListener(
+        url, ListenerConfig(host="127.0.0.1", port=0, **options), cipher=CIPHER
+    )  # type: ignore[arg-type]
 
 
 def eventually(condition: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
@@ -204,7 +214,7 @@ def authorised_listener(migrated: str) -> Iterator[BackgroundListener]:
         idle_timeout=5.0,
         senders=parse_senders("ris=127.0.0.1;app=RIS;facility=CENTRE"),
     )
-    with BackgroundListener(migrated, config) as running:
+    with BackgroundListener(migrated, config, cipher=CIPHER) as running:
         yield running
 
 

@@ -29,6 +29,7 @@ from adapters.hl7.senders import DEVELOPMENT_LOOPBACK, parse_senders
 from adapters.migrations import apply_migrations
 from adapters.settings import Settings
 from tests.integration.test_hl7_listener import (
+    CIPHER,
     TIMEOUT,
     RecordingHandler,
     adt,
@@ -84,7 +85,7 @@ def migrated(database_url: str) -> str:
 
 @pytest.fixture
 def listener(migrated: str) -> Iterator[BackgroundListener]:
-    with BackgroundListener(migrated, config_for(SENDERS)) as running:
+    with BackgroundListener(migrated, config_for(SENDERS), cipher=CIPHER) as running:
         yield running
 
 
@@ -106,7 +107,7 @@ def test_without_senders_development_serves_loopback_peers_only(migrated):
     outside = non_loopback_address()
     config = ListenerConfig(host="0.0.0.0", port=0)  # reachable from outside
     assert config.senders == (DEVELOPMENT_LOOPBACK,)
-    with BackgroundListener(migrated, config) as running:
+    with BackgroundListener(migrated, config, cipher=CIPHER) as running:
         with connect_from(outside, running.port, host=outside) as sock:
             assert refused(sock, adt("OUTSIDE1"))
         answer = exchange_from("127.0.0.1", running.port, from_app(adt("LOCAL1"), "ANYONE"))
@@ -176,12 +177,12 @@ def test_a_refused_message_does_not_get_the_ack_of_an_accepted_twin(listener, mi
 def test_an_unauthorised_adt_does_not_change_the_patient(runtime):
     """The red team's case: an ADT^A08 naming a patient, from a sender that is not the
     RIS, through the real processing stage."""
-    with BackgroundListener(runtime.url, config_for(SENDERS)) as running:
+    with BackgroundListener(runtime.url, config_for(SENDERS), cipher=runtime.cipher) as running:
         created = exchange_from(RIS_HOST, running.port, adt("REAL1", family="DOE"))
         forged = from_app(adt("FORGED1", family="MALLORY"), "ANYONE", "ANYWHERE")
         refusal = exchange_from(RIS_HOST, running.port, forged)
     assert (created["MSA"][1], refusal["MSA"][1]) == ("AA", "AR")
-    processor = InboundProcessor(runtime.pool, runtime.inbound)
+    processor = InboundProcessor(runtime.pool, runtime.inbound, runtime.cipher)
     assert processor.process_pending(10) == 1
     patient = runtime.services.registry.patient_by_identifier("CENTRE", "MRN123")
     assert patient is not None
@@ -252,7 +253,7 @@ def test_an_entry_with_cn_needs_a_client_certificate_with_that_cn(migrated, pki)
     config, context = listener_config(settings), ssl_context_from(settings)
     assert context is not None
     assert context.verify_mode == ssl.CERT_REQUIRED
-    with BackgroundListener(migrated, config, ssl_context=context) as running:
+    with BackgroundListener(migrated, config, cipher=CIPHER, ssl_context=context) as running:
         assert tls_refused(pki, RIS_HOST, running.port)  # no certificate
         assert tls_refused(pki, RIS_HOST, running.port, pki["other"])  # another CN
         assert tls_refused(pki, RIS_HOST, running.port, pki["stranger"])  # another CA
@@ -272,7 +273,7 @@ def test_entries_with_and_without_cn_on_one_listener(migrated, pki):
     assert context is not None
     assert context.verify_mode == ssl.CERT_OPTIONAL
     config = listener_config(settings)
-    with BackgroundListener(migrated, config, ssl_context=context) as running:
+    with BackgroundListener(migrated, config, cipher=CIPHER, ssl_context=context) as running:
         assert tls_refused(pki, RIS_HOST, running.port)  # the RIS's entry wants its cert
         with tls_connect(pki, LAB_HOST, running.port) as sock:  # the lab's does not
             sock.sendall(frame(from_app(adt("LABTLS1"), "LAB", "LABCO")))
