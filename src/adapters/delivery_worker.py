@@ -17,7 +17,7 @@ At least once, idempotent where it counts:
 import queue
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -34,18 +34,6 @@ from domain.context import Actor, system_actor
 from domain.message_delivery import REJECTED_PERMANENT, MessageDelivery, RetryPolicy
 
 log = structlog.get_logger(__name__)
-
-
-def retry_policy_from(env: Mapping[str, str]) -> RetryPolicy:
-    """``DELIVERY_ATTEMPT_LIMIT``, ``DELIVERY_AMBIGUOUS_LIMIT``, ``DELIVERY_BASE_DELAY``,
-    ``DELIVERY_MAX_DELAY`` (seconds) and ``DELIVERY_GIVE_UP_AFTER`` (seconds)."""
-    return RetryPolicy(
-        attempt_limit=int(env.get("DELIVERY_ATTEMPT_LIMIT", "8")),
-        ambiguous_limit=int(env.get("DELIVERY_AMBIGUOUS_LIMIT", "3")),
-        base_delay=timedelta(seconds=float(env.get("DELIVERY_BASE_DELAY", "2"))),
-        max_delay=timedelta(seconds=float(env.get("DELIVERY_MAX_DELAY", "600"))),
-        give_up_after=timedelta(seconds=float(env.get("DELIVERY_GIVE_UP_AFTER", "259200"))),
-    )
 
 
 class AttemptWriter:
