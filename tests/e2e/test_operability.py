@@ -350,3 +350,26 @@ def test_help_reads_alike_on_every_command(command):
             "--data-dir <path> Data folder: the embedded PostgreSQL (when DATABASE_URL is unset)"
             " and the development keys (default: DATA_DIR, else ./.imaging-bridge/)"
         ) in text
+
+
+def test_hl7_replay_of_a_processed_message_asks_for_force(runtime, tmp_path):
+    from adapters.hl7.listener import BackgroundListener, ListenerConfig
+    from adapters.hl7.processor import InboundProcessor
+    from tests.integration.test_hl7_listener import adt, exchange
+
+    with BackgroundListener(runtime.url, ListenerConfig(port=0)) as listener:
+        exchange(listener.port, adt("FORCE1"))
+    assert InboundProcessor(runtime.pool, runtime.inbound).process_pending(10) == 1
+    env = {"DATABASE_URL": runtime.url, "DATA_DIR": str(tmp_path)}
+    listed = run("hl7", "list", "--status", "processed", env=env)
+    assert listed.returncode == 0, listed.stderr
+    [message_id] = [line.split()[0] for line in listed.stdout.splitlines() if "FORCE1" in line]
+
+    refused = run("hl7", "replay", message_id, "--reason", "again", env=env)
+    forced = run("hl7", "replay", message_id, "--reason", "again", "--force", env=env)
+
+    assert refused.returncode == 2
+    assert "processed already" in one_error_line(refused.stderr)
+    assert "--force" in refused.stderr
+    assert forced.returncode == 0, forced.stderr
+    assert f"{message_id} is received again" in forced.stdout
