@@ -171,13 +171,14 @@ class Runtime:
         pump: bool = True,
         workers: int = 2,
         pump_interval: float = 0.2,
+        clock: Clock | None = None,
     ) -> Outbound:
-        """Start an outbound part on this runtime (with other ``settings``, e.g. other
-        destinations, in tests); stopped with the runtime."""
+        """Start an outbound part on this runtime (with other ``settings`` or ``clock``,
+        e.g. other destinations, in tests); stopped with the runtime."""
         outbound = Outbound(
             self.env,
             self.url,
-            self.services.clock,
+            clock or self.services.clock,
             settings or self.settings,
             policy=policy,
             pump=pump,

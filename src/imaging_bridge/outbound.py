@@ -109,7 +109,7 @@ class Outbound:
                 tls_cafile=str(cafile) if cafile else None,
             )
             declare_actor(self.broker, sender.send)
-            self.worker = dramatiq.Worker(
+            self.worker = dramatiq.Worker(  # type: ignore[no-untyped-call, unused-ignore]
                 self.broker, worker_threads=self.workers, worker_timeout=100
             )
             self.worker.start()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.clock import SystemClock
 from imaging_bridge.bootstrap import Runtime
 from tests.integration.mllp_peer import Peer, field_of, wait_until
 from tests.integration.test_outbound_hl7 import book, new_patient
@@ -55,7 +56,7 @@ def test_a_worker_killed_mid_send_loses_nothing(runtime: Runtime, tmp_path: Path
         update={"hl7_destinations": f"ris=127.0.0.1:{peer.port}"}
     )
     # This process runs the policy and the read model; the worker process sends.
-    ob = runtime.start_outbound(settings, pump=False, workers=0)
+    ob = runtime.start_outbound(settings, pump=False, workers=0, clock=SystemClock())
     try:
         # The fifth message reaches the RIS, which holds it: the worker is mid-send.
         peer.script.extend(["AA", "AA", "AA", "AA", "stall"])

@@ -11,6 +11,7 @@ import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
+from adapters.clock import SystemClock
 from adapters.settings import Settings
 from domain.appointment_type import AppointmentType
 from domain.context import Actor, system_actor
@@ -54,7 +55,8 @@ def outbound_factory(runtime: Runtime) -> Iterator[Any]:
     started: list[Outbound] = []
 
     def start(settings: Settings, **kwargs: Any) -> Outbound:
-        ob = runtime.start_outbound(settings, pump_interval=0.05, **kwargs)
+        # Retries fall due in real time: the runtime's clock stands still.
+        ob = runtime.start_outbound(settings, pump_interval=0.05, clock=SystemClock(), **kwargs)
         started.append(ob)
         return ob
 
