@@ -1,5 +1,5 @@
 """Key check values: a short fingerprint of each key, recorded with the database at its
-first start and compared at every start after (table ``key_checks``, migration 0013).
+first start and compared at every start after (table ``key_checks``, migration 0015).
 
 - The event key (``EVENT_CIPHER_KEY``): another key cannot read the log and would write
   new events under a second key, so a process given another key refuses to start. A

@@ -161,7 +161,7 @@ def test_a_database_from_before_key_checks_is_checked_against_its_events(cli_env
         run("catalog", "load", str(DEMO), env={**cli_env, "EVENT_CIPHER_KEY": key}).returncode == 0
     )
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM key_checks")  # as before migration 0013
+        conn.execute("DELETE FROM key_checks")  # as before migration 0015
 
     refused = run("projections", "status", env={**cli_env, "EVENT_CIPHER_KEY": event_key()})
     accepted = run("projections", "status", env={**cli_env, "EVENT_CIPHER_KEY": key})
