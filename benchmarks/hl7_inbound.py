@@ -205,11 +205,11 @@ def applying_rate(url: str, seconds: float) -> dict[str, object]:
     import tempfile
 
     from adapters.settings import Settings
-    from imaging_bridge.bootstrap import build
+    from imaging_bridge.bootstrap import TOOL, build
 
     data_dir = Path(tempfile.mkdtemp(prefix="ib-bench-hl7-"))
     settings = Settings(environment="test", data_dir=data_dir, database_url=url)
-    runtime = build(settings, url=url, run_projections=False)
+    runtime = build(settings, TOOL, url=url)
     try:
         with runtime.pool.connection() as conn:
             started = conn.execute("SELECT clock_timestamp()").fetchone()[0]

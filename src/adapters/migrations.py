@@ -1,6 +1,5 @@
 """Versioned SQL migrations for everything the eventsourcing library does not create."""
 
-import os
 from pathlib import Path
 
 import psycopg
@@ -12,9 +11,9 @@ log = structlog.get_logger(__name__)
 LOCK_KEY = 7_300_201  # an arbitrary advisory-lock number for "migrations running"
 
 
-def migrations_dir() -> Path:
-    configured = os.environ.get("MIGRATIONS_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "migrations"
+def migrations_dir(configured: Path | None = None) -> Path:
+    """``MIGRATIONS_DIR`` when set, else the checkout's ``migrations/``."""
+    return configured or Path(__file__).resolve().parents[2] / "migrations"
 
 
 def apply_migrations(url: str, directory: Path | None = None) -> list[str]:

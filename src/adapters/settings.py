@@ -1,14 +1,21 @@
-"""Configuration, read once from the environment (and a .env file if present)."""
+"""Configuration, read once from the environment (and a .env file if present).
+
+This is the only module that reads the environment: everything else gets its values
+from a ``Settings`` (a test in ``tests/test_quality.py`` keeps it so).
+"""
 
 import base64
 import binascii
+import os
 import re
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
+import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import (
     Field,
     FilePath,
@@ -23,6 +30,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from adapters.hl7.senders import parse_senders
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+DATABASE_SCHEMES = ("postgresql://", "postgres://")
+BROKER_SCHEMES = ("amqp://", "amqps://")
 
 
 class Settings(BaseSettings):
@@ -34,6 +43,9 @@ class Settings(BaseSettings):
         description="PostgreSQL URL; without it an embedded server runs in the data folder",
     )
     data_dir: Path = Path(".imaging-bridge")
+    migrations_dir: Path | None = Field(
+        default=None, description="the SQL migrations; the checkout's migrations/ when unset"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     mllp_port: int = Field(default=2575, ge=0, le=65535, description="0: any free port")
@@ -66,6 +78,20 @@ class Settings(BaseSettings):
         default_factory=list,
         description="browser origins allowed to call the API, comma-separated; empty: no CORS",
     )
+    # Outbound HL7 and its task queue.
+    hl7_destinations: str = Field(
+        default="",
+        description="name=host:port[;version=2.5.1][;tls=1][;timeout=10], comma-separated",
+    )
+    broker_url: str = Field(
+        default="", description="amqp:// puts delivery work on RabbitMQ; unset: PostgreSQL"
+    )
+    delivery_attempt_limit: int = Field(default=8, ge=1, le=1000)
+    delivery_ambiguous_limit: int = Field(default=3, ge=1, le=1000)
+    delivery_base_delay: float = Field(default=2.0, gt=0, description="seconds")
+    delivery_max_delay: float = Field(default=600.0, gt=0, description="seconds")
+    delivery_give_up_after: float = Field(default=259_200.0, gt=0, description="seconds")
+    delivery_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     @property
     def development_like(self) -> bool:
@@ -75,6 +101,33 @@ class Settings(BaseSettings):
     @property
     def tls_enabled(self) -> bool:
         return self.tls_cert_file is not None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        """A ``postgresql://`` URL or a libpq ``key=value`` string; the message names the
+        scheme only, as the rest may hold a password."""
+        if not value:
+            return None
+        if "://" in value and not value.startswith(DATABASE_SCHEMES):
+            raise ValueError(
+                f"unsupported scheme {value.split('://', 1)[0]}://: a postgresql:// URL is"
+                " expected, e.g. postgresql://user:password@host:5432/imaging_bridge"
+            )
+        try:
+            conninfo_to_dict(value)
+        except psycopg.ProgrammingError:
+            raise ValueError(
+                "not a PostgreSQL URL, e.g. postgresql://user:password@host:5432/imaging_bridge"
+            ) from None
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        if value and not value.startswith(BROKER_SCHEMES):
+            raise ValueError("must be an amqp:// or amqps:// URL, or unset for PostgreSQL")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -205,3 +258,11 @@ def settings_problem(error: ValidationError) -> str:
         where = ".".join(str(part) for part in problem.get("loc", ()))
         problems.append(f"{where.upper()}: {message}" if where else message)
     return "; ".join(problems)
+
+
+def hand_to_child_processes(settings: Settings) -> None:
+    """Put the database and data folder of ``settings`` into this process's environment,
+    where child processes started from it (``serve --workers N``) read their settings."""
+    if settings.database_url:
+        os.environ["DATABASE_URL"] = settings.database_url
+    os.environ["DATA_DIR"] = str(settings.data_dir.resolve())

@@ -4,7 +4,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from application.base import BaseApplication, Position
 from application.catalog_file import CatalogSpecs
@@ -44,6 +46,38 @@ class Catalog(BaseApplication):
     def appointment_type(self, appointment_type_id: UUID) -> AppointmentType:
         return self._get(appointment_type_id, AppointmentType, "appointment type")
 
+    def is_empty(self) -> bool:
+        """Whether nothing was ever defined (the catalog's log holds no event)."""
+        return not self.recorder.max_notification_id()
+
+    def codes(self) -> dict[str, list[str]]:
+        """The code of every entry defined so far, by kind (``locations``, ``resources``,
+        ``appointment_types``), in the order they were defined; read from the log."""
+        kinds = {
+            get_topic(Location): "locations",
+            get_topic(Resource): "resources",
+            get_topic(AppointmentType): "appointment_types",
+        }
+        codes: dict[str, list[str]] = {kind: [] for kind in kinds.values()}
+        start, page = 1, 500
+        while True:
+            batch = self.recorder.select_notifications(start, page)
+            for notification in batch:
+                event: Any = self.mapper.to_domain_event(notification)
+                kind = kinds.get(getattr(event, "originator_topic", ""))
+                if isinstance(event, Aggregate.Created) and kind is not None:
+                    codes[kind].append(str(getattr(event, "code", "")))
+            if len(batch) < page:
+                return codes
+            start = batch[-1].id + 1
+
+    def location_timezones(self) -> dict[str, str]:
+        """Each location's code and time zone."""
+        return {
+            code: self.location(Location.create_id(code)).timezone
+            for code in self.codes()["locations"]
+        }
+
     def _get(self, aggregate_id: UUID, kind: type[E], label: str) -> E:
         aggregate = self.find(aggregate_id, kind)
         if aggregate is None:
@@ -51,7 +85,7 @@ class Catalog(BaseApplication):
         return aggregate
 
     def apply(self, specs: CatalogSpecs, actor: Actor) -> CatalogChange:
-        """Make the catalog match ``specs`` in one atomic save; idempotent.
+        """Create or revise every entry of ``specs`` in one atomic save; idempotent.
 
         Entries not mentioned are left as they are (nothing is deleted here).
         """

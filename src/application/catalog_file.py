@@ -1,6 +1,7 @@
 """The catalog description file (YAML or JSON): its shape, checked with clear errors,
 and its translation into the specs the catalog aggregates hold."""
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -83,26 +84,27 @@ class CatalogSpecs(BaseModel):
     appointment_types: list[dict[str, Any]]
 
 
-def parse_catalog(raw: object) -> CatalogSpecs:
-    """Check a decoded catalog document and turn it into aggregate specs.
+def parse_catalog(raw: object, known_locations: Mapping[str, str] | None = None) -> CatalogSpecs:
+    """Check a decoded catalog document and turn it into aggregate specs. A resource may
+    name a location of the document or one of ``known_locations`` (code -> time zone:
+    those already in the catalog).
 
     Raises InvalidValueError naming the first problem found (with its path).
     """
     try:
         document = CatalogFile.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidValueError(f"catalog {where}: {first['msg']}") from error
+        raise InvalidValueError(_problem(error)) from error
     _check_unique(document)
-    locations = {entry.code: entry for entry in document.locations}
+    timezones = {**(known_locations or {})}
+    timezones.update({entry.code: entry.timezone for entry in document.locations})
     resources = []
     for entry in document.resources:
-        if entry.location not in locations:
+        if entry.location not in timezones:
             raise InvalidValueError(
                 f"resource {entry.code!r} names unknown location {entry.location!r}"
             )
-        tz = zone(locations[entry.location].timezone)
+        tz = zone(timezones[entry.location])
         resources.append(
             {
                 "code": entry.code,
@@ -126,6 +128,16 @@ def parse_catalog(raw: object) -> CatalogSpecs:
         resources=resources,
         appointment_types=[e.model_dump(mode="json") for e in document.appointment_types],
     )
+
+
+def _problem(error: ValidationError) -> str:
+    """The first problem, with where it is (``locations.0.name``); an unknown key named."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    if first["type"] == "extra_forbidden" and loc:
+        where = ".".join(loc[:-1]) or "top level"
+        return f"catalog {where}: unknown key {loc[-1]!r}"
+    return f"catalog {'.'.join(loc)}: {first['msg']}"
 
 
 def _location_spec(entry: LocationEntry) -> dict[str, Any]:

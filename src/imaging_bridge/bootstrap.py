@@ -1,11 +1,16 @@
-"""The composition root: builds every application, adapter and projection once."""
+"""The composition root: ``build(settings, parts)`` wires every application, adapter and
+projection once and starts the parts a process runs. Every command, the ASGI factory
+and the tests get their runtime from here; nothing else reads configuration.
+"""
 
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg_pool import ConnectionPool
 
 from adapters.access_log import BatchingAccessLog
@@ -13,22 +18,34 @@ from adapters.at_rest import AtRestCipher
 from adapters.break_glass import PostgresBreakGlassStore
 from adapters.clock import SystemClock
 from adapters.database import (
+    NoDatabaseError,
+    embedded_exists,
+    embedded_pgdata,
     ensure_database,
     eventsourcing_env,
     reader_pool,
     start_embedded,
 )
+from adapters.hl7.destinations import Destination
 from adapters.hl7.extract import Hl7Extractor
 from adapters.hl7.inbound_store import PostgresInboundStore
+from adapters.hl7.listener import (
+    BackgroundListener,
+    ListenerSetupError,
+    listener_config,
+    ssl_context_from,
+)
 from adapters.hl7.processor import InboundProcessor
+from adapters.key_checks import check_keys
 from adapters.keys import load_or_create_cipher_key
 from adapters.limits import PostgresRateLimiter, PostgresThrottle
 from adapters.mailer import OutboxMailer
-from adapters.migrations import apply_migrations
+from adapters.migrations import apply_migrations, migrations_dir
 from adapters.passwords import Argon2PasswordHasher
 from adapters.second_factor import PyotpSecondFactor
 from adapters.sessions import PostgresOneTimeUse, PostgresSessionStore
 from adapters.settings import Settings
+from adapters.startup import StartupError
 from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create_key
 from application.access import StaffAccess
 from application.auth import AuthService, SessionLimits
@@ -43,6 +60,8 @@ from application.ris.inbound_ports import InboundHandler
 from application.scheduling import Scheduling
 from application.services import Services
 from application.slot_search import SlotSearch
+from domain.errors import DomainError
+from imaging_bridge.outbound import Outbound, destinations_of
 from projections.appointment_history import PostgresAppointmentReader
 from projections.availability import PostgresBusyReader
 from projections.catalog_view import PostgresCatalogReader
@@ -51,13 +70,48 @@ from projections.runners import Projections
 
 log = structlog.get_logger(__name__)
 
+CREATES = "serve, migrate or staff create"
 
-def database_url(settings: Settings) -> str:
-    """The configured server's URL, or the embedded server's (started if needed)."""
+
+@dataclass(frozen=True)
+class Parts:
+    """What a process runs besides answering calls to its services."""
+
+    projections: bool = True  # keep the read models up to date from the logs
+    inbound: bool = False  # apply stored inbound HL7 messages (the processing stage)
+    listener: bool = False  # receive HL7 over MLLP (stores, then ACKs)
+    policy: bool = False  # turn events into outbound deliveries
+    pump: bool = False  # hand due deliveries to the task queue
+    workers: int = 0  # threads sending deliveries
+
+
+SERVE = Parts(projections=True, inbound=True, listener=True, policy=True, pump=True, workers=2)
+"""Everything: ``imaging-bridge serve``."""
+TOOL = Parts(projections=False)
+"""Nothing in the background: operator commands and API worker processes."""
+
+
+def database_url(settings: Settings, *, create: bool) -> str:
+    """The configured server's database, or the embedded server's (started if needed).
+    Without ``create``, a database that does not exist yet is NoDatabaseError, naming
+    where it was looked for, instead of a new empty one."""
     if settings.database_url:
+        try:
+            ensure_database(settings.database_url, create=create)
+        except NoDatabaseError as error:
+            raise NoDatabaseError(f"{error} (DATABASE_URL); create it with {CREATES}") from None
         return settings.database_url
+    if not create and not embedded_exists(settings.data_dir):
+        raise NoDatabaseError(
+            f"no database: DATABASE_URL is unset and the data folder"
+            f" {settings.data_dir.resolve()} holds no embedded PostgreSQL"
+            f" ({embedded_pgdata(settings.data_dir).name}/); give --data-dir or DATABASE_URL,"
+            f" or create one with {CREATES}"
+        )
     log.info("embedded_postgres_starting", data_dir=str(settings.data_dir))
-    return start_embedded(settings.data_dir)
+    url = start_embedded(settings.data_dir)
+    ensure_database(url, create=create)
+    return url
 
 
 @dataclass
@@ -92,11 +146,77 @@ class Runtime:
     pool: ConnectionPool[Any]
     inbound: InboundHandler
     cipher: AtRestCipher  # stored inbound HL7, sealed with the event key
-    closed: bool = field(default=False)
+    destinations: list[Destination] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    """Warnings for the operator, found while starting (e.g. a changed signing key)."""
+    migrations: list[str] = field(default_factory=list)
+    """The migrations this start applied."""
+    listener: BackgroundListener | None = None
+    outbound: list[Outbound] = field(default_factory=list)
+    closed: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
-    def process_inbound(self) -> None:
+    def start(self, parts: Parts) -> "Runtime":
+        """Start ``parts``; on any failure, stop what started and raise."""
+        try:
+            if parts.projections:
+                self.projections.start()
+            if parts.listener:
+                self._start_listener()
+            if parts.inbound:
+                self._start_inbound()
+            if parts.policy or parts.pump or parts.workers:
+                self.start_outbound(policy=parts.policy, pump=parts.pump, workers=parts.workers)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def start_outbound(
+        self,
+        settings: Settings | None = None,
+        *,
+        policy: bool = True,
+        pump: bool = True,
+        workers: int = 2,
+        pump_interval: float = 0.2,
+        clock: Clock | None = None,
+    ) -> Outbound:
+        """Start an outbound part on this runtime (with other ``settings`` or ``clock``,
+        e.g. other destinations, in tests); stopped with the runtime."""
+        outbound = Outbound(
+            self.env,
+            self.url,
+            clock or self.services.clock,
+            settings or self.settings,
+            policy=policy,
+            pump=pump,
+            workers=workers,
+            pump_interval=pump_interval,
+            deliveries=self.services.deliveries.deliveries,
+        )
+        self.outbound.append(outbound)
+        return outbound.start()
+
+    def _start_listener(self) -> None:
+        settings = self.settings
+        try:
+            self.listener = BackgroundListener(
+                self.url,
+                listener_config(settings),
+                cipher=self.cipher,
+                ssl_context=ssl_context_from(settings),
+            ).start()
+        except ListenerSetupError as error:
+            raise StartupError(str(error)) from None
+        except OSError as error:
+            raise StartupError(
+                f"cannot listen for HL7 on {settings.host}:{settings.mllp_port}:"
+                f" {error.strerror or error}"
+            ) from None
+
+    def _start_inbound(self) -> None:
         """Apply stored inbound HL7 messages on a background thread, in arrival order."""
         processor = InboundProcessor(self.pool, self.inbound, self.cipher)
         thread = threading.Thread(
@@ -109,6 +229,10 @@ class Runtime:
         if self.closed:
             return
         self.closed = True
+        for outbound in reversed(self.outbound):
+            outbound.stop()
+        if self.listener is not None:
+            self.listener.stop()
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
@@ -127,31 +251,83 @@ class Runtime:
 
 def build(
     settings: Settings,
+    parts: Parts = Parts(),
     *,
     url: str | None = None,
-    run_projections: bool = True,
-    create_tables: bool = True,
+    create: bool = True,
+    migrate: bool = True,
     hasher: PasswordHasher | None = None,
     clock: Clock | None = None,
 ) -> Runtime:
-    """Connect (starting the embedded server if needed), migrate, wire, start projections."""
-    url = url or database_url(settings)
-    if create_tables:
-        ensure_database(url)
-        apply_migrations(url)
+    """Find the database (creating it only with ``create``), migrate it (unless another
+    process does: ``migrate=False``), check the keys against it, wire every service and
+    start ``parts``. StartupError (one line for the operator) when it cannot."""
+    try:
+        destinations = destinations_of(settings)
+    except DomainError as error:
+        raise StartupError(f"HL7_DESTINATIONS: {error.detail}") from None
+    if url is None:
+        url = database_url(settings, create=create)
+    else:
+        ensure_database(url, create=create)
+    applied = apply_migrations(url, migrations_dir(settings.migrations_dir)) if migrate else []
     env = eventsourcing_env(url, settings.db_pool_size)
-    if not create_tables:
+    if not migrate:
         # Another process (the one that started this worker) made every table already;
         # concurrent CREATE statements from several workers would trip over each other.
         env["CREATE_TABLE"] = "n"
-    production = settings.environment == "production"
     env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
-    env["CIPHER_KEY"] = load_or_create_cipher_key(
-        settings.event_cipher_key.get_secret_value() if settings.event_cipher_key else None,
-        settings.data_dir,
-        allow_generate=not production,
+    env["CIPHER_KEY"], signing_key = _keys(settings)
+    notices = check_keys(
+        url,
+        event_key=env["CIPHER_KEY"],
+        event_key_source=(
+            "EVENT_CIPHER_KEY"
+            if settings.event_cipher_key
+            else f"the development event key in {Path(settings.data_dir) / 'dev-event-key'}"
+        ),
+        signing_key=signing_key,
+        event_tables=[f"{app.name}_events" for app in (Catalog, Scheduling, Registry, Deliveries)],
     )
-    cipher = AtRestCipher(env["CIPHER_KEY"])
+    for notice in notices:
+        log.warning("startup_notice", notice=notice)
+    runtime = _wire(settings, url, env, signing_key, hasher, clock, seal_old_rows=migrate)
+    runtime.destinations = destinations
+    runtime.notices = notices
+    runtime.migrations = applied
+    return runtime.start(parts)
+
+
+def _keys(settings: Settings) -> tuple[str, Ed25519PrivateKey]:
+    """The event key and the signing key: from settings, or generated into the data
+    folder in development and test."""
+    allow_generate = settings.development_like
+    cipher = settings.event_cipher_key
+    signing = settings.jwt_private_key
+    return (
+        load_or_create_cipher_key(
+            cipher.get_secret_value() if cipher else None,
+            settings.data_dir,
+            allow_generate=allow_generate,
+        ),
+        load_or_create_key(
+            signing.get_secret_value() if signing else None,
+            settings.data_dir,
+            allow_generate=allow_generate,
+        ),
+    )
+
+
+def _wire(
+    settings: Settings,
+    url: str,
+    env: dict[str, str],
+    signing_key: Ed25519PrivateKey,
+    hasher: PasswordHasher | None,
+    clock: Clock | None,
+    *,
+    seal_old_rows: bool,
+) -> Runtime:
     clock = clock or SystemClock()
     hasher = hasher or Argon2PasswordHasher()
     # Catalog aggregates change rarely and every booking reads several: keep them cached
@@ -161,18 +337,14 @@ def build(
     registry = Registry(env, hasher=hasher, clock=clock)
     deliveries = Deliveries(env)
     pool = reader_pool(url, settings.db_pool_size)
+    cipher = AtRestCipher(env["CIPHER_KEY"])
     inbound_store = PostgresInboundStore(pool, cipher)
-    if create_tables:
+    if seal_old_rows:
         inbound_store.seal_rows_in_clear()  # any stored before migration 0016
     projections = Projections(env)
-    if run_projections:
-        projections.start()
-    key = load_or_create_key(
-        settings.jwt_private_key.get_secret_value() if settings.jwt_private_key else None,
-        settings.data_dir,
-        allow_generate=not production,
+    signer = JwtSigner(
+        signing_key, settings.jwt_key_id, timedelta(minutes=settings.access_token_minutes)
     )
-    signer = JwtSigner(key, settings.jwt_key_id, timedelta(minutes=settings.access_token_minutes))
     auth = AuthService(
         registry=registry,
         hasher=hasher,

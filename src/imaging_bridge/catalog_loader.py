@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from application.catalog import Catalog, CatalogChange
-from application.catalog_file import parse_catalog
+from application.catalog_file import CatalogSpecs, parse_catalog
 from domain.context import system_actor
 from domain.errors import InvalidValueError
 
@@ -32,5 +32,25 @@ def decode(text: str, *, json_hint: bool = False) -> object:
         raise InvalidValueError(f"not valid {'JSON' if json_hint else 'YAML'}: {error}") from error
 
 
+def read_specs(catalog: Catalog, document: object) -> CatalogSpecs:
+    """The document's entries as specs; its resources may name locations that are only
+    in the catalog already."""
+    return parse_catalog(document, catalog.location_timezones())
+
+
 def load_catalog(catalog: Catalog, document: object, source: str) -> CatalogChange:
-    return catalog.apply(parse_catalog(document), system_actor(source=source))
+    """Create or revise every entry the document lists (one atomic save)."""
+    return catalog.apply(read_specs(catalog, document), system_actor(source=source))
+
+
+def not_listed(catalog: Catalog, specs: CatalogSpecs) -> dict[str, list[str]]:
+    """The catalog's entries that ``specs`` does not list, by kind (kept as they are)."""
+    listed = {
+        "locations": {spec["code"] for spec in specs.locations},
+        "resources": {spec["code"] for spec in specs.resources},
+        "appointment_types": {spec["code"] for spec in specs.appointment_types},
+    }
+    return {
+        kind: [code for code in codes if code not in listed[kind]]
+        for kind, codes in catalog.codes().items()
+    }

@@ -1,32 +1,24 @@
-"""The ``imaging-bridge`` command."""
+"""The ``imaging-bridge`` command: ``serve`` and ``migrate`` here, the other commands in
+their own modules (which share ``cli_common``, never this module)."""
 
-import os
+import socket
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
-import structlog
 import typer
-from pydantic import ValidationError
 
-from adapters.log_setup import configure_logging
-from adapters.settings import Settings, settings_problem
-from domain.errors import DomainError
-from imaging_bridge.deliveries_cli import Outbound, deliveries_app, worker
+from adapters.settings import Settings
+from imaging_bridge.catalog_cli import catalog_app
+from imaging_bridge.cli_common import DataDir, command_group, fail, runtime_for, settings_for
+from imaging_bridge.deliveries_cli import deliveries_app, worker
 from imaging_bridge.hl7_cli import hl7_app, mllp_listen
+from imaging_bridge.projections_cli import projections_app
 from imaging_bridge.staff_cli import staff_app
 
 if TYPE_CHECKING:
-    from adapters.hl7.listener import BackgroundListener
     from imaging_bridge.bootstrap import Runtime
 
-app = typer.Typer(
-    help="Imaging Bridge: patient self-service in front of an imaging centre's RIS.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-catalog_app = typer.Typer(help="Locations, resources and exam types.", no_args_is_help=True)
-projections_app = typer.Typer(help="Read models built from the event log.", no_args_is_help=True)
+app = command_group("Imaging Bridge: patient self-service in front of an imaging centre's RIS.")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(projections_app, name="projections")
 app.add_typer(staff_app, name="staff")
@@ -34,35 +26,6 @@ app.add_typer(hl7_app, name="hl7")
 app.add_typer(deliveries_app, name="deliveries")
 app.command("mllp-listen")(mllp_listen)
 app.command("worker")(worker)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Folder for the embedded PostgreSQL and local keys [default: ./.imaging-bridge/]",
-        envvar="DATA_DIR",
-    ),
-]
-log = structlog.get_logger("imaging_bridge")
-
-
-def settings_for(data_dir: Path | None, **overrides: object) -> Settings:
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        fail(f"settings refused: {settings_problem(error)}")
-    updates = {k: v for k, v in overrides.items() if v is not None}
-    if data_dir is not None:
-        updates["data_dir"] = data_dir
-    settings = settings.model_copy(update=updates)
-    configure_logging(settings.log_level, json=settings.log_json)
-    return settings
-
-
-def fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
 
 PLAIN_HTTP_WARNING = (
     "WARNING: TLS is off and ENVIRONMENT={environment}: passwords, tokens and patient data"
@@ -87,193 +50,146 @@ def _tls_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def check_port_free(what: str, host: str, port: int) -> None:
+    """Bind ``host:port`` as the server will (then let go), so that a port in use is
+    one line before anything starts, not a traceback after "API on ..."."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            fail(f"cannot listen for {what} on {host}:{port}: {error.strerror or error}")
+
+
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Interface to listen on [default: 127.0.0.1]")
+        str | None, typer.Option(help="Interface to listen on (default: HOST, else 127.0.0.1)")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port [default: 8000]")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: PORT, else 8000)")] = None,
     mllp_port: Annotated[
-        int | None, typer.Option(help="MLLP port for the HL7 listener [default: 2575]")
+        int | None,
+        typer.Option(help="MLLP port of the HL7 listener (default: MLLP_PORT, else 2575)"),
     ] = None,
     data_dir: DataDir = None,
-    demo: Annotated[bool, typer.Option(help="Seed the demo catalog (idempotent)")] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="Seed the demo catalog into an empty catalog, and the demo accounts that are"
+            " missing"
+        ),
+    ] = False,
     workers: Annotated[
         int, typer.Option(min=1, max=32, help="API worker processes (this one runs the rest)")
     ] = 1,
 ) -> None:
-    """Run the API and the projections (and, as they land, the MLLP listener and workers)."""
-    import uvicorn
+    """Run the API and everything behind it.
 
-    from api.app import create_app
-    from imaging_bridge.bootstrap import build
-    from imaging_bridge.catalog_loader import decode, demo_catalog_text, load_catalog
-    from imaging_bridge.demo_accounts import describe as describe_demo_accounts
-    from imaging_bridge.demo_accounts import seed_demo_accounts
+    The read models, the HL7 listener and its processing stage, the outbound delivery
+    policy, pump and workers.
+    """
+    from imaging_bridge.bootstrap import SERVE
     from imaging_bridge.observability import start_metrics_server
 
     settings = settings_for(data_dir, host=host, port=port, mllp_port=mllp_port)
     tls = _tls_options(settings)
     if demo and settings.environment == "production":
         fail("--demo seeds demo accounts with printed passwords; it is refused in production")
-    runtime = build(settings)
-    listener = None
-    outbound = None
-    metrics = None
-    try:
-        listener = start_mllp_listener(runtime)
-        runtime.process_inbound()
-        # Outbound: the policy that turns events into deliveries, its read model, the pump
-        # and in-process workers (``imaging-bridge worker`` adds more processes).
-        outbound = Outbound(runtime.env, runtime.url, runtime.services.clock).start()
+    check_port_free("HTTP", settings.host, settings.port)
+    check_port_free("HL7", settings.host, settings.mllp_port)
+    with runtime_for(settings, SERVE, create=True) as runtime:
         if demo:
-            change = load_catalog(runtime.services.catalog, decode(demo_catalog_text()), "demo")
+            _seed_demo(runtime)
+        _describe_hl7(runtime)
+        # Further listeners of this process start here, before the API line: once it is
+        # printed, everything else is up.
+        metrics = start_metrics_server(settings, runtime)
+        try:
+            if metrics is not None:
+                typer.echo(f"Prometheus metrics on http://{metrics.host}:{metrics.port}/metrics")
+            address = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
+            typer.echo(f"Imaging Bridge API on {address}  (docs: /docs)")
+            _run_api(runtime, workers, tls)
+        finally:
+            if metrics is not None:
+                metrics.stop()
+
+
+def _seed_demo(runtime: "Runtime") -> None:
+    """The demo catalog into an empty catalog only (edits survive restarts), and the demo
+    accounts that are missing; their credentials printed."""
+    from imaging_bridge.catalog_loader import decode, demo_catalog_text, load_catalog
+    from imaging_bridge.demo_accounts import describe, seed_demo_accounts
+
+    catalog = runtime.services.catalog
+    if catalog.is_empty():
+        change = load_catalog(catalog, decode(demo_catalog_text()), "demo")
+        typer.echo(f"demo catalog: {change.created} created")
+    else:
+        typer.echo("demo catalog: not loaded, the catalog has entries already (kept as they are)")
+    credentials = seed_demo_accounts(runtime.services, runtime.settings.data_dir)
+    typer.echo(describe(credentials))
+
+
+def _describe_hl7(runtime: "Runtime") -> None:
+    settings = runtime.settings
+    if runtime.destinations:
+        for d in runtime.destinations:
+            tls = ", TLS" if d.tls else ""
             typer.echo(
-                f"demo catalog: {change.created} created, {change.revised} revised, "
-                f"{change.unchanged} unchanged"
+                f"HL7 out to {d.name} at {d.host}:{d.port} (v{d.version}{tls},"
+                f" ACK timeout {d.timeout:g} s)"
             )
-            credentials = seed_demo_accounts(runtime.services, settings.data_dir)
-            typer.echo(describe_demo_accounts(credentials))
-        if (metrics := start_metrics_server(settings, runtime)) is not None:
-            typer.echo(f"Prometheus metrics on http://{metrics.host}:{metrics.port}/metrics")
-        address = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
-        typer.echo(f"Imaging Bridge API on {address}  (docs: /docs)")
+    else:
+        typer.echo("HL7 out: no destinations (HL7_DESTINATIONS is unset): nothing is sent")
+    if runtime.listener is not None:
         typer.echo(
-            f"HL7 MLLP listener on {settings.host}:{listener.port}"
-            f" ({listener.listener.config.senders_note})"
+            f"HL7 MLLP listener on {settings.host}:{runtime.listener.port}"
+            f" ({runtime.listener.listener.config.senders_note})"
         )
-        if workers > 1:
-            # Workers build their own services from the environment, on this database.
-            os.environ["DATABASE_URL"] = runtime.url
-            os.environ["DATA_DIR"] = str(settings.data_dir.resolve())
-            uvicorn.run(
-                "imaging_bridge.asgi:create",
-                factory=True,
-                workers=workers,
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                access_log=False,
-                log_config=None,
-                **tls,
-            )
-        else:
-            uvicorn.run(
-                create_app(runtime.services, cors_origins=settings.cors_origins),
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                access_log=False,
-                log_config=None,
-                **tls,
-            )
-    finally:
-        if metrics is not None:
-            metrics.stop()
-        if outbound is not None:
-            outbound.stop()
-        if listener is not None:
-            listener.stop()
-        runtime.close()
 
 
-def start_mllp_listener(runtime: "Runtime") -> "BackgroundListener":
-    """The inbound HL7 listener on its own thread and event loop, storing into the same
-    database (messages are applied by the processing stage, off the ACK path)."""
-    from adapters.hl7.listener import (
-        BackgroundListener,
-        ListenerSetupError,
-        listener_config,
-        ssl_context_from,
-    )
+def _run_api(runtime: "Runtime", workers: int, tls: dict[str, Any]) -> None:
+    import uvicorn
+
+    from adapters.settings import hand_to_child_processes
+    from api.app import create_app
 
     settings = runtime.settings
-    try:
-        return BackgroundListener(
-            runtime.url,
-            listener_config(settings),
-            cipher=runtime.cipher,
-            ssl_context=ssl_context_from(settings),
-        ).start()
-    except ListenerSetupError as error:
-        fail(str(error))
-    except OSError as error:
-        fail(f"cannot listen for HL7 on {settings.host}:{settings.mllp_port}: {error.strerror}")
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "warning",
+        "access_log": False,
+        "log_config": None,
+        **tls,
+    }
+    if workers > 1:
+        # Worker processes build their own runtime (``asgi.create``) on this database.
+        hand_to_child_processes(settings.model_copy(update={"database_url": runtime.url}))
+        uvicorn.run("imaging_bridge.asgi:create", factory=True, workers=workers, **common)
+    else:
+        uvicorn.run(create_app(runtime.services, cors_origins=settings.cors_origins), **common)
 
 
 @app.command()
 def migrate(data_dir: DataDir = None) -> None:
-    """Apply the read-model schema migrations (also done at every start-up)."""
-    from adapters.database import ensure_database
-    from adapters.migrations import apply_migrations
-    from imaging_bridge.bootstrap import database_url
+    """Create the database if needed and apply the schema migrations.
 
-    url = database_url(settings_for(data_dir))
-    ensure_database(url)
-    applied = apply_migrations(url)
+    serve also does this at every start.
+    """
+    from imaging_bridge.bootstrap import TOOL
+
+    with runtime_for(settings_for(data_dir), TOOL, create=True) as runtime:
+        applied = runtime.migrations
     typer.echo(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
-
-
-@catalog_app.command("load")
-def catalog_load(
-    file: Annotated[Path, typer.Argument(help="A catalog description in YAML or JSON")],
-    data_dir: DataDir = None,
-) -> None:
-    """Make the catalog match FILE; running it again changes nothing."""
-    from imaging_bridge.bootstrap import build
-    from imaging_bridge.catalog_loader import load_catalog, read_catalog_file
-
-    try:
-        document = read_catalog_file(file)
-    except DomainError as error:
-        fail(error.detail)
-    runtime = build(settings_for(data_dir), run_projections=False)
-    try:
-        change = load_catalog(runtime.services.catalog, document, f"cli:{file.name}")
-    except DomainError as error:
-        fail(error.detail)
-    finally:
-        runtime.close()
-    typer.echo(
-        f"catalog: {change.created} created, {change.revised} revised, {change.unchanged} unchanged"
-    )
-
-
-@projections_app.command("status")
-def projections_status(data_dir: DataDir = None) -> None:
-    """Show each read model and how far behind the log it is."""
-    from imaging_bridge.bootstrap import build
-
-    runtime = build(settings_for(data_dir))
-    try:
-        for name, behind in sorted(runtime.projections.lag().items()):
-            typer.echo(f"{name}: {behind} behind")
-    finally:
-        runtime.close()
-
-
-@projections_app.command("rebuild")
-def projections_rebuild(
-    name: Annotated[str, typer.Argument(help="catalog_view, appointment_history or availability")],
-    data_dir: DataDir = None,
-) -> None:
-    """Empty one read model and rebuild it from the event log."""
-    from imaging_bridge.bootstrap import build
-    from projections.runners import PROJECTIONS
-
-    if name not in PROJECTIONS:
-        fail(f"unknown read model {name!r}; choose from {', '.join(PROJECTIONS)}")
-    runtime = build(settings_for(data_dir), run_projections=False)
-    try:
-        typer.echo(f"rebuilding {name} ...")
-        count = runtime.projections.rebuild(name)
-        typer.echo(f"{name}: rebuilt from {count} notifications")
-    finally:
-        runtime.close()
 
 
 def main() -> None:
     from adapters.database import DatabaseUnavailableError
+    from adapters.startup import StartupError
 
     try:
         app()
@@ -282,3 +198,6 @@ def main() -> None:
     except DatabaseUnavailableError as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         sys.exit(3)
+    except StartupError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

@@ -11,14 +11,12 @@ from application.ris.deliveries import Deliveries
 from application.scheduling import Scheduling
 from domain.ris.message_delivery import CHANNELS
 from imaging_bridge.bootstrap import Runtime
-from projections.deliveries_view import DeliveriesViewProjection
 from projections.runners import PROJECTIONS
 
 # Every read model and policy, and the logs it follows; each tracks its position in
 # ``<name>_tracking`` (the delivery policy's is the deliveries application's own).
 FOLLOWERS: dict[str, list[str]] = {
     **{name: [application.name] for name, (application, _) in PROJECTIONS.items()},
-    DeliveriesViewProjection.name: [Deliveries.name],
     Deliveries.name: [Scheduling.name, Registry.name],
 }
 

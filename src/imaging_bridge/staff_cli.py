@@ -1,17 +1,20 @@
 """``imaging-bridge staff …``: staff accounts from the terminal (the first admin)."""
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import qrcode
 import typer
 
-from domain.context import system_actor
+from domain.context import Actor, system_actor
 from domain.errors import DomainError
+from domain.location import Location
+from imaging_bridge.cli_common import DataDir, command_group, fail, runtime_for, settings_for
 
-staff_app = typer.Typer(
-    help="Staff accounts (the first admin comes from here).", no_args_is_help=True
-)
+if TYPE_CHECKING:
+    from imaging_bridge.bootstrap import Runtime
+
+staff_app = command_group("Staff accounts (the first admin comes from here).")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -39,44 +42,44 @@ def create(
     password_stdin: Annotated[
         bool, typer.Option(help="Read the password (then the code) from standard input")
     ] = False,
-    data_dir: Annotated[
-        str | None, typer.Option("--data-dir", help="Data folder [default: ./.imaging-bridge/]")
-    ] = None,
+    data_dir: DataDir = None,
 ) -> None:
-    """Create a staff account and enrol its authenticator app (TOTP) right here."""
-    from pathlib import Path
+    """Create a staff account and enrol its authenticator app (TOTP) right here.
 
-    from domain.location import Location
-    from imaging_bridge.bootstrap import build
-    from imaging_bridge.cli import fail, settings_for
-
-    settings = settings_for(Path(data_dir) if data_dir else None)
-    runtime = build(settings, run_projections=False)
+    Creates the database too if there is none yet (the first admin).
+    """
     actor = system_actor(source="cli:staff-create")
-    try:
-        centres = [
-            runtime.services.catalog.location(Location.create_id(c)).id for c in centre or []
-        ]
-        password = _read_password(password_stdin)
-        account_id = runtime.services.registry.open_staff_account(
-            email=email, password=password, role=role, centres=centres, actor=actor
-        )
-        enrolment = runtime.services.auth.enrol_account(account_id, actor)
-        typer.echo(f"Created {role} account {email} ({account_id}).")
-        typer.echo("Scan this with an authenticator app, or enter the secret by hand:")
-        _show_qr(enrolment.provisioning_uri)
-        typer.echo(f"secret: {enrolment.secret}")
-        typer.echo(f"uri: {enrolment.provisioning_uri}")
-        code = (
-            sys.stdin.readline().strip()
-            if password_stdin
-            else str(typer.prompt("Code from the app"))
-        )
-        codes = runtime.services.auth.confirm_account(account_id, code, actor)
-        typer.echo("Two-factor sign-in is on. Recovery codes (each works once; keep them safe):")
-        for recovery in codes:
-            typer.echo(f"  {recovery}")
-    except DomainError as error:
-        fail(error.detail)
-    finally:
-        runtime.close()
+    with runtime_for(settings_for(data_dir), create=True) as runtime:
+        try:
+            _create(runtime, email, role, centre or [], password_stdin, actor)
+        except DomainError as error:
+            fail(error.detail)
+
+
+def _create(
+    runtime: "Runtime",
+    email: str,
+    role: str,
+    centre: list[str],
+    password_stdin: bool,
+    actor: Actor,
+) -> None:
+    centres = [runtime.services.catalog.location(Location.create_id(c)).id for c in centre]
+    password = _read_password(password_stdin)
+    account_id = runtime.services.registry.open_staff_account(
+        email=email, password=password, role=role, centres=centres, actor=actor
+    )
+    enrolment = runtime.services.auth.enrol_account(account_id, actor)
+    typer.echo(f"Created {role} account {email} ({account_id}).")
+    typer.echo("Scan this with an authenticator app, or enter the secret by hand:")
+    _show_qr(enrolment.provisioning_uri)
+    typer.echo(f"secret: {enrolment.secret}")
+    typer.echo(f"uri: {enrolment.provisioning_uri}")
+    if password_stdin:
+        code = sys.stdin.readline().strip()
+    else:
+        code = str(typer.prompt("Code from the app"))
+    codes = runtime.services.auth.confirm_account(account_id, code, actor)
+    typer.echo("Two-factor sign-in is on. Recovery codes (each works once; keep them safe):")
+    for recovery in codes:
+        typer.echo(f"  {recovery}")

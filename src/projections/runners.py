@@ -2,7 +2,7 @@
 waiting on tracking positions, health, and rebuilding a read model from the log."""
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory
@@ -13,10 +13,12 @@ from psycopg.sql import SQL, Identifier
 from application.base import Position
 from application.catalog import Catalog
 from application.ports import ReadModelSync
+from application.ris.deliveries import Deliveries
 from application.scheduling import SchedulingLog
 from projections.appointment_history import AppointmentHistoryProjection
 from projections.availability import AvailabilityProjection
 from projections.catalog_view import CatalogProjection
+from projections.deliveries_view import DeliveriesViewProjection
 from projections.orders_view import OrdersProjection
 from projections.view import ReadModelView
 
@@ -25,7 +27,10 @@ PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
     AppointmentHistoryProjection.name: (SchedulingLog, AppointmentHistoryProjection),
     AvailabilityProjection.name: (SchedulingLog, AvailabilityProjection),
     OrdersProjection.name: (SchedulingLog, OrdersProjection),
+    DeliveriesViewProjection.name: (Deliveries, DeliveriesViewProjection),
 }
+"""Every read model by name, with the application whose log it follows."""
+Progress = Callable[[int, int], None]
 
 
 class Projections(ReadModelSync):
@@ -119,11 +124,12 @@ class Projections(ReadModelSync):
             )
         return self._readers[name]
 
-    def rebuild(self, name: str, timeout: float = 600.0) -> int:
+    def rebuild(self, name: str, timeout: float = 600.0, progress: Progress | None = None) -> int:
         """Empty one read model and build it again from the whole log.
 
-        Returns how many notifications the log held. Readers see the read model
-        fill up again while this runs (versioned tables come with blue/green rebuilds).
+        Returns how many notifications the log held; ``progress(done, head)`` is called
+        about once a second meanwhile. Readers see the read model fill up again while
+        this runs (versioned tables come with blue/green rebuilds).
         """
         application_class, projection_class = PROJECTIONS[name]
         was_running = name in self._runners
@@ -139,8 +145,19 @@ class Projections(ReadModelSync):
         self._start(name)
         runner = self._runners[name]
         head = runner.app.recorder.max_notification_id() or 0
-        if head:
-            runner.wait(head, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while head:
+            done = runner.view.max_tracking_id(application_class.name) or 0
+            if progress is not None:
+                progress(done, head)
+            if done >= head:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} did not catch up within {timeout:g} s")
+            try:
+                runner.wait(head, timeout=1.0)
+            except TimeoutError:
+                continue
         if not was_running:
             self._stop(name)
         return head

@@ -183,7 +183,8 @@ def test_serve_demo_runs_the_api_and_seeding_twice_duplicates_nothing(cli_env):
             assert len(locations) == 3
             assert len(types) == 7
         assert served.process.returncode == 0
-        expected = "21 created" if attempt == 0 else "0 created, 0 revised, 21 unchanged"
+        # The demo catalog goes into an empty catalog only: edits survive restarts.
+        expected = "21 created" if attempt == 0 else "demo catalog: not loaded"
         assert expected in served.output
 
 

@@ -7,7 +7,7 @@ from psycopg import sql
 
 from tests.integration import test_outbound_hl7 as outbound
 from tests.integration.mllp_peer import wait_until
-from tests.integration.test_outbound_hl7 import deliveries, outbound_env
+from tests.integration.test_outbound_hl7 import deliveries, outbound_settings
 from tests.support import catalog_ids
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,7 @@ def all_acknowledged(ob, count: int) -> bool:
 
 def test_no_patient_data_in_clear_in_any_event_table(client, runtime, peer, outbound_factory):
     # Given a patient who registered, booked with notes, and whose messages reached the RIS
-    ob = outbound_factory(outbound_env(runtime, peer))
+    ob = outbound_factory(outbound_settings(runtime, peer))
     patient_books_with_notes(client, PATIENT, NOTES)
     wait_until(lambda: all_acknowledged(ob, 3))
     # The data is in the logs: readable with the key ...

@@ -15,7 +15,6 @@ import pytest
 
 from adapters.clock import SystemClock
 from imaging_bridge.bootstrap import Runtime
-from imaging_bridge.deliveries_cli import Outbound
 from tests.integration.mllp_peer import Peer, field_of, wait_until
 from tests.integration.test_outbound_hl7 import book, new_patient
 
@@ -53,9 +52,11 @@ def peer() -> Iterator[Peer]:
 
 
 def test_a_worker_killed_mid_send_loses_nothing(runtime: Runtime, tmp_path: Path, peer: Peer):
-    env = {**runtime.env, "HL7_DESTINATIONS": f"ris=127.0.0.1:{peer.port}"}
+    settings = runtime.settings.model_copy(
+        update={"hl7_destinations": f"ris=127.0.0.1:{peer.port}"}
+    )
     # This process runs the policy and the read model; the worker process sends.
-    ob = Outbound(env, runtime.url, SystemClock(), pump=False, workers=0).start()
+    ob = runtime.start_outbound(settings, pump=False, workers=0, clock=SystemClock())
     try:
         # The fifth message reaches the RIS, which holds it: the worker is mid-send.
         peer.script.extend(["AA", "AA", "AA", "AA", "stall"])

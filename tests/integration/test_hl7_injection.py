@@ -12,7 +12,7 @@ from application.ris.inbound_ports import InboundMessage
 from tests.integration import test_outbound_hl7 as outbound
 from tests.integration.mllp_peer import field_of, wait_until
 from tests.integration.test_at_rest import all_acknowledged, patient_books_with_notes
-from tests.integration.test_outbound_hl7 import outbound_env
+from tests.integration.test_outbound_hl7 import outbound_settings
 
 pytestmark = pytest.mark.integration
 peer, outbound_factory = outbound.peer, outbound.outbound_factory  # the fixtures
@@ -37,7 +37,7 @@ def test_names_and_notes_cannot_add_segments_and_read_back_as_typed(
     client, runtime, peer, outbound_factory
 ):
     # Given a patient whose name and notes hold separators, escapes and control characters
-    ob = outbound_factory(outbound_env(runtime, peer))
+    ob = outbound_factory(outbound_settings(runtime, peer))
     patient = {
         "email": "injection@example.org",
         "password": "correct horse battery staple",

@@ -520,7 +520,7 @@ def test_the_cli_lists_shows_and_replays(migrated, listener, monkeypatch, tmp_pa
     monkeypatch.setenv("EVENT_CIPHER_KEY", KEY)  # the key the listener sealed with
     # The CLI configures logging for the process; here that would bind structlog to the
     # runner's captured output, closed after each invoke.
-    monkeypatch.setattr("imaging_bridge.cli.configure_logging", lambda *_, **__: None)
+    monkeypatch.setattr("imaging_bridge.cli_common.configure_logging", lambda *_, **__: None)
     runner = CliRunner()
     listed = runner.invoke(hl7_app, ["list", "--data-dir", str(tmp_path)])
     assert listed.exit_code == 0, listed.output

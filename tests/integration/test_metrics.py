@@ -21,8 +21,8 @@ from adapters.settings import Settings
 from application.base import Position
 from domain.context import system_actor
 from imaging_bridge.bootstrap import Runtime
-from imaging_bridge.deliveries_cli import Outbound
 from imaging_bridge.observability import start_metrics_server
+from imaging_bridge.outbound import Outbound
 from tests.conftest import make_runtime
 from tests.integration.mllp_peer import Peer
 from tests.integration.test_hl7_listener import adt, exchange, segments
@@ -85,24 +85,25 @@ def peer() -> Iterator[Peer]:
 
 
 @pytest.fixture
-def outbound(runtime: Runtime, peer: Peer) -> Iterator[Outbound]:
+def outbound(runtime: Runtime, peer: Peer) -> Outbound:
     """The delivery policy and read model of a real process (no task queue: the test
     pumps and sends itself, through the real pump and sender)."""
-    env = {**runtime.env, "HL7_DESTINATIONS": f"ris=127.0.0.1:{peer.port};timeout=5"}
-    ob = Outbound(env, runtime.url, runtime.services.clock, workers=0, pump=False).start()
-    yield ob
-    ob.stop()
+    settings = runtime.settings.model_copy(
+        update={"hl7_destinations": f"ris=127.0.0.1:{peer.port};timeout=5"}
+    )
+    return runtime.start_outbound(settings, workers=0, pump=False)  # stopped with the runtime
 
 
 def pump_and_send(ob: Outbound, runtime: Runtime, peer: Peer) -> None:
     from adapters.hl7.destinations import parse_destinations
     from adapters.hl7.pump import Pump
-    from adapters.hl7.sender import Sender, retry_policy_from
+    from adapters.hl7.sender import Sender
+    from domain.ris.message_delivery import RetryPolicy
 
     assert ob.deliveries is not None
     assert ob.pool is not None
     destinations = parse_destinations(f"ris=127.0.0.1:{peer.port};timeout=5")
-    sender = Sender(ob.deliveries, destinations, runtime.services.clock, retry_policy_from({}))
+    sender = Sender(ob.deliveries, destinations, runtime.services.clock, RetryPolicy())
     pump = Pump(
         ob.reader(),
         ob.pool,

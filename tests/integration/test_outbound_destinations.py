@@ -16,7 +16,7 @@ from tests.integration.test_outbound_hl7 import (
     book,
     deliveries,
     new_patient,
-    outbound_env,
+    outbound_settings,
 )
 
 pytestmark = pytest.mark.integration
@@ -30,11 +30,11 @@ def engine() -> Iterator[Peer]:
         yield p
 
 
-def two_destinations(runtime, ris: Peer, engine: Peer) -> dict[str, str]:
-    return outbound_env(
+def two_destinations(runtime, ris: Peer, engine: Peer):
+    return outbound_settings(
         runtime,
         ris,
-        HL7_DESTINATIONS=f"ris=127.0.0.1:{ris.port};timeout=5,engine=127.0.0.1:{engine.port};timeout=5",
+        hl7_destinations=f"ris=127.0.0.1:{ris.port};timeout=5,engine=127.0.0.1:{engine.port};timeout=5",
     )
 
 
@@ -91,7 +91,7 @@ def ris_message(text: str):
 
 def test_what_the_ris_tells_us_is_applied_but_not_echoed_back(runtime, peer, outbound_factory):
     # Given a patient of ours the RIS has heard about (ADT^A04 sent and acknowledged)
-    ob = outbound_factory(outbound_env(runtime, peer))
+    ob = outbound_factory(outbound_settings(runtime, peer))
     ours = new_patient(runtime, 31)
     wait_until(lambda: acknowledged(ob, "ris", 1))
 

@@ -12,12 +12,13 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from adapters.clock import SystemClock
+from adapters.settings import Settings
 from domain.appointment_type import AppointmentType
 from domain.context import Actor, system_actor
 from domain.location import Location
 from domain.ris.message_delivery import control_id
 from imaging_bridge.bootstrap import Runtime
-from imaging_bridge.deliveries_cli import Outbound
+from imaging_bridge.outbound import Outbound
 from tests.integration.mllp_peer import Peer, field_of, wait_until
 
 pytestmark = pytest.mark.integration
@@ -32,26 +33,30 @@ def peer() -> Iterator[Peer]:
         yield p
 
 
-def outbound_env(
-    runtime: Runtime, peer: Peer, ack_timeout: float = 5.0, **extra: str
-) -> dict[str, str]:
-    """Outbound to ``peer``; a busy machine's late ACK would be a resend, so the ACK
-    timeout is short only where a test waits for silence."""
-    return {
-        **runtime.env,
-        "HL7_DESTINATIONS": f"ris=127.0.0.1:{peer.port};timeout={ack_timeout:g}",
-        "DELIVERY_BASE_DELAY": "0.05",
-        "DELIVERY_MAX_DELAY": "0.2",
-        **extra,
-    }
+def outbound_settings(
+    runtime: Runtime, peer: Peer, ack_timeout: float = 5.0, **extra: object
+) -> Settings:
+    """The runtime's settings, sending to ``peer`` with short retry delays (``extra``:
+    more settings by field name). A busy machine's late ACK would be a resend, so the
+    ACK timeout is short only where a test waits for silence."""
+    return Settings.model_validate(
+        {
+            **runtime.settings.model_dump(),
+            "hl7_destinations": f"ris=127.0.0.1:{peer.port};timeout={ack_timeout:g}",
+            "delivery_base_delay": 0.05,
+            "delivery_max_delay": 0.2,
+            **extra,
+        }
+    )
 
 
 @pytest.fixture
 def outbound_factory(runtime: Runtime) -> Iterator[Any]:
     started: list[Outbound] = []
 
-    def start(env: dict[str, str], **kwargs: Any) -> Outbound:
-        ob = Outbound(env, runtime.url, SystemClock(), pump_interval=0.05, **kwargs).start()
+    def start(settings: Settings, **kwargs: Any) -> Outbound:
+        # Retries fall due in real time: the runtime's clock stands still.
+        ob = runtime.start_outbound(settings, pump_interval=0.05, clock=SystemClock(), **kwargs)
         started.append(ob)
         return ob
 
@@ -100,7 +105,7 @@ def by_type(ob: Outbound, message_type: str) -> list[Any]:
 
 
 def test_a_booking_reaches_the_ris_as_one_valid_siu_s12(runtime, peer, outbound_factory):
-    ob = outbound_factory(outbound_env(runtime, peer))
+    ob = outbound_factory(outbound_settings(runtime, peer))
     patient = new_patient(runtime, 1)
     appointment = book(runtime, patient, DAY)
 
@@ -133,7 +138,7 @@ def test_a_booking_reaches_the_ris_as_one_valid_siu_s12(runtime, peer, outbound_
 def test_reschedule_modify_cancel_and_no_show_become_s13_s14_s15_s26(
     runtime, peer, outbound_factory, clock
 ):
-    ob = outbound_factory(outbound_env(runtime, peer))
+    ob = outbound_factory(outbound_settings(runtime, peer))
     patient = new_patient(runtime, 2)
     first = book(runtime, patient, DAY)
     scheduling = runtime.services.scheduling
@@ -177,7 +182,7 @@ def test_a_profile_change_becomes_adt_a08_in_its_place(runtime, peer, outbound_f
     registry.change_profile(patient, {"family_name": "Moore"}, PATIENT_ACTOR)  # no change
     # The policy starts after all three happened: each message still carries the patient
     # as they were when its cause happened.
-    ob = outbound_factory(outbound_env(runtime, peer))
+    ob = outbound_factory(outbound_settings(runtime, peer))
 
     wait_until(
         lambda: len(deliveries(ob)) == 3 and all(d.status == "acknowledged" for d in deliveries(ob))
@@ -196,7 +201,7 @@ def test_a_profile_change_becomes_adt_a08_in_its_place(runtime, peer, outbound_f
 
 
 def test_ae_twice_then_aa_sends_three_times_with_the_same_msh10(runtime, peer, outbound_factory):
-    ob = outbound_factory(outbound_env(runtime, peer))
+    ob = outbound_factory(outbound_settings(runtime, peer))
     patient = new_patient(runtime, 3)
     wait_until(
         lambda: by_type(ob, "ADT^A04") and by_type(ob, "ADT^A04")[0].status == "acknowledged"
@@ -219,7 +224,7 @@ def test_ae_twice_then_aa_sends_three_times_with_the_same_msh10(runtime, peer, o
 def test_a_peer_down_for_a_while_gets_every_message_in_order_once_back(
     runtime, peer, outbound_factory
 ):
-    ob = outbound_factory(outbound_env(runtime, peer))
+    ob = outbound_factory(outbound_settings(runtime, peer))
     peer.down()
     patients = [new_patient(runtime, 10 + i) for i in range(3)]
     for i, patient in enumerate(patients):
@@ -248,7 +253,7 @@ def test_a_silent_peer_makes_it_ambiguous_then_dead_and_redrive_sends_again(
     runtime, peer, outbound_factory
 ):
     ob = outbound_factory(
-        outbound_env(runtime, peer, ack_timeout=0.5, DELIVERY_AMBIGUOUS_LIMIT="2")
+        outbound_settings(runtime, peer, ack_timeout=0.5, delivery_ambiguous_limit=2)
     )
     peer.default = "stall"
     patient = new_patient(runtime, 4)
@@ -287,7 +292,7 @@ def test_operator_lists_inspects_and_redrives_through_the_api(
 ):
     from tests.support import audit_rows, register, staff_headers
 
-    ob = outbound_factory(outbound_env(runtime, peer))
+    ob = outbound_factory(outbound_settings(runtime, peer))
     runtime.services.deliveries = ob.desk()  # what the composition root wires
     peer.default = "AR"
     patient_id = new_patient(runtime, 5)
@@ -348,7 +353,7 @@ def test_cli_lists_shows_and_redrives(runtime, peer, outbound_factory, tmp_path)
     import sys
     from pathlib import Path
 
-    ob = outbound_factory(outbound_env(runtime, peer))
+    ob = outbound_factory(outbound_settings(runtime, peer))
     peer.default = "AR"
     patient_id = new_patient(runtime, 6)
     wait_until(lambda: deliveries(ob, status="dead_lettered"))

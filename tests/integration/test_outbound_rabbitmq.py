@@ -19,8 +19,8 @@ from tests.integration.test_outbound_hl7 import (
     by_type,
     field_of,
     new_patient,
-    outbound_env,
     outbound_factory,  # noqa: F401 - a fixture
+    outbound_settings,
     peer,  # noqa: F401 - a fixture
 )
 
@@ -79,7 +79,7 @@ def test_a_booking_reaches_the_ris_through_rabbitmq(
     own_queue,
     outbound_factory,  # noqa: F811 - the fixture imported above
 ):
-    ob = outbound_factory(outbound_env(runtime, peer, BROKER_URL=BROKER_URL))
+    ob = outbound_factory(outbound_settings(runtime, peer, broker_url=BROKER_URL))
     assert type(ob.broker).__name__ == "RabbitmqBroker"
     book(runtime, new_patient(runtime, 7), DAY)
     wait_until(

@@ -18,7 +18,6 @@ from adapters.hl7.envelope import read_envelope, segments_text
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
 from adapters.hl7.processor import InboundProcessor
 from application.base import Position
-from imaging_bridge.deliveries_cli import Outbound
 from tests.integration.mllp_peer import Peer, wait_until
 from tests.integration.test_hl7_corpus import corpus
 from tests.integration.test_hl7_listener import connect, read_frame, segments
@@ -207,13 +206,14 @@ def test_no_name_birth_date_or_mrn_that_was_sent_is_stored_in_clear(runtime, cli
     assert len(found) > 100  # the corpus's patients, ours, and the registrant
 
     with Peer() as ris:
-        env = {
-            **runtime.env,
-            "HL7_DESTINATIONS": f"ris=127.0.0.1:{ris.port};timeout=5",
-            "DELIVERY_BASE_DELAY": "0.05",
-            "DELIVERY_MAX_DELAY": "0.2",
-        }
-        outbound = Outbound(env, runtime.url, SystemClock(), pump_interval=0.05).start()
+        settings = runtime.settings.model_copy(
+            update={
+                "hl7_destinations": f"ris=127.0.0.1:{ris.port};timeout=5",
+                "delivery_base_delay": 0.05,
+                "delivery_max_delay": 0.2,
+            }
+        )
+        outbound = runtime.start_outbound(settings, pump_interval=0.05, clock=SystemClock())
         try:
             # Given the corpus and our own patient received over MLLP, and applied
             config = ListenerConfig(host="127.0.0.1", port=0)

@@ -8,7 +8,6 @@ import pytest
 
 from adapters.hl7.pump import Pump
 from domain.ris.message_delivery import MessageDelivery
-from imaging_bridge.deliveries_cli import Outbound
 from tests.integration.mllp_peer import wait_until
 from tests.support import SettableClock
 
@@ -33,9 +32,9 @@ def delivery(patient: str, minute: int) -> MessageDelivery:
 
 @pytest.fixture
 def outbound(runtime):
-    ob = Outbound(runtime.env, runtime.url, SettableClock(T), policy_runners=False, pump=False)
-    ob.workers = 0
-    ob.start()
+    # The deliveries read model is one of the runtime's projections; no policy, pump or
+    # workers here: the tests drive the pump themselves.
+    ob = runtime.start_outbound(policy=False, pump=False, workers=0)
     yield ob
     ob.stop()
 

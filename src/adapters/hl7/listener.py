@@ -102,9 +102,15 @@ class MllpListener:
         await self._pool.open(wait=True, timeout=30)
         self._writer = AsyncInboundWriter(self._pool, self.cipher)
         # Plain TCP first: TLS starts per connection once its address and slot are checked.
-        self._server = await asyncio.start_server(
-            self._serve, self.config.host, self.config.port, limit=READ_CHUNK
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._serve, self.config.host, self.config.port, limit=READ_CHUNK
+            )
+        except OSError:
+            # Close the pool's tasks now: left pending, they end as "Task was destroyed".
+            await self._pool.close()
+            self._pool = None
+            raise
         self.port = self._server.sockets[0].getsockname()[1]
         log.info(
             "mllp_listening",
@@ -333,8 +339,16 @@ class BackgroundListener:
         return self.listener.port
 
     def start(self, timeout: float = 30) -> "BackgroundListener":
+        """Listening once this returns; OSError (the port is taken, ...) otherwise, with
+        the thread and its event loop ended."""
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.listener.start(), self._loop).result(timeout)
+        try:
+            asyncio.run_coroutine_threadsafe(self.listener.start(), self._loop).result(timeout)
+        except OSError:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+            self._loop.close()
+            raise
         return self
 
     def stop(self, timeout: float = 30) -> None:

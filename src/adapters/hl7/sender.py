@@ -8,8 +8,6 @@ the process's other sending threads (``AttemptWriter``).
 """
 
 import random
-from collections.abc import Mapping
-from datetime import timedelta
 from uuid import UUID
 
 import structlog
@@ -25,18 +23,6 @@ from domain.context import Actor, system_actor
 from domain.ris.message_delivery import REJECTED_PERMANENT, MessageDelivery, RetryPolicy
 
 log = structlog.get_logger(__name__)
-
-
-def retry_policy_from(env: Mapping[str, str]) -> RetryPolicy:
-    """``DELIVERY_ATTEMPT_LIMIT``, ``DELIVERY_AMBIGUOUS_LIMIT``, ``DELIVERY_BASE_DELAY``,
-    ``DELIVERY_MAX_DELAY`` (seconds) and ``DELIVERY_GIVE_UP_AFTER`` (seconds)."""
-    return RetryPolicy(
-        attempt_limit=int(env.get("DELIVERY_ATTEMPT_LIMIT", "8")),
-        ambiguous_limit=int(env.get("DELIVERY_AMBIGUOUS_LIMIT", "3")),
-        base_delay=timedelta(seconds=float(env.get("DELIVERY_BASE_DELAY", "2"))),
-        max_delay=timedelta(seconds=float(env.get("DELIVERY_MAX_DELAY", "600"))),
-        give_up_after=timedelta(seconds=float(env.get("DELIVERY_GIVE_UP_AFTER", "259200"))),
-    )
 
 
 class Sender:

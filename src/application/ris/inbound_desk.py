@@ -26,6 +26,10 @@ class NotReplayableError(DomainError):
     code = "invalid_transition"
 
 
+class AlreadyProcessedError(NotReplayableError):
+    """Replaying a processed message was not asked for explicitly."""
+
+
 class Hl7Inbound:
     """The operator's view of inbound HL7 messages."""
 
@@ -61,10 +65,13 @@ class Hl7Inbound:
             raise NotFoundError("no such inbound message")
         return detail
 
-    def replay(self, message_id: UUID, reason: str, actor: Actor) -> InboundDetail:
-        """Send a quarantined (or processed) message through processing again; who and
-        why are recorded with the message and in the audit log. The handler is idempotent
-        per message, so replaying a message already applied changes nothing."""
+    def replay(
+        self, message_id: UUID, reason: str, actor: Actor, *, processed_too: bool = True
+    ) -> InboundDetail:
+        """Send a quarantined (or, with ``processed_too``, processed) message through
+        processing again; who and why are recorded with the message and in the audit
+        log. The handler is idempotent per message, so replaying a message already
+        applied changes nothing."""
         reason = reason.strip()
         if not reason:
             raise InvalidValueError("a replay needs a reason")
@@ -76,9 +83,12 @@ class Hl7Inbound:
             previous_status="",
             previous_error=None,
         )
-        previous = self.store.replay(message_id, REPLAYABLE, replay, actor.request_id)
+        allowed = REPLAYABLE if processed_too else ("quarantined",)
+        previous = self.store.replay(message_id, allowed, replay, actor.request_id)
         if previous is None:
             raise NotFoundError("no such inbound message")
+        if previous == "processed" and not processed_too:
+            raise AlreadyProcessedError("the message was processed already")
         if previous not in REPLAYABLE:
             raise NotReplayableError(f"a {previous} message cannot be replayed")
         self.audit.operator_action(

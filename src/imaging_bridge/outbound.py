@@ -1,0 +1,170 @@
+"""The outbound part of a process, wired by the composition root (``bootstrap.build``):
+the delivery policy that turns events into deliveries, the pump that hands due
+deliveries to the task queue, and the dramatiq workers that send them.
+
+``serve`` runs it whole; ``imaging-bridge worker`` runs the pump and the workers only
+(several processes may pump: hand-outs are leased per delivery version). The deliveries
+read model the pump reads is one of the projections (``projections.runners``).
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import dramatiq
+import structlog
+from eventsourcing.projection import EventSourcedProjectionRunner
+from psycopg_pool import ConnectionPool
+
+from adapters.access_log import PostgresAccessLog
+from adapters.hl7.destinations import Destination, parse_destinations
+from adapters.hl7.pump import Pump
+from adapters.hl7.sender import Sender
+from adapters.settings import Settings
+from adapters.task_queue import declare_actor, enqueuer, make_broker
+from application.ports import Clock
+from application.registry import RegistryLog
+from application.ris.deliveries import Deliveries
+from application.ris.delivery_desk import DeliveryDesk
+from application.ris.delivery_policy import DeliveryPolicy, recipients_env
+from application.scheduling import SchedulingLog
+from domain.ris.message_delivery import RetryPolicy
+from projections.deliveries_view import PostgresDeliveryReader
+
+log = structlog.get_logger(__name__)
+
+
+def destinations_of(settings: Settings) -> list[Destination]:
+    """The configured HL7 destinations (InvalidValueError naming a bad one)."""
+    return parse_destinations(settings.hl7_destinations)
+
+
+def retry_policy_of(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        attempt_limit=settings.delivery_attempt_limit,
+        ambiguous_limit=settings.delivery_ambiguous_limit,
+        base_delay=timedelta(seconds=settings.delivery_base_delay),
+        max_delay=timedelta(seconds=settings.delivery_max_delay),
+        give_up_after=timedelta(seconds=settings.delivery_give_up_after),
+    )
+
+
+def policy_env(env: dict[str, str], destinations: list[Destination]) -> dict[str, str]:
+    """The policy runners' environment: the library's settings plus the names of the
+    recipients (``DeliveryPolicy`` reads them from its env)."""
+    return {**env, **recipients_env([destination.name for destination in destinations])}
+
+
+@dataclass
+class Outbound:
+    """Everything outbound one process runs; ``start`` it, ``stop`` it."""
+
+    env: dict[str, str]
+    url: str
+    clock: Clock
+    settings: Settings
+    policy: bool = True
+    pump: bool = True
+    workers: int = 2
+    pump_interval: float = 0.2
+    deliveries: Deliveries | None = None
+    runners: list[Any] = field(default_factory=list)
+    worker: Any = None
+    pool: ConnectionPool[Any] | None = None
+    broker: Any = None
+    _owns_deliveries: bool = False
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> "Outbound":
+        settings = self.settings
+        destinations = destinations_of(settings)
+        if self.policy:
+            env = policy_env(self.env, destinations)
+            for upstream in (SchedulingLog, RegistryLog):
+                runner: Any = EventSourcedProjectionRunner(
+                    application_class=upstream, projection_class=DeliveryPolicy, env=env
+                )
+                self.runners.append(runner.__enter__())
+        self.pool = ConnectionPool(
+            self.url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
+        )
+        self.pool.open(wait=True, timeout=30)
+        if self.deliveries is None:
+            self.deliveries = Deliveries(self.env)
+            self._owns_deliveries = True
+        if self.workers or self.pump:
+            self.broker = make_broker(self.url, broker_url=settings.broker_url)
+        if self.workers:
+            cafile = settings.hl7_tls_cafile
+            sender = Sender(
+                self.deliveries,
+                destinations,
+                self.clock,
+                retry_policy_of(settings),
+                tls_cafile=str(cafile) if cafile else None,
+            )
+            declare_actor(self.broker, sender.send)
+            self.worker = dramatiq.Worker(  # type: ignore[no-untyped-call, unused-ignore]
+                self.broker, worker_threads=self.workers, worker_timeout=100
+            )
+            self.worker.start()
+        if self.pump:
+            lease = timedelta(seconds=settings.delivery_lease_seconds)
+            pump = Pump(self.reader(), self.pool, enqueuer(self.broker), self.clock, lease=lease)
+            thread = threading.Thread(target=self._pump_loop, args=(pump,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def reader(self) -> PostgresDeliveryReader:
+        if self.pool is None:
+            raise RuntimeError("start the outbound part first")
+        return PostgresDeliveryReader(self.pool)
+
+    def desk(self) -> DeliveryDesk:
+        if self.deliveries is None or self.pool is None:
+            raise RuntimeError("start the outbound part first")
+        return DeliveryDesk(
+            self.deliveries, self.reader(), self.clock, PostgresAccessLog(self.pool)
+        )
+
+    def _pump_loop(self, pump: Pump) -> None:
+        while not self._stop.is_set():
+            try:
+                pump.run_once()
+            except Exception:  # logged; the next round tries again
+                log.exception("delivery_pump_failed")
+            self._stop.wait(self.pump_interval)
+
+    def wait_caught_up(self, timeout: float = 10.0) -> None:
+        """Until the policy runners have processed their logs."""
+        deadline = time.monotonic() + timeout
+        for runner in self.runners:
+            head = runner.app.recorder.max_notification_id() or 0
+            if head:
+                runner.wait(head, timeout=max(0.01, deadline - time.monotonic()))
+
+    def stop(self) -> None:
+        """Stop pumping and sending, then the policy; idempotent."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        if self.worker is not None:
+            self.worker.stop(timeout=10_000)
+            self.worker = None
+        if self.broker is not None:
+            self.broker.close()
+            self.broker = None
+        for runner in reversed(self.runners):
+            runner.__exit__(None, None, None)
+        self.runners.clear()
+        if self.deliveries is not None and self._owns_deliveries:
+            self.deliveries.close()
+            self.deliveries = None
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
