@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import hl7_corpus, needs_corpus
+from tests.support import hl7_corpus
 
 pytestmark = pytest.mark.e2e
 
@@ -257,7 +257,6 @@ def test_serve_with_several_api_workers_keeps_read_your_writes(cli_env, tmp_path
     assert served.process.returncode == 0
 
 
-@needs_corpus
 def test_serve_receives_hl7_and_applies_it(cli_env, tmp_path):
     """``serve`` runs the MLLP listener and the processing stage: a RIS registration is
     ACKed, then applied, as the operator view shows."""
