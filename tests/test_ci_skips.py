@@ -7,13 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import refused_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PROBE = '''
+PROBE = """
 import pytest
 
 def test_passes():
@@ -33,7 +31,7 @@ def test_skip_from_inside():
 @pytest.mark.xfail(reason="a known failure", strict=True)
 def test_expected_failure():
     raise AssertionError("expected")
-'''
+"""
 
 MODULE_SKIP = """
 import pytest
@@ -54,10 +52,19 @@ def run_probe(tmp_path: Path, ci: str | None) -> dict[str, int]:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT), env.get("PYTHONPATH", "")])
     if ci is not None:
         env["CI"] = ci
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "tests.conftest",
+        "-p",
+        "no:cacheprovider",
+    ]
+    command += ["--continue-on-collection-errors", "--rootdir", str(tmp_path), "-c", os.devnull]
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider"]
-        + ["--continue-on-collection-errors", "--rootdir", str(tmp_path), "-c", os.devnull]
-        + [str(tmp_path)],
+        [*command, str(tmp_path)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
