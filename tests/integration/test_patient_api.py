@@ -222,6 +222,7 @@ def test_book_list_reschedule_cancel(client):
     too_long = client.patch(path, headers=headers, json={"notes": "x" * 501})
     assert too_long.status_code == 422
     assert client.patch(path, headers=headers, json={}).status_code == 422
+    assert client.get(path, headers=headers).json()["notes"] == "I use a wheelchair"
 
     # The old time is free again, the new one is taken.
     slots = client.get(
@@ -255,6 +256,13 @@ def test_book_list_reschedule_cancel(client):
     assert rescheduled_after_cancel.status_code == 409
     assert client.patch(path, headers=headers, json={"notes": "late"}).status_code == 409
     assert client.get("/v1/appointments", headers=headers).json()[0]["status"] == "cancelled"
+    # The refused changes left the cancelled appointment as it was.
+    after = client.get(path, headers=headers).json()
+    assert (after["start"], after["notes"], after["reason"]) == (
+        "2026-12-01T10:00:00-05:00",
+        "I use a wheelchair",
+        "better",
+    )
 
 
 def test_booking_refusals(client):
