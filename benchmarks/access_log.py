@@ -56,6 +56,7 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from _harness import percentile
+from _targets import Target, Verdict, add_check_argument, exit_code
 from adapters.access_log import (
     AccessLogSearch,
     BatchingAccessLog,
@@ -558,7 +559,20 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def verdicts(report: dict[str, Any]) -> list[Verdict]:
+    """Logging keeps up with the read rate: the batched writer sustains at least that
+    many rows per second, and no entry of the paced run is lost."""
+    rate = report["args"]["rate"]
+    sustains = Target("batched access-log writer sustained", ">=", rate, "rows/s")
+    keeps_all = Target("entries lost at the paced rate", "<=", 0, "", f"({rate} reads/s)")
+    paced = report["paced"]["batched"]
+    return [
+        sustains.check(report["saturation"]["committed_per_s"]),
+        keeps_all.check(paced["reads"] - paced["writer"]["written"]),
+    ]
+
+
+def main() -> int:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else "",
@@ -577,6 +591,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="calls per query type")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--json", type=Path, help="also write every number here")
+    add_check_argument(parser)
     args = parser.parse_args()
 
     report: dict[str, Any] = {"args": vars(args) | {"json": str(args.json)}}
@@ -611,10 +626,15 @@ def main() -> None:
         finally:
             pool.close()
         report["machine"]["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    checked = verdicts(report)
+    report["targets"] = [verdict.line() for verdict in checked]
     print(markdown(report))
+    for verdict in checked:
+        print(verdict.line())
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
+    return exit_code(checked, args.no_check)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

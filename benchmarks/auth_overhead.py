@@ -25,6 +25,7 @@ import httpx
 import uvicorn
 
 from _harness import percentile
+from _targets import Target, Verdict, add_check_argument, exit_code
 from adapters.database import drop_database, ensure_database, start_embedded, with_dbname
 from adapters.passwords import Argon2PasswordHasher
 from adapters.settings import Settings
@@ -33,6 +34,7 @@ from domain.context import system_actor
 from imaging_bridge.bootstrap import build
 
 MACHINE_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+TARGET = Target("auth check (AuthService.principal) p95", "<", 2, "ms")
 
 
 def percentiles(samples: list[float]) -> str:
@@ -47,10 +49,16 @@ def percentiles(samples: list[float]) -> str:
     )
 
 
-def main() -> None:
+def verdicts(principal_ms: list[float]) -> list[Verdict]:
+    """Auth checks add under 2 ms p95 to a request."""
+    return [TARGET.check(round(percentile(sorted(principal_ms), 95), 3))]
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg", choices=["machine", "embedded"], default="machine")
     parser.add_argument("--calls", type=int, default=3000)
+    add_check_argument(parser)
     args = parser.parse_args()
 
     server_url = (
@@ -88,6 +96,7 @@ def main() -> None:
             auth.principal(pair.access_token)
             samples.append((time.perf_counter() - started) * 1000)
         print(f"AuthService.principal (verify + session lookup): {percentiles(samples)}")
+        checked = verdicts(samples)
 
         config = uvicorn.Config(
             create_app(runtime.services),
@@ -121,7 +130,10 @@ def main() -> None:
         runtime.close()
         drop_database(url)
     print(f"machine: {sys.platform}, python {sys.version.split()[0]}", file=sys.stderr)
+    for verdict in checked:
+        print(verdict.line())
+    return exit_code(checked, args.no_check)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -33,8 +33,11 @@ if TYPE_CHECKING:
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _harness import percentile
+from _targets import Target, Verdict, add_check_argument, exit_code
 
 MACHINE_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+TARGET_CONNECTIONS = 8
+TARGET = Target("messages ACKed", ">=", 300, "messages/s", "from 8 connections")
 
 
 def oru(n: int, connection: int) -> bytes:
@@ -227,7 +230,13 @@ def applying_rate(url: str, seconds: float) -> dict[str, object]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def main() -> None:
+def verdicts(result: dict[str, object], connections: int) -> list[Verdict]:
+    """The ACK rate target, at its number of connections."""
+    rate = result["messages_per_second"] if connections == TARGET_CONNECTIONS else None
+    return [TARGET.check(float(rate) if rate is not None else None)]  # type: ignore[arg-type]
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured time (max 120)")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured time first")
@@ -236,6 +245,7 @@ def main() -> None:
         "--postgres", default=os.environ.get("BENCH_PG", MACHINE_PG), help="server to use"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
+    add_check_argument(parser)
     args = parser.parse_args()
     seconds = min(max(args.seconds, 1.0), 120.0)
     quiet_logs()
@@ -270,11 +280,16 @@ def main() -> None:
         drop_database(url)
     # Every message answered (warm-up included) is exactly one stored row.
     assert stored == result["answered_including_warmup"], "ACKed and stored counts differ"
+    checked = verdicts(result, args.connections)
+    result["targets"] = [verdict.line() for verdict in checked]
     if args.json:
         print(json.dumps(result))
-        return
-    print(json.dumps(result, indent=2))
+    else:
+        print(json.dumps(result, indent=2))
+        for verdict in checked:
+            print(verdict.line())
+    return exit_code(checked, args.no_check)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

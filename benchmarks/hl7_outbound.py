@@ -31,6 +31,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +50,15 @@ from domain.context import system_actor  # noqa: E402
 from domain.ris.message_delivery import MessageDelivery  # noqa: E402
 from imaging_bridge.bootstrap import Runtime, build  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _targets import Target, Verdict, add_check_argument, exit_code  # noqa: E402
+
 START, END = b"\x0b", b"\x1c\x0d"
 WORKER = "import typer; from imaging_bridge.deliveries_cli import worker; typer.run(worker)"
 MACHINE_PG = "postgresql://postgres@127.0.0.1:5432"
+TARGET_WORKERS = 2
+TARGET = Target("SIU^S12 delivered and ACKed", ">=", 200, "SIU/s", "with 2 workers")
+EVERY_ONE = Target("messages not acknowledged before the timeout", "<=", 0, "")
 
 
 def log(message: str) -> None:
@@ -151,7 +158,14 @@ def acknowledged(runtime: Runtime) -> int:
         return int(row.fetchone()[0])  # type: ignore[index]
 
 
-def main() -> None:
+def verdicts(result: dict[str, Any]) -> list[Verdict]:
+    """Every message acknowledged, and the rate target at its number of workers."""
+    missing = result["messages"] - result["acknowledged"]
+    rate = result["rate_end_to_end_per_s"] if result["workers"] == TARGET_WORKERS else None
+    return [EVERY_ONE.check(missing), TARGET.check(rate)]
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--per-patient", type=int, default=1, help="deliveries per patient")
@@ -160,6 +174,7 @@ def main() -> None:
     parser.add_argument("--pg", choices=["embedded", "machine"], default="embedded")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    add_check_argument(parser)
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="ib-bench-hl7-"))
@@ -175,6 +190,7 @@ def main() -> None:
     destinations = f"ris=127.0.0.1:{peer.port};timeout=10"
     # The projections keep the deliveries read model the workers' pumps read.
     runtime = build(settings, url=url)
+    checked: list[Verdict] = []
     try:
         deliveries = runtime.services.deliveries.deliveries
         log(f"queueing {args.messages} SIU^S12 deliveries")
@@ -221,7 +237,11 @@ def main() -> None:
             "pg": args.pg,
             "broker": "rabbitmq" if os.environ.get("BROKER_URL", "").startswith("amqp") else "pg",
         }
+        checked = verdicts(result)
+        result["targets"] = [verdict.line() for verdict in checked]
         print(json.dumps(result, indent=2))
+        for verdict in checked:
+            print(verdict.line())
         if args.json:
             args.json.write_text(json.dumps(result, indent=2))
     finally:
@@ -236,7 +256,8 @@ def main() -> None:
         peer.close()
         drop_database(url)
         shutil.rmtree(data_dir, ignore_errors=True)
+    return exit_code(checked, args.no_check)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -160,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         default=60.0,
         help="before each run, wait up to this many seconds for an idle machine (default 60)",
     )
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="accepted like the other scripts' (this one states no target: it always exits 0)",
+    )
     args = parser.parse_args(argv)
 
     results: dict[str, list[dict[str, Any]]] = {}

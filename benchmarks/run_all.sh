@@ -20,7 +20,9 @@ run() {
         return
     fi
     echo "== $name: python $*" | tee "$out/$name.md"
-    python "$@" --quiet-wait "$quiet_wait" --json "$out/$name.json" | tee -a "$out/$name.md"
+    # --no-check: these runs record numbers (a missed target is in the output), and one
+    # missed target must not stop the others.
+    python "$@" --quiet-wait "$quiet_wait" --no-check --json "$out/$name.json" | tee -a "$out/$name.md"
 }
 
 run slot-mix-embedded benchmarks/slot_search.py --concurrency 1,10,50

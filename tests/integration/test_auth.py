@@ -128,7 +128,7 @@ def test_guessing_passwords_is_locked_out_even_for_the_right_one(client, clock):
     assert sign_in(client, "xia@example.org").status_code == 200
 
 
-def test_disabling_two_factor_needs_password_and_code(client, clock):
+def test_disabling_two_factor_needs_password_and_code(client, runtime, clock):
     headers = register(client, "yan@example.org")
     secret, _, new = enrol(client, headers, clock)
     clock.advance(timedelta(seconds=60))
@@ -138,6 +138,8 @@ def test_disabling_two_factor_needs_password_and_code(client, clock):
         json={"password": "not the password", "code": totp_now(secret, clock)},
     )
     assert no.status_code == 401
+    assert runtime.services.registry.account_by_email("yan@example.org").totp_enabled
+    assert sign_in(client, "yan@example.org").json()["code"] == "second_factor_required"
     clock.advance(timedelta(seconds=30))
     yes = client.post(
         "/v1/auth/2fa/disable",
@@ -145,6 +147,7 @@ def test_disabling_two_factor_needs_password_and_code(client, clock):
         json={"password": PASSWORD, "code": totp_now(secret, clock)},
     )
     assert yes.status_code == 204
+    assert not runtime.services.registry.account_by_email("yan@example.org").totp_enabled
     assert sign_in(client, "yan@example.org").status_code == 200
 
 
@@ -160,9 +163,10 @@ def test_staff_cannot_turn_two_factor_off(client, runtime, clock):
     )
     assert refused.status_code == 409
     assert refused.json()["code"] == "second_factor_state"
+    assert runtime.services.registry.account_by_email("billing@staff.example.org").totp_enabled
 
 
-def test_common_passwords_are_refused(client):
+def test_common_passwords_are_refused(client, runtime):
     response = client.post(
         "/v1/patients/register",
         json={
@@ -175,6 +179,9 @@ def test_common_passwords_are_refused(client):
     )
     assert response.status_code == 422
     assert response.json()["code"] == "weak_password"
+    # A refused registration creates no account.
+    assert runtime.services.registry.account_by_email("zed@example.org") is None
+    assert sign_in(client, "zed@example.org", "password123").status_code == 401
 
 
 def test_sign_out_and_sign_out_everywhere(client):
@@ -251,6 +258,8 @@ def test_password_reset_by_single_use_link(client, runtime):
         json={"token": token, "new_password": "and again this one"},
     )
     assert again.status_code == 401
+    assert sign_in(client, "dee@example.org", "and again this one").status_code == 401
+    assert sign_in(client, "dee@example.org", "reset to this passphrase").status_code == 200
 
 
 def test_a_disabled_staff_account_loses_its_sessions(client, runtime, clock):
@@ -262,6 +271,8 @@ def test_a_disabled_staff_account_loses_its_sessions(client, runtime, clock):
     )
     assert disabled.status_code == 200
     assert disabled.json()["disabled"] is True
+    shown = client.get(f"/v1/staff/accounts/{account_id}", headers=admin)
+    assert shown.json()["disabled"] is True
     assert client.get("/v1/staff/accounts/" + str(account_id), headers=scheduler).status_code == 401
     assert (
         sign_in(client, "scheduler@staff.example.org", "staff member long password").status_code

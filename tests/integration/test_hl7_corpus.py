@@ -1,14 +1,22 @@
-"""Every message of the shared corpus, sent to the listener over MLLP, gets an ACK with
-the code ``expected.tsv`` allows and its own MSH-10, and is stored byte for byte; the
-listener keeps serving throughout. (``ack-reader:`` rows are ACKs for our outbound side
-and are not sent.)"""
+"""Every message of the HL7 corpus (``tests/hl7_corpus``, a copy of the team's shared
+corpus kept in the repository) is exercised and its ACK code compared with
+``expected.tsv``: the 73 messages a RIS would send us go to the listener over MLLP and get
+an allowed ACK with their own MSH-10 and are stored byte for byte, the listener serving
+throughout; the 6 ``ack-reader:`` rows are ACKs a RIS might answer our outbound messages
+with, and our MLLP client must read each one's MSA-1 as the row says."""
+
+import socket
+import threading
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from adapters.hl7.inbound_store import open_raw
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
+from adapters.hl7.mllp_client import MllpClient
 from application.ris.orders import Orders
+from domain.ris.message_delivery import ACCEPTED, REJECTED_PERMANENT, REJECTED_RETRYABLE
 from tests.integration.test_hl7_listener import (
     CIPHER,
     RecordingHandler,
@@ -19,20 +27,39 @@ from tests.integration.test_hl7_listener import (
     read_frame,
     segments,
 )
-from tests.support import hl7_corpus, needs_corpus
+from tests.support import hl7_corpus
 
 CORPUS = hl7_corpus()
+ACK_READER = "ack-reader:"
 
 
-def corpus() -> list[tuple[str, list[str]]]:
-    entries = []
+def expected_rows() -> list[tuple[str, str]]:
+    """(file, expected codes) of every row of ``expected.tsv``."""
+    rows = []
     for line in (CORPUS / "expected.tsv").read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         name, codes = line.split("\t")[:2]
-        if not codes.startswith("ack-reader:"):
-            entries.append((name, codes.split(",")))
-    return entries
+        rows.append((name, codes))
+    return rows
+
+
+def corpus() -> list[tuple[str, list[str]]]:
+    """The messages sent to the listener, with the ACK codes each may get."""
+    return [
+        (name, codes.split(","))
+        for name, codes in expected_rows()
+        if not codes.startswith(ACK_READER)
+    ]
+
+
+def acks() -> list[tuple[str, str]]:
+    """The ACKs our outbound side must read, with the MSA-1 it must read from each."""
+    return [
+        (name, codes.removeprefix(ACK_READER))
+        for name, codes in expected_rows()
+        if codes.startswith(ACK_READER)
+    ]
 
 
 def control_id(raw: bytes) -> str:
@@ -43,15 +70,93 @@ def control_id(raw: bytes) -> str:
     return fields[9] if len(fields) > 9 else ""
 
 
-pytestmark = [
-    pytest.mark.integration,
-    needs_corpus,
-]
+def acknowledged_id(raw: bytes) -> str:
+    """MSA-2 of an ACK (the control id it answers), read independently of the client."""
+    text = raw.decode("utf-8").replace("\n", "\r")
+    separator = text[text.index("MSH") + 3]
+    for line in text.split("\r"):
+        fields = line.split(separator)
+        if fields[0] == "MSA":
+            return fields[2] if len(fields) > 2 else ""
+    raise AssertionError("the corpus ACK has no MSA segment")
 
 
-def test_the_corpus_has_79_messages_of_which_73_are_sent():
-    assert len((CORPUS / "expected.tsv").read_text().splitlines()) - 3 == 79
+pytestmark = pytest.mark.integration
+
+
+def test_expected_tsv_lists_every_corpus_file_once_and_nothing_else():
+    listed = [name for name, _ in expected_rows()]
+    on_disk = sorted(str(path.relative_to(CORPUS)) for path in CORPUS.rglob("*.hl7"))
+    assert sorted(listed) == on_disk
+    assert len(set(listed)) == len(listed) == 79
+    assert (CORPUS / "SOURCES.md").is_file()
+    for name in listed:
+        assert f"`{name}`" in (CORPUS / "SOURCES.md").read_text(), f"{name} has no source"
+
+
+def test_the_corpus_has_79_messages_of_which_73_are_sent_and_6_are_acks():
     assert len(corpus()) == 73
+    assert len(acks()) == 6
+    assert {code for _, codes in corpus() for code in codes} <= {"AA", "CA", "AE", "AR"}
+    assert {code for _, code in acks()} == {"AA", "AE", "AR"}
+
+
+class AnsweringPeer:
+    """A real MLLP peer on loopback (the RIS): it reads one message per connection and
+    answers it with the next bytes put in ``answers``, framed."""
+
+    def __init__(self) -> None:
+        self.answers: list[bytes] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port: int = self.server.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(10)
+                received = b""
+                while not received.endswith(b"\x1c\x0d"):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+                conn.sendall(b"\x0b" + self.answers.pop(0) + b"\x1c\x0d")
+
+
+@pytest.fixture
+def ris() -> Iterator[AnsweringPeer]:
+    peer = AnsweringPeer()
+    peer.thread.start()
+    yield peer
+    peer.stop.set()
+    peer.thread.join(5)
+    peer.server.close()
+
+
+OUTCOMES = {"AA": ACCEPTED, "AE": REJECTED_RETRYABLE, "AR": REJECTED_PERMANENT}
+
+
+@pytest.mark.parametrize(("name", "code"), acks(), ids=[name for name, _ in acks()])
+def test_our_mllp_client_reads_each_corpus_ack_as_expected(ris, name, code):
+    """Given a RIS that answers with a corpus ACK, when our client sends it a message,
+    then the client reads the ACK's MSA-1 as ``expected.tsv`` says, with its outcome."""
+    raw = (CORPUS / name).read_bytes()
+    ris.answers.append(raw)
+    answered = acknowledged_id(raw)
+    message = (
+        "MSH|^~\\&|IMGBRIDGE|IMGBRIDGE|RIS|RIS|20261130120000||ADT^A08^ADT_A01|"
+        f"{answered}|P|2.5.1\rEVN|A08|20261130120000"
+    )
+    result = MllpClient("127.0.0.1", ris.port, timeout=10).send(message, answered)
+    assert (result.code, result.outcome) == (code, OUTCOMES[code]), result.detail
+    assert ris.answers == []
 
 
 def test_every_corpus_message_gets_its_expected_ack_and_is_stored(database_url):

@@ -24,10 +24,10 @@ from domain.errors import DomainError
 from domain.ris.order import CANCELLED, FINAL, WAITING
 from domain.ris.ris_booking import OCCUPYING, RELEASED
 from projections.orders_view import PostgresOrderReader
-from tests.support import catalog_ids, hl7_corpus, needs_corpus, register
+from tests.support import catalog_ids, hl7_corpus, register
 
 CORPUS = hl7_corpus()
-pytestmark = [pytest.mark.integration, needs_corpus]
+pytestmark = pytest.mark.integration
 
 
 def corpus(name: str, **replace: str) -> str:

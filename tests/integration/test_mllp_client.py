@@ -50,7 +50,7 @@ def peer_answering() -> Iterator[tuple[int, list[bytes]]]:
 def test_an_ack_is_read_however_the_peer_ends_it(peer_answering, answer):
     port, answers = peer_answering
     answers.append(answer)
-    result = MllpClient("127.0.0.1", port, timeout=1.0).send(MESSAGE, "C1")
+    result = MllpClient("127.0.0.1", port, timeout=5.0).send(MESSAGE, "C1")
     assert (result.outcome, result.code) == (ACCEPTED, "AA")
 
 
@@ -84,7 +84,7 @@ def test_an_ack_over_tls_checked_against_our_ca(tmp_path):
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     client = MllpClient(
-        "127.0.0.1", server.getsockname()[1], timeout=2.0, tls=tls_context(str(cafile))
+        "127.0.0.1", server.getsockname()[1], timeout=5.0, tls=tls_context(str(cafile))
     )
     result = client.send(MESSAGE, "C1")
     thread.join(5)
@@ -92,7 +92,7 @@ def test_an_ack_over_tls_checked_against_our_ca(tmp_path):
     assert (result.outcome, result.code) == (ACCEPTED, "AA")
     # The same peer is refused when its certificate is checked against the system's CAs.
     other = socket.create_server(("127.0.0.1", 0))
-    untrusted = MllpClient("127.0.0.1", other.getsockname()[1], timeout=2.0, tls=tls_context())
+    untrusted = MllpClient("127.0.0.1", other.getsockname()[1], timeout=5.0, tls=tls_context())
 
     def refuse() -> None:
         conn, _ = other.accept()

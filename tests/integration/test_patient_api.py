@@ -18,7 +18,7 @@ def test_health_and_readiness(client):
 
 
 def test_register_then_same_email_again_is_409(client):
-    register(client, "ann@example.org")
+    first = register(client, "ann@example.org")
     again = client.post(
         "/v1/patients/register",
         json={
@@ -31,6 +31,10 @@ def test_register_then_same_email_again_is_409(client):
     )
     assert again.status_code == 409
     assert again.json() == {"code": "email_taken", "detail": again.json()["detail"]}
+    # The first account is untouched: its password and profile, not the second's.
+    taken = {"username": "ann@example.org", "password": "another long password"}
+    assert client.post("/v1/auth/token", data=taken).status_code == 401
+    assert client.get("/v1/patients/me", headers=first).json()["family_name"] == "Patient"
 
 
 @pytest.mark.parametrize(
@@ -42,7 +46,7 @@ def test_register_then_same_email_again_is_409(client):
         ("birth_date", "yesterday", "validation_error"),
     ],
 )
-def test_register_refuses_bad_input_with_a_clear_code(client, field, value, code):
+def test_register_refuses_bad_input_with_a_clear_code(client, runtime, field, value, code):
     payload = {
         "email": "bob@example.org",
         "password": "long enough password",
@@ -54,9 +58,10 @@ def test_register_refuses_bad_input_with_a_clear_code(client, field, value, code
     response = client.post("/v1/patients/register", json=payload)
     assert response.status_code == 422
     assert response.json()["code"] == code
+    assert runtime.services.registry.account_by_email("bob@example.org") is None
 
 
-def test_register_refuses_fields_it_does_not_know(client):
+def test_register_refuses_fields_it_does_not_know(client, runtime):
     response = client.post(
         "/v1/patients/register",
         json={
@@ -69,6 +74,7 @@ def test_register_refuses_fields_it_does_not_know(client):
         },
     )
     assert response.status_code == 422
+    assert runtime.services.registry.account_by_email("eve@example.org") is None
 
 
 def test_sign_in_with_a_wrong_password_or_unknown_email_looks_the_same(client):
@@ -216,6 +222,7 @@ def test_book_list_reschedule_cancel(client):
     too_long = client.patch(path, headers=headers, json={"notes": "x" * 501})
     assert too_long.status_code == 422
     assert client.patch(path, headers=headers, json={}).status_code == 422
+    assert client.get(path, headers=headers).json()["notes"] == "I use a wheelchair"
 
     # The old time is free again, the new one is taken.
     slots = client.get(
@@ -249,6 +256,13 @@ def test_book_list_reschedule_cancel(client):
     assert rescheduled_after_cancel.status_code == 409
     assert client.patch(path, headers=headers, json={"notes": "late"}).status_code == 409
     assert client.get("/v1/appointments", headers=headers).json()[0]["status"] == "cancelled"
+    # The refused changes left the cancelled appointment as it was.
+    after = client.get(path, headers=headers).json()
+    assert (after["start"], after["notes"], after["reason"]) == (
+        "2026-12-01T10:00:00-05:00",
+        "I use a wheelchair",
+        "better",
+    )
 
 
 def test_booking_refusals(client):

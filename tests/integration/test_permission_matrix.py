@@ -1,23 +1,54 @@
 """Every role against every endpoint, generated from the route table: each route must
 declare one permission, and each role is let through or refused exactly as the matrix
-in application.permissions says. A new route without a rule fails here."""
+in application.permissions says. A new route without a rule fails here.
 
+An allowed call is a real one: a valid body and the ids of real objects (a booked
+appointment, a patient, a dead-lettered delivery, a quarantined inbound message, a
+resource's closure, ...), built for each route below, so it reaches the handler and must
+get the handler's own success status; a refused call (the same valid request) gets 401
+without a session and 403 for a role without the permission. A route added without a
+valid call in ``ROUTES`` fails the test that compares the two tables."""
+
+import email
+import email.policy
+import itertools
+import json
 import re
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
 
+import pyotp
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from adapters.clock import SystemClock
+from adapters.hl7.destinations import parse_destinations
+from adapters.hl7.sender import Sender
+from application.errors import SecondFactorRequiredError
 from application.permissions import Permission, allows
 from domain.account import Account
-from domain.context import system_actor
+from domain.appointment_type import AppointmentType
+from domain.context import Actor, system_actor
+from domain.location import Location
+from domain.ris.message_delivery import REJECTED_PERMANENT, RetryPolicy
+from imaging_bridge.catalog_loader import decode, demo_catalog_text
+from imaging_bridge.outbound import Outbound
+from tests.integration.mllp_peer import Peer, wait_until
 
 pytestmark = pytest.mark.integration
 
 ROLES = ("patient", "scheduler", "billing", "compliance", "admin", "integration")
+ANONYMOUS = "anonymous"
+PASSWORD = "a long enough password"
+NEW_PASSWORD = "another long enough password"
+PATIENT_ACTOR = Actor(id="matrix", role="patient", source="test")
 
 
-def route_permissions(app) -> dict[tuple[str, str], Permission]:
+def route_permissions(app) -> dict[tuple[str, str], set[Permission]]:
     found = {}
     for context in iter_route_contexts(app.routes):
         route = context.route
@@ -43,68 +74,686 @@ def test_every_route_declares_exactly_one_permission(client):
     assert missing == {}, f"routes without exactly one permission rule: {missing}"
 
 
-@pytest.fixture
-def tokens(client, runtime):
-    """A fresh access token per role (staff sessions count as two-factor ones)."""
-    registry = runtime.services.registry
-    auth = runtime.services.auth
-    actor = system_actor()
-    registry.register_patient(
-        email="matrix.patient@example.org",
-        password="a long enough password",
-        given_name="M",
-        family_name="P",
-        birth_date=__import__("datetime").date(1990, 1, 1),
-        phone=None,
-        actor=actor,
-    )
-    accounts = {"patient": Account.create_id("matrix.patient@example.org")}
-    for role in ROLES[1:]:
-        accounts[role] = registry.open_staff_account(
-            email=f"matrix.{role}@example.org",
-            password="a long enough password",
-            role=role,
-            centres=[],
-            actor=actor,
+# --- the world the calls act on -------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One request: its concrete path, body and query, and whose session sends it
+    (``account``; by default the caller's role account)."""
+
+    path: str
+    json: Any = None
+    data: dict[str, str] | None = None
+    params: dict[str, str] | None = None
+    account: UUID | None = None
+
+
+@dataclass
+class World:
+    """Real objects for the calls: accounts per role, a patient with appointments in
+    each state a route needs, catalog entries, dead letters, quarantined messages."""
+
+    runtime: Any
+    client: Any
+    clock: Any
+    accounts: dict[str, UUID] = field(default_factory=dict)
+    objects: dict[str, Any] = field(default_factory=dict)
+    _counter: Iterator[int] = field(default_factory=itertools.count)
+    _resets_read: set[str] = field(default_factory=set)
+
+    @property
+    def services(self) -> Any:
+        return self.runtime.services
+
+    def n(self) -> int:
+        return next(self._counter)
+
+    def tick(self, seconds: float) -> None:
+        self.clock.advance(timedelta(seconds=seconds))
+
+    def new_account(self, role: str, password: str = PASSWORD) -> UUID:
+        """A fresh account of ``role`` (a patient registers; staff get an account)."""
+        address = f"matrix.{role}.{self.n()}@example.org"
+        if role == "patient":
+            self.services.registry.register_patient(
+                email=address,
+                password=password,
+                given_name="Mat",
+                family_name="Rix",
+                birth_date=date(1990, 1, 1),
+                phone=None,
+                actor=system_actor(),
+            )
+            return Account.create_id(address)
+        return self.services.registry.open_staff_account(
+            email=address, password=password, role=role, centres=[], actor=system_actor()
         )
 
-    def token(role: str) -> str:
-        account = registry.account(accounts[role])
-        amr = ("pwd",) if role == "patient" else ("pwd", "otp")
-        return auth._start_session(account, amr).access_token
+    def token(self, account_id: UUID) -> str:
+        """A fresh session of the account (staff sessions count as two-factor ones)."""
+        account = self.services.registry.account(account_id)
+        amr = ("pwd",) if account.role == "patient" else ("pwd", "otp")
+        return self.services.auth._start_session(account, amr).access_token
 
-    return token
+    def headers(self, caller: str, call: Call) -> dict[str, str]:
+        if caller == ANONYMOUS:
+            return {}
+        account = call.account or self.accounts[caller]
+        return {"Authorization": f"Bearer {self.token(account)}"}
+
+    def email_of(self, account_id: UUID) -> str:
+        return self.services.registry.account(account_id).email
+
+    def enrolled(self, account_id: UUID) -> str:
+        """Start TOTP enrolment for the account; its secret."""
+        return self.services.auth.enrol_account(account_id, system_actor()).secret
+
+    def code(self, secret: str) -> str:
+        return str(pyotp.TOTP(secret).at(self.clock.now()))
+
+    def reset_token(self, account_id: UUID) -> str:
+        """Ask for a reset link as the account's owner would, and read it from the outbox."""
+        address = self.email_of(account_id)
+        self.services.auth.request_password_reset(address, system_actor())
+        outbox = self.runtime.settings.data_dir / "outbox"
+        for path in sorted(outbox.glob("*.eml")):
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if message["To"] != address or path.name in self._resets_read:
+                continue
+            self._resets_read.add(path.name)
+            body = message.get_body().get_content()  # type: ignore[union-attr]
+            return re.search(r"#token=(\S+)", body).group(1)  # type: ignore[union-attr]
+        raise AssertionError(f"no reset link for {address} in the outbox")
 
 
-def concrete(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), path)
+def slot_from(slots: list[datetime], at_or_after: datetime) -> datetime:
+    return next(s for s in slots if s >= at_or_after)
 
 
-def call(client, method: str, path: str, headers: dict[str, str]):
-    kwargs = {"headers": headers}
-    if method in ("POST", "PUT", "PATCH"):
-        kwargs["json"] = {}
-    return client.request(method, concrete(path), **kwargs)
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
 
 
-def test_each_role_is_allowed_or_refused_as_the_matrix_says(client, tokens):
+def build_world(runtime, client, clock) -> World:
+    """The objects every route's valid call names (made through the applications, as the
+    API would make them), with the clock left just after the no-show appointment's start."""
+    w = World(runtime, client, clock)
+    for role in ROLES:
+        w.accounts[role] = w.new_account(role)
+    services = w.services
+    patient = services.registry.account(w.accounts["patient"]).patient_id
+    ct_head = AppointmentType.create_id("ct-head")
+    riverside = Location.create_id("riverside")
+    now = clock.now()
+    found = client.get(
+        "/v1/slots",
+        params={
+            "appointment_type_id": str(ct_head),
+            "location_id": str(riverside),
+            "start": iso(now),
+            "end": iso(now + timedelta(days=5)),
+        },
+    )
+    assert found.status_code == 200, found.text
+    slots = [datetime.fromisoformat(s["start"]) for s in found.json()]
+
+    def book(at: datetime) -> UUID:
+        written = services.scheduling.book(
+            patient_id=patient,
+            appointment_type_id=ct_head,
+            location_id=riverside,
+            start=slot_from(slots, at),
+            actor=PATIENT_ACTOR,
+        )
+        return written.appointment.id
+
+    day = timedelta(days=1)
+    hour = timedelta(hours=1)
+    no_show = book(now + hour)
+    to_complete = book(now + 3 * hour)
+    to_check_in = book(now + 4 * hour)
+    written = services.scheduling.check_in(to_complete, actor=system_actor())
+    w.objects.update(
+        patient=patient,
+        ct_head=ct_head,
+        riverside=riverside,
+        no_show=no_show,
+        to_complete=to_complete,
+        to_check_in=to_check_in,
+        booked=book(now + day + 3 * hour),
+        to_cancel=book(now + 2 * day + 3 * hour),
+        to_reschedule=book(now + 2 * day + 4 * hour),
+        reschedule_to=slot_from(slots, now + 3 * day + 3 * hour),
+        book_at=slot_from(slots, now + 3 * day + 5 * hour),
+    )
+    last = services.scheduling.modify(
+        w.objects["booked"], notes="given", actor=PATIENT_ACTOR, owner=patient
+    )
+    assert services.sync.wait(written.position)
+    assert services.sync.wait(last.position)
+
+    # Staff accounts for the admin's routes: one to read, one per change.
+    for name in ("staff_target", "role_target", "disable_target", "enable_target"):
+        w.objects[name] = w.new_account("scheduler")
+    services.auth.disable_account(w.objects["enable_target"], "on leave", system_actor())
+
+    # A resource with a closure and a block per catalog role to remove, and days free
+    # for each role to close: riverside-mri-2 has no bookings.
+    admin = {"Authorization": f"Bearer {w.token(w.accounts['admin'])}"}
+    base = "/v1/staff/catalog/resources/riverside-mri-2"
+    for k, role in enumerate(("scheduler", "admin")):
+        closed = date(2027, 2, 1 + k)
+        block_start = datetime(2027, 2, 10 + k, 9, 0)
+        assert client.post(f"{base}/closures", json={"date": str(closed)}, headers=admin).is_success
+        block = {"start": block_start.isoformat(), "end": (block_start + hour).isoformat()}
+        assert client.post(f"{base}/blocks", json=block, headers=admin).is_success
+        w.objects[f"closed_day_{role}"] = str(closed)
+        w.objects[f"block_start_{role}"] = block_start.strftime("%Y-%m-%dT%H:%M")
+        w.objects[f"close_day_{role}"] = str(date(2027, 3, 1 + k))
+        w.objects[f"block_{role}"] = {
+            "start": f"2027-03-{10 + k}T09:00",
+            "end": f"2027-03-{10 + k}T10:00",
+            "reason": "service",
+        }
+    # The demo catalog file's own entries, as JSON (the PUT bodies are those entries).
+    catalog = json.loads(json.dumps(decode(demo_catalog_text()), default=str))
+    w.objects["location_entry"] = catalog["locations"][0]
+    w.objects["resource_entry"] = next(
+        r for r in catalog["resources"] if r["code"] == "riverside-xr-1"
+    )
+    w.objects["type_entry"] = next(
+        t for t in catalog["appointment_types"] if t["code"] == "ct-head"
+    )
+    w.objects["hours"] = next(r for r in catalog["resources"] if r["code"] == "riverside-mri-2")[
+        "hours"
+    ]
+
+    # Signing in: a patient for the password form and refresh tokens; a member of staff
+    # with a second factor for the challenge.
+    w.objects["sign_in"] = w.new_account("patient")
+    totp_account = w.new_account("scheduler")
+    secret = w.enrolled(totp_account)
+    services.auth.confirm_account(totp_account, w.code(secret), system_actor())
+    w.objects["totp_account"] = totp_account
+    w.objects["totp_secret"] = secret
+
+    clock.set(slot_from(slots, now + hour) + timedelta(minutes=5))  # the no-show may be marked
+    return w
+
+
+def quarantined_messages(w: World, count: int) -> list[str]:
+    """Inbound messages of a type we do not take: stored, refused with AR, quarantined."""
+    from adapters.hl7.listener import BackgroundListener, ListenerConfig
+    from tests.integration.test_hl7_listener import adt, exchange
+
+    config = ListenerConfig(host="127.0.0.1", port=0)
+    with BackgroundListener(w.runtime.url, config, cipher=w.runtime.cipher) as running:
+        for k in range(count):
+            message = adt(f"MATRIX{k}").replace(b"ADT^A08^ADT_A01", b"MDM^T02")
+            assert b"MSA|AR|" in exchange(running.port, message)
+    quarantined = w.services.hl7_inbound.list("quarantined", 50)
+    assert len(quarantined) == count
+    return [str(m.id) for m in quarantined]
+
+
+def dead_letters(w: World, outbound: Outbound, count: int) -> list[str]:
+    """Registrations the delivery policy turned into ADT^A04 deliveries, each sent once
+    to a RIS that refuses it for good (AR): dead letters."""
+    for _ in range(count):
+        w.new_account("patient")
+    sender = Sender(
+        outbound.deliveries,
+        parse_destinations(outbound.settings.hl7_destinations),
+        SystemClock(),
+        RetryPolicy(),
+    )
+    desk = outbound.desk()
+
+    def registrations() -> list[Any]:
+        found = desk.search(status="queued", limit=500)
+        return [d for d in found if d.message_type == "ADT^A04"]
+
+    wait_until(lambda: len(registrations()) >= count)
+    chosen = registrations()[:count]
+    for delivery in chosen:
+        assert sender.send(delivery.id, delivery.version) == REJECTED_PERMANENT
+    wait_until(lambda: len(desk.search(status="dead_lettered", limit=500)) == count)
+    return [str(d.id) for d in chosen]
+
+
+@pytest.fixture
+def world(runtime, client, clock) -> Iterator[World]:
+    """The world, with the outbound side's delivery policy and read model running, and
+    a RIS that refuses everything (AR): some registrations end as dead letters to look at
+    and redrive. (Sends happen here, not on a queue: the calls are about the API.)"""
+    with Peer(default="AR") as ris:
+        settings = runtime.settings.model_copy(
+            update={"hl7_destinations": f"ris=127.0.0.1:{ris.port};timeout=10"}
+        )
+        outbound = runtime.start_outbound(settings, pump=False, workers=0, clock=SystemClock())
+        try:
+            w = build_world(runtime, client, clock)
+            shown, *redriven = dead_letters(w, outbound, 3)
+            w.objects["delivery"] = shown
+            w.objects["dead_letter_admin"], w.objects["dead_letter_integration"] = redriven
+            shown, *replayed = quarantined_messages(w, 3)
+            w.objects["inbound"] = shown
+            w.objects["inbound_admin"], w.objects["inbound_integration"] = replayed
+            yield w
+        finally:
+            outbound.stop()
+
+
+# --- one valid call per route ---------------------------------------------------------
+
+Build = Callable[[World, str], Call]
+
+
+@dataclass(frozen=True)
+class Route:
+    """What an allowed caller gets from the real handler, and how to make the call;
+    ``otherwise``: the roles whose valid call the handler refuses, with status and code."""
+
+    status: int
+    build: Build
+    otherwise: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+def fixed(path: str, **kwargs: Any) -> Build:
+    return lambda w, caller: Call(path.format(**w.objects), **kwargs)
+
+
+def own(path: str, role_object: str, **kwargs: Any) -> Build:
+    """A call on ``{role_object}_{caller}`` (one object per allowed role, since the call
+    changes it); refused callers name any of them."""
+
+    def build(w: World, caller: str) -> Call:
+        mine = f"{role_object}_{caller}"
+        key = mine if mine in w.objects else f"{role_object}_admin"
+        return Call(path.format(target=w.objects[key], **w.objects), **kwargs)
+
+    return build
+
+
+def with_body(path: str, body: Callable[[World, str], Any], **kwargs: Any) -> Build:
+    return lambda w, caller: Call(path.format(**w.objects), json=body(w, caller), **kwargs)
+
+
+def fresh_account_call(path: str, body: Callable[[World, UUID], Any]) -> Build:
+    """A call that changes the caller's own account: made by a fresh account of the
+    caller's role, set up by ``body``."""
+
+    def build(w: World, caller: str) -> Call:
+        account = w.new_account(caller if caller != ANONYMOUS else "patient")
+        return Call(path, json=body(w, account), account=account)
+
+    return build
+
+
+def confirm_body(w: World, account: UUID) -> dict[str, str]:
+    return {"code": w.code(w.enrolled(account))}
+
+
+def disable_body(w: World, account: UUID) -> dict[str, str]:
+    secret = w.enrolled(account)
+    w.services.auth.confirm_account(account, w.code(secret), system_actor())
+    w.tick(31)  # a code is accepted once: the next time step's
+    return {"password": PASSWORD, "code": w.code(secret)}
+
+
+def second_factor(w: World, caller: str) -> Call:
+    w.tick(31)
+    try:
+        w.services.auth.sign_in(w.email_of(w.objects["totp_account"]), PASSWORD, system_actor())
+    except SecondFactorRequiredError as required:
+        challenge = required.challenge
+    else:
+        raise AssertionError("the account has a second factor")
+    return Call(
+        "/v1/auth/token/second-factor",
+        json={"challenge": challenge, "code": w.code(w.objects["totp_secret"])},
+    )
+
+
+def refresh(w: World, caller: str) -> Call:
+    account = w.services.registry.account(w.objects["sign_in"])
+    pair = w.services.auth._start_session(account, ("pwd",))
+    return Call("/v1/auth/refresh", json={"refresh_token": pair.refresh_token})
+
+
+def reset_request(w: World, caller: str) -> Call:
+    w.tick(301)  # past the per-address budget's window
+    return Call("/v1/auth/password-reset", json={"email": w.email_of(w.objects["sign_in"])})
+
+
+def reset_confirm(w: World, caller: str) -> Call:
+    w.tick(301)
+    account = w.new_account("patient")
+    return Call(
+        "/v1/auth/password-reset/confirm",
+        json={"token": w.reset_token(account), "new_password": NEW_PASSWORD},
+    )
+
+
+def register(w: World, caller: str) -> Call:
+    return Call(
+        "/v1/patients/register",
+        json={
+            "email": f"matrix.new.{caller}.{w.n()}@example.org",
+            "password": PASSWORD,
+            "given_name": "New",
+            "family_name": "Patient",
+            "birth_date": "1985-05-05",
+        },
+    )
+
+
+def week(w: World) -> dict[str, str]:
+    start = w.clock.now()
+    return {"start": iso(start), "end": iso(start + timedelta(days=7))}
+
+
+APPOINTMENT = "/v1/appointments/{booked}"
+STAFF_APPOINTMENT = "/v1/staff/appointments/{booked}"
+RESOURCE = "/v1/staff/catalog/resources/riverside-mri-2"
+DELIVERY = "/v1/admin/deliveries/{delivery}"
+INBOUND = "/v1/admin/hl7/inbound/{inbound}"
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("GET", "/healthz"): Route(200, fixed("/healthz")),
+    ("GET", "/readyz"): Route(200, fixed("/readyz")),
+    # Patients and their appointments
+    ("POST", "/v1/patients/register"): Route(201, register),
+    ("GET", "/v1/patients/me"): Route(200, fixed("/v1/patients/me")),
+    ("PATCH", "/v1/patients/me"): Route(
+        200, fixed("/v1/patients/me", json={"phone": "+1 215 555 0111"})
+    ),
+    ("GET", "/v1/catalog/locations"): Route(200, fixed("/v1/catalog/locations")),
+    ("GET", "/v1/catalog/appointment-types"): Route(200, fixed("/v1/catalog/appointment-types")),
+    ("GET", "/v1/slots"): Route(
+        200,
+        lambda w, _: Call(
+            "/v1/slots",
+            params={
+                "appointment_type_id": str(w.objects["ct_head"]),
+                "location_id": str(w.objects["riverside"]),
+                **week(w),
+            },
+        ),
+    ),
+    ("POST", "/v1/appointments"): Route(
+        201,
+        with_body(
+            "/v1/appointments",
+            lambda w, _: {
+                "appointment_type_id": str(w.objects["ct_head"]),
+                "location_id": str(w.objects["riverside"]),
+                "start": iso(w.objects["book_at"]),
+            },
+        ),
+    ),
+    ("GET", "/v1/appointments"): Route(200, fixed("/v1/appointments")),
+    ("GET", "/v1/appointments/{appointment_id}"): Route(200, fixed(APPOINTMENT)),
+    ("PATCH", "/v1/appointments/{appointment_id}"): Route(
+        200, fixed(APPOINTMENT, json={"notes": "needs a wheelchair"})
+    ),
+    ("POST", "/v1/appointments/{appointment_id}/cancel"): Route(
+        200, fixed("/v1/appointments/{to_cancel}/cancel", json={"reason": "cannot come"})
+    ),
+    ("POST", "/v1/appointments/{appointment_id}/reschedule"): Route(
+        200,
+        with_body(
+            "/v1/appointments/{to_reschedule}/reschedule",
+            lambda w, _: {"start": iso(w.objects["reschedule_to"]), "reason": "later"},
+        ),
+    ),
+    # Signing in and the session
+    ("POST", "/v1/auth/token"): Route(
+        200,
+        lambda w, _: Call(
+            "/v1/auth/token",
+            data={"username": w.email_of(w.objects["sign_in"]), "password": PASSWORD},
+        ),
+    ),
+    ("POST", "/v1/auth/token/second-factor"): Route(200, second_factor),
+    ("POST", "/v1/auth/refresh"): Route(200, refresh),
+    ("POST", "/v1/auth/logout"): Route(204, fixed("/v1/auth/logout")),
+    ("POST", "/v1/auth/logout-everywhere"): Route(200, fixed("/v1/auth/logout-everywhere")),
+    ("POST", "/v1/auth/2fa/enrol"): Route(200, fixed("/v1/auth/2fa/enrol")),
+    ("POST", "/v1/auth/2fa/confirm"): Route(
+        200, fresh_account_call("/v1/auth/2fa/confirm", confirm_body)
+    ),
+    ("POST", "/v1/auth/2fa/disable"): Route(
+        204,
+        fresh_account_call("/v1/auth/2fa/disable", disable_body),
+        # Staff must keep their second factor (README, Security).
+        otherwise={role: (409, "second_factor_state") for role in ROLES if role != "patient"},
+    ),
+    ("POST", "/v1/auth/password"): Route(
+        204,
+        fresh_account_call(
+            "/v1/auth/password",
+            lambda w, _: {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        ),
+    ),
+    ("POST", "/v1/auth/password-reset"): Route(202, reset_request),
+    ("POST", "/v1/auth/password-reset/confirm"): Route(204, reset_confirm),
+    # Staff: accounts
+    ("POST", "/v1/staff/accounts"): Route(
+        201,
+        lambda w, _: Call(
+            "/v1/staff/accounts",
+            json={"email": f"matrix.hire.{w.n()}@example.org", "password": PASSWORD}
+            | {"role": "billing", "centres": [str(w.objects["riverside"])]},
+        ),
+    ),
+    ("GET", "/v1/staff/accounts/{account_id}"): Route(
+        200, fixed("/v1/staff/accounts/{staff_target}")
+    ),
+    ("POST", "/v1/staff/accounts/{account_id}/role"): Route(
+        200, fixed("/v1/staff/accounts/{role_target}/role", json={"role": "billing"})
+    ),
+    ("POST", "/v1/staff/accounts/{account_id}/disable"): Route(
+        200, fixed("/v1/staff/accounts/{disable_target}/disable", json={"reason": "left"})
+    ),
+    ("POST", "/v1/staff/accounts/{account_id}/enable"): Route(
+        200, fixed("/v1/staff/accounts/{enable_target}/enable")
+    ),
+    # Staff: the front desk
+    ("GET", "/v1/staff/appointments"): Route(
+        200,
+        lambda w, _: Call(
+            "/v1/staff/appointments",
+            params={"location_id": str(w.objects["riverside"]), **week(w)},
+        ),
+    ),
+    ("GET", "/v1/staff/appointments/{appointment_id}"): Route(200, fixed(STAFF_APPOINTMENT)),
+    ("PATCH", "/v1/staff/appointments/{appointment_id}"): Route(
+        200, fixed(STAFF_APPOINTMENT, json={"notes": "interpreter booked"})
+    ),
+    ("POST", "/v1/staff/appointments/{appointment_id}/check-in"): Route(
+        200, fixed("/v1/staff/appointments/{to_check_in}/check-in")
+    ),
+    ("POST", "/v1/staff/appointments/{appointment_id}/complete"): Route(
+        200, fixed("/v1/staff/appointments/{to_complete}/complete")
+    ),
+    ("POST", "/v1/staff/appointments/{appointment_id}/no-show"): Route(
+        200, fixed("/v1/staff/appointments/{no_show}/no-show", json={"reason": "did not come"})
+    ),
+    ("GET", "/v1/staff/patients/{patient_id}"): Route(200, fixed("/v1/staff/patients/{patient}")),
+    ("POST", "/v1/staff/break-glass"): Route(
+        201,
+        with_body(
+            "/v1/staff/break-glass",
+            lambda w, _: {
+                "patient_id": str(w.objects["patient"]),
+                "reason": "unconscious patient in the emergency room",
+                "minutes": 30,
+            },
+        ),
+    ),
+    # Staff: the catalog
+    ("GET", "/v1/staff/catalog/locations"): Route(200, fixed("/v1/staff/catalog/locations")),
+    ("GET", "/v1/staff/catalog/locations/{code}"): Route(
+        200, fixed("/v1/staff/catalog/locations/riverside")
+    ),
+    ("GET", "/v1/staff/catalog/resources"): Route(
+        200, fixed("/v1/staff/catalog/resources", params={"location": "riverside"})
+    ),
+    ("GET", "/v1/staff/catalog/resources/{code}"): Route(200, fixed(RESOURCE)),
+    ("GET", "/v1/staff/catalog/appointment-types"): Route(
+        200, fixed("/v1/staff/catalog/appointment-types")
+    ),
+    ("GET", "/v1/staff/catalog/appointment-types/{code}"): Route(
+        200, fixed("/v1/staff/catalog/appointment-types/ct-head")
+    ),
+    ("PUT", "/v1/staff/catalog/locations/{code}"): Route(
+        200,
+        with_body(
+            "/v1/staff/catalog/locations/riverside", lambda w, _: w.objects["location_entry"]
+        ),
+    ),
+    ("PUT", "/v1/staff/catalog/resources/{code}"): Route(
+        200,
+        with_body(
+            "/v1/staff/catalog/resources/riverside-xr-1", lambda w, _: w.objects["resource_entry"]
+        ),
+    ),
+    ("PUT", "/v1/staff/catalog/appointment-types/{code}"): Route(
+        200,
+        with_body(
+            "/v1/staff/catalog/appointment-types/ct-head", lambda w, _: w.objects["type_entry"]
+        ),
+    ),
+    ("PUT", "/v1/staff/catalog/resources/{code}/hours"): Route(
+        200, with_body(RESOURCE + "/hours", lambda w, _: w.objects["hours"])
+    ),
+    ("POST", "/v1/staff/catalog/resources/{code}/closures"): Route(
+        200,
+        lambda w, caller: Call(
+            RESOURCE + "/closures",
+            json={"date": w.objects.get(f"close_day_{caller}", "2027-03-31"), "reason": "x"},
+        ),
+    ),
+    ("DELETE", "/v1/staff/catalog/resources/{code}/closures/{day}"): Route(
+        200, own(RESOURCE + "/closures/{target}", "closed_day")
+    ),
+    ("POST", "/v1/staff/catalog/resources/{code}/blocks"): Route(
+        200,
+        lambda w, caller: Call(
+            RESOURCE + "/blocks", json=w.objects.get(f"block_{caller}", w.objects["block_admin"])
+        ),
+    ),
+    ("DELETE", "/v1/staff/catalog/resources/{code}/blocks/{which}"): Route(
+        200, own(RESOURCE + "/blocks/{target}", "block_start")
+    ),
+    # Compliance
+    ("GET", "/v1/audit/access"): Route(
+        200, lambda w, _: Call("/v1/audit/access", params={"patient_id": str(w.objects["patient"])})
+    ),
+    # Operators of the integration
+    ("GET", "/v1/admin/deliveries"): Route(
+        200, fixed("/v1/admin/deliveries", params={"status": "dead_lettered"})
+    ),
+    ("GET", "/v1/admin/deliveries/{delivery_id}"): Route(200, fixed(DELIVERY)),
+    ("POST", "/v1/admin/deliveries/{delivery_id}/redrive"): Route(
+        202, own("/v1/admin/deliveries/{target}/redrive", "dead_letter", json={"reason": "fixed"})
+    ),
+    ("GET", "/v1/admin/hl7/inbound"): Route(200, fixed("/v1/admin/hl7/inbound")),
+    ("GET", "/v1/admin/hl7/inbound/{message_id}"): Route(200, fixed(INBOUND)),
+    ("POST", "/v1/admin/hl7/inbound/{message_id}/replay"): Route(
+        200, own("/v1/admin/hl7/inbound/{target}/replay", "inbound", json={"reason": "mapped"})
+    ),
+}
+
+
+def test_every_route_has_a_valid_call(client):
+    assert set(ROUTES) == set(route_permissions(client.app))
+
+
+def send(w: World, method: str, caller: str, call: Call):
+    return w.client.request(
+        method,
+        call.path,
+        headers=w.headers(caller, call),
+        json=call.json,
+        data=call.data,
+        params=call.params,
+    )
+
+
+def test_each_role_is_allowed_or_refused_as_the_matrix_says(world):
+    """Given real objects for every route, when each caller sends each route a valid
+    request, then an allowed caller gets the handler's success status and a refused one
+    401 (no session) or 403 (a role without the permission), with the stable code."""
     problems = []
-    for (method, path), permissions in sorted(route_permissions(client.app).items()):
+    for (method, path), permissions in sorted(route_permissions(world.client.app).items()):
         (permission,) = permissions
-        anonymous = call(client, method, path, {})
-        if permission is Permission.PUBLIC:
-            if anonymous.status_code in (401, 403):
-                problems.append(f"anonymous {method} {path}: {anonymous.status_code}")
-        elif anonymous.status_code != 401:
-            problems.append(f"anonymous {method} {path}: {anonymous.status_code}, expected 401")
-        for role in ROLES:
-            response = call(client, method, path, {"Authorization": f"Bearer {tokens(role)}"})
-            if allows(role, permission):
-                if response.status_code in (401, 403):
-                    problems.append(f"{role} {method} {path}: refused ({response.status_code})")
-            elif response.status_code != 403:
-                problems.append(f"{role} {method} {path}: {response.status_code}, expected 403")
+        route = ROUTES[(method, path)]
+        for caller in (ANONYMOUS, *ROLES):
+            call = route.build(world, caller)
+            response = send(world, method, caller, call)
+            if permission is Permission.PUBLIC or (
+                caller != ANONYMOUS and allows(caller, permission)
+            ):
+                expected, code = route.otherwise.get(caller, (route.status, None))
+            elif caller == ANONYMOUS:
+                expected, code = 401, "not_authenticated"
+            else:
+                expected, code = 403, "forbidden"
+            if response.status_code != expected or (code and response.json()["code"] != code):
+                problems.append(
+                    f"{caller} {method} {call.path}: {response.status_code} "
+                    f"{response.text[:160]}, expected {expected} {code or ''}"
+                )
     assert problems == []
+
+
+def test_an_allowed_role_is_refused_what_is_not_its_own_with_404(world):
+    """Object-level refusals: another patient, or staff of another centre, get 404 for a
+    patient's appointment and record, and the appointment does not change."""
+    w = world
+    stranger = w.new_account("patient")
+    lakeshore = Location.create_id("lakeshore")
+    elsewhere = w.services.registry.open_staff_account(
+        email="matrix.lakeshore@example.org",
+        password=PASSWORD,
+        role="scheduler",
+        centres=[lakeshore],
+        actor=system_actor(),
+    )
+    before = w.client.get(
+        f"/v1/appointments/{w.objects['booked']}",
+        headers={"Authorization": f"Bearer {w.token(w.accounts['patient'])}"},
+    ).json()
+    calls = [
+        (stranger, "GET", APPOINTMENT, None),
+        (stranger, "PATCH", APPOINTMENT, {"notes": "not mine"}),
+        (stranger, "POST", APPOINTMENT + "/cancel", {"reason": "not mine"}),
+        (stranger, "POST", APPOINTMENT + "/reschedule", {"start": iso(w.objects["book_at"])}),
+        (elsewhere, "GET", STAFF_APPOINTMENT, None),
+        (elsewhere, "PATCH", STAFF_APPOINTMENT, {"notes": "not my centre"}),
+        (elsewhere, "POST", STAFF_APPOINTMENT + "/check-in", None),
+        (elsewhere, "GET", "/v1/staff/patients/{patient}", None),
+    ]
+    for account, method, path, body in calls:
+        response = w.client.request(
+            method,
+            path.format(**w.objects),
+            json=body,
+            headers={"Authorization": f"Bearer {w.token(account)}"},
+        )
+        assert (response.status_code, response.json()["code"]) == (404, "not_found"), (
+            method,
+            path,
+            response.text,
+        )
+    after = w.client.get(
+        f"/v1/appointments/{w.objects['booked']}",
+        headers={"Authorization": f"Bearer {w.token(w.accounts['patient'])}"},
+    ).json()
+    assert after == before
 
 
 def test_staff_without_a_second_factor_may_only_enrol(client, runtime):

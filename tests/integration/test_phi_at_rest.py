@@ -21,9 +21,9 @@ from application.base import Position
 from tests.integration.mllp_peer import Peer, wait_until
 from tests.integration.test_hl7_corpus import corpus
 from tests.integration.test_hl7_listener import connect, read_frame, segments
-from tests.support import catalog_ids, hl7_corpus, needs_corpus
+from tests.support import catalog_ids, hl7_corpus
 
-pytestmark = [pytest.mark.integration, needs_corpus]
+pytestmark = pytest.mark.integration
 CORPUS = hl7_corpus()
 
 # A patient the RIS sends us, and one who registers through the API: values found

@@ -2,6 +2,7 @@
 opens one patient for a while and raises an alert; admins manage staff accounts."""
 
 from datetime import timedelta
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -33,6 +34,24 @@ def access_rows(runtime, resource_id):
             " AND role <> 'patient' ORDER BY id",
             (resource_id,),
         ).fetchall()
+
+
+def grants_and_alerts(runtime) -> tuple[list[tuple], list[tuple]]:
+    """(account, patient, reason) of every break-glass grant and (kind, subject) of every
+    alert, read from their tables."""
+    with runtime.pool.connection() as conn:
+        grants = conn.execute(
+            "SELECT account_id::text, patient_id::text, reason FROM break_glass_grants"
+            " ORDER BY granted_at"
+        ).fetchall()
+        alerts = conn.execute("SELECT kind, subject_id FROM alerts ORDER BY id").fetchall()
+    return grants, alerts
+
+
+def staff_view(client, headers, appointment_id) -> dict:
+    response = client.get(f"/v1/staff/appointments/{appointment_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 @pytest.fixture
@@ -88,6 +107,17 @@ def test_break_glass_opens_one_patient_for_a_while_and_raises_an_alert(
         json={"patient_id": patients["there"], "reason": "urgent"},
     )
     assert too_short.status_code == 422
+    unknown = client.post(
+        "/v1/staff/break-glass",
+        headers=scheduler,
+        json={"patient_id": str(uuid4()), "reason": "Patient collapsed in the waiting room"},
+    )
+    assert unknown.status_code == 404
+    # A refused break-glass leaves no grant and no alert, and opens nothing.
+    assert grants_and_alerts(runtime) == ([], [])
+    assert (
+        client.get(f"/v1/staff/patients/{patients['there']}", headers=scheduler).status_code == 404
+    )
     granted = client.post(
         "/v1/staff/break-glass",
         headers=scheduler,
@@ -110,9 +140,11 @@ def test_break_glass_opens_one_patient_for_a_while_and_raises_an_alert(
         if outcome == "allowed"
     ]
     assert reasons == ["Patient collapsed in our waiting room; need prior imaging"]
-    with runtime.pool.connection() as conn:
-        alerts = conn.execute("SELECT kind FROM alerts").fetchall()
-    assert alerts == [("break_glass",)]
+    grants, alerts = grants_and_alerts(runtime)
+    assert [(patient, reason) for _, patient, reason in grants] == [
+        (patients["there"], "Patient collapsed in our waiting room; need prior imaging")
+    ]
+    assert [kind for kind, _ in alerts] == ["break_glass"]
 
     clock.advance(timedelta(minutes=6))  # the grant ran out; the session did not
     assert (
@@ -150,18 +182,32 @@ def test_break_glass_opens_another_centres_appointment_of_a_patient_seen_here_to
 
 def test_billing_may_not_break_glass(client, runtime, clock, scene):
     _, _, _, _, patients = scene
-    billing = staff_headers(client, runtime, clock, "billing")
+    billing = staff_headers(
+        client, runtime, clock, "billing", centres=[Location.create_id("riverside")]
+    )
     refused = client.post(
         "/v1/staff/break-glass",
         headers=billing,
         json={"patient_id": patients["there"], "reason": "a long enough reason here"},
     )
     assert refused.status_code == 403
+    # No grant, no alert: the patient of another centre stays out of reach.
+    assert grants_and_alerts(runtime) == ([], [])
+    assert client.get(f"/v1/staff/patients/{patients['there']}", headers=billing).status_code == 404
 
 
 def test_front_desk_checks_in_and_completes(client, runtime, clock, scene):
     _, _, at_riverside, at_lakeshore, _ = scene
     clock.set(clock.now().replace(day=1, month=12, hour=13, minute=50))
+    lakeshore_desk = staff_headers(
+        client,
+        runtime,
+        clock,
+        "scheduler",
+        email="lakeshore.desk@staff.example.org",
+        centres=[Location.create_id("lakeshore")],
+    )
+    before = staff_view(client, lakeshore_desk, at_lakeshore["id"])
     scheduler = staff_headers(
         client,
         runtime,
@@ -175,7 +221,10 @@ def test_front_desk_checks_in_and_completes(client, runtime, clock, scene):
     assert noted.status_code == 200, noted.text
     assert noted.json()["notes"] == "Interpreter: Spanish"
     assert client.post(f"{path}/check-in", headers=scheduler).json()["status"] == "checked_in"
+    assert staff_view(client, scheduler, at_riverside["id"])["status"] == "checked_in"
     assert client.post(f"{path}/complete", headers=scheduler).json()["status"] == "completed"
+    read_back = staff_view(client, scheduler, at_riverside["id"])
+    assert (read_back["status"], read_back["notes"]) == ("completed", "Interpreter: Spanish")
     elsewhere = client.post(
         f"/v1/staff/appointments/{at_lakeshore['id']}/check-in", headers=scheduler
     )
@@ -186,6 +235,8 @@ def test_front_desk_checks_in_and_completes(client, runtime, clock, scene):
         ).status_code
         == 404
     )
+    # The refused changes changed nothing.
+    assert staff_view(client, lakeshore_desk, at_lakeshore["id"]) == before
 
 
 def test_admin_creates_staff_and_changes_roles_others_cannot(client, runtime, clock):
@@ -196,22 +247,36 @@ def test_admin_creates_staff_and_changes_roles_others_cannot(client, runtime, cl
         "password": "a long staff password",
         "role": "billing",
     }
+    registry = runtime.services.registry
     assert client.post("/v1/staff/accounts", headers=scheduler, json=body).status_code == 403
+    assert registry.account_by_email("new.billing@example.org") is None
     created = client.post("/v1/staff/accounts", headers=admin, json=body)
     assert created.status_code == 201
     account_id = created.json()["id"]
+    shown = client.get(f"/v1/staff/accounts/{account_id}", headers=admin)
+    assert shown.status_code == 200, shown.text
+    assert (shown.json()["email"], shown.json()["role"]) == ("new.billing@example.org", "billing")
+    refused = client.post(
+        f"/v1/staff/accounts/{account_id}/role", headers=scheduler, json={"role": "admin"}
+    )
+    assert refused.status_code == 403
     promoted = client.post(
         f"/v1/staff/accounts/{account_id}/role", headers=admin, json={"role": "compliance"}
     )
+    assert promoted.status_code == 200, promoted.text
     assert promoted.json()["role"] == "compliance"
+    assert client.get(f"/v1/staff/accounts/{account_id}", headers=admin).json()["role"] == (
+        "compliance"
+    )
     escalate = client.post(
         "/v1/staff/accounts",
         headers=admin,
         json={**body, "email": "x@example.org", "role": "patient"},
     )
     assert escalate.status_code == 422
+    assert registry.account_by_email("x@example.org") is None
     # The change is an audited event with who did it.
-    account = runtime.services.registry.account(__import__("uuid").UUID(account_id))
+    account = registry.account(UUID(account_id))
     events = list(runtime.services.registry.events.get(account.id))
     assert events[-1].meta["role"] == "admin"
     assert type(events[-1]).__name__ == "RoleChanged"

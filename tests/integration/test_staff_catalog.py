@@ -79,6 +79,17 @@ def slot_times(client, runtime, after_write, exam: str, location: str, day: str)
     return [slot["start"][11:16] for slot in found.json()]
 
 
+def catalog_head(runtime) -> int:
+    """How many events the catalog's log holds (a refused change adds none)."""
+    return runtime.services.catalog.recorder.max_notification_id() or 0
+
+
+def resource(client, headers, code: str) -> dict:
+    response = client.get(f"{BASE}/resources/{code}", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def last_event_meta(runtime, aggregate_id) -> dict:
     return next(runtime.services.catalog.events.get(aggregate_id, desc=True, limit=1)).meta
 
@@ -166,17 +177,21 @@ def test_other_roles_are_forbidden(client, runtime, clock, role, method, path, b
     else:
         headers = staff_headers(client, runtime, clock, role)
     kwargs = {"json": body} if body is not None else {}
+    before = catalog_head(runtime)
     response = client.request(method.upper(), path, headers=headers, **kwargs)
     assert response.status_code == 403, response.text
     assert response.json()["code"] == "forbidden"
+    assert catalog_head(runtime) == before
 
 
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
-def test_without_signing_in_it_is_401(client, method, path, body):
+def test_without_signing_in_it_is_401(client, runtime, method, path, body):
     kwargs = {"json": body} if body is not None else {}
+    before = catalog_head(runtime)
     response = client.request(method.upper(), path, **kwargs)
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+    assert catalog_head(runtime) == before
 
 
 def test_an_admin_may_and_a_scheduler_of_another_centre_may_not(client, runtime, clock):
@@ -185,6 +200,7 @@ def test_an_admin_may_and_a_scheduler_of_another_centre_may_not(client, runtime,
         f"{BASE}/resources/{US_RIVERSIDE}/closures", headers=admin, json={"date": WEDNESDAY}
     )
     assert closed.status_code == 200, closed.text
+    assert resource(client, admin, US_RIVERSIDE)["closures"] == [{"date": WEDNESDAY, "reason": ""}]
     lakeshore_only = staff_headers(
         client,
         runtime,
@@ -199,10 +215,14 @@ def test_an_admin_may_and_a_scheduler_of_another_centre_may_not(client, runtime,
         json={"date": TUESDAY},
     )
     assert elsewhere.status_code == 403
+    assert resource(client, admin, US_RIVERSIDE)["closures"] == [{"date": WEDNESDAY, "reason": ""}]
     at_home = client.post(
         f"{BASE}/resources/lakeshore-us-1/closures", headers=lakeshore_only, json={"date": TUESDAY}
     )
     assert at_home.status_code == 200, at_home.text
+    assert resource(client, lakeshore_only, "lakeshore-us-1")["closures"] == [
+        {"date": TUESDAY, "reason": ""}
+    ]
 
 
 # The strand rule ----------------------------------------------------------------------
@@ -254,6 +274,10 @@ def test_closing_a_booked_day_is_refused_listing_the_booking_then_forced(
     )
     assert later.status_code == 200, later.text
     assert later.json()["stranded"] == []
+    assert resource(client, scheduler, US_RIVERSIDE)["closures"] == [
+        {"date": TUESDAY, "reason": "Burst pipe"},
+        {"date": WEDNESDAY, "reason": ""},
+    ]
 
 
 def test_a_block_over_free_time_removes_those_slots_and_removing_it_brings_them_back(
@@ -272,12 +296,16 @@ def test_a_block_over_free_time_removes_those_slots_and_removing_it_brings_them_
             "reason": "Service",
         }
     ]
+    assert (
+        resource(client, scheduler, US_RIVERSIDE)["blocks"] == blocked.json()["resource"]["blocks"]
+    )
     offered = slot_times(client, runtime, blocked, "us-abdomen", "riverside", WEDNESDAY)
     assert offered[:3] == ["08:00", "08:30", "11:00"]
 
     removed = client.delete(f"{BASE}/resources/{US_RIVERSIDE}/blocks/0", headers=scheduler)
     assert removed.status_code == 200, removed.text
     assert removed.json()["resource"]["blocks"] == []
+    assert resource(client, scheduler, US_RIVERSIDE)["blocks"] == []
     offered = slot_times(client, runtime, removed, "us-abdomen", "riverside", WEDNESDAY)
     assert offered[:4] == ["08:00", "08:30", "09:00", "09:30"]
 
@@ -291,15 +319,20 @@ def test_a_block_over_a_booking_is_refused_and_one_named_by_its_start_can_be_rem
     refused = client.post(f"{BASE}/resources/{US_RIVERSIDE}/blocks", headers=scheduler, json=over)
     assert refused.status_code == 409
     assert [a["id"] for a in refused.json()["appointments"]] == [booked["id"]]
+    assert resource(client, scheduler, US_RIVERSIDE)["blocks"] == []
 
     beside = {"start": f"{TUESDAY}T11:00", "end": f"{TUESDAY}T12:00"}
     added = client.post(f"{BASE}/resources/{US_RIVERSIDE}/blocks", headers=scheduler, json=beside)
     assert added.status_code == 200, added.text
+    assert resource(client, scheduler, US_RIVERSIDE)["blocks"] == [
+        {"start": "2026-12-01T11:00:00-05:00", "end": "2026-12-01T12:00:00-05:00", "reason": ""}
+    ]
     removed = client.delete(
         f"{BASE}/resources/{US_RIVERSIDE}/blocks/2026-12-01T16:00:00Z", headers=scheduler
     )
     assert removed.status_code == 200, removed.text
     assert removed.json()["resource"]["blocks"] == []
+    assert resource(client, scheduler, US_RIVERSIDE)["blocks"] == []
 
 
 def test_hours_that_keep_bookings_inside_are_accepted_and_hours_that_do_not_are_refused(
@@ -333,21 +366,25 @@ def test_hours_that_keep_bookings_inside_are_accepted_and_hours_that_do_not_are_
     )
     assert afternoons.status_code == 409
     assert [a["id"] for a in afternoons.json()["appointments"]] == [booked["id"]]
+    assert resource(client, scheduler, US_RIVERSIDE)["hours"] == {
+        day: ["09:00-12:00"] for day in weekdays
+    }
 
 
 def test_moving_a_booked_resource_or_its_location_to_another_zone_is_refused(client, scheduler):
     patient = register(client, "dee@example.org")
     book(client, patient, "us-abdomen", "riverside", TUESDAY_10AM_NY)
-    resource = client.get(f"{BASE}/resources/{US_RIVERSIDE}", headers=scheduler).json()
+    resource_before = resource(client, scheduler, US_RIVERSIDE)
     moved = {
         "code": US_RIVERSIDE,
-        "name": resource["name"],
+        "name": resource_before["name"],
         "modality": "US",
         "location": "lakeshore",
-        "hours": resource["hours"],
+        "hours": resource_before["hours"],
     }
     refused = client.put(f"{BASE}/resources/{US_RIVERSIDE}", headers=scheduler, json=moved)
     assert refused.status_code == 409, refused.text
+    assert resource(client, scheduler, US_RIVERSIDE) == resource_before
 
     riverside = client.get(f"{BASE}/locations/riverside", headers=scheduler).json()
     riverside.pop("id")
@@ -355,6 +392,8 @@ def test_moving_a_booked_resource_or_its_location_to_another_zone_is_refused(cli
     refused = client.put(f"{BASE}/locations/riverside", headers=scheduler, json=west)
     assert refused.status_code == 409, refused.text
     assert len(refused.json()["appointments"]) == 1
+    after = client.get(f"{BASE}/locations/riverside", headers=scheduler).json()
+    assert after["timezone"] == "America/New_York"
 
 
 # Clear errors -------------------------------------------------------------------------
@@ -398,13 +437,15 @@ def test_moving_a_booked_resource_or_its_location_to_another_zone_is_refused(cli
     ],
 )
 def test_bad_requests_get_a_clear_status_and_code(
-    client, scheduler, method, path, body, status, code
+    client, runtime, scheduler, method, path, body, status, code
 ):
     kwargs = {"json": body} if body is not None else {}
+    before = catalog_head(runtime)
     response = client.request(method.upper(), f"{BASE}/{path}", headers=scheduler, **kwargs)
     assert response.status_code == status, response.text
     assert response.json()["code"] == code
     assert response.json()["detail"]
+    assert catalog_head(runtime) == before
 
 
 def test_refused_changes_record_nothing(client, runtime, scheduler):
