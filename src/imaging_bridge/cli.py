@@ -243,11 +243,14 @@ def catalog_load(
 def projections_status(data_dir: DataDir = None) -> None:
     """Show each read model and how far behind the log it is."""
     from imaging_bridge.bootstrap import build
+    from projections.parked import status_lines
 
     runtime = build(settings_for(data_dir))
     try:
         for name, behind in sorted(runtime.projections.lag().items()):
             typer.echo(f"{name}: {behind} behind")
+        for line in status_lines(runtime.projections.parked()):
+            typer.echo(line)
     finally:
         runtime.close()
 
