@@ -105,6 +105,7 @@ def serve(
     """Run the API and the projections (and, as they land, the MLLP listener and workers)."""
     import uvicorn
 
+    from adapters.proxies import uvicorn_proxy_options
     from api.app import create_app
     from imaging_bridge.bootstrap import build
     from imaging_bridge.catalog_loader import decode, demo_catalog_text, load_catalog
@@ -156,6 +157,7 @@ def serve(
                 access_log=False,
                 log_config=None,
                 **tls,
+                **uvicorn_proxy_options(settings),
             )
         else:
             uvicorn.run(
@@ -166,6 +168,7 @@ def serve(
                 access_log=False,
                 log_config=None,
                 **tls,
+                **uvicorn_proxy_options(settings),
             )
     finally:
         if metrics is not None:
