@@ -56,6 +56,7 @@ QUEUES = SQL(
     " FROM rm_deliveries WHERE status = ANY(%(statuses)s) GROUP BY 1, 2"
 )
 APPOINTMENTS = SQL("SELECT status, count(*) AS n FROM rm_appointments GROUP BY 1")
+PARKED = SQL("SELECT projection, count(*) AS n FROM parked_events GROUP BY 1")
 
 
 class SystemCollector(Collector):
@@ -105,6 +106,22 @@ class SystemCollector(Collector):
         queues = _rows(conn, QUEUES, {"statuses": [*PENDING, "dead_lettered"]})
         yield from _queues(queues, self._channels)
         yield self._lag(conn)
+        yield self._parked(conn)
+
+    def _parked(self, conn: psycopg.Connection[Any]) -> Metric:
+        """Events each read model parked (could not apply and moved past); every read
+        model is reported, at zero when it parked none."""
+        parked = GaugeMetricFamily(
+            f"{PREFIX}_parked_events",
+            "Events a read model could not apply and parked (see projections status)",
+            labels=["read_model"],
+        )
+        counts = dict.fromkeys(self._followers, 0)
+        if _existing(conn, ["parked_events"]):
+            counts.update({row[0]: row[1] for row in _rows(conn, PARKED, {})})
+        for name, n in sorted(counts.items()):
+            parked.add_metric([name], n)
+        return parked
 
     def _lag(self, conn: psycopg.Connection[Any]) -> Metric:
         lag = GaugeMetricFamily(

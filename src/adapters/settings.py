@@ -249,6 +249,20 @@ class Settings(BaseSettings):
         parse_senders(value)
         return value
 
+    # Finding 5 of issue 9: forwarded headers only from proxies named here.
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="reverse proxies (addresses or CIDR, comma-separated) whose"
+        " X-Forwarded-For/-Proto are believed; unset: none, the connection's address counts",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [network.strip() for network in value.split(",") if network.strip()]
+        return value
+
 
 def settings_problem(error: ValidationError) -> str:
     """One line naming each setting that is wrong, never its value."""

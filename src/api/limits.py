@@ -32,7 +32,7 @@ def rate_limit(bucket: str, limit: int, window_seconds: int) -> Any:
     (fixed windows), counted under ``bucket``; past that, 429 until the window ends.
 
     Use as ``dependencies=[rate_limit("sign_in", 10, 60)]`` on a route. Behind a proxy the
-    client address is the proxy's unless uvicorn trusts its forwarded headers."""
+    client address is the proxy's unless it is in ``TRUSTED_PROXIES`` (adapters/proxies.py)."""
 
     def check(request: Request) -> None:
         services: _Limited = request.app.state.services

@@ -26,6 +26,11 @@ class Health(Protocol):
 
     def projections_ok(self) -> bool: ...
 
+    def read_models(self) -> dict[str, dict[str, int]]:
+        """``{"behind": {read model: events}, "parked": {read model: events}}``, naming
+        only the read models behind their log or with parked events."""
+        ...
+
 
 @dataclass
 class Services:

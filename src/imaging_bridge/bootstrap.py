@@ -133,6 +133,13 @@ class Health:
         except Exception:  # noqa: BLE001 - a read model that cannot be asked is not ready
             return False
 
+    def read_models(self) -> dict[str, dict[str, int]]:
+        try:
+            parked = {n: len(rows) for n, rows in self.projections.parked().items() if rows}
+            return {"behind": self.projections.behind(), "parked": parked}
+        except Exception:  # noqa: BLE001 - readyz says not ready already; nothing to name
+            return {"behind": {}, "parked": {}}
+
 
 @dataclass
 class Runtime:

@@ -154,6 +154,7 @@ def _describe_hl7(runtime: "Runtime") -> None:
 def _run_api(runtime: "Runtime", workers: int, tls: dict[str, Any]) -> None:
     import uvicorn
 
+    from adapters.proxies import uvicorn_proxy_options
     from adapters.settings import hand_to_child_processes
     from api.app import create_app
 
@@ -165,6 +166,7 @@ def _run_api(runtime: "Runtime", workers: int, tls: dict[str, Any]) -> None:
         "access_log": False,
         "log_config": None,
         **tls,
+        **uvicorn_proxy_options(settings),
     }
     if workers > 1:
         # Worker processes build their own runtime (``asgi.create``) on this database.

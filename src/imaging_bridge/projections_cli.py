@@ -21,10 +21,14 @@ projections_app = command_group(f"Read models built from the event logs: {READ_M
 
 @projections_app.command("status")
 def projections_status(data_dir: DataDir = None) -> None:
-    """Show every read model and how far behind its log it is."""
+    """Show every read model, how far behind its log it is, and the events it parked."""
+    from projections.parked import status_lines
+
     with runtime_for(settings_for(data_dir)) as runtime:
         for name, behind in runtime.projections.lag().items():
             typer.echo(f"{name}: {behind} behind")
+        for line in status_lines(runtime.projections.parked()):
+            typer.echo(line)
 
 
 @projections_app.command("rebuild")

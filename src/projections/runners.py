@@ -20,6 +20,7 @@ from projections.availability import AvailabilityProjection
 from projections.catalog_view import CatalogProjection
 from projections.deliveries_view import DeliveriesViewProjection
 from projections.orders_view import OrdersProjection
+from projections.parked import ParkedRow, parked_events, parking
 from projections.view import ReadModelView
 
 PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
@@ -40,6 +41,8 @@ class Projections(ReadModelSync):
         self._env = dict(env)
         self._runners: dict[str, ProjectionRunner[Any, ReadModelView]] = {}
         self._readers: dict[str, ReadModelView] = {}
+        # Readiness: the log's head when each runner started, until it has caught up.
+        self._start_heads: dict[str, int] = {}
 
     def start(self) -> None:
         for name in PROJECTIONS:
@@ -49,11 +52,12 @@ class Projections(ReadModelSync):
         application_class, projection_class = PROJECTIONS[name]
         runner = ProjectionRunner(
             application_class=application_class,
-            projection_class=projection_class,
+            projection_class=parking(projection_class),  # see projections/parked.py
             view_class=ReadModelView,
             env=self._env,
         )
         self._runners[name] = runner.__enter__()
+        self._start_heads[name] = runner.app.recorder.max_notification_id() or 0
 
     def stop(self) -> None:
         for name in list(self._runners):
@@ -90,11 +94,37 @@ class Projections(ReadModelSync):
             result[name] = head - done
         return result
 
+    # --- parked events and readiness (projections/parked.py) ---
+
+    def parked(self) -> dict[str, list[ParkedRow]]:
+        """Each read model's parked events (events it could not apply and moved past)."""
+        return {
+            name: parked_events(
+                self._runners[name].view if name in self._runners else self._reader(name), name
+            )
+            for name in PROJECTIONS
+        }
+
+    def behind(self) -> dict[str, int]:
+        """The read models not caught up with their log, and by how many events."""
+        return {name: n for name, n in self.lag().items() if n > 0}
+
+    def caught_up(self) -> bool:
+        """Every runner here has processed the log as it was when it started (a process
+        that starts far behind is not ready until then; later lag does not count)."""
+        for name, head in list(self._start_heads.items()):
+            runner = self._runners.get(name)
+            if runner is None or (runner.view.max_tracking_id(runner.app_name) or 0) >= head:
+                self._start_heads.pop(name, None)
+        return not self._start_heads
+
+    # --- end of parked events ---
+
     def healthy(self, max_lag: int = 1000) -> bool:
         """Runners here are all running; without runners here (an API worker), every read
         model is being kept up by another process (not more than ``max_lag`` behind)."""
         if self._runners:
-            return all(self.running().values())
+            return all(self.running().values()) and self.caught_up()
         return all(behind <= max_lag for behind in self.lag().values())
 
     def wait(self, position: Position, timeout: float = 5.0) -> bool:

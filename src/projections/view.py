@@ -10,6 +10,7 @@ from psycopg.sql import SQL, Composed, Identifier, Placeholder
 from psycopg.types.json import Jsonb
 
 from projections.changes import Change, Delete, Update, Upsert
+from projections.parked import PARK_ALERT, PARK_EVENT, Parked
 
 
 class ReadModelView(PostgresTrackingRecorder):
@@ -25,6 +26,19 @@ class ReadModelView(PostgresTrackingRecorder):
             for change in changes:
                 self._execute(curs, change)
             self._insert_tracking(curs, tracking)
+
+    # --- parking: an event this read model cannot apply (projections/parked.py) ---
+
+    def park(self, parked: Parked, tracking: Tracking) -> None:
+        """Record ``parked`` (and an alert for it) with ``tracking``, in one transaction:
+        the read model moves past the event it could not apply. An event already tracked
+        makes the tracking insert fail, which rolls the parked row back."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(PARK_EVENT, parked.row())
+            curs.execute(PARK_ALERT, parked.row())
+            self._insert_tracking(curs, tracking)
+
+    # --- end of parking ---
 
     def truncate(self, tables: Sequence[str], application_name: str) -> None:
         """Empty the tables and forget how far the projection had got."""

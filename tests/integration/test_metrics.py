@@ -149,7 +149,9 @@ def test_metrics_follow_real_traffic(runtime, client, metrics_url, outbound, pee
     caught_up(runtime)
     outbound.wait_caught_up()
     # and the RIS sends us two messages, one we accept and one we refuse
-    with BackgroundListener(runtime.url, ListenerConfig(host="127.0.0.1", port=0)) as listener:
+    with BackgroundListener(
+        runtime.url, ListenerConfig(host="127.0.0.1", port=0), cipher=runtime.cipher
+    ) as listener:
         accepted = segments(exchange(listener.port, adt("MET1")))["MSA"][1]
         refused = segments(
             exchange(listener.port, adt("MET2").replace(b"ADT^A08^ADT_A01", b"MDM^T02"))
