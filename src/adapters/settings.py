@@ -196,6 +196,17 @@ class Settings(BaseSettings):
         parse_senders(value)
         return value
 
+    # Per-patient booking caps (a patient booking for themselves; staff are not capped).
+    max_bookings_per_exam_type: int = Field(
+        default=3, ge=1, le=1000, description="active upcoming bookings a patient may hold per exam"
+    )
+    max_bookings_overall: int = Field(
+        default=10, ge=1, le=10_000, description="active upcoming bookings a patient may hold"
+    )
+    booking_requests_per_hour: int = Field(
+        default=30, ge=1, le=100_000, description="booking requests a patient may make per hour"
+    )
+
 
 def settings_problem(error: ValidationError) -> str:
     """One line naming each setting that is wrong, never its value."""
