@@ -153,7 +153,8 @@ def test_a_booking_beyond_the_default_horizon_of_a_year_is_refused_with_how_far_
 
     # Then it is refused, saying how far ahead one can book; a year ahead is still fine
     detail = refused(late, "beyond_booking_horizon")
-    assert "365 days" in detail and "2027-11-30" in detail
+    assert "365 days" in detail
+    assert "2027-11-30" in detail
     assert book(client, headers, ids, "2027-11-15T09:00:00-05:00").status_code == 201
 
 
@@ -180,9 +181,11 @@ def test_the_slot_search_offers_nothing_beyond_the_horizon(client, ids, clock):
 
     assert across.status_code == 200, across.text
     starts = [datetime.fromisoformat(slot["start"]) for slot in across.json()]
-    assert starts and max(starts) < horizon_end
+    assert starts
+    assert max(starts) < horizon_end
     assert max(starts) > horizon_end - timedelta(hours=1)  # offered right up to it
-    assert beyond.status_code == 200 and beyond.json() == []
+    assert beyond.status_code == 200
+    assert beyond.json() == []
 
 
 def test_an_exam_s_own_horizon_holds_bookings_and_slots(client, runtime, ids):
@@ -192,7 +195,8 @@ def test_an_exam_s_own_horizon_holds_bookings_and_slots(client, runtime, ids):
         if spec["code"] == "ct-head":
             spec["booking_horizon_days"] = 14
     change = runtime.services.catalog.apply(specs, system_actor(source="test"))
-    assert change.position is not None and runtime.services.sync.wait(change.position)
+    assert change.position is not None
+    assert runtime.services.sync.wait(change.position)
     headers = register(client, "soon@example.org")
 
     # When a patient books it 20 days ahead, and CT abdomen (no horizon) the same day
@@ -203,7 +207,8 @@ def test_an_exam_s_own_horizon_holds_bookings_and_slots(client, runtime, ids):
     assert "14 days" in refused(refusal, "beyond_booking_horizon")
     assert other.status_code == 201, other.text
     found = slots(client, ids, "2026-12-19T00:00:00Z", "2026-12-21T00:00:00Z")
-    assert found.status_code == 200 and found.json() == []
+    assert found.status_code == 200
+    assert found.json() == []
     exam = runtime.services.catalog.appointment_type(AppointmentType.create_id("ct-head"))
     assert exam.booking_horizon_days == 14
 
@@ -236,7 +241,9 @@ def written(moment: datetime, offset_minutes: int) -> str:
     length=st.sampled_from([timedelta(hours=1), timedelta(days=3), timedelta(days=40)]),
     end_offset=OFFSETS,
 )
-def test_no_slot_search_answers_a_server_error(client, ids, start, start_offset, length, end_offset):
+def test_no_slot_search_answers_a_server_error(
+    client, ids, start, start_offset, length, end_offset
+):
     latest = datetime(9999, 12, 31, 23, 59)
     end = start + length if latest - start > length else latest
     answer = slots(client, ids, written(start, start_offset), written(end, end_offset))
