@@ -198,13 +198,15 @@ class Settings(BaseSettings):
 
     # Per-patient booking caps (a patient booking for themselves; staff are not capped).
     max_bookings_per_exam_type: int = Field(
-        default=3, ge=1, le=1000, description="active upcoming bookings a patient may hold per exam"
+        default=3,
+        ge=0,
+        description="active upcoming bookings a patient may hold per exam type; 0: no cap",
     )
     max_bookings_overall: int = Field(
-        default=10, ge=1, le=10_000, description="active upcoming bookings a patient may hold"
+        default=10, ge=0, description="active upcoming bookings a patient may hold; 0: no cap"
     )
     booking_requests_per_hour: int = Field(
-        default=30, ge=1, le=100_000, description="booking requests a patient may make per hour"
+        default=30, ge=0, description="booking requests a patient may make per hour; 0: no cap"
     )
 
 

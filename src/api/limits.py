@@ -56,13 +56,14 @@ def patient_rate_limit(
     anyone but a patient are not counted here."""
 
     def check(request: Request, principal: PrincipalDep) -> None:
-        if principal.patient_id is None:
-            return
         services: _Limited = request.app.state.services
+        budget = limit(services)
+        if principal.patient_id is None or budget <= 0:
+            return
         wait = services.rate_limiter.hit(
             bucket,
             f"patient:{principal.account_id}",
-            limit(services),
+            budget,
             window_seconds,
             services.clock.now(),
         )

@@ -43,7 +43,8 @@ def book(
     assert patient.patient_id is not None
     # The booking caps count the patient's appointments in the read model: let it hold
     # their own earlier bookings and cancellations first.
-    consistency.before_read()
+    if services.scheduling.limits.caps_bookings:
+        consistency.before_read()
     written = services.scheduling.book(
         patient_id=patient.patient_id,
         appointment_type_id=request.appointment_type_id,
