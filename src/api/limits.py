@@ -1,7 +1,7 @@
 """Request budgets per client address, and the 429 error every limit answers with."""
 
-from math import ceil
 from collections.abc import Callable
+from math import ceil
 from typing import Any, Protocol
 
 from fastapi import Depends, Request
