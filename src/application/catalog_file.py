@@ -5,6 +5,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from domain.appointment_type import DEFAULT_BOOKING_HORIZON_DAYS, MAX_BOOKING_HORIZON_DAYS
 from domain.errors import InvalidValueError
@@ -17,7 +18,7 @@ D = TypeVar("D", bound=date)
 def _in_range(value: D) -> D:
     problem = out_of_range_problem(value)
     if problem is not None:
-        raise ValueError(problem)
+        raise PydanticCustomError("out_of_range", problem)
     return value
 
 
