@@ -104,6 +104,13 @@ class Server:
             env["DB_POOL_SIZE"] = str(self.pool_size)
         if self.log_level is not None:
             env["LOG_LEVEL"] = self.log_level
+        # A few client patients book thousands of slots here: lift the per-patient caps.
+        for name in (
+            "MAX_BOOKINGS_PER_EXAM_TYPE",
+            "MAX_BOOKINGS_OVERALL",
+            "BOOKING_REQUESTS_PER_HOUR",
+        ):
+            env.setdefault(name, "0")
         command = [
             "imaging-bridge",
             "serve",

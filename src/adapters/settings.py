@@ -263,6 +263,19 @@ class Settings(BaseSettings):
             return [network.strip() for network in value.split(",") if network.strip()]
         return value
 
+    # Per-patient booking caps (a patient booking for themselves; staff are not capped).
+    max_bookings_per_exam_type: int = Field(
+        default=3,
+        ge=0,
+        description="active upcoming bookings a patient may hold per exam type; 0: no cap",
+    )
+    max_bookings_overall: int = Field(
+        default=10, ge=0, description="active upcoming bookings a patient may hold; 0: no cap"
+    )
+    booking_requests_per_hour: int = Field(
+        default=30, ge=0, description="booking requests a patient may make per hour; 0: no cap"
+    )
+
 
 def settings_problem(error: ValidationError) -> str:
     """One line naming each setting that is wrong, never its value."""

@@ -21,6 +21,7 @@ STATUS_BY_CODE = {
     "email_taken": 409,
     "invalid_transition": 409,
     "idempotency_key_reused": 409,
+    "booking_limit_reached": 409,
     "invalid_credentials": 401,
     "invalid_token": 401,
     "second_factor_required": 401,
@@ -140,7 +141,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse(body("validation_error", _validation_detail(error)), status_code=422)
+        # A value outside the accepted range (a date in 9999, an offset of +23:59) has its
+        # own code, so that a client can tell it from a malformed request.
+        kinds = {problem.get("type") for problem in error.errors()}
+        code = "out_of_range" if kinds == {"out_of_range"} else "validation_error"
+        return JSONResponse(body(code, _validation_detail(error)), status_code=422)
 
     @app.exception_handler(HTTPException)
     def http_error(_: Request, error: HTTPException) -> JSONResponse:

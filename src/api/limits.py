@@ -1,10 +1,12 @@
 """Request budgets per client address, and the 429 error every limit answers with."""
 
+from collections.abc import Callable
 from math import ceil
 from typing import Any, Protocol
 
 from fastapi import Depends, Request
 
+from api.deps import PrincipalDep
 from api.errors import ApiError
 from application.ports import Clock, RateLimiter
 
@@ -16,13 +18,13 @@ class _Limited(Protocol):
     clock: Clock
 
 
-def too_many_attempts(seconds: float) -> ApiError:
+def too_many_attempts(seconds: float, what: str = "attempts") -> ApiError:
     """429 with ``Retry-After`` in whole seconds (rounded up, at least 1)."""
     wait = max(1, ceil(seconds))
     return ApiError(
         429,
         "too_many_requests",
-        f"too many attempts; try again in {wait} second{'s' if wait != 1 else ''}",
+        f"too many {what}; try again in {wait} second{'s' if wait != 1 else ''}",
         headers={"Retry-After": str(wait)},
     )
 
@@ -42,5 +44,30 @@ def rate_limit(bucket: str, limit: int, window_seconds: int) -> Any:
         )
         if wait > 0:
             raise too_many_attempts(wait)
+
+    return Depends(check)
+
+
+def patient_rate_limit(
+    bucket: str, limit: Callable[[Any], int], window_seconds: int, what: str = "requests"
+) -> Any:
+    """Like ``rate_limit``, but counted per patient (their account), whatever address they
+    come from; ``limit(services)`` reads the budget from the configured services. Calls by
+    anyone but a patient are not counted here."""
+
+    def check(request: Request, principal: PrincipalDep) -> None:
+        services: _Limited = request.app.state.services
+        budget = limit(services)
+        if principal.patient_id is None or budget <= 0:
+            return
+        wait = services.rate_limiter.hit(
+            bucket,
+            f"patient:{principal.account_id}",
+            budget,
+            window_seconds,
+            services.clock.now(),
+        )
+        if wait > 0:
+            raise too_many_attempts(wait, what)
 
     return Depends(check)

@@ -3,13 +3,28 @@ and its translation into the specs the catalog aggregates hold."""
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
+from domain.appointment_type import DEFAULT_BOOKING_HORIZON_DAYS, MAX_BOOKING_HORIZON_DAYS
 from domain.errors import InvalidValueError
 from domain.location import Location
-from domain.schedule import zone
+from domain.schedule import out_of_range_problem, zone
+
+D = TypeVar("D", bound=date)
+
+
+def _in_range(value: D) -> D:
+    problem = out_of_range_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("out_of_range", problem)
+    return value
+
+
+Day = Annotated[date, AfterValidator(_in_range)]
+Moment = Annotated[datetime, AfterValidator(_in_range)]
 
 
 class _Strict(BaseModel):
@@ -29,7 +44,7 @@ class Visit(_Strict):
     site: str
     address: Address
     weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = []
-    dates: list[date] = []
+    dates: list[Day] = []
 
 
 class LocationEntry(_Strict):
@@ -43,13 +58,13 @@ class LocationEntry(_Strict):
 
 
 class Closure(_Strict):
-    date: date
+    date: Day
     reason: str = ""
 
 
 class Block(_Strict):
-    start: datetime
-    end: datetime
+    start: Moment
+    end: Moment
     reason: str = ""
 
 
@@ -70,6 +85,13 @@ class AppointmentTypeEntry(_Strict):
     cpt: str
     duration_minutes: int
     preparation: str = ""
+    booking_horizon_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_BOOKING_HORIZON_DAYS,
+        description="how many days ahead patients may book it; unset:"
+        f" {DEFAULT_BOOKING_HORIZON_DAYS}",
+    )
 
 
 class CatalogFile(_Strict):
@@ -126,7 +148,11 @@ def parse_catalog(raw: object, known_locations: Mapping[str, str] | None = None)
     return CatalogSpecs(
         locations=[_location_spec(entry) for entry in document.locations],
         resources=resources,
-        appointment_types=[e.model_dump(mode="json") for e in document.appointment_types],
+        # An entry without a horizon keeps the spec it always had (so that a catalog written
+        # before horizons existed loads unchanged, with no new revision).
+        appointment_types=[
+            e.model_dump(mode="json", exclude_none=True) for e in document.appointment_types
+        ],
     )
 
 

@@ -73,3 +73,15 @@ class SecondFactorRequiredError(DomainError):
     def __init__(self, detail: str, challenge: str) -> None:
         super().__init__(detail)
         self.challenge = challenge
+
+
+class BeyondBookingHorizonError(DomainError):
+    """The start is further ahead than the exam may be booked."""
+
+    code = "beyond_booking_horizon"
+
+
+class BookingLimitReachedError(DomainError):
+    """The patient already holds as many upcoming bookings as one patient may."""
+
+    code = "booking_limit_reached"

@@ -12,14 +12,21 @@ from uuid import UUID, uuid4
 from application.base import BaseApplication, Position, retrying
 from application.calendars import Calendars
 from application.catalog import Catalog
-from application.errors import IdempotencyKeyReusedError, NotFoundError
-from application.ports import Clock
+from application.errors import (
+    BeyondBookingHorizonError,
+    BookingLimitReachedError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+)
+from application.ports import AppointmentReader, Clock
 from domain.appointment import (
+    ACTIVE,
     Appointment,
     BookingInPastError,
     NotASlotError,
     OutsideOpeningHoursError,
 )
+from domain.appointment_type import AppointmentType
 from domain.context import Actor
 from domain.identifiers import derived_id
 from domain.location import Location
@@ -29,6 +36,23 @@ from domain.schedule import Interval, is_slot, local_days, merge_touching, zone
 
 MAX_ATTEMPTS = 16
 T = TypeVar("T")
+PATIENT = "patient"  # the role of an actor booking for themselves
+
+
+@dataclass(frozen=True)
+class BookingLimits:
+    """What one patient may hold and ask for when booking for themselves (staff booking
+    on a patient's behalf are not limited): active upcoming appointments per exam type
+    and in all, and booking requests per hour (counted by the API's rate limiter).
+    0 lifts a limit (the benchmarks book thousands of slots as a few patients)."""
+
+    per_exam_type: int = 3
+    overall: int = 10
+    requests_per_hour: int = 30
+
+    @property
+    def caps_bookings(self) -> bool:
+        return self.per_exam_type > 0 or self.overall > 0
 
 
 @dataclass(frozen=True)
@@ -87,10 +111,22 @@ class Scheduling(SchedulingLog):
 
     name = SchedulingLog.name  # the library names a subclass after itself otherwise
 
-    def __init__(self, env: Any = None, *, catalog: Catalog, clock: Clock) -> None:
+    def __init__(
+        self,
+        env: Any = None,
+        *,
+        catalog: Catalog,
+        clock: Clock,
+        bookings: AppointmentReader | None = None,
+        limits: BookingLimits | None = None,
+    ) -> None:
+        """``bookings`` (the appointments read model) lets ``book`` count what a patient
+        already holds against ``limits``; without it, bookings are not capped."""
         super().__init__(env)
         self.catalog = catalog
         self._clock = clock
+        self._bookings = bookings
+        self.limits = limits or BookingLimits()
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -158,10 +194,13 @@ class Scheduling(SchedulingLog):
             return Plan(existing, [])
         exam = self.catalog.appointment_type(appointment_type_id)
         location = self.catalog.location(location_id)
-        span = self._span(start, exam.duration_minutes)
         now = self.now()
+        self._within_horizon(exam, start, now)
+        span = self._span(start, exam.duration_minutes)
         if span.start <= now:
             raise BookingInPastError("an appointment must start in the future")
+        if actor.role == PATIENT:
+            self._within_limits(patient_id, exam, now)
         calendars = self.calendars()
         placement = self._place(exam.modality, location, span, str(appointment_id), calendars)
         appointment = Appointment.book(
@@ -218,6 +257,7 @@ class Scheduling(SchedulingLog):
         appointment = self.appointment(appointment_id, owner)
         exam = self.catalog.appointment_type(appointment.appointment_type_id)
         location = self.catalog.location(location_id or appointment.location_id)
+        self._within_horizon(exam, start, self.now())
         span = self._span(start, exam.duration_minutes)
         calendars = self.calendars()
         released = calendars.free_appointment(appointment, actor)
@@ -290,6 +330,44 @@ class Scheduling(SchedulingLog):
         return retry_writes(lambda: self._commit(plan()))
 
     # Internals -------------------------------------------------------------------------
+
+    @staticmethod
+    def _within_horizon(exam: AppointmentType, start: datetime, now: datetime) -> None:
+        """Refuse a start further ahead than the exam may be booked."""
+        days = exam.booking_horizon_days
+        if start.tzinfo is not None and start - now > timedelta(days=days):
+            last = (now + timedelta(days=days)).date().isoformat()
+            raise BeyondBookingHorizonError(
+                f"{exam.spec.get('name', 'this exam')} can be booked at most {days} days"
+                f" ahead (up to {last})"
+            )
+
+    def _within_limits(self, patient_id: UUID, exam: AppointmentType, now: datetime) -> None:
+        """Refuse a booking that would give the patient more active upcoming appointments
+        than ``limits`` allow.
+
+        A soft limit, counted from the appointments read model, not an aggregate: the API
+        waits until the read model holds the patient's own earlier writes, but two of
+        their bookings racing each other can both pass (going over by one or two), which
+        is acceptable against hoarding. A cancellation frees a place once it is read."""
+        if self._bookings is None or not self.limits.caps_bookings:
+            return
+        held = [
+            view
+            for view in self._bookings.for_patient(patient_id)
+            if view.status in ACTIVE and view.end > now
+        ]
+        same_type = sum(1 for view in held if view.appointment_type_id == exam.id)
+        if 0 < self.limits.per_exam_type <= same_type:
+            raise BookingLimitReachedError(
+                f"you already have {same_type} upcoming appointments for this exam, the most"
+                f" one patient may hold ({self.limits.per_exam_type}); cancel one to book another"
+            )
+        if 0 < self.limits.overall <= len(held):
+            raise BookingLimitReachedError(
+                f"you already have {len(held)} upcoming appointments, the most one patient may"
+                f" hold ({self.limits.overall}); cancel one to book another"
+            )
 
     @staticmethod
     def _span(start: datetime, minutes: int) -> Interval:

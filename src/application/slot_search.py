@@ -8,6 +8,7 @@ from uuid import UUID
 
 from application.errors import InvalidQueryError, NotFoundError
 from application.ports import BusyReader, CatalogReader, Clock
+from domain.appointment_type import booking_horizon_days
 from domain.location import site_on
 from domain.resource import windows_on
 from domain.schedule import local_days, slot_starts, zone
@@ -53,7 +54,10 @@ class SlotSearch:
         if exam is None:
             raise NotFoundError("no such appointment type")
         duration = timedelta(minutes=int(exam["duration_minutes"]))
-        start = max(start, self._clock.now())
+        now = self._clock.now()
+        start = max(start, now)
+        # Nothing beyond the exam's booking horizon is offered (a booking there is refused).
+        end = min(end, now + timedelta(days=booking_horizon_days(exam)))
         resources = self._catalog.resources(str(exam["modality"]), location_id)
         if (
             location_id is not None
@@ -61,6 +65,8 @@ class SlotSearch:
             and location_id not in dict(self._catalog.locations())
         ):
             raise NotFoundError("no such location")
+        if end <= start:
+            return []
         busy = self._busy.busy([r.id for r in resources], start - duration, end + duration)
         found: dict[tuple[str, datetime], Slot] = {}
         for resource in resources:

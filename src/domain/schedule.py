@@ -17,6 +17,24 @@ from domain.errors import InvalidValueError
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
 
+# The dates and instants the system accepts from outside (requests, catalog files): far
+# beyond them, date arithmetic overflows and PostgreSQL refuses the values. An offset is
+# one that exists somewhere on Earth (UTC-12:00 .. UTC+14:00).
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 2100
+MAX_OFFSET = timedelta(hours=14)
+
+
+def out_of_range_problem(value: date) -> str | None:
+    """Why a date or instant is outside the accepted range, or None if it is inside."""
+    if isinstance(value, datetime):
+        offset = value.utcoffset()
+        if offset is not None and abs(offset) > MAX_OFFSET:
+            return "a UTC offset lies between -14:00 and +14:00"
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        return f"dates lie between the years {EARLIEST_YEAR} and {LATEST_YEAR}"
+    return None
+
 
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone called ``name``, or an InvalidValueError."""

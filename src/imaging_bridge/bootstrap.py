@@ -57,7 +57,7 @@ from application.ris.delivery_desk import DeliveryDesk
 from application.ris.inbound import InboundEffects, InboundSettings
 from application.ris.inbound_desk import Hl7Inbound
 from application.ris.inbound_ports import InboundHandler
-from application.scheduling import Scheduling
+from application.scheduling import BookingLimits, Scheduling
 from application.services import Services
 from application.slot_search import SlotSearch
 from domain.errors import DomainError
@@ -340,10 +340,21 @@ def _wire(
     # Catalog aggregates change rarely and every booking reads several: keep them cached
     # (the library fast-forwards a cached aggregate with any newer events before use).
     catalog = Catalog({**env, "AGGREGATE_CACHE_MAXSIZE": "5000"})
-    scheduling = Scheduling(env, catalog=catalog, clock=clock)
+    pool = reader_pool(url, settings.db_pool_size)
+    appointments = PostgresAppointmentReader(pool)
+    scheduling = Scheduling(
+        env,
+        catalog=catalog,
+        clock=clock,
+        bookings=appointments,
+        limits=BookingLimits(
+            per_exam_type=settings.max_bookings_per_exam_type,
+            overall=settings.max_bookings_overall,
+            requests_per_hour=settings.booking_requests_per_hour,
+        ),
+    )
     registry = Registry(env, hasher=hasher, clock=clock)
     deliveries = Deliveries(env)
-    pool = reader_pool(url, settings.db_pool_size)
     cipher = AtRestCipher(env["CIPHER_KEY"])
     inbound_store = PostgresInboundStore(pool, cipher)
     if seal_old_rows:
@@ -367,7 +378,6 @@ def _wire(
         reset_link=settings.reset_link,
     )
     catalog_view = PostgresCatalogReader(pool)
-    appointments = PostgresAppointmentReader(pool)
     access_log = BatchingAccessLog(pool)
     services = Services(
         catalog=catalog,

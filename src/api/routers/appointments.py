@@ -4,6 +4,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header
 
 from api.deps import ActorDep, AuditDep, ConsistencyDep, PatientDep, ServicesDep
+from api.limits import patient_rate_limit
 from api.schemas.appointments import (
     AppointmentOut,
     BookAppointment,
@@ -15,8 +16,22 @@ from application.errors import NotFoundError
 
 router = APIRouter(prefix="/v1/appointments", tags=["appointments"])
 
+# Each patient's booking requests per hour (BOOKING_REQUESTS_PER_HOUR), from any address.
+BOOKING_BUDGET = patient_rate_limit(
+    "booking",
+    lambda services: services.scheduling.limits.requests_per_hour,
+    window_seconds=3600,
+    what="booking requests",
+)
 
-@router.post("", status_code=201, response_model=AppointmentOut, summary="Book a slot")
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AppointmentOut,
+    summary="Book a slot",
+    dependencies=[BOOKING_BUDGET],
+)
 def book(
     request: BookAppointment,
     patient: PatientDep,
@@ -26,6 +41,10 @@ def book(
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> AppointmentOut:
     assert patient.patient_id is not None
+    # The booking caps count the patient's appointments in the read model: let it hold
+    # their own earlier bookings and cancellations first.
+    if services.scheduling.limits.caps_bookings:
+        consistency.before_read()
     written = services.scheduling.book(
         patient_id=patient.patient_id,
         appointment_type_id=request.appointment_type_id,
@@ -67,7 +86,12 @@ def one(
     return AppointmentOut.model_validate(view)
 
 
-@router.post("/{appointment_id}/reschedule", response_model=AppointmentOut, summary="Move it")
+@router.post(
+    "/{appointment_id}/reschedule",
+    response_model=AppointmentOut,
+    summary="Move it",
+    dependencies=[BOOKING_BUDGET],
+)
 def reschedule(
     appointment_id: UUID,
     request: RescheduleAppointment,

@@ -12,6 +12,7 @@ from api.schemas.audit import AccessEntryOut, AccessPage
 from api.schemas.common import INSTANT_HELP
 from application.permissions import Permission
 from application.ports import AccessRecord
+from domain.schedule import out_of_range_problem
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -27,6 +28,9 @@ def _instant(name: str, value: str | None) -> datetime | None:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise ApiError(422, "invalid_query", f"{name} must be {INSTANT_HELP}")
+    problem = out_of_range_problem(parsed)
+    if problem is not None:
+        raise ApiError(422, "out_of_range", f"{name}: {problem}")
     return parsed
 
 

@@ -4,10 +4,9 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from api.deps import Public, ServicesDep
-from api.schemas.common import INSTANT_HELP
+from api.schemas.common import INSTANT_HELP, Instant
 from api.schemas.slots import SlotOut
 
 router = APIRouter(prefix="/v1", tags=["slots"], dependencies=[Public])
@@ -17,9 +16,9 @@ router = APIRouter(prefix="/v1", tags=["slots"], dependencies=[Public])
 def slots(
     services: ServicesDep,
     appointment_type_id: UUID,
-    start: Annotated[AwareDatetime, Query(description=f"slots from: {INSTANT_HELP}")],
+    start: Annotated[Instant, Query(description=f"slots from: {INSTANT_HELP}")],
     end: Annotated[
-        AwareDatetime,
+        Instant,
         Query(description=f"slots starting before: {INSTANT_HELP}; at most 31 days on"),
     ],
     location_id: UUID | None = None,

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, requires
 from api.schemas.appointments import AppointmentOut, ChangeAppointment
-from api.schemas.common import INSTANT_HELP, Created, ErrorBody
+from api.schemas.common import INSTANT_HELP, Created, ErrorBody, Instant
 from api.schemas.staff import (
     BreakGlassOut,
     BreakGlassRequest,
@@ -124,9 +123,9 @@ def location_appointments(
     audit: AuditDep,
     consistency: ConsistencyDep,
     location_id: UUID,
-    start: Annotated[AwareDatetime, Query(description=f"starting at or after: {INSTANT_HELP}")],
+    start: Annotated[Instant, Query(description=f"starting at or after: {INSTANT_HELP}")],
     end: Annotated[
-        AwareDatetime,
+        Instant,
         Query(description=f"starting before: {INSTANT_HELP}; at most 31 days on"),
     ],
 ) -> list[AppointmentOut]:

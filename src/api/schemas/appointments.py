@@ -3,19 +3,19 @@ from typing import Self
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from api.schemas.common import FromView, Strict
+from api.schemas.common import FromView, Instant, Strict
 
 
 class BookAppointment(Strict):
     appointment_type_id: UUID
     location_id: UUID
-    start: AwareDatetime
+    start: Instant
 
 
 class RescheduleAppointment(Strict):
-    start: AwareDatetime
+    start: Instant
     location_id: UUID | None = None
     reason: str = Field(default="", max_length=500)
 

@@ -1,4 +1,6 @@
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from domain.appointment_type import DEFAULT_BOOKING_HORIZON_DAYS
 
 
 class AddressOut(BaseModel):
@@ -36,3 +38,6 @@ class AppointmentTypeOut(BaseModel):
     cpt: str
     duration_minutes: int
     preparation: str = ""
+    booking_horizon_days: int = Field(
+        default=DEFAULT_BOOKING_HORIZON_DAYS, description="how many days ahead it can be booked"
+    )

@@ -1,9 +1,9 @@
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import AliasChoices, AwareDatetime, Field
+from pydantic import AliasChoices, Field
 
-from api.schemas.common import FromView, Password, Strict
+from api.schemas.common import FromView, Instant, Password, Strict
 from api.schemas.patients import PatientProfile
 
 
@@ -50,5 +50,5 @@ class PatientOut(PatientProfile):
 
 class DayQuery(Strict):
     location_id: UUID
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Instant
+    end: Instant

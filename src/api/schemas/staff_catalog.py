@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from api.schemas.catalog import AppointmentTypeOut, LocationOut
-from api.schemas.common import Strict
+from api.schemas.common import Day, Moment, Strict
 from application.catalog_file import AppointmentTypeEntry, LocationEntry, ResourceEntry
 
 LocationIn = LocationEntry
@@ -21,13 +21,13 @@ Outcome = Literal["created", "revised", "unchanged"]
 
 
 class ClosureIn(Strict):
-    date: date
+    date: Day
     reason: str = Field(default="", max_length=200)
 
 
 class BlockIn(Strict):
-    start: datetime = Field(description="local wall-clock time at the location, or with an offset")
-    end: datetime = Field(description="local wall-clock time at the location, or with an offset")
+    start: Moment = Field(description="local wall-clock time at the location, or with an offset")
+    end: Moment = Field(description="local wall-clock time at the location, or with an offset")
     reason: str = Field(default="", max_length=200)
 
 
