@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 
-from api.consistency import HEADER, LastWrites, parse_token
+from api.consistency import HEADER, LastWrites, check_token, parse_token
 from api.errors import ApiError
 from application.base import Position
 from application.errors import InvalidTokenError
@@ -242,10 +242,10 @@ class Consistency:
         self.response.headers[HEADER] = str(position)
 
     def before_read(self) -> None:
-        positions = [
-            parse_token(self.request.headers.get(HEADER)),
-            self._last_writes.last(str(self.principal.account_id)),
-        ]
+        token = parse_token(self.request.headers.get(HEADER))
+        if token is not None:
+            check_token(token, self.services.sync)  # before any wait: 400 at once
+        positions = [token, self._last_writes.last(str(self.principal.account_id))]
         if getattr(self.request.app.state, "several_workers", False):
             # This client's last write may have gone through another worker process:
             # wait until the read models hold everything scheduled so far.

@@ -183,6 +183,11 @@ class ReadModelSync(ABC):
         """Block until every read model fed by the position's application has
         processed it; False if that did not happen within ``timeout`` seconds."""
 
+    @abstractmethod
+    def head(self, application: str) -> int | None:
+        """The last notification id in ``application``'s log (0 if empty); None if no
+        read model follows an application of that name."""
+
 
 @dataclass(frozen=True)
 class AccessRecord:

@@ -10,6 +10,7 @@ from psycopg.sql import SQL, Composed, Identifier, Placeholder
 from psycopg.types.json import Jsonb
 
 from projections.changes import Change, Delete, Update, Upsert
+from projections.progress import CHANNEL, PROGRESS
 
 
 class ReadModelView(PostgresTrackingRecorder):
@@ -25,6 +26,14 @@ class ReadModelView(PostgresTrackingRecorder):
             for change in changes:
                 self._execute(curs, change)
             self._insert_tracking(curs, tracking)
+            self._notify(curs, tracking)
+        PROGRESS.advanced(tracking.application_name)
+
+    @staticmethod
+    def _notify(curs: Cursor[DictRow], tracking: Tracking) -> None:
+        """Wake readers waiting for this position (projections.progress): other processes
+        hear the NOTIFY when the transaction commits; this one is told after it."""
+        curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, tracking.application_name))
 
     def truncate(self, tables: Sequence[str], application_name: str) -> None:
         """Empty the tables and forget how far the projection had got."""
