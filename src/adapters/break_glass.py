@@ -7,7 +7,7 @@ from uuid import UUID
 import structlog
 from psycopg_pool import ConnectionPool
 
-from application.ports import BreakGlassGrant, BreakGlassStore
+from application.ports import Alert, AlertReader, BreakGlassGrant, BreakGlassStore
 
 log = structlog.get_logger(__name__)
 
@@ -46,3 +46,29 @@ class PostgresBreakGlassStore(BreakGlassStore):
                 (account_id, patient_id, now, now),
             ).fetchone()
         return BreakGlassGrant(*row) if row else None
+
+
+class PostgresAlertReader(AlertReader):
+    """The ``alerts`` table, for compliance (GET /v1/audit/alerts)."""
+
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    def search(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, at, kind, subject_id, detail, acknowledged_at FROM alerts"
+                " WHERE (%(start)s::timestamptz IS NULL OR at >= %(start)s)"
+                " AND (%(end)s::timestamptz IS NULL OR at < %(end)s)"
+                " AND (%(before)s::bigint IS NULL OR id < %(before)s)"
+                " ORDER BY id DESC LIMIT %(limit)s",
+                {"start": start, "end": end, "before": before_id, "limit": limit},
+            ).fetchall()
+        return [Alert(*row) for row in rows]

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.consistency import LastWrites
+from api.deps import record_object_refusal
 from api.docs import install_docs
 from api.errors import body, install_error_handlers
 from api.metrics import observe_request
@@ -68,7 +69,7 @@ def create_app(
     app.state.services = services
     app.state.last_writes = LastWrites()
     app.state.several_workers = several_workers
-    install_error_handlers(app)
+    install_error_handlers(app, on_refusal=record_object_refusal)
     routers = (
         health,
         auth,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 
-from api.consistency import HEADER, LastWrites, parse_token
+from api.consistency import HEADER, LastWrites, check_token, parse_token
 from api.errors import ApiError
 from application.base import Position
 from application.errors import InvalidTokenError
@@ -49,6 +49,8 @@ def record_access(
 ) -> None:
     """Append one access-log entry for this request (its time, id and client address).
     ``patient_id`` may be a UUID, its text, or None; the log keeps it as a UUID."""
+    # A request that wrote its own entry is not logged again by record_object_refusal.
+    request.state.access_logged = True
     who = Actor(id=actor_id, role=role, request_id=request_id(request), source="api")
     services.access_log.record(
         AccessRecord.of(
@@ -75,10 +77,12 @@ def get_principal(
         _record_refusal(request, services, outcome="denied_no_token", reason="no bearer token")
         raise ApiError(401, "not_authenticated", "sign in first", {"WWW-Authenticate": "Bearer"})
     try:
-        return services.auth.principal(token)
+        principal = services.auth.principal(token)
     except InvalidTokenError as error:
         _record_refusal(request, services, outcome="denied_token", reason=error.detail)
         raise
+    request.state.principal = principal  # for record_object_refusal
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -154,6 +158,37 @@ def _record_refusal(
     )
 
 
+# An object-level refusal after the permission check: someone else's object (404) or
+# one outside the caller's centres (403).
+REFUSAL_OUTCOMES = {403: "denied", 404: "not_found"}
+
+
+def record_object_refusal(request: Request, status_code: int, reason: str) -> None:
+    """Log a 403 or 404 answered to a signed-in caller (the error handlers call this), so
+    that refused writes are in the access log as refused reads are: a patient's change of
+    another patient's appointment, a scheduler's front-desk action or catalog change
+    outside their centres. Calls that logged their own entry already (reads, role
+    refusals) and calls without a signed-in caller are left alone."""
+    outcome = REFUSAL_OUTCOMES.get(status_code)
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if outcome is None or principal is None or getattr(request.state, "access_logged", False):
+        return
+    route = request.scope.get("route")
+    params = request.path_params
+    record_access(
+        request,
+        get_services(request),
+        actor_id=str(principal.account_id),
+        role=principal.role,
+        patient_id=params.get("patient_id"),
+        resource=str(getattr(route, "path", request.url.path)),
+        resource_id=",".join(str(value) for value in params.values()),
+        action=request.method.lower(),
+        outcome=outcome,
+        reason=reason,
+    )
+
+
 Public = requires(Permission.PUBLIC)
 
 
@@ -207,10 +242,10 @@ class Consistency:
         self.response.headers[HEADER] = str(position)
 
     def before_read(self) -> None:
-        positions = [
-            parse_token(self.request.headers.get(HEADER)),
-            self._last_writes.last(str(self.principal.account_id)),
-        ]
+        token = parse_token(self.request.headers.get(HEADER))
+        if token is not None:
+            check_token(token, self.services.sync)  # before any wait: 400 at once
+        positions = [token, self._last_writes.last(str(self.principal.account_id))]
         if getattr(self.request.app.state, "several_workers", False):
             # This client's last write may have gone through another worker process:
             # wait until the read models hold everything scheduled so far.

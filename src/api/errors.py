@@ -2,6 +2,7 @@
 
 import math
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -121,14 +122,23 @@ def _validation_detail(error: RequestValidationError) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
-def install_error_handlers(app: FastAPI) -> None:
+RefusalHook = Callable[[Request, int, str], None]
+
+
+def install_error_handlers(app: FastAPI, on_refusal: RefusalHook | None = None) -> None:
     """The ``{code, detail}`` handlers, and ``UnhandledErrors``: call it before adding any
-    other middleware, so that it sits inside all of them."""
+    other middleware, so that it sits inside all of them. ``on_refusal(request, status,
+    detail)`` hears of every 403 and 404 answer (the API logs them: api.deps)."""
     app.add_middleware(UnhandledErrors)
 
+    def refused(request: Request, status: int, detail: str) -> None:
+        if on_refusal is not None and status in (403, 404):
+            on_refusal(request, status, detail)
+
     @app.exception_handler(DomainError)
-    def domain_error(_: Request, error: DomainError) -> JSONResponse:
+    def domain_error(request: Request, error: DomainError) -> JSONResponse:
         status = STATUS_BY_CODE.get(error.code, DEFAULT_STATUS)
+        refused(request, status, error.detail)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
         content: dict[str, Any] = body(error.code, error.detail)
         retry_after = getattr(error, "retry_after", None)
@@ -148,9 +158,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body(code, _validation_detail(error)), status_code=422)
 
     @app.exception_handler(HTTPException)
-    def http_error(_: Request, error: HTTPException) -> JSONResponse:
+    def http_error(request: Request, error: HTTPException) -> JSONResponse:
         code = getattr(error, "code", None) or CODE_BY_STATUS.get(error.status_code, "http_error")
         detail: Any = error.detail if isinstance(error.detail, str) else str(error.detail)
+        refused(request, error.status_code, detail)
         return JSONResponse(
             body(code, detail),
             status_code=error.status_code,

@@ -183,6 +183,11 @@ class ReadModelSync(ABC):
         """Block until every read model fed by the position's application has
         processed it; False if that did not happen within ``timeout`` seconds."""
 
+    @abstractmethod
+    def head(self, application: str) -> int | None:
+        """The last notification id in ``application``'s log (0 if empty); None if no
+        read model follows an application of that name."""
+
 
 @dataclass(frozen=True)
 class AccessRecord:
@@ -398,3 +403,29 @@ class BreakGlassStore(ABC):
     @abstractmethod
     def active(self, account_id: UUID, patient_id: UUID, now: datetime) -> BreakGlassGrant | None:
         """The grant letting this account see this patient now, if any."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something compliance must look at (a break-glass grant, for now)."""
+
+    id: int
+    at: datetime
+    kind: str
+    subject_id: str
+    detail: str
+    acknowledged_at: datetime | None
+
+
+class AlertReader(ABC):
+    @abstractmethod
+    def search(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Alert]:
+        """Alerts raised at or after ``start`` and before ``end`` and older than the
+        alert ``before_id``, newest first, at most ``limit``."""

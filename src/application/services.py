@@ -8,6 +8,7 @@ from application.auth import AuthService
 from application.catalog import Catalog
 from application.ports import (
     AccessLog,
+    AlertReader,
     AppointmentReader,
     CatalogReader,
     Clock,
@@ -49,3 +50,4 @@ class Services:
     staff_access: StaffAccess
     hl7_inbound: Hl7Inbound
     deliveries: DeliveryDesk
+    alerts: AlertReader

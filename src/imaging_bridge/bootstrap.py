@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from adapters.access_log import BatchingAccessLog
 from adapters.at_rest import AtRestCipher
-from adapters.break_glass import PostgresBreakGlassStore
+from adapters.break_glass import PostgresAlertReader, PostgresBreakGlassStore
 from adapters.clock import SystemClock
 from adapters.database import (
     NoDatabaseError,
@@ -395,6 +395,7 @@ def _wire(
         staff_access=StaffAccess(appointments, PostgresBreakGlassStore(pool), clock),
         hl7_inbound=Hl7Inbound(inbound_store, clock, access_log),
         deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock, access_log),
+        alerts=PostgresAlertReader(pool),
     )
     inbound = InboundEffects(
         registry=registry,

@@ -1,10 +1,12 @@
 """Running the projections: one eventsourcing ProjectionRunner per read model,
 waiting on tracking positions, health, and rebuilding a read model from the log."""
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.projection import Projection, ProjectionRunner
 from eventsourcing.utils import Environment
@@ -21,6 +23,7 @@ from projections.catalog_view import CatalogProjection
 from projections.deliveries_view import DeliveriesViewProjection
 from projections.orders_view import OrdersProjection
 from projections.parked import ParkedRow, parked_events, parking
+from projections.progress import PROGRESS, TrackingListener
 from projections.view import ReadModelView
 
 PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
@@ -43,6 +46,8 @@ class Projections(ReadModelSync):
         self._readers: dict[str, ReadModelView] = {}
         # Readiness: the log's head when each runner started, until it has caught up.
         self._start_heads: dict[str, int] = {}
+        self._listener: TrackingListener | None = None
+        self._listener_lock = threading.Lock()
 
     def start(self) -> None:
         for name in PROJECTIONS:
@@ -65,6 +70,9 @@ class Projections(ReadModelSync):
         for reader in self._readers.values():
             reader.datastore.close()
         self._readers.clear()
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
 
     def _stop(self, name: str) -> None:
         runner = self._runners.pop(name)
@@ -81,15 +89,8 @@ class Projections(ReadModelSync):
         (whichever process runs the projection)."""
         result = {}
         for name, (application_class, _) in PROJECTIONS.items():
-            view = self._runners[name].view if name in self._runners else self._reader(name)
-            with view.datastore.transaction(commit=False) as curs:
-                curs.execute(
-                    SQL("SELECT max(notification_id) AS head FROM {}").format(
-                        Identifier(f"{application_class.name}_events")
-                    )
-                )
-                row = curs.fetchone()
-            head = (row or {}).get("head") or 0
+            view = self._view(name)
+            head = self._head(view, application_class.name)
             done = view.max_tracking_id(application_class.name) or 0
             result[name] = head - done
         return result
@@ -127,21 +128,68 @@ class Projections(ReadModelSync):
             return all(self.running().values()) and self.caught_up()
         return all(behind <= max_lag for behind in self.lag().values())
 
+    # -- waiting for a position: woken by projections.progress, not by polling ------------
+
+    def head(self, application: str) -> int | None:
+        """The last notification id of ``application``'s log (0 when empty); None when no
+        read model here follows an application of that name."""
+        names = [n for n, (a, _) in PROJECTIONS.items() if a.name == application]
+        return self._head(self._view(names[0]), application) if names else None
+
     def wait(self, position: Position, timeout: float = 5.0) -> bool:
         views = [
-            self._runners[name].view if name in self._runners else self._reader(name)
+            self._view(name)
             for name, (application_class, _) in PROJECTIONS.items()
             if application_class.name == position.application
         ]
-        deadline = time.monotonic() + timeout
-        pause = 0.002
-        for view in views:
-            while not view.has_tracking_id(position.application, position.notification_id):
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(pause)
-                pause = min(pause * 1.5, 0.025)
-        return True
+        recheck = None
+        if any(name not in self._runners for name in PROJECTIONS):
+            # Another process runs (some) projections: their views' NOTIFY wakes us
+            # through the listener; a re-check each half second covers a notification
+            # sent while the listener was (re)connecting.
+            self._listen()
+            recheck = 0.5
+
+        def done() -> bool:
+            return all(
+                view.has_tracking_id(position.application, position.notification_id)
+                for view in views
+            )
+
+        return PROGRESS.wait_for(position.application, done, timeout, recheck)
+
+    def _listen(self) -> None:
+        with self._listener_lock:
+            if self._listener is not None:
+                return
+            env = self._env
+            self._listener = TrackingListener(
+                lambda: psycopg.connect(
+                    dbname=env["POSTGRES_DBNAME"],
+                    host=env["POSTGRES_HOST"],
+                    port=env["POSTGRES_PORT"],
+                    user=env["POSTGRES_USER"],
+                    password=env.get("POSTGRES_PASSWORD", ""),
+                    autocommit=True,
+                    connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
+                ),
+                PROGRESS,
+            )
+            self._listener.start()
+
+    @staticmethod
+    def _head(view: ReadModelView, application_name: str) -> int:
+        with view.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT max(notification_id) AS head FROM {}").format(
+                    Identifier(f"{application_name}_events")
+                )
+            )
+            row = curs.fetchone()
+        return int((row or {}).get("head") or 0)
+
+    def _view(self, name: str) -> ReadModelView:
+        return self._runners[name].view if name in self._runners else self._reader(name)
 
     def _reader(self, name: str) -> ReadModelView:
         """A view's tracking, for a process that serves reads while another runs the

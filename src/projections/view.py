@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 
 from projections.changes import Change, Delete, Update, Upsert
 from projections.parked import PARK_ALERT, PARK_EVENT, Parked
+from projections.progress import CHANNEL, PROGRESS
 
 
 class ReadModelView(PostgresTrackingRecorder):
@@ -26,6 +27,14 @@ class ReadModelView(PostgresTrackingRecorder):
             for change in changes:
                 self._execute(curs, change)
             self._insert_tracking(curs, tracking)
+            self._notify(curs, tracking)
+        PROGRESS.advanced(tracking.application_name)
+
+    @staticmethod
+    def _notify(curs: Cursor[DictRow], tracking: Tracking) -> None:
+        """Wake readers waiting for this position (projections.progress): other processes
+        hear the NOTIFY when the transaction commits; this one is told after it."""
+        curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, tracking.application_name))
 
     # --- parking: an event this read model cannot apply (projections/parked.py) ---
 
@@ -37,6 +46,8 @@ class ReadModelView(PostgresTrackingRecorder):
             curs.execute(PARK_EVENT, parked.row())
             curs.execute(PARK_ALERT, parked.row())
             self._insert_tracking(curs, tracking)
+            self._notify(curs, tracking)
+        PROGRESS.advanced(tracking.application_name)
 
     # --- end of parking ---
 

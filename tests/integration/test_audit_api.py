@@ -384,6 +384,11 @@ def read_cases(w: dict[str, Any]) -> list[Read]:
             PATH, "compliance", PATH, {"patient_id": str(patient_id)}, "compliance_actor",
             "compliance", patient_id, "access_log", f"patient_id={patient_id}",
         ),
+        Read(
+            "/v1/audit/alerts", "compliance", "/v1/audit/alerts",
+            {"from": "2026-11-01T00:00:00Z"}, "compliance_actor", "compliance", None,
+            "alerts", "from=2026-11-01T00:00:00+00:00",
+        ),
     ]  # fmt: skip
 
 

@@ -787,3 +787,10 @@ def test_a_refused_call_is_in_the_access_log(client, runtime):
             "SELECT role, resource, outcome FROM phi_access_log WHERE outcome LIKE 'denied%'"
         ).fetchall()
     assert rows == [("patient", "/v1/staff/patients/{patient_id}", "denied_role")]
+
+
+def test_compliance_alone_reads_the_alerts(client):
+    # the matrix above checks every role against this rule
+    routes = route_permissions(client.app)
+    assert routes[("GET", "/v1/audit/alerts")] == {Permission.AUDIT_READ}
+    assert [role for role in ROLES if allows(role, Permission.AUDIT_READ)] == ["compliance"]

@@ -205,6 +205,9 @@ class CaughtUp(ReadModelSync):
     def wait(self, position, timeout=5.0):
         return True
 
+    def head(self, application):
+        return None
+
 
 def admin(catalog, reader):
     scheduling = Scheduling(POPO, catalog=catalog, clock=SettableClock())

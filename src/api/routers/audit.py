@@ -1,4 +1,5 @@
-"""The compliance officer's view of the PHI access log: who read which patient's data."""
+"""The compliance officer's views: the PHI access log (who read which patient's data) and
+the alerts raised for them (break-glass grants)."""
 
 from datetime import datetime
 from typing import Annotated
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import AuditDep, ServicesDep, requires
 from api.errors import ApiError
-from api.schemas.audit import AccessEntryOut, AccessPage
+from api.schemas.audit import AccessEntryOut, AccessPage, AlertOut, AlertPage
 from api.schemas.common import INSTANT_HELP
 from application.permissions import Permission
 from application.ports import AccessRecord
@@ -99,4 +100,47 @@ def access(
     return AccessPage(
         items=[_out(entry_id, entry) for entry_id, entry in page],
         next_before_id=page[-1][0] if len(found) > limit else None,
+    )
+
+
+@router.get(
+    "/alerts",
+    dependencies=[requires(Permission.AUDIT_READ)],
+    response_model=AlertPage,
+    summary="Alerts for compliance (break-glass grants), newest first",
+)
+def alerts(
+    services: ServicesDep,
+    audit: AuditDep,
+    from_: Annotated[
+        str | None,
+        Query(alias="from", max_length=64, description=f"at or after: {INSTANT_HELP}"),
+    ] = None,
+    to: Annotated[str | None, Query(max_length=64, description=f"before: {INSTANT_HELP}")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    before_id: Annotated[
+        int | None,
+        Query(ge=1, description="the next page: alerts older than this one (next_before_id)"),
+    ] = None,
+) -> AlertPage:
+    """Alerts raised in a time range (``from`` inclusive, ``to`` exclusive; both optional).
+    Reading them is recorded in the access log (resource ``alerts``)."""
+    start, end = _instant("from", from_), _instant("to", to)
+    if start is not None and end is not None and start > end:
+        raise ApiError(422, "invalid_query", "from must not be after to")
+    found = services.alerts.search(start=start, end=end, before_id=before_id, limit=limit + 1)
+    page = found[:limit]
+    query = {
+        "from": start and start.isoformat(),
+        "to": end and end.isoformat(),
+        "before_id": before_id,
+    }
+    audit.read(
+        "alerts",
+        " ".join(f"{key}={value}" for key, value in query.items() if value is not None),
+        None,
+    )
+    return AlertPage(
+        items=[AlertOut.model_validate(vars(alert)) for alert in page],
+        next_before_id=page[-1].id if len(found) > limit else None,
     )

@@ -27,3 +27,23 @@ class AccessPage(BaseModel):
 
     items: list[AccessEntryOut]
     next_before_id: int | None = Field(default=None)
+
+
+class AlertOut(BaseModel):
+    """Something compliance must look at: ``kind`` (``break_glass``: an emergency access
+    grant, ``subject_id`` its id), when it was raised, and when acknowledged (if so)."""
+
+    id: int
+    at: datetime
+    kind: str
+    subject_id: str
+    detail: str
+    acknowledged_at: datetime | None
+
+
+class AlertPage(BaseModel):
+    """Newest first. ``next_before_id``: pass it as ``before_id`` for the next (older)
+    page; null on the last page."""
+
+    items: list[AlertOut]
+    next_before_id: int | None = Field(default=None)
