@@ -357,9 +357,9 @@ def test_hl7_replay_of_a_processed_message_asks_for_force(runtime, tmp_path):
     from adapters.hl7.processor import InboundProcessor
     from tests.integration.test_hl7_listener import adt, exchange
 
-    with BackgroundListener(runtime.url, ListenerConfig(port=0)) as listener:
+    with BackgroundListener(runtime.url, ListenerConfig(port=0), cipher=runtime.cipher) as listener:
         exchange(listener.port, adt("FORCE1"))
-    assert InboundProcessor(runtime.pool, runtime.inbound).process_pending(10) == 1
+    assert InboundProcessor(runtime.pool, runtime.inbound, runtime.cipher).process_pending(10) == 1
     env = {"DATABASE_URL": runtime.url, "DATA_DIR": str(tmp_path)}
     listed = run("hl7", "list", "--status", "processed", env=env)
     assert listed.returncode == 0, listed.stderr

@@ -35,10 +35,12 @@ def seg(name: str, fields: dict[int, str]) -> str:
 def deliver(runtime, *messages: bytes) -> list[tuple[str, str]]:
     """Send each message to the listener (each must be answered AA: stored), then let
     the processing stage apply them. (status, outcome or error) of each, in order."""
-    with BackgroundListener(runtime.url, ListenerConfig(host="127.0.0.1", port=0)) as listener:
+    with BackgroundListener(
+        runtime.url, ListenerConfig(host="127.0.0.1", port=0), cipher=runtime.cipher
+    ) as listener:
         for raw in messages:
             assert segments(exchange(listener.port, raw))["MSA"][1] == "AA"
-    InboundProcessor(runtime.pool, runtime.inbound).process_pending(100)
+    InboundProcessor(runtime.pool, runtime.inbound, runtime.cipher).process_pending(100)
     handled = rows(runtime.url)[-len(messages) :]
     return [(row[1], row[7] if row[1] == "processed" else row[6]) for row in handled]
 

@@ -50,7 +50,7 @@ def send_once(port: int, payload: bytes) -> bytes:
 
 def test_no_ack_while_the_database_is_down_and_the_retry_is_stored_once(migrated):
     config = ListenerConfig(host="127.0.0.1", port=0, pool_size=2)
-    with BackgroundListener(migrated, config) as listener:
+    with BackgroundListener(migrated, config, cipher=listener_tests.CIPHER) as listener:
         # Given a listener that stores and acknowledges
         assert segments(send_once(listener.port, adt("BEFORE1")))["MSA"][1] == "AA"
 
