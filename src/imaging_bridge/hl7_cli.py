@@ -121,9 +121,14 @@ def mllp_listen(
 
     TLS when TLS_CERT_FILE and TLS_KEY_FILE are set. serve applies the stored messages.
     """
+    from adapters.hl7.listener import ListenerSetupError, listener_config
     from imaging_bridge.bootstrap import Parts
 
     settings = settings_for(data_dir, host=host, mllp_port=port, mllp_idle_timeout=idle_timeout)
+    try:
+        listener_config(settings)  # refused before any connection (e.g. no HL7_SENDERS)
+    except ListenerSetupError as error:
+        fail(str(error))
     with runtime_for(settings, Parts(projections=False, listener=True)) as runtime:
         bound = runtime.listener.port if runtime.listener else settings.mllp_port
         note = runtime.listener.listener.config.senders_note if runtime.listener else ""

@@ -17,6 +17,7 @@ from adapters.database import reader_pool
 from adapters.hl7.inbound_store import PostgresInboundStore, open_raw
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
 from adapters.migrations import apply_migrations, migrations_dir
+from imaging_bridge.bootstrap import Parts
 from tests.conftest import make_runtime
 from tests.integration.test_hl7_listener import (
     CIPHER,
@@ -149,7 +150,7 @@ def test_rows_stored_in_clear_stay_readable_and_are_sealed_at_the_next_start(
     assert "WEXBRIDGE^JANE" in detail.raw
 
     # When the service starts (the composition root seals what is still in clear)
-    runtime = make_runtime(url, tmp_path, clock, run_projections=False)
+    runtime = make_runtime(url, tmp_path, clock, parts=Parts(projections=False))
     try:
         cipher = runtime.cipher
         rows = {row[0]: row for row in stored(url)}

@@ -41,7 +41,7 @@ def deliver(runtime, *messages: bytes) -> list[tuple[str, str]]:
         for raw in messages:
             assert segments(exchange(listener.port, raw))["MSA"][1] == "AA"
     InboundProcessor(runtime.pool, runtime.inbound, runtime.cipher).process_pending(100)
-    handled = rows(runtime.url)[-len(messages) :]
+    handled = rows(runtime.url, cipher=runtime.cipher)[-len(messages) :]
     return [(row[1], row[7] if row[1] == "processed" else row[6]) for row in handled]
 
 

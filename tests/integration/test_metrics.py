@@ -20,7 +20,7 @@ from adapters.metrics import allowed
 from adapters.settings import Settings
 from application.base import Position
 from domain.context import system_actor
-from imaging_bridge.bootstrap import Runtime
+from imaging_bridge.bootstrap import Parts, Runtime
 from imaging_bridge.observability import start_metrics_server
 from imaging_bridge.outbound import Outbound
 from tests.conftest import make_runtime
@@ -110,11 +110,19 @@ def pump_and_send(ob: Outbound, runtime: Runtime, peer: Peer) -> None:
         lambda handed: [sender.send(delivery_id, version) for delivery_id, version in handed],
         runtime.services.clock,
     )
-    for _ in range(10):  # one message per patient at a time; each run moves one on
+    def caught_up() -> None:
+        # the policy, then the deliveries read model the pump reads (a projection)
         ob.wait_caught_up()
+        deliveries = ob.deliveries
+        assert deliveries is not None
+        head = deliveries.recorder.max_notification_id() or 0
+        assert runtime.services.sync.wait(Position(deliveries.name, head), timeout=30)
+
+    for _ in range(10):  # one message per patient at a time; each run moves one on
+        caught_up()
         if not pump.run_once():
             break
-    ob.wait_caught_up()
+    caught_up()
 
 
 def caught_up(runtime: Runtime) -> None:
@@ -231,7 +239,7 @@ def test_metrics_follow_real_traffic(runtime, client, metrics_url, outbound, pee
 
 def test_projection_lag_shows_a_read_model_behind_its_log(database_url, tmp_path, clock):
     # given a runtime whose read models are not running, and a scrape
-    runtime = make_runtime(database_url, tmp_path, clock, run_projections=False)
+    runtime = make_runtime(database_url, tmp_path, clock, parts=Parts(projections=False))
     server = start_metrics_server(with_metrics(runtime), runtime)
     assert server is not None
     url = f"http://{server.host}:{server.port}"
