@@ -120,3 +120,13 @@ team's shared corpus; where each message comes from is in its ``SOURCES.md``).""
 def hl7_corpus() -> Path:
     """The folder of the HL7 corpus (always present: it is part of the repository)."""
     return HL7_CORPUS
+
+
+def lift_booking_caps(runtime) -> None:
+    """For set-ups where a few patients hold many bookings (the caps have tests of their
+    own): no per-patient cap and no hourly booking budget."""
+    from application.scheduling import BookingLimits
+
+    runtime.services.scheduling.limits = BookingLimits(
+        per_exam_type=0, overall=0, requests_per_hour=0
+    )

@@ -277,14 +277,14 @@ def metrics_app(collectors: Sequence[Collector], allow: Sequence[Network]) -> Ca
         registry.register(collector)
     exposition = make_wsgi_app(registry)
 
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not allowed(environ.get("REMOTE_ADDR", ""), allow):
+    def app(wsgi_env: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not allowed(wsgi_env.get("REMOTE_ADDR", ""), allow):
             start_response("403 Forbidden", [("Content-Type", "text/plain")])
             return [b"metrics are not served to this address\n"]
-        if environ.get("PATH_INFO") != "/metrics":
+        if wsgi_env.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"see /metrics\n"]
-        result: Iterable[bytes] = exposition(environ, start_response)
+        result: Iterable[bytes] = exposition(wsgi_env, start_response)
         return result
 
     return app

@@ -110,6 +110,7 @@ def pump_and_send(ob: Outbound, runtime: Runtime, peer: Peer) -> None:
         lambda handed: [sender.send(delivery_id, version) for delivery_id, version in handed],
         runtime.services.clock,
     )
+
     def caught_up() -> None:
         # the policy, then the deliveries read model the pump reads (a projection)
         ob.wait_caught_up()

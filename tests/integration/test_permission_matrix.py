@@ -38,6 +38,7 @@ from domain.ris.message_delivery import REJECTED_PERMANENT, RetryPolicy
 from imaging_bridge.catalog_loader import decode, demo_catalog_text
 from imaging_bridge.outbound import Outbound
 from tests.integration.mllp_peer import Peer, wait_until
+from tests.support import lift_booking_caps
 
 pytestmark = pytest.mark.integration
 
@@ -178,6 +179,7 @@ def iso(moment: datetime) -> str:
 def build_world(runtime, client, clock) -> World:
     """The objects every route's valid call names (made through the applications, as the
     API would make them), with the clock left just after the no-show appointment's start."""
+    lift_booking_caps(runtime)
     w = World(runtime, client, clock)
     for role in ROLES:
         w.accounts[role] = w.new_account(role)
@@ -652,6 +654,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/v1/audit/access"): Route(
         200, lambda w, _: Call("/v1/audit/access", params={"patient_id": str(w.objects["patient"])})
     ),
+    ("GET", "/v1/audit/alerts"): Route(200, fixed("/v1/audit/alerts")),
     # Operators of the integration
     ("GET", "/v1/admin/deliveries"): Route(
         200, fixed("/v1/admin/deliveries", params={"status": "dead_lettered"})

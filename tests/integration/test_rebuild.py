@@ -17,7 +17,7 @@ from domain.ris.message_delivery import ACCEPTED, RetryPolicy
 from projections.catalog_view import TABLES as CATALOG_TABLES
 from tests.integration.mllp_peer import Peer
 from tests.integration.test_inbound_effects import SIU_ON_OUR_CT, corpus, message, sync
-from tests.support import catalog_ids, register, staff_headers
+from tests.support import catalog_ids, lift_booking_caps, register, staff_headers
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +104,7 @@ def live_history(client, runtime, clock, outside: Outside) -> None:
     """Given a history touching every read model: bookings cancelled, moved and noted;
     a catalog change; RIS orders, results (one for nobody's order) and a RIS booking;
     deliveries sent and ACKed."""
+    lift_booking_caps(runtime)
     headers = register(client, "kim@example.org")
     types, locations = catalog_ids(client)
     ids = []
