@@ -20,10 +20,10 @@ import hmac
 from collections.abc import Iterable
 
 import psycopg
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from eventsourcing.cryptography import AESCipher
+from eventsourcing.utils import Environment
 from psycopg import sql
 
 from adapters.startup import StartupError
@@ -65,7 +65,7 @@ def check_keys(
     with psycopg.connect(url, autocommit=True) as conn:
         recorded = dict(conn.execute("SELECT name, check_value FROM key_checks").fetchall())
         if EVENT_KEY not in recorded:
-            if not _reads_stored_events(conn, base64.b64decode(event_key), event_tables):
+            if not _reads_stored_events(conn, event_key, event_tables):
                 raise KeyMismatchError(
                     f"{event_key_source} cannot decrypt the events already in this database:"
                     " start with the key kept with this database"
@@ -103,11 +103,11 @@ def _record(conn: psycopg.Connection[tuple[str, str]], name: str, value: str) ->
 
 
 def _reads_stored_events(
-    conn: psycopg.Connection[tuple[str, str]], key: bytes, tables: Iterable[str]
+    conn: psycopg.Connection[tuple[str, str]], key_b64: str, tables: Iterable[str]
 ) -> bool:
-    """Whether ``key`` decrypts the first stored event of each existing events table
-    (the eventsourcing library's AES-GCM layout: nonce, tag, ciphertext)."""
-    aes = AESGCM(key)
+    """Whether ``key_b64`` decrypts the first stored event of each existing events table
+    (with the library's own cipher, the one that wrote them)."""
+    cipher = AESCipher(Environment(env={AESCipher.CIPHER_KEY: key_b64}))
     for table in tables:
         exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
         if not exists or not exists[0]:
@@ -119,10 +119,8 @@ def _reads_stored_events(
         ).fetchone()
         if row is None:
             continue
-        state = bytes(row[0])  # type: ignore[arg-type]
-        nonce, tag, encrypted = state[:12], state[12:28], state[28:]
         try:
-            aes.decrypt(nonce, encrypted + tag, None)
-        except InvalidTag:
+            cipher.decrypt(bytes(row[0]))  # type: ignore[arg-type]
+        except ValueError:  # the library's "Invalid cipher tag" (or a damaged layout)
             return False
     return True
