@@ -252,18 +252,13 @@ class MllpListener:
         self, payload: bytes, oversize: bool, peer: str, senders: tuple[Sender, ...]
     ) -> bytes:
         envelope = read_envelope(payload)
-        sender = authorised(senders, envelope)
-        if oversize:
-            problem: Problem | None = TOO_LARGE
-        elif sender is None:
-            problem = NOT_AUTHORISED
-        else:
-            problem = acceptance(envelope)
         message_id = uuid4()
-        ack = build_ack(envelope, problem, control_id=message_id.hex[:20], now=self.now())
         if oversize:
             log.warning("mllp_frame_too_large", peer=peer)
-            return ack
+            return build_ack(envelope, TOO_LARGE, control_id=message_id.hex[:20], now=self.now())
+        sender = authorised(senders, envelope)
+        problem = NOT_AUTHORISED if sender is None else acceptance(envelope)
+        ack = build_ack(envelope, problem, control_id=message_id.hex[:20], now=self.now())
         try:
             stored = await self._writer.store(
                 message_id,
