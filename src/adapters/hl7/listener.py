@@ -340,9 +340,7 @@ class BackgroundListener:
         try:
             asyncio.run_coroutine_threadsafe(self.listener.start(), self._loop).result(timeout)
         except OSError:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout)
-            self._loop.close()
+            self._end_loop(timeout)
             raise
         return self
 
@@ -350,6 +348,9 @@ class BackgroundListener:
         if not self._thread.is_alive():
             return
         asyncio.run_coroutine_threadsafe(self.listener.stop(), self._loop).result(timeout)
+        self._end_loop(timeout)
+
+    def _end_loop(self, timeout: float) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
         self._loop.close()
