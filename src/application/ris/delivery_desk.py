@@ -5,7 +5,13 @@ from uuid import UUID
 from application.errors import NotFoundError
 from application.ports import AccessLog, Clock
 from application.ris.deliveries import Deliveries
-from application.ris.delivery_views import AttemptView, DeliveryReader, DeliveryView, patient_of
+from application.ris.delivery_views import (
+    AttemptView,
+    DeliveryReader,
+    DeliveryView,
+    patient_from,
+    patient_of,
+)
 from domain.context import Actor
 
 
@@ -40,7 +46,7 @@ class DeliveryDesk:
             resource_id=str(delivery_id),
             action="read",
             reason="",
-            patient_id=patient_of({"patient_id": view.ordering_key}),
+            patient_id=patient_from(view.ordering_key),
         )
         return view, self.reader.history(delivery_id)
 

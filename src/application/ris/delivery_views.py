@@ -8,8 +8,13 @@ from uuid import UUID
 
 def patient_of(payload: dict[str, str]) -> UUID | None:
     """The patient a delivery's message is about, if it names one."""
+    return patient_from(payload.get("patient_id", ""))
+
+
+def patient_from(text: str) -> UUID | None:
+    """A patient id from its text (a delivery's ordering key is one), if it is one."""
     try:
-        return UUID(payload.get("patient_id", ""))
+        return UUID(text)
     except ValueError:
         return None
 
