@@ -252,9 +252,16 @@ class Consistency:
             head = self.services.scheduling.recorder.max_notification_id()
             if head:
                 positions.append(Position(self.services.scheduling.name, head))
+        # One wait per log, for the furthest position: a client usually sends the token
+        # of the very write noted in last_writes, and the head covers both.
+        furthest: dict[str, Position] = {}
         for position in positions:
             if position is not None:
-                self.services.sync.wait(position)
+                held = furthest.get(position.application)
+                if held is None or position.notification_id > held.notification_id:
+                    furthest[position.application] = position
+        for position in furthest.values():
+            self.services.sync.wait(position)
 
 
 def get_consistency(
