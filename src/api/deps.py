@@ -130,6 +130,7 @@ def _record_denial(
         outcome=outcome,
         action=f"{request.method.lower()}:{permission.value}",
         principal=principal,
+        patient_id=principal.patient_id,
     )
 
 
@@ -140,6 +141,8 @@ def _record_refusal(
     outcome: str,
     action: str = "",
     principal: Principal | None = None,
+    patient_id: object = None,
+    resource_id: str = "",
     reason: str = "",
 ) -> None:
     """Append a refused call to the access log: the route it aimed at, who (when known),
@@ -150,8 +153,9 @@ def _record_refusal(
         services,
         actor_id=str(principal.account_id) if principal else "anonymous",
         role=principal.role if principal else "anonymous",
-        patient_id=principal.patient_id if principal else None,
+        patient_id=patient_id,
         resource=str(getattr(route, "path", request.url.path)),
+        resource_id=resource_id,
         action=action or f"{request.method.lower()}:authenticate",
         outcome=outcome,
         reason=reason,
@@ -173,18 +177,15 @@ def record_object_refusal(request: Request, status_code: int, reason: str) -> No
     principal: Principal | None = getattr(request.state, "principal", None)
     if outcome is None or principal is None or getattr(request.state, "access_logged", False):
         return
-    route = request.scope.get("route")
     params = request.path_params
-    record_access(
+    _record_refusal(
         request,
         get_services(request),
-        actor_id=str(principal.account_id),
-        role=principal.role,
-        patient_id=params.get("patient_id"),
-        resource=str(getattr(route, "path", request.url.path)),
-        resource_id=",".join(str(value) for value in params.values()),
-        action=request.method.lower(),
         outcome=outcome,
+        action=request.method.lower(),
+        principal=principal,
+        patient_id=params.get("patient_id"),
+        resource_id=",".join(str(value) for value in params.values()),
         reason=reason,
     )
 
@@ -252,9 +253,16 @@ class Consistency:
             head = self.services.scheduling.recorder.max_notification_id()
             if head:
                 positions.append(Position(self.services.scheduling.name, head))
+        # One wait per log, for the furthest position: a client usually sends the token
+        # of the very write noted in last_writes, and the head covers both.
+        furthest: dict[str, Position] = {}
         for position in positions:
             if position is not None:
-                self.services.sync.wait(position)
+                held = furthest.get(position.application)
+                if held is None or position.notification_id > held.notification_id:
+                    furthest[position.application] = position
+        for position in furthest.values():
+            self.services.sync.wait(position)
 
 
 def get_consistency(

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from adapters.log_setup import configure_logging
 from adapters.settings import Settings, settings_problem
+from domain.errors import DomainError
 
 if TYPE_CHECKING:
     from imaging_bridge.bootstrap import Parts, Runtime
@@ -78,7 +79,8 @@ def runtime_for(
 ) -> Iterator["Runtime"]:
     """The runtime of one command (nothing running in the background unless ``parts``
     says so), closed when the command ends. Only ``create`` commands may create a
-    database; the others stop, saying where they looked."""
+    database; the others stop, saying where they looked. A domain error the command does
+    not handle itself ends it with its detail on one line."""
     from adapters.database import DatabaseUnavailableError
     from adapters.startup import StartupError
     from imaging_bridge.bootstrap import TOOL, build
@@ -93,6 +95,8 @@ def runtime_for(
         warn(notice)
     try:
         yield runtime
+    except DomainError as error:
+        fail(error.detail)
     finally:
         runtime.close()
 

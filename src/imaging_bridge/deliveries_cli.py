@@ -6,7 +6,6 @@ from uuid import UUID
 import structlog
 import typer
 
-from domain.errors import DomainError
 from domain.ris.message_delivery import ACKNOWLEDGED, AMBIGUOUS, CHANNELS, DEAD, QUEUED, RETRYING
 from imaging_bridge.cli_common import (
     DataDir,
@@ -53,12 +52,7 @@ def list_deliveries(
 def show(delivery_id: UUID, data_dir: DataDir = None) -> None:
     """One delivery and its attempts (timestamps and ACK codes)."""
     with runtime_for(settings_for(data_dir)) as runtime:
-        try:
-            d, history = runtime.services.deliveries.show(
-                delivery_id, cli_operator("deliveries-show")
-            )
-        except DomainError as error:
-            fail(error.detail)
+        d, history = runtime.services.deliveries.show(delivery_id, cli_operator("deliveries-show"))
     typer.echo(f"{d.id} {d.message_type} to {d.recipient} over {d.channel}: {d.status}")
     typer.echo(f"  cause {d.cause} at {d.cause_at.isoformat()}  MSH-10 {d.control_id}")
     if d.dead_reason:
@@ -78,12 +72,9 @@ def redrive(
 ) -> None:
     """Send a dead-lettered delivery again."""
     with runtime_for(settings_for(data_dir)) as runtime:
-        try:
-            version = runtime.services.deliveries.redrive(
-                delivery_id, reason=reason, actor=cli_operator("deliveries-redrive")
-            )
-        except DomainError as error:
-            fail(error.detail)
+        version = runtime.services.deliveries.redrive(
+            delivery_id, reason=reason, actor=cli_operator("deliveries-redrive")
+        )
     typer.echo(f"Redriven {delivery_id} (version {version}).")
 
 

@@ -5,7 +5,6 @@ from uuid import UUID
 
 import typer
 
-from domain.errors import DomainError
 from imaging_bridge.cli_common import (
     DataDir,
     command_group,
@@ -29,10 +28,7 @@ def list_messages(
 ) -> None:
     """Inbound messages, newest first (the quarantine by default)."""
     with runtime_for(settings_for(data_dir)) as runtime:
-        try:
-            found = runtime.services.hl7_inbound.list(None if status == "all" else status, limit)
-        except DomainError as error:
-            fail(error.detail)
+        found = runtime.services.hl7_inbound.list(None if status == "all" else status, limit)
     for s in found:
         typer.echo(
             f"{s.id}  {s.received_at:%Y-%m-%d %H:%M:%S}  {s.status:<11}  {s.ack_code}  "
@@ -45,10 +41,7 @@ def list_messages(
 def show_message(message_id: UUID, data_dir: DataDir = None) -> None:
     """One message: metadata, error, the ACK we sent, replays, and the raw text."""
     with runtime_for(settings_for(data_dir)) as runtime:
-        try:
-            detail = runtime.services.hl7_inbound.show(message_id, cli_operator("hl7-show"))
-        except DomainError as error:
-            fail(error.detail)
+        detail = runtime.services.hl7_inbound.show(message_id, cli_operator("hl7-show"))
     s = detail.summary
     for label, value in (
         ("id", s.id),
@@ -95,8 +88,6 @@ def replay_message(
                 f"{message_id} was processed already; replaying applies it again"
                 " (its effects are idempotent): repeat with --force to do so"
             )
-        except DomainError as error:
-            fail(error.detail)
     typer.echo(f"{detail.summary.id} is {detail.summary.status} again: serve processes it next")
 
 

@@ -7,9 +7,8 @@ import qrcode
 import typer
 
 from domain.context import Actor, system_actor
-from domain.errors import DomainError
 from domain.location import Location
-from imaging_bridge.cli_common import DataDir, command_group, fail, runtime_for, settings_for
+from imaging_bridge.cli_common import DataDir, command_group, runtime_for, settings_for
 
 if TYPE_CHECKING:
     from imaging_bridge.bootstrap import Runtime
@@ -50,10 +49,7 @@ def create(
     """
     actor = system_actor(source="cli:staff-create")
     with runtime_for(settings_for(data_dir), create=True) as runtime:
-        try:
-            _create(runtime, email, role, centre or [], password_stdin, actor)
-        except DomainError as error:
-            fail(error.detail)
+        _create(runtime, email, role, centre or [], password_stdin, actor)
 
 
 def _create(

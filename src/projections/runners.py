@@ -88,23 +88,21 @@ class Projections(ReadModelSync):
         """How many notifications each read model is behind its application's log
         (whichever process runs the projection)."""
         result = {}
+        heads: dict[str, int] = {}  # three read models follow the scheduling log
         for name, (application_class, _) in PROJECTIONS.items():
             view = self._view(name)
-            head = self._head(view, application_class.name)
-            done = view.max_tracking_id(application_class.name) or 0
-            result[name] = head - done
+            log_name = application_class.name
+            if log_name not in heads:
+                heads[log_name] = self._head(view, log_name)
+            done = view.max_tracking_id(log_name) or 0
+            result[name] = heads[log_name] - done
         return result
 
     # --- parked events and readiness (projections/parked.py) ---
 
     def parked(self) -> dict[str, list[ParkedRow]]:
         """Each read model's parked events (events it could not apply and moved past)."""
-        return {
-            name: parked_events(
-                self._runners[name].view if name in self._runners else self._reader(name), name
-            )
-            for name in PROJECTIONS
-        }
+        return {name: parked_events(self._view(name), name) for name in PROJECTIONS}
 
     def behind(self) -> dict[str, int]:
         """The read models not caught up with their log, and by how many events."""

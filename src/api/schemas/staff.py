@@ -3,7 +3,7 @@ from uuid import UUID
 
 from pydantic import AliasChoices, Field
 
-from api.schemas.common import FromView, Instant, Password, Strict
+from api.schemas.common import FromView, Password, Strict
 from api.schemas.patients import PatientProfile
 
 
@@ -46,9 +46,3 @@ class BreakGlassOut(FromView):
 
 class PatientOut(PatientProfile):
     """A patient's details as staff see them."""
-
-
-class DayQuery(Strict):
-    location_id: UUID
-    start: Instant
-    end: Instant
