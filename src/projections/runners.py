@@ -87,16 +87,22 @@ class Projections(ReadModelSync):
     def lag(self) -> dict[str, int]:
         """How many notifications each read model is behind its application's log
         (whichever process runs the projection)."""
-        result = {}
-        heads: dict[str, int] = {}  # three read models follow the scheduling log
+        # Every tracking position first, then each log's head once (three read models
+        # follow the scheduling log): a head read after the positions is never behind
+        # them, so no lag comes out negative while the projections run.
+        done = {
+            name: self._view(name).max_tracking_id(application_class.name) or 0
+            for name, (application_class, _) in PROJECTIONS.items()
+        }
+        heads: dict[str, int] = {}
         for name, (application_class, _) in PROJECTIONS.items():
-            view = self._view(name)
             log_name = application_class.name
             if log_name not in heads:
-                heads[log_name] = self._head(view, log_name)
-            done = view.max_tracking_id(log_name) or 0
-            result[name] = heads[log_name] - done
-        return result
+                heads[log_name] = self._head(self._view(name), log_name)
+        return {
+            name: heads[application_class.name] - done[name]
+            for name, (application_class, _) in PROJECTIONS.items()
+        }
 
     # --- parked events and readiness (projections/parked.py) ---
 
