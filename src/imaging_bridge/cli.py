@@ -9,7 +9,15 @@ import typer
 
 from adapters.settings import Settings
 from imaging_bridge.catalog_cli import catalog_app
-from imaging_bridge.cli_common import DataDir, command_group, fail, runtime_for, settings_for
+from imaging_bridge.cli_common import (
+    EXIT_NO_DATABASE_SERVER,
+    EXIT_REFUSED,
+    DataDir,
+    command_group,
+    fail,
+    runtime_for,
+    settings_for,
+)
 from imaging_bridge.deliveries_cli import deliveries_app, worker
 from imaging_bridge.hl7_cli import hl7_app, mllp_listen
 from imaging_bridge.projections_cli import projections_app
@@ -199,7 +207,7 @@ def main() -> None:
         sys.exit(130)
     except DatabaseUnavailableError as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        sys.exit(3)
+        sys.exit(EXIT_NO_DATABASE_SERVER)
     except StartupError as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+        sys.exit(EXIT_REFUSED)

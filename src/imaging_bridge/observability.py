@@ -1,8 +1,6 @@
 """The operator's view of a running ``serve``: the Prometheus metrics server, wired to
 this process's runtime (see adapters.metrics for what it shows)."""
 
-import typer
-
 from adapters.access_log import BatchingAccessLog
 from adapters.metrics import MetricsServer, SystemCollector, serve_metrics
 from adapters.settings import Settings
@@ -11,6 +9,7 @@ from application.ris.deliveries import Deliveries
 from application.scheduling import Scheduling
 from domain.ris.message_delivery import CHANNELS
 from imaging_bridge.bootstrap import Runtime
+from imaging_bridge.cli_common import fail
 from projections.runners import PROJECTIONS
 
 # Every read model and policy, and the logs it follows; each tracks its position in
@@ -43,5 +42,4 @@ def start_metrics_server(settings: Settings, runtime: Runtime) -> MetricsServer 
         )
     except OSError as error:
         where = f"{settings.metrics_host}:{settings.metrics_port}"
-        typer.secho(f"error: cannot serve metrics on {where}: {error.strerror}", err=True)
-        raise typer.Exit(code=2) from None
+        fail(f"cannot serve metrics on {where}: {error.strerror}")
