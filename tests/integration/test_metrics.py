@@ -26,7 +26,7 @@ from imaging_bridge.outbound import Outbound
 from tests.conftest import make_runtime
 from tests.integration.mllp_peer import Peer
 from tests.integration.test_hl7_listener import adt, exchange, segments
-from tests.support import catalog_ids, demo_specs, register
+from tests.support import demo_specs, post_booking, register
 
 pytestmark = pytest.mark.integration
 
@@ -143,16 +143,7 @@ def test_metrics_follow_real_traffic(runtime, client, metrics_url, outbound, pee
 
     # when a patient registers and books through the API
     headers = register(client, "metrics@example.org")
-    types, locations = catalog_ids(client)
-    booked = client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types["ct-head"],
-            "location_id": locations["riverside"],
-            "start": TUESDAY_9AM_NY,
-        },
-    )
+    booked = post_booking(client, headers, TUESDAY_9AM_NY)
     assert booked.status_code == 201, booked.text
     assert client.get(f"/v1/appointments/{booked.json()['id']}", headers=headers).status_code == 200
     caught_up(runtime)
