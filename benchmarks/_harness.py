@@ -680,3 +680,69 @@ def parse_levels(text: str) -> list[int]:
     if not levels or any(level < 1 for level in levels):
         raise argparse.ArgumentTypeError("give positive integers, e.g. 1,10,50")
     return levels
+
+
+BENCH_EMAIL = "bench@example.org"
+BENCH_PASSWORD = "bench password long"
+MACHINE_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.contextmanager
+def in_process_runtime(pg: str, email: str = BENCH_EMAIL, **build: Any) -> Iterator[Any]:
+    """A runtime in this process on a fresh ``ib_bench_`` database (the machine's PostgreSQL
+    or an embedded one), with one patient registered as ``email`` (``BENCH_PASSWORD``);
+    closed and its database dropped after. ``build`` goes to ``bootstrap.build``."""
+    from datetime import date
+
+    from adapters.database import drop_database as drop
+    from adapters.database import ensure_database, start_embedded, with_dbname
+    from adapters.settings import Settings
+    from domain.context import system_actor
+    from imaging_bridge.bootstrap import build as build_runtime
+
+    server_url = (
+        MACHINE_PG
+        if pg == "machine"
+        else start_embedded(Path(tempfile.mkdtemp(prefix="ib-bench-")), delete_at_exit=True)
+    )
+    url = with_dbname(server_url, f"ib_bench_{secrets.token_hex(4)}")
+    ensure_database(url)
+    data_dir = Path(tempfile.mkdtemp(prefix="ib-bench-data-"))
+    settings = Settings(environment="test", data_dir=data_dir, log_level="WARNING")
+    runtime = build_runtime(settings, url=url, **build)
+    try:
+        runtime.services.registry.register_patient(
+            email=email,
+            password=BENCH_PASSWORD,
+            given_name="Bench",
+            family_name="Mark",
+            birth_date=date(1980, 1, 1),
+            phone=None,
+            actor=system_actor(),
+        )
+        yield runtime
+    finally:
+        runtime.close()
+        drop(url)
+
+
+@contextlib.contextmanager
+def served_in_thread(app: object) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port in a thread: its base URL."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not start within 30 s")
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

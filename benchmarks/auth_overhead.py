@@ -14,26 +14,16 @@ Loopback only, bounded in time.
 import argparse
 import statistics
 import sys
-import tempfile
-import threading
 import time
-import uuid
-from datetime import date
-from pathlib import Path
 
 import httpx
-import uvicorn
 
-from _harness import percentile
+from _harness import BENCH_EMAIL, BENCH_PASSWORD, in_process_runtime, percentile, served_in_thread
 from _targets import Target, Verdict, add_check_argument, exit_code
-from adapters.database import drop_database, ensure_database, start_embedded, with_dbname
 from adapters.passwords import Argon2PasswordHasher
-from adapters.settings import Settings
 from api.app import create_app
 from domain.context import system_actor
-from imaging_bridge.bootstrap import build
 
-MACHINE_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET = Target("auth check (AuthService.principal) p95", "<", 2, "ms")
 
 
@@ -61,32 +51,10 @@ def main() -> int:
     add_check_argument(parser)
     args = parser.parse_args()
 
-    server_url = (
-        MACHINE_PG
-        if args.pg == "machine"
-        else start_embedded(Path(tempfile.mkdtemp(prefix="ib-bench-")), delete_at_exit=True)
-    )
-    url = with_dbname(server_url, f"ib_bench_{uuid.uuid4().hex[:8]}")
-    ensure_database(url)
-    data_dir = Path(tempfile.mkdtemp(prefix="ib-bench-data-"))
-    runtime = build(
-        Settings(environment="test", data_dir=data_dir, log_level="WARNING"),
-        url=url,
-        hasher=Argon2PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
-    )
-    try:
-        runtime.services.registry.register_patient(
-            email="bench@example.org",
-            password="bench password long",
-            given_name="Bench",
-            family_name="Mark",
-            birth_date=date(1980, 1, 1),
-            phone=None,
-            actor=system_actor(),
-        )
-        pair = runtime.services.auth.sign_in(
-            "bench@example.org", "bench password long", system_actor()
-        )
+    with in_process_runtime(
+        args.pg, hasher=Argon2PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    ) as runtime:
+        pair = runtime.services.auth.sign_in(BENCH_EMAIL, BENCH_PASSWORD, system_actor())
         auth = runtime.services.auth
         for _ in range(200):
             auth.principal(pair.access_token)
@@ -98,22 +66,11 @@ def main() -> int:
         print(f"AuthService.principal (verify + session lookup): {percentiles(samples)}")
         checked = verdicts(samples)
 
-        config = uvicorn.Config(
-            create_app(runtime.services),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
         headers = {"Authorization": f"Bearer {pair.access_token}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        with (
+            served_in_thread(create_app(runtime.services)) as base_url,
+            httpx.Client(base_url=base_url) as client,
+        ):
             for path, extra in (("/healthz", {}), ("/v1/appointments", headers)):
                 for _ in range(100):
                     client.get(path, headers=extra)
@@ -124,11 +81,6 @@ def main() -> int:
                     timings.append((time.perf_counter() - started) * 1000)
                     assert response.status_code == 200, response.text
                 print(f"GET {path:<18} {percentiles(timings)}")
-        server.should_exit = True
-        thread.join(timeout=10)
-    finally:
-        runtime.close()
-        drop_database(url)
     print(f"machine: {sys.platform}, python {sys.version.split()[0]}", file=sys.stderr)
     for verdict in checked:
         print(verdict.line())

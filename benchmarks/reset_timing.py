@@ -14,24 +14,16 @@ Loopback only, bounded in time (about requests x 0.4 s).
 import argparse
 import statistics
 import sys
-import tempfile
-import threading
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import httpx
-import uvicorn
 
-from adapters.database import drop_database, ensure_database, start_embedded, with_dbname
-from adapters.settings import Settings
+from _harness import in_process_runtime, served_in_thread
 from api.app import create_app
 from application.ports import Clock
-from domain.context import system_actor
-from imaging_bridge.bootstrap import build
 
-MACHINE_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 KNOWN = "reset-bench@example.org"
 
 
@@ -43,20 +35,6 @@ class SteppedClock(Clock):
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.offset
-
-
-def serve(app: object) -> tuple[uvicorn.Server, threading.Thread, str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)  # type: ignore[arg-type]
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server did not start within 30 s")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 def measure(base_url: str, clock: SteppedClock, requests: int) -> dict[str, list[float]]:
@@ -84,38 +62,13 @@ def main() -> int:
     parser.add_argument("--tolerance", type=float, default=0.20, help="default 0.20 (20 %%)")
     args = parser.parse_args()
 
-    server_url = (
-        MACHINE_PG
-        if args.pg == "machine"
-        else start_embedded(Path(tempfile.mkdtemp(prefix="ib-bench-")), delete_at_exit=True)
-    )
-    url = with_dbname(server_url, f"ib_bench_{uuid.uuid4().hex[:8]}")
-    ensure_database(url)
     clock = SteppedClock()
-    data_dir = Path(tempfile.mkdtemp(prefix="ib-bench-data-"))
     # The default hasher: argon2id at production cost, as the red team measured it.
-    runtime = build(
-        Settings(environment="test", data_dir=data_dir, log_level="WARNING"), url=url, clock=clock
-    )
-    try:
-        runtime.services.registry.register_patient(
-            email=KNOWN,
-            password="bench password long",
-            given_name="Bench",
-            family_name="Mark",
-            birth_date=date(1980, 1, 1),
-            phone=None,
-            actor=system_actor(),
-        )
-        server, thread, base_url = serve(create_app(runtime.services))
-        try:
-            timings = measure(base_url, clock, args.requests)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-    finally:
-        runtime.close()
-        drop_database(url)
+    with (
+        in_process_runtime(args.pg, email=KNOWN, clock=clock) as runtime,
+        served_in_thread(create_app(runtime.services)) as base_url,
+    ):
+        timings = measure(base_url, clock, args.requests)
 
     medians = {path: statistics.median(samples) for path, samples in timings.items()}
     for path, samples in timings.items():

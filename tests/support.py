@@ -37,9 +37,9 @@ def demo_specs() -> CatalogSpecs:
 
 def register(client, email: str, password: str = "correct horse battery staple") -> dict[str, str]:
     """Register a patient through the API, sign in, and return the auth header."""
-    response = client.post(
-        "/v1/patients/register",
-        json={
+    return register_patient(
+        client,
+        {
             "email": email,
             "password": password,
             "given_name": "Test",
@@ -47,8 +47,15 @@ def register(client, email: str, password: str = "correct horse battery staple")
             "birth_date": "1980-02-29",
         },
     )
+
+
+def register_patient(client, patient: dict[str, str]) -> dict[str, str]:
+    """Register ``patient`` (the registration body) through the API, sign in with its
+    email and password, and return the auth header."""
+    response = client.post("/v1/patients/register", json=patient)
     assert response.status_code == 201, response.text
-    token = client.post("/v1/auth/token", data={"username": email, "password": password})
+    credentials = {"username": patient["email"], "password": patient["password"]}
+    token = client.post("/v1/auth/token", data=credentials)
     assert token.status_code == 200, token.text
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
@@ -58,6 +65,35 @@ def catalog_ids(client) -> tuple[dict[str, str], dict[str, str]]:
     types = {t["code"]: t["id"] for t in client.get("/v1/catalog/appointment-types").json()}
     locations = {loc["code"]: loc["id"] for loc in client.get("/v1/catalog/locations").json()}
     return types, locations
+
+
+def post_booking(
+    client,
+    headers: dict[str, str],
+    start: str,
+    exam: str = "ct-head",
+    location: str = "riverside",
+    ids: tuple[dict[str, str], dict[str, str]] | None = None,
+):
+    """POST /v1/appointments for an exam at a location (by code): the response, unchecked.
+    ``ids`` saves reading the catalog again (see ``catalog_ids``)."""
+    types, locations = ids or catalog_ids(client)
+    return client.post(
+        "/v1/appointments",
+        headers=headers,
+        json={
+            "appointment_type_id": types[exam],
+            "location_id": locations[location],
+            "start": start,
+        },
+    )
+
+
+def book(client, headers, types, locations, location, start) -> dict:
+    """An X-ray booked at ``location`` (code): the appointment (201 asserted)."""
+    response = post_booking(client, headers, start, "xr-chest", location, (types, locations))
+    assert response.status_code == 201, response.text
+    return response.json()
 
 
 def totp_now(secret: str, clock: Clock) -> str:

@@ -4,7 +4,7 @@ was never a slot is not a slot (rather than "no longer available")."""
 
 import pytest
 
-from tests.support import catalog_ids, register
+from tests.support import catalog_ids, post_booking, register
 
 pytestmark = pytest.mark.integration
 
@@ -66,16 +66,7 @@ def test_the_encoding_the_docs_describe_works(client):
 
 
 def book(client, headers, start: str, code: str = "ct-head", location: str = "riverside"):
-    types, locations = catalog_ids(client)
-    return client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types[code],
-            "location_id": locations[location],
-            "start": start,
-        },
-    )
+    return post_booking(client, headers, start, code, location)
 
 
 def test_a_time_that_was_never_a_slot_is_refused_as_not_a_slot(client):

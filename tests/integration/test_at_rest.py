@@ -8,7 +8,7 @@ from psycopg import sql
 from tests.integration import test_outbound_hl7 as outbound
 from tests.integration.mllp_peer import wait_until
 from tests.integration.test_outbound_hl7 import deliveries, outbound_settings
-from tests.support import catalog_ids
+from tests.support import post_booking, register_patient
 
 pytestmark = pytest.mark.integration
 peer, outbound_factory = outbound.peer, outbound.outbound_factory  # the fixtures
@@ -67,21 +67,8 @@ def decrypted(app) -> str:
 def patient_books_with_notes(client, patient: dict[str, str], notes: str) -> tuple[dict, str]:
     """``patient`` registers through the API, books a CT and gives notes: its auth
     header and the appointment id."""
-    registered = client.post("/v1/patients/register", json=patient)
-    assert registered.status_code == 201, registered.text
-    credentials = {"username": patient["email"], "password": patient["password"]}
-    token = client.post("/v1/auth/token", data=credentials).json()["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    types, locations = catalog_ids(client)
-    booked = client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types["ct-head"],
-            "location_id": locations["riverside"],
-            "start": "2026-12-02T14:00:00Z",
-        },
-    )
+    headers = register_patient(client, patient)
+    booked = post_booking(client, headers, "2026-12-02T14:00:00Z")
     assert booked.status_code == 201, booked.text
     appointment_id = booked.json()["id"]
     changed = client.patch(

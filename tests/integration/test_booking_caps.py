@@ -11,7 +11,7 @@ import pytest
 from domain.appointment_type import AppointmentType
 from domain.context import Actor
 from domain.location import Location
-from tests.support import catalog_ids, register
+from tests.support import catalog_ids, post_booking, register
 
 pytestmark = pytest.mark.integration
 
@@ -40,16 +40,7 @@ def free_starts(client, ids, exam, day, count):
 
 
 def book(client, headers, ids, exam, start):
-    types, locations = ids
-    return client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types[exam],
-            "location_id": locations["riverside"],
-            "start": start,
-        },
-    )
+    return post_booking(client, headers, start, exam, ids=ids)
 
 
 def sign_in(client, email):

@@ -12,7 +12,7 @@ from application.base import Position
 from domain.location import Location
 from domain.resource import Resource
 from tests.integration.signing_in import desk
-from tests.support import catalog_ids, register, staff_headers
+from tests.support import catalog_ids, post_booking, register, staff_headers
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +25,8 @@ def ids(client):
 
 
 def book(client, headers, ids, exam, location, start, key=None):
-    types, locations = ids
-    return client.post(
-        "/v1/appointments",
-        headers={**headers, **({"Idempotency-Key": key} if key else {})},
-        json={
-            "appointment_type_id": types[exam],
-            "location_id": locations[location],
-            "start": start,
-        },
-    )
+    headers = {**headers, **({"Idempotency-Key": key} if key else {})}
+    return post_booking(client, headers, start, exam, location, ids)
 
 
 def slot_starts(client, runtime, ids, after, exam, location, start, end) -> list[str]:

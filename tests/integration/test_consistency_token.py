@@ -12,7 +12,7 @@ from application.base import Position
 from application.ports import ReadModelSync
 from projections.progress import Progress, TrackingListener
 from projections.runners import Projections
-from tests.support import catalog_ids, register
+from tests.support import post_booking, register
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +41,7 @@ def counted(runtime):
 
 
 def book(client, headers):
-    types, locations = catalog_ids(client)
-    booked = client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types["xr-chest"],
-            "location_id": locations["riverside"],
-            "start": "2026-12-01T09:00:00-05:00",
-        },
-    )
+    booked = post_booking(client, headers, "2026-12-01T09:00:00-05:00", "xr-chest")
     assert booked.status_code == 201, booked.text
     return booked
 

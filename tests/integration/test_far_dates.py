@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from application.ports import RateLimiter
 from domain.appointment_type import AppointmentType
 from domain.context import system_actor
-from tests.support import catalog_ids, demo_specs, register, staff_headers
+from tests.support import catalog_ids, demo_specs, post_booking, register, staff_headers
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +28,7 @@ def ids(client):
 
 
 def book(client, headers, ids, start, exam="ct-head", location="riverside"):
-    types, locations = ids
-    return client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types[exam],
-            "location_id": locations[location],
-            "start": start,
-        },
-    )
+    return post_booking(client, headers, start, exam, location, ids)
 
 
 def slots(client, ids, start, end, exam="ct-head"):

@@ -3,7 +3,7 @@ reschedule, cancel; error bodies; a patient reaches only their own appointments.
 
 import pytest
 
-from tests.support import catalog_ids, register
+from tests.support import catalog_ids, post_booking, register
 
 pytestmark = pytest.mark.integration
 
@@ -180,15 +180,7 @@ def test_a_patient_changes_their_profile(client):
 def test_book_list_reschedule_cancel(client):
     headers = register(client, "erin@example.org")
     types, locations = catalog_ids(client)
-    booked = client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types["ct-head"],
-            "location_id": locations["riverside"],
-            "start": TUESDAY_9AM_NY,
-        },
-    )
+    booked = post_booking(client, headers, TUESDAY_9AM_NY, ids=(types, locations))
     assert booked.status_code == 201, booked.text
     appointment = booked.json()
     assert appointment["status"] == "booked"
@@ -288,15 +280,7 @@ def test_booking_refusals(client):
     assert (lunch.status_code, lunch.json()["code"]) == (422, "outside_opening_hours")
     holiday = book("2026-12-25T10:00:00-05:00", code="xr-chest")
     assert (holiday.status_code, holiday.json()["code"]) == (422, "outside_opening_hours")
-    no_offset = client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types["ct-head"],
-            "location_id": locations["riverside"],
-            "start": "2026-12-01T09:00:00",
-        },
-    )
+    no_offset = post_booking(client, headers, "2026-12-01T09:00:00", ids=(types, locations))
     assert (no_offset.status_code, no_offset.json()["code"]) == (422, "validation_error")
     unknown = client.post(
         "/v1/appointments",

@@ -21,7 +21,7 @@ from application.base import Position
 from tests.integration.mllp_peer import Peer, wait_until
 from tests.integration.test_hl7_corpus import corpus
 from tests.integration.test_hl7_listener import connect, read_frame, segments
-from tests.support import catalog_ids, hl7_corpus
+from tests.support import hl7_corpus, post_booking, register_patient
 
 pytestmark = pytest.mark.integration
 CORPUS = hl7_corpus()
@@ -171,23 +171,8 @@ def scan(url: str, found: dict[str, str]) -> tuple[list[str], set[str]]:
 
 
 def register_and_book(client: Any) -> None:
-    registered = client.post("/v1/patients/register", json=REGISTRANT)
-    assert registered.status_code == 201, registered.text
-    token = client.post(
-        "/v1/auth/token",
-        data={"username": REGISTRANT["email"], "password": REGISTRANT["password"]},
-    )
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    types, locations = catalog_ids(client)
-    booked = client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types["ct-head"],
-            "location_id": locations["riverside"],
-            "start": "2026-12-01T09:00:00-05:00",
-        },
-    )
+    headers = register_patient(client, REGISTRANT)
+    booked = post_booking(client, headers, "2026-12-01T09:00:00-05:00")
     assert booked.status_code == 201, booked.text
     assert client.get("/v1/patients/me", headers=headers).json()["family_name"] == "Wexbridge"
 

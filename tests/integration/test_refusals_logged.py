@@ -3,28 +3,12 @@ another patient's appointment, a scheduler's front-desk action or catalog change
 their centres. Each refusal is one row: who, which route, which object, the outcome and
 why. The log is written asynchronously; tests wait on the writer's flush()."""
 
-from typing import Any
-
 import pytest
 
 from domain.location import Location
-from tests.support import catalog_ids, register, staff_headers
+from tests.support import book, catalog_ids, register, staff_headers
 
 pytestmark = pytest.mark.integration
-
-
-def book(client, headers, types, locations, location, start) -> dict[str, Any]:
-    response = client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types["xr-chest"],
-            "location_id": locations[location],
-            "start": start,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def refusals(runtime, resource_id: str) -> list[tuple[str, str, str, str, str]]:

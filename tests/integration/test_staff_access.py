@@ -7,23 +7,9 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.location import Location
-from tests.support import catalog_ids, register, staff_headers
+from tests.support import book, catalog_ids, register, staff_headers
 
 pytestmark = pytest.mark.integration
-
-
-def book(client, headers, types, locations, location, start):
-    response = client.post(
-        "/v1/appointments",
-        headers=headers,
-        json={
-            "appointment_type_id": types["xr-chest"],
-            "location_id": locations[location],
-            "start": start,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def access_rows(runtime, resource_id):

@@ -9,9 +9,8 @@ import pytest
 from domain.location import Location
 from domain.resource import Resource
 from tests.integration.signing_in import bearer, desk, desk_email, sign_in_with_code
-from tests.integration.test_staff_access import book
 from tests.integration.test_staff_catalog import BASE, US_RIVERSIDE, slot_times
-from tests.support import catalog_ids, register, staff_headers
+from tests.support import book, catalog_ids, register, staff_headers
 
 pytestmark = pytest.mark.integration
 
