@@ -18,6 +18,9 @@ from domain.schedule import out_of_range_problem
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 MAX_LIMIT = 1000
+# Entry and alert ids are PostgreSQL bigints: a larger before_id is refused here, not
+# handed to the database (which answers NumericValueOutOfRange, a 500).
+MAX_ID = 2**63 - 1
 
 
 def _instant(name: str, value: str | None) -> datetime | None:
@@ -61,7 +64,11 @@ def access(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     before_id: Annotated[
         int | None,
-        Query(ge=1, description="the next page: entries older than this one (next_before_id)"),
+        Query(
+            ge=1,
+            le=MAX_ID,
+            description="the next page: entries older than this one (next_before_id)",
+        ),
     ] = None,
 ) -> AccessPage:
     """Entries matching every filter given: a patient, an actor, a time range (``from``
@@ -120,7 +127,11 @@ def alerts(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     before_id: Annotated[
         int | None,
-        Query(ge=1, description="the next page: alerts older than this one (next_before_id)"),
+        Query(
+            ge=1,
+            le=MAX_ID,
+            description="the next page: alerts older than this one (next_before_id)",
+        ),
     ] = None,
 ) -> AlertPage:
     """Alerts raised in a time range (``from`` inclusive, ``to`` exclusive; both optional).
