@@ -30,7 +30,7 @@ def list_messages(
     """Inbound messages, newest first (the quarantine by default)."""
     with runtime_for(settings_for(data_dir)) as runtime:
         try:
-            found = runtime.services.hl7_inbound.list(None if status == "all" else status, limit)
+            found = runtime.services.hl7_inbound.list(status, limit)
         except DomainError as error:
             fail(error.detail)
     for s in found:

@@ -38,12 +38,12 @@ class Hl7Inbound:
         self.clock = clock
         self.audit = audit
 
-    def list(self, status: str | None = "quarantined", limit: int = 50) -> list[InboundSummary]:
+    def list(self, status: str = "quarantined", limit: int = 50) -> list[InboundSummary]:
         """Stored messages, newest first; ``status`` one of received, processed,
-        quarantined (None for all)."""
-        if status is not None and status not in STATUSES:
-            raise InvalidValueError(f"status must be one of {', '.join(STATUSES)}")
-        return self.store.list(status, max(1, min(limit, MAX_LIMIT)))
+        quarantined, or all."""
+        if status != "all" and status not in STATUSES:
+            raise InvalidValueError(f"status must be one of {', '.join(STATUSES)} or all")
+        return self.store.list(None if status == "all" else status, max(1, min(limit, MAX_LIMIT)))
 
     def show(self, message_id: UUID, actor: Actor) -> InboundDetail:
         """One message with its raw text, the ACK we sent, its error and its replays.
