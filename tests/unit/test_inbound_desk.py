@@ -44,3 +44,13 @@ def test_an_unknown_status_is_refused_naming_every_choice():
     # then the refusal names all four choices, and the store was not asked
     assert refused.value.detail == "status must be one of received, processed, quarantined or all"
     assert store.asked == []
+
+
+def test_a_replay_reason_past_1000_characters_is_refused_not_cut():
+    # given the desk; when an operator replays with a 1001-character reason (the CLI
+    # takes any length; the API refuses past 1000)
+    store = ListingStore()
+    with pytest.raises(InvalidValueError) as refused:
+        desk(store).replay(UUID(int=1), "x" * 1001, actor=None)  # type: ignore[arg-type]
+    # then it is refused, where it was cut to 1000 and recorded so
+    assert refused.value.detail == "a replay reason is at most 1000 characters"

@@ -20,6 +20,7 @@ from domain.errors import DomainError, InvalidValueError
 STATUSES = ("received", "processed", "quarantined")
 REPLAYABLE = ("quarantined", "processed")
 MAX_LIMIT = 500
+MAX_REASON = 1000  # as the API's ReplayRequest allows
 
 
 class NotReplayableError(DomainError):
@@ -75,11 +76,13 @@ class Hl7Inbound:
         reason = reason.strip()
         if not reason:
             raise InvalidValueError("a replay needs a reason")
+        if len(reason) > MAX_REASON:
+            raise InvalidValueError(f"a replay reason is at most {MAX_REASON} characters")
         replay = InboundReplay(
             replayed_at=self.clock.now(),
             actor_id=actor.id,
             actor_role=actor.role,
-            reason=reason[:1000],
+            reason=reason,
             previous_status="",
             previous_error=None,
         )
