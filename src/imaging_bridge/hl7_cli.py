@@ -28,7 +28,7 @@ def list_messages(
 ) -> None:
     """Inbound messages, newest first (the quarantine by default)."""
     with runtime_for(settings_for(data_dir)) as runtime:
-        found = runtime.services.hl7_inbound.list(None if status == "all" else status, limit)
+        found = runtime.services.hl7_inbound.list(status, limit)
     for s in found:
         typer.echo(
             f"{s.id}  {s.received_at:%Y-%m-%d %H:%M:%S}  {s.status:<11}  {s.ack_code}  "

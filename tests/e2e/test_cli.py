@@ -159,7 +159,8 @@ class Served:
     Its output goes to files, not pipes: a server logging every request would fill a
     pipe nobody reads and hang."""
 
-    def __init__(self, env: dict[str, str], *extra: str) -> None:
+    def __init__(self, env: dict[str, str], *extra: str, stop_signal: int = signal.SIGINT) -> None:
+        self.stop_signal = stop_signal
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._stdout = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
@@ -208,7 +209,7 @@ class Served:
             time.sleep(0.2)
 
     def __exit__(self, *_: object) -> None:
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(self.stop_signal)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -249,6 +250,18 @@ def test_serve_on_the_embedded_default(tmp_path):
         assert slots.json()
     assert served.process.returncode == 0
     assert (tmp_path / "data" / "pgdata" / "PG_VERSION").exists()
+
+
+def test_serve_stopped_by_sigterm_shuts_down_as_after_ctrl_c(tmp_path):
+    """docker stop and systemd send SIGTERM: the runtime closes and the embedded PostgreSQL
+    it started stops (uvicorn's re-raised SIGTERM ended the process before either)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
+    data = tmp_path / "data"
+    extra = ("--data-dir", str(data), "--mllp-port", str(free_port()))
+    with Served(env, *extra, stop_signal=signal.SIGTERM) as served:
+        assert (data / "pgdata" / "postmaster.pid").exists()
+    assert served.process.returncode == 0, served.errors[-2000:]
+    assert not (data / "pgdata" / "postmaster.pid").exists()
 
 
 def test_an_unreachable_database_gets_a_clear_error_without_the_password(tmp_path):

@@ -91,3 +91,14 @@ def test_a_range_that_ends_before_it_starts_is_refused(client, scene):
     )
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_query"
+
+
+@pytest.mark.parametrize("before_id", [2**63, 10**30])
+def test_a_before_id_past_the_ids_range_is_refused_not_a_server_error(client, scene, before_id):
+    # given compliance; when it pages from an id no bigint holds
+    _, compliance, _ = scene
+    response = client.get(PATH, headers=compliance, params={"before_id": before_id})
+    # then the query is refused (it was a 500 NumericValueOutOfRange from PostgreSQL)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"
+    assert "before_id" in response.json()["detail"]

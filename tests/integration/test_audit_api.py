@@ -244,6 +244,7 @@ def test_patients_are_refused_and_strangers_must_sign_in(client, runtime):
         ({"actor_id": "a", "limit": "0"}, "limit"),
         ({"actor_id": "a", "limit": "1001"}, "limit"),
         ({"actor_id": "a", "before_id": "0"}, "before_id"),
+        ({"actor_id": "a", "before_id": str(2**63)}, "before_id"),
     ],
 )
 def test_bad_queries_get_422_with_a_clear_message(client, compliance, runtime, params, message):

@@ -64,6 +64,42 @@ def test_timestamps_without_offset_stay_naive_and_bad_ones_are_none():
     assert parse_timestamp("soon") is None
 
 
+def test_timestamps_whose_offset_does_not_read_are_none():
+    # given offsets of a day or more, and instants whose UTC time falls outside years 1-9999
+    # when they are read, then they are unreadable, as a bad date is (they raised ValueError
+    # and OverflowError, quarantining the whole message as "unexpected ValueError")
+    assert parse_timestamp("20261202120000-9999") is None
+    assert parse_timestamp("20261202120000+2400") is None
+    assert parse_timestamp("00010101000000+1400") is None
+    assert parse_timestamp("99991231235959-1400") is None
+    assert parse_timestamp("20261202120000+0100") == datetime(2026, 12, 2, 11, tzinfo=UTC)
+
+
+@given(
+    st.integers(1, 9999),
+    st.integers(1, 12),
+    st.integers(1, 31),
+    st.sampled_from("+-"),
+    st.integers(0, 99),
+    st.integers(0, 99),
+)
+def test_any_timestamp_with_an_offset_reads_or_is_none(year, month, day, sign, hours, minutes):
+    value = f"{year:04d}{month:02d}{day:02d}120000{sign}{hours:02d}{minutes:02d}"
+    moment = parse_timestamp(value)
+    assert moment is None or moment.tzinfo is UTC
+
+
+def test_a_result_with_an_unreadable_observation_time_reads_without_it():
+    # given an ORU whose OBR-7 carries an offset of -99:99
+    parsed = read(
+        "MSH|^~\\&|RIS|FAC|IB|IB|20260101||ORU^R01|1|P|2.5\r"
+        "PID|||MRN1^^^HOSP^MR||DOE^JANE||19800229\r"
+        "OBR|1|P1|F1|CT1^CT head|||20261202120000-9999|||||||||||ACC1|||||||F\r"
+    )
+    # then it reads, the result without an observation time
+    assert [r.observed_at for r in parsed.results] == [None]
+
+
 def test_text_without_msh_is_malformed():
     try:
         read("PID|||1")

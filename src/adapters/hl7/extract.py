@@ -145,7 +145,10 @@ def parse_timestamp(value: str) -> datetime | None:
     if offset:
         sign = 1 if offset[0] == "+" else -1
         delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
-        moment = moment.replace(tzinfo=timezone(sign * delta)).astimezone(UTC)
+        try:
+            moment = moment.replace(tzinfo=timezone(sign * delta)).astimezone(UTC)
+        except (ValueError, OverflowError):
+            return None  # an offset of a day or more, or a UTC instant before year 1 or after 9999
     return moment
 
 

@@ -70,7 +70,7 @@ def list_inbound(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[InboundOut]:
     inbound = services.hl7_inbound
-    found = inbound.list(None if status == "all" else status, limit)
+    found = inbound.list(status, limit)
     audit.read("hl7_inbound_list", status, None)
     return [InboundOut.model_validate(s) for s in found]
 

@@ -18,6 +18,9 @@ from domain.schedule import out_of_range_problem
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 MAX_LIMIT = 1000
+# Entry and alert ids are PostgreSQL bigints: a larger before_id is refused here, not
+# handed to the database (which answers NumericValueOutOfRange, a 500).
+MAX_ID = 2**63 - 1
 
 
 def _instant(name: str, value: str | None) -> datetime | None:
@@ -44,7 +47,9 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 
 def _before_id(what: str) -> Any:
-    return Query(ge=1, description=f"the next page: {what} older than this one (next_before_id)")
+    return Query(
+        ge=1, le=MAX_ID, description=f"the next page: {what} older than this one (next_before_id)"
+    )
 
 
 def _range(from_: str | None, to: str | None) -> tuple[datetime | None, datetime | None]:

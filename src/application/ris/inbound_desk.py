@@ -20,6 +20,7 @@ from domain.errors import DomainError, InvalidValueError
 STATUSES = ("received", "processed", "quarantined")
 REPLAYABLE = ("quarantined", "processed")
 MAX_LIMIT = 500
+MAX_REASON = 1000  # as the API's ReplayRequest allows
 
 
 class NotReplayableError(DomainError):
@@ -38,12 +39,12 @@ class Hl7Inbound:
         self.clock = clock
         self.audit = audit
 
-    def list(self, status: str | None = "quarantined", limit: int = 50) -> list[InboundSummary]:
+    def list(self, status: str = "quarantined", limit: int = 50) -> list[InboundSummary]:
         """Stored messages, newest first; ``status`` one of received, processed,
-        quarantined (None for all)."""
-        if status is not None and status not in STATUSES:
-            raise InvalidValueError(f"status must be one of {', '.join(STATUSES)}")
-        return self.store.list(status, max(1, min(limit, MAX_LIMIT)))
+        quarantined, or all."""
+        if status != "all" and status not in STATUSES:
+            raise InvalidValueError(f"status must be one of {', '.join(STATUSES)} or all")
+        return self.store.list(None if status == "all" else status, max(1, min(limit, MAX_LIMIT)))
 
     def show(self, message_id: UUID, actor: Actor) -> InboundDetail:
         """One message with its raw text, the ACK we sent, its error and its replays.
@@ -75,11 +76,13 @@ class Hl7Inbound:
         reason = reason.strip()
         if not reason:
             raise InvalidValueError("a replay needs a reason")
+        if len(reason) > MAX_REASON:
+            raise InvalidValueError(f"a replay reason is at most {MAX_REASON} characters")
         replay = InboundReplay(
             replayed_at=self.clock.now(),
             actor_id=actor.id,
             actor_role=actor.role,
-            reason=reason[:1000],
+            reason=reason,
             previous_status="",
             previous_error=None,
         )
