@@ -129,6 +129,8 @@ def test_a_message_must_carry_the_msh3_and_msh4_of_its_entry():
     assert authorised((ris,), read_envelope(header("RIS", "ELSEWHERE"))) is None
     assert authorised((ris,), read_envelope(header("ris", "centre"))) is None  # exact case
     assert authorised((ris,), read_envelope(header("RIS^X", "CENTRE"))) is None  # whole field
+    assert authorised((ris,), read_envelope(header("RIS ", "CENTRE"))) is None  # exactly
+    assert authorised((ris,), read_envelope(header("RIS", " CENTRE"))) is None
     assert authorised((ris,), read_envelope(header("LAB^1.2.3^ISO", "LAB CO"))) is None
     assert authorised((lab,), read_envelope(header("LAB^1.2.3^ISO", "LAB CO"))) is lab
     # Components are compared with ^ whatever separator the message declares.

@@ -76,7 +76,7 @@ def _expected(expected: str | None, value: str, envelope: Envelope) -> bool:
     if expected is None:
         return True
     separator = envelope.component_separator
-    return value.replace(separator, "^").strip() == expected
+    return value.replace(separator, "^") == expected  # exactly: no space trimmed
 
 
 def peer_address(peername: Any) -> IPAddress | None:
