@@ -3,17 +3,18 @@
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.consistency import LastWrites
 from api.deps import record_object_refusal
 from api.docs import install_docs
-from api.errors import body, install_error_handlers
+from api.errors import install_error_handlers
 from api.metrics import observe_request
 from api.routers import (
     admin_deliveries,
@@ -88,40 +89,57 @@ def create_app(
     install_docs(app)
     install_request_hygiene(app, max_body_bytes=MAX_BODY_BYTES)
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        given = request.headers.get("X-Request-ID", "")
-        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
-        request.state.request_id = request_id
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        try:
-            length = int(request.headers.get("content-length") or 0)
-        except ValueError:
-            length = MAX_BODY_BYTES + 1
-        if length > MAX_BODY_BYTES:
-            response: Response = JSONResponse(
-                body("request_too_large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"),
-                status_code=413,
-            )
-        else:
-            response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id
-        # The route's template, not the path: paths carry ids, and whatever a client typed.
-        route = getattr(request.scope.get("route"), "path", "(no route)")
-        seconds = time.perf_counter() - started
-        observe_request(route, request.method, response.status_code, seconds)
-        log.info(
-            "request",
-            method=request.method,
-            route=route,
-            status=response.status_code,
-            duration_ms=round(seconds * 1000, 1),
-        )
-        structlog.contextvars.unbind_contextvars("request_id")
-        return response
-
+    app.add_middleware(RequestContext)
     install_security(app, cors_origins=cors_origins)
     return app
+
+
+class RequestContext:
+    """Pure ASGI middleware: a request id for every request (the client's ``X-Request-ID``
+    when it is a plain token, else a new one), bound to the logs and echoed in the answer;
+    then the request's metric and log line, by route template (paths carry ids, and
+    whatever a client typed). A client that leaves before the answer is logged as such."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        outcome = "abandoned"  # the client left before an answer
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            outcome = "failed"  # answered 500 by the outermost handler, logged there
+            raise
+        finally:
+            route = getattr(scope.get("route"), "path", "(no route)")
+            seconds = time.perf_counter() - started
+            method = scope["method"]
+            if status:
+                observe_request(route, method, status, seconds)
+                log.info(
+                    "request",
+                    method=method,
+                    route=route,
+                    status=status,
+                    duration_ms=round(seconds * 1000, 1),
+                )
+            else:
+                log.info(f"request_{outcome}", method=method, route=route)
+            structlog.contextvars.unbind_contextvars("request_id")

@@ -18,6 +18,7 @@ size limit when they come without a Content-Length (chunked).
 import base64
 import hashlib
 import re
+import sys
 import uuid
 from collections.abc import Collection, Sequence
 
@@ -148,6 +149,9 @@ class RequestHygiene:
         if "\x00" in scope["path"] or NUL_IN_QUERY.search(scope.get("query_string", b"")):
             await _nul_refused()(scope, receive, send)
             return
+        if _declared_length(scope) > self.max_body_bytes:  # refused before reading a byte
+            await self._too_large()(scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -157,11 +161,7 @@ class RequestHygiene:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                too_large = error_body(
-                    "request_too_large",
-                    f"request bodies are limited to {self.max_body_bytes} bytes",
-                )
-                await JSONResponse(too_large, status_code=413)(scope, receive, send)
+                await self._too_large()(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -182,6 +182,23 @@ class RequestHygiene:
             return {"type": "http.request", "body": content, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    def _too_large(self) -> JSONResponse:
+        return JSONResponse(
+            error_body(
+                "request_too_large", f"request bodies are limited to {self.max_body_bytes} bytes"
+            ),
+            status_code=413,
+        )
+
+
+def _declared_length(scope: Scope) -> int:
+    """The body length the client announced (a length that does not read counts as too
+    long: uvicorn refuses most of those before they reach us)."""
+    try:
+        return int(Headers(scope=scope).get("content-length") or 0)
+    except ValueError:
+        return sys.maxsize
 
 
 def _nul_refused() -> JSONResponse:
