@@ -354,3 +354,22 @@ def test_serve_receives_hl7_and_applies_it(cli_env, tmp_path):
             assert time.monotonic() < deadline, "the message was not processed"
             time.sleep(0.2)
         assert [m["outcome"] for m in listed.json()] == ["applied"]
+
+
+def test_a_client_that_leaves_mid_body_is_logged_as_abandoned_not_as_an_error(cli_env):
+    # given the server
+    with Served({**os.environ, **cli_env}) as served:
+        # when a client announces a body, sends part of it and hangs up
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/patients/register HTTP/1.1\r\nHost: x\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{"email":'
+            )
+        # then it goes on serving
+        assert httpx.get(f"{served.url}/healthz").status_code == 200
+    # and the request is logged as abandoned, not as an unhandled error with a traceback
+    entries = [json.loads(line) for line in served.errors.splitlines() if line.startswith("{")]
+    abandoned = [e for e in entries if e["event"] == "request_abandoned"]
+    assert [(e["method"], e["route"]) for e in abandoned] == [("POST", "(no route)")]
+    assert not [e for e in entries if e["level"] in ("error", "critical")]
+    assert "Traceback" not in served.errors
