@@ -696,6 +696,7 @@ def in_process_runtime(pg: str, email: str = BENCH_EMAIL, **build: Any) -> Itera
 
     from adapters.database import drop_database as drop
     from adapters.database import ensure_database, start_embedded, with_dbname
+    from adapters.log_setup import configure_logging
     from adapters.settings import Settings
     from domain.context import system_actor
     from imaging_bridge.bootstrap import build as build_runtime
@@ -709,6 +710,9 @@ def in_process_runtime(pg: str, email: str = BENCH_EMAIL, **build: Any) -> Itera
     ensure_database(url)
     data_dir = Path(tempfile.mkdtemp(prefix="ib-bench-data-"))
     settings = Settings(environment="test", data_dir=data_dir, log_level="WARNING")
+    # build() leaves logging to the commands: apply the level here, or every request of
+    # the measured loop prints an INFO line (and costs the time it takes).
+    configure_logging(settings.log_level, json=settings.log_json)
     runtime = build_runtime(settings, url=url, **build)
     try:
         runtime.services.registry.register_patient(
