@@ -18,7 +18,7 @@ from email.message import EmailMessage
 
 import structlog
 
-from adapters.channels.email_message import build_email
+from adapters.channels.email_message import build_email, sender_address
 from adapters.channels.smtp_url import IMPLICIT_TLS, STARTTLS, SmtpTarget
 from application.channels import (
     EMAIL,
@@ -62,7 +62,7 @@ class SmtpSender(ChannelSender):
         timeout: float = 30.0,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
-        Address(addr_spec=sender)  # refuses a malformed From address at start
+        sender_address(sender)  # refuses a malformed From address at start
         self.target = target
         self.sender = sender
         self.timeout = timeout

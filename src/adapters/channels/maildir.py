@@ -10,7 +10,7 @@ from pathlib import Path
 
 import structlog
 
-from adapters.channels.email_message import build_email
+from adapters.channels.email_message import build_email, sender_address
 from application.channels import (
     EMAIL,
     INVALID_RECIPIENT,
@@ -31,6 +31,7 @@ class MaildirSender(ChannelSender):
 
     def __init__(self, folder: Path, sender: str = "no-reply@imaging-bridge.invalid") -> None:
         self.folder = folder
+        sender_address(sender)  # refuses a malformed From address at start
         self.sender = sender
         self._lock = threading.Lock()
         folder.parent.mkdir(parents=True, exist_ok=True)
