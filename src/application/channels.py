@@ -103,6 +103,8 @@ class OutboundMessage:
             raise MessageError("a message needs a recipient")
         if self.channel == EMAIL and not (self.subject.strip() and self.text.strip()):
             raise MessageError("an e-mail needs a subject and a text part")
+        if "\r" in self.subject or "\n" in self.subject:
+            raise MessageError("a subject is one line")
         if self.channel == SMS and not self.text.strip():
             raise MessageError("an SMS needs a text")
         if self.channel == PUSH:

@@ -11,6 +11,7 @@ from adapters.channels.email_smtp import SmtpSender
 from adapters.channels.smtp_url import parse_smtp_url
 from application.channels import (
     INVALID_RECIPIENT,
+    NO_REPLY,
     NOT_CONNECTED,
     OutboundMessage,
     PermanentFailure,
@@ -18,7 +19,7 @@ from application.channels import (
     TemporaryFailure,
     attempt_outcome,
 )
-from domain.ris.message_delivery import NOT_SENT, REJECTED_PERMANENT, REJECTED_RETRYABLE
+from domain.ris.message_delivery import NO_ANSWER, NOT_SENT, REJECTED_PERMANENT, REJECTED_RETRYABLE
 from tests.providers.smtp_server import SmtpServer
 
 FROM = "Imaging Centre <no-reply@centre.example>"
@@ -155,6 +156,20 @@ def test_a_5xx_recipient_reply_is_permanent(smtp_server):
 
     assert outcome == PermanentFailure(INVALID_RECIPIENT, "5.1.1 No such user", "550")
     assert attempt_outcome(outcome)[0] == REJECTED_PERMANENT
+
+
+def test_a_hang_up_after_the_message_is_ambiguous(smtp_server):
+    # Given a server that reads the message, then hangs up without a reply
+    smtp_server.hang_up_after_data.add("patient@example.org")
+    sender = SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{smtp_server.port}"), FROM, timeout=10)
+
+    # When a message is sent
+    outcome = sender.send(reminder())
+
+    # Then it may have been taken: retried as ambiguous, not as a plain failure
+    assert isinstance(outcome, TemporaryFailure)
+    assert outcome.code == NO_REPLY
+    assert attempt_outcome(outcome)[0] == NO_ANSWER
 
 
 def test_a_malformed_address_is_permanent_without_a_connection(smtp_server):

@@ -21,6 +21,7 @@ from adapters.channels.sms_callbacks import (
 from adapters.channels.sms_twilio import TwilioConfig, TwilioConfigError, TwilioSmsSender
 from application.channels import (
     INVALID_RECIPIENT,
+    NO_REPLY,
     NOT_CONNECTED,
     UNSUBSCRIBED,
     OutboundMessage,
@@ -29,7 +30,7 @@ from application.channels import (
     TemporaryFailure,
     attempt_outcome,
 )
-from domain.ris.message_delivery import REJECTED_PERMANENT, REJECTED_RETRYABLE
+from domain.ris.message_delivery import NO_ANSWER, REJECTED_PERMANENT, REJECTED_RETRYABLE
 from tests.providers.fake_twilio import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -137,6 +138,19 @@ def test_a_number_that_is_not_e164_is_refused_before_twilio(fake_twilio):
     assert isinstance(outcome, PermanentFailure)
     assert outcome.code == INVALID_RECIPIENT
     assert fake_twilio.requests == 0
+
+
+def test_no_answer_from_twilio_is_ambiguous(fake_twilio):
+    # Given Twilio takes the request and never answers within the client's timeout
+    fake_twilio.stall(PATIENT_NUMBER)
+
+    # When an SMS is sent
+    outcome = sender_for(fake_twilio, timeout=0.5).send(sms())
+
+    # Then it may have gone: retried as ambiguous (Twilio has no idempotency key)
+    assert isinstance(outcome, TemporaryFailure)
+    assert outcome.code == NO_REPLY
+    assert attempt_outcome(outcome)[0] == NO_ANSWER
 
 
 def test_twilio_unreachable_is_temporary_not_connected():

@@ -6,7 +6,7 @@
     201 {"sid": "SM…", "status": "queued", …}
     4xx/5xx {"code": 21211, "message": "…", "more_info": "…", "status": 400}
 
-Failures are scripted per recipient (``fail_next``); it can also post a delivery status
+Failures are scripted per recipient (``fail_next``, ``stall``); it can also post a delivery status
 callback to a URL, signed as Twilio documents it (``X-Twilio-Signature``: base64 of the
 HMAC-SHA1, under the auth token, of the URL followed by every parameter name and value
 in name order) — computed here on its own, not with the library under test.
@@ -18,6 +18,7 @@ import hmac
 import json
 import re
 import secrets
+import threading
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ class FakeTwilio:
     messages: list[dict[str, str]] = field(default_factory=list)
     requests: int = 0
     _script: dict[str, list[TwilioError]] = field(default_factory=lambda: defaultdict(list))
+    _stalled: set[str] = field(default_factory=set)
+    _release: threading.Event = field(default_factory=threading.Event)
     _http: LoopbackHttp | None = None
 
     @property
@@ -71,12 +74,17 @@ class FakeTwilio:
         """The next messages to ``to`` get these errors, in order; later ones succeed."""
         self._script[to].extend(errors)
 
+    def stall(self, to: str) -> None:
+        """Requests for ``to`` get no answer until the server stops (and create nothing)."""
+        self._stalled.add(to)
+
     def __enter__(self) -> "FakeTwilio":
         self._http = LoopbackHttp(self._answer).__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._http is not None
+        self._release.set()
         self._http.__exit__(*exc)
 
     def _answer(self, request: Request) -> Reply:
@@ -92,6 +100,9 @@ class FakeTwilio:
         form = dict(parse_qsl(request.body.decode(), keep_blank_values=True))
         if not form.get("To") or not (form.get("From") or form.get("MessagingServiceSid")):
             return _error(TwilioError(400, 21604, "A 'To' and a 'From' are required."))
+        if form["To"] in self._stalled:
+            self._release.wait(30)
+            return _error(UNAVAILABLE)
         if self._script[form["To"]]:
             return _error(self._script[form["To"]].pop(0))
         sid = "SM" + secrets.token_hex(16)

@@ -7,6 +7,7 @@ login, and refuse given recipients with a scripted reply (``451 â€¦`` or ``550 â
 import asyncio
 import ssl
 import threading
+import warnings
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -38,6 +39,9 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
+        if self.server.hang_up_after_data & set(envelope.rcpt_tos):
+            server.transport.close()  # took the message, never said so
+            return "421 closing"
         message = message_from_bytes(envelope.original_content, policy=policy.default)
         login = session.auth_data.login.decode() if session.auth_data else ""
         self.server.received.append(
@@ -59,13 +63,15 @@ class SmtpServer:
     ``starttls``: a server-side SSL context offered through STARTTLS (and then required);
     ``implicit_tls``: a context for SMTPS (TLS from the first byte);
     ``credentials``: ``(user, password)`` a client must log in with (over TLS);
-    ``refuse``: recipient -> the reply its RCPT gets, e.g. ``"550 5.1.1 No such user"``.
+    ``refuse``: recipient -> the reply its RCPT gets, e.g. ``"550 5.1.1 No such user"``;
+    ``hang_up_after_data``: recipients whose message it reads, then hangs up without a reply.
     """
 
     starttls: ssl.SSLContext | None = None
     implicit_tls: ssl.SSLContext | None = None
     credentials: tuple[str, str] | None = None
     refuse: dict[str, str] = field(default_factory=dict)
+    hang_up_after_data: set[str] = field(default_factory=set)
     received: list[ReceivedMail] = field(default_factory=list)
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
@@ -83,6 +89,11 @@ class SmtpServer:
         return AuthResult(success=good, handled=False, auth_data=data)
 
     def _smtp(self) -> SMTP:
+        with warnings.catch_warnings():  # "AUTH without TLS": it is TLS, implicit
+            warnings.simplefilter("ignore", UserWarning)
+            return self._new_smtp()
+
+    def _new_smtp(self) -> SMTP:
         return SMTP(
             _Handler(self),
             hostname="mail.test",

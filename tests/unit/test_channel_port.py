@@ -36,6 +36,10 @@ KEYS = PushKeys(p256dh="BOr", auth="AAAA")
         ({"channel": "fax", "recipient": "x", "text": "t"}, "channel must be one of"),
         ({"channel": "sms", "recipient": " ", "text": "t"}, "needs a recipient"),
         ({"channel": "email", "recipient": "a@b.example", "text": "t"}, "subject"),
+        (
+            {"channel": "email", "recipient": "a@b.example", "subject": "a\nBcc: x", "text": "t"},
+            "one line",
+        ),
         ({"channel": "sms", "recipient": "+15550100"}, "an SMS needs a text"),
         ({"channel": "push", "recipient": "https://push.example/x"}, "needs its notice"),
         (

@@ -12,6 +12,7 @@ How failures are classified:
 """
 
 import smtplib
+import socket
 import ssl
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -67,6 +68,7 @@ class SmtpSender(ChannelSender):
         self.sender = sender
         self.timeout = timeout
         self.tls_context = tls_context or ssl.create_default_context()
+        self.local_hostname = socket.getfqdn()  # the EHLO name: looked up once, not per message
 
     def send(self, message: OutboundMessage) -> SendOutcome:
         self.check(message)
@@ -101,10 +103,16 @@ class SmtpSender(ChannelSender):
         connection: smtplib.SMTP
         if target.security == IMPLICIT_TLS:
             connection = smtplib.SMTP_SSL(
-                target.host, target.port, timeout=self.timeout, context=self.tls_context
+                target.host,
+                target.port,
+                self.local_hostname,
+                timeout=self.timeout,
+                context=self.tls_context,
             )
         else:
-            connection = smtplib.SMTP(target.host, target.port, timeout=self.timeout)
+            connection = smtplib.SMTP(
+                target.host, target.port, self.local_hostname, timeout=self.timeout
+            )
         try:
             connection.ehlo()
             if target.security == STARTTLS:

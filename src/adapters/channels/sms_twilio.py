@@ -12,6 +12,7 @@ Twilio's Messages API has no idempotency key: a resend after ``no_reply`` may se
 which the attempt record (ambiguous, with its own small limit) keeps rare and visible.
 """
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,9 @@ from application.channels import (
 log = structlog.get_logger(__name__)
 
 TWILIO_API = "https://api.twilio.com"
+# The client logs every request at INFO; our own line per message says what matters.
+_http_log = logging.getLogger("adapters.channels.twilio_http")
+_http_log.setLevel(logging.WARNING)
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 INVALID_NUMBER_CODES = {21211, 21614}
 UNSUBSCRIBED_CODES = {21610}
@@ -81,7 +85,7 @@ class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships
     """Twilio's HTTP client, sending what it would send to api.twilio.com to ``base_url``."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(timeout=timeout, logger=_http_log)
         self.base_url = base_url.rstrip("/")
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
