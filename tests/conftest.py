@@ -27,6 +27,12 @@ from adapters.settings import Settings
 from api.app import create_app
 from domain.context import system_actor
 from imaging_bridge.bootstrap import Runtime, build
+from tests.providers.fixtures import (  # noqa: F401 - fixtures for every test
+    fake_twilio,
+    loopback_tls,
+    push_service,
+    smtp_server,
+)
 from tests.support import SettableClock, demo_specs, fast_hasher
 
 # Servers started by tests (``serve`` subprocesses inherit this) take any free MLLP port,
