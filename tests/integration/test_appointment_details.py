@@ -114,7 +114,9 @@ def test_the_mobile_coach_names_the_site_of_each_day(client):
         assert answer["location"]["address"] == address("prairie-mobile")
         assert answer["exam"]["name"] == "Screening mammography, bilateral (3D)"
 
-    listed = {item["id"]: item["site"] for item in client.get("/v1/appointments", headers=bo).json()}
+    listed = {
+        item["id"]: item["site"] for item in client.get("/v1/appointments", headers=bo).json()
+    }
     assert listed == {monday["id"]: monday["site"], tuesday["id"]: tuesday["site"]}
 
 
@@ -137,9 +139,12 @@ def test_the_zone_name_follows_daylight_saving_time(client):
     assert after["location"]["timezone_name"] == "CDT"
     assert after["local_start"] == "2027-03-15T09:00:00-05:00"
     assert after["local_end"] == "2027-03-15T09:15:00-05:00"
-    assert client.get(f"/v1/appointments/{after['id']}", headers=cy).json()["location"][
-        "timezone_name"
-    ] == "CDT"
+    assert (
+        client.get(f"/v1/appointments/{after['id']}", headers=cy).json()["location"][
+            "timezone_name"
+        ]
+        == "CDT"
+    )
 
 
 def test_staff_views_carry_the_same_details(client, runtime, clock):

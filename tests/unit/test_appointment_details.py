@@ -1,6 +1,6 @@
 """What an appointment answer says about place and time, from catalog specs (pure)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -18,9 +18,9 @@ MAMMO = demo_entry("appointment_types", "mammo-screening")
 class Booked:
     start: datetime
     timezone: str = "America/Chicago"
-    id: UUID = uuid4()
-    appointment_type_id: UUID = uuid4()
-    location_id: UUID = uuid4()
+    id: UUID = field(default_factory=uuid4)
+    appointment_type_id: UUID = field(default_factory=uuid4)
+    location_id: UUID = field(default_factory=uuid4)
 
     @property
     def end(self) -> datetime:
