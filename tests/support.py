@@ -35,6 +35,12 @@ def demo_specs() -> CatalogSpecs:
     return parse_catalog(decode(demo_catalog_text()))
 
 
+def demo_entry(kind: str, code: str) -> dict:
+    """One entry of the demo catalog as its aggregate holds it: ``kind`` is
+    ``locations``, ``resources`` or ``appointment_types``."""
+    return next(spec for spec in getattr(demo_specs(), kind) if spec["code"] == code)
+
+
 def register(client, email: str, password: str = "correct horse battery staple") -> dict[str, str]:
     """Register a patient through the API, sign in, and return the auth header."""
     return register_patient(

@@ -5,7 +5,7 @@ Adapters (clock, password hashing, token signing and storage) and projections
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,6 +167,13 @@ class CatalogReader(ABC):
     @abstractmethod
     def resources(self, modality: str, location_id: UUID | None) -> list[ResourceEntry]:
         """Resources of a modality, at one location or at all of them."""
+
+    @abstractmethod
+    def specs(
+        self, appointment_type_ids: Collection[UUID], location_ids: Collection[UUID]
+    ) -> tuple[dict[UUID, dict[str, Any]], dict[UUID, dict[str, Any]]]:
+        """The specs of these appointment types and of these locations, by id, in one
+        read; an id the read model does not hold is left out."""
 
 
 class BusyReader(ABC):

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from application.access import StaffAccess
+from application.appointment_details import AppointmentDetails
 from application.auth import AuthService
 from application.catalog import Catalog
 from application.ports import (
@@ -41,6 +42,7 @@ class Services:
     auth: AuthService
     slots: SlotSearch
     appointments: AppointmentReader
+    appointment_details: AppointmentDetails
     catalog_view: CatalogReader
     sync: ReadModelSync
     clock: Clock

@@ -48,6 +48,7 @@ from adapters.settings import Settings
 from adapters.startup import StartupError
 from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create_key
 from application.access import StaffAccess
+from application.appointment_details import AppointmentDetails
 from application.auth import AuthService, SessionLimits
 from application.catalog import Catalog
 from application.ports import Clock, PasswordHasher
@@ -386,6 +387,7 @@ def _wire(
         auth=auth,
         slots=SlotSearch(catalog_view, PostgresBusyReader(pool), clock),
         appointments=appointments,
+        appointment_details=AppointmentDetails(catalog_view, catalog),
         catalog_view=catalog_view,
         sync=projections,
         clock=clock,

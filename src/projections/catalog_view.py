@@ -1,5 +1,6 @@
 """Catalog read model: locations, resources and appointment types as the portal lists them."""
 
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -81,3 +82,16 @@ class PostgresCatalogReader(CatalogReader):
                 (modality, location_id, location_id),
             ).fetchall()
         return [ResourceEntry(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def specs(
+        self, appointment_type_ids: Collection[UUID], location_ids: Collection[UUID]
+    ) -> tuple[dict[UUID, dict[str, Any]], dict[UUID, dict[str, Any]]]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT false, id, spec FROM rm_appointment_types WHERE id = ANY(%s)"
+                " UNION ALL SELECT true, id, spec FROM rm_locations WHERE id = ANY(%s)",
+                (list(appointment_type_ids), list(location_ids)),
+            ).fetchall()
+        exams = {row[1]: row[2] for row in rows if not row[0]}
+        locations = {row[1]: row[2] for row in rows if row[0]}
+        return exams, locations

@@ -54,7 +54,7 @@ def book(
         idempotency_key=idempotency_key,
     )
     consistency.wrote(written.position)
-    return AppointmentOut.model_validate(written.appointment)
+    return AppointmentOut.model_validate(services.appointment_details.one(written.appointment))
 
 
 @router.get("", response_model=list[AppointmentOut], summary="My appointments, soonest first")
@@ -65,7 +65,7 @@ def history(
     consistency.before_read()
     found = services.appointments.for_patient(patient.patient_id)
     audit.read("appointment", "*", patient.patient_id)
-    return [AppointmentOut.model_validate(view) for view in found]
+    return [AppointmentOut.model_validate(d) for d in services.appointment_details.all(found)]
 
 
 @router.get("/{appointment_id}", response_model=AppointmentOut, summary="One of my appointments")
@@ -83,7 +83,7 @@ def one(
         audit.read("appointment", str(appointment_id), owner, outcome="denied_or_missing")
         raise NotFoundError("no such appointment")
     audit.read("appointment", str(appointment_id), view.patient_id)
-    return AppointmentOut.model_validate(view)
+    return AppointmentOut.model_validate(services.appointment_details.one(view))
 
 
 @router.post(
@@ -109,7 +109,7 @@ def reschedule(
         owner=patient.patient_id,
     )
     consistency.wrote(written.position)
-    return AppointmentOut.model_validate(written.appointment)
+    return AppointmentOut.model_validate(services.appointment_details.one(written.appointment))
 
 
 @router.patch("/{appointment_id}", response_model=AppointmentOut, summary="Change its notes")
@@ -125,7 +125,7 @@ def change(
         appointment_id, notes=request.notes, actor=actor, owner=patient.patient_id
     )
     consistency.wrote(written.position)
-    return AppointmentOut.model_validate(written.appointment)
+    return AppointmentOut.model_validate(services.appointment_details.one(written.appointment))
 
 
 @router.post("/{appointment_id}/cancel", response_model=AppointmentOut, summary="Cancel it")
@@ -141,4 +141,4 @@ def cancel(
         appointment_id, reason=request.reason, actor=actor, owner=patient.patient_id
     )
     consistency.wrote(written.position)
-    return AppointmentOut.model_validate(written.appointment)
+    return AppointmentOut.model_validate(services.appointment_details.one(written.appointment))

@@ -137,7 +137,7 @@ def location_appointments(
     consistency.before_read()
     found = services.appointments.at_location(location_id, start, end)
     audit.read("appointment_list", str(location_id), None)
-    return [AppointmentOut.model_validate(view) for view in found]
+    return [AppointmentOut.model_validate(d) for d in services.appointment_details.all(found)]
 
 
 def _staff_appointment(
@@ -155,7 +155,7 @@ def _staff_appointment(
         audit.read("appointment", str(appointment_id), owner, outcome="denied_or_missing")
         raise
     audit.read("appointment", str(appointment_id), view.patient_id, reason=reach.reason)
-    return AppointmentOut.model_validate(view)
+    return AppointmentOut.model_validate(services.appointment_details.one(view))
 
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentOut, summary="One")
@@ -183,7 +183,7 @@ def _front_desk(
         raise NotFoundError("no such appointment")
     written = change()
     consistency.wrote(written.position)
-    return AppointmentOut.model_validate(written.appointment)
+    return AppointmentOut.model_validate(services.appointment_details.one(written.appointment))
 
 
 @router.patch(
