@@ -16,11 +16,13 @@ way to real time for that reminder.
 
 **Quiet hours** are a half-open span of the patient's wall-clock times, [start, end),
 crossing midnight when start > end (21:00-08:00). A delivery due inside waits until they
-end (``hold_until``). For a reminder, when waiting would bring it to or past the exam's
-start or the next (later) reminder, it goes instead one minute before that night's quiet
-hours began; if that too is not possible (already passed, or inside quiet hours on a
-night the clocks change), the reminder is not created. Safety notices (a cancelled exam
-tomorrow) are exempt: ``exempt=True`` leaves the due times where they are.
+end (``hold_until``); an end the clocks skip is read on the old offset, like any skipped
+time (quiet hours ending at 02:30 end at 03:30 on a spring-forward night). For a
+reminder, when waiting would bring it to or past the exam's start or the next (later)
+reminder, it goes instead one minute before that night's quiet hours began; if that too
+is not possible (already passed, or inside quiet hours on a night the clocks change),
+the reminder is not created. Safety notices (a cancelled exam tomorrow) are exempt:
+``exempt=True`` leaves the due times where they are.
 
 **What is not created**: a reminder whose time (start minus offset) has passed, one at or
 after the exam's start, and one not strictly before the next reminder (two offsets that
