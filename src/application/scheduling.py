@@ -15,6 +15,7 @@ from application.catalog import Catalog
 from application.errors import (
     BeyondBookingHorizonError,
     BookingLimitReachedError,
+    ExamNotForOrderError,
     IdempotencyKeyReusedError,
     NotFoundError,
 )
@@ -32,6 +33,7 @@ from domain.identifiers import derived_id
 from domain.location import Location
 from domain.resource import Resource
 from domain.resource_day import ResourceDay, SlotUnavailableError
+from domain.ris.order import ImagingOrder
 from domain.schedule import Interval, is_slot, local_days, merge_touching, zone
 
 MAX_ATTEMPTS = 16
@@ -119,14 +121,19 @@ class Scheduling(SchedulingLog):
         clock: Clock,
         bookings: AppointmentReader | None = None,
         limits: BookingLimits | None = None,
+        survivor: Callable[[UUID], UUID] | None = None,
     ) -> None:
         """``bookings`` (the appointments read model) lets ``book`` count what a patient
-        already holds against ``limits``; without it, bookings are not capped."""
+        already holds against ``limits``; without it, bookings are not capped.
+        ``survivor`` names the record a patient's record was merged into (ADT^A40), so
+        that a patient may book the orders the RIS placed under a record merged into
+        theirs; without it, records are taken as never merged."""
         super().__init__(env)
         self.catalog = catalog
         self._clock = clock
         self._bookings = bookings
         self.limits = limits or BookingLimits()
+        self._survivor = survivor or (lambda patient_id: patient_id)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -142,8 +149,11 @@ class Scheduling(SchedulingLog):
         start: datetime,
         actor: Actor,
         idempotency_key: str | None = None,
+        order_id: UUID | None = None,
     ) -> Written:
-        """Book the exam at ``start`` on any free matching resource of the location.
+        """Book the exam at ``start`` on any free matching resource of the location; for
+        ``order_id``, one of the patient's orders waiting to be scheduled, which becomes
+        scheduled in the same save.
 
         With an idempotency key, a retry returns the appointment the first call made.
         """
@@ -162,6 +172,7 @@ class Scheduling(SchedulingLog):
                     location_id=location_id,
                     start=start,
                     actor=actor,
+                    order_id=order_id,
                 )
             )
         )
@@ -175,6 +186,7 @@ class Scheduling(SchedulingLog):
         location_id: UUID,
         start: datetime,
         actor: Actor,
+        order_id: UUID | None = None,
     ) -> "Plan":
         """Decide a booking against the current state, without saving it."""
         existing = self.find(appointment_id, Appointment)
@@ -182,17 +194,20 @@ class Scheduling(SchedulingLog):
             # A retry is the same request as the one that made the booking (compared with
             # the booking as first made: a reschedule since does not change the request).
             first: Appointment = self.repository.get(appointment_id, version=1)
-            if (first.patient_id, first.appointment_type_id, first.location_id, first.start) != (
-                patient_id,
-                appointment_type_id,
-                location_id,
-                start,
-            ):
+            made = (
+                first.patient_id,
+                first.appointment_type_id,
+                first.location_id,
+                first.start,
+                first.order_id,
+            )
+            if made != (patient_id, appointment_type_id, location_id, start, order_id):
                 raise IdempotencyKeyReusedError(
                     "that Idempotency-Key was already used for a different booking"
                 )
             return Plan(existing, [])
         exam = self.catalog.appointment_type(appointment_type_id)
+        order = None if order_id is None else self._order_for(order_id, patient_id, exam)
         location = self.catalog.location(location_id)
         now = self.now()
         self._within_horizon(exam, start, now)
@@ -214,9 +229,13 @@ class Scheduling(SchedulingLog):
             windows=placement.windows,
             now=now,
             meta=actor.meta(),
+            order_id=order_id,
         )
         reserved = self._reserve(placement, span, str(appointment_id), calendars, actor)
-        return Plan(appointment, [appointment, *reserved])
+        if order is None:
+            return Plan(appointment, [appointment, *reserved])
+        order.link_appointment(appointment.id, actor.meta())
+        return Plan(appointment, [appointment, *reserved, order])
 
     def reschedule(
         self,
@@ -300,7 +319,7 @@ class Scheduling(SchedulingLog):
         appointment = self.appointment(appointment_id, owner)
         appointment.cancel(reason=reason, meta=actor.meta())
         freed = self.calendars().free_appointment(appointment, actor)
-        return Plan(appointment, [appointment, *freed])
+        return Plan(appointment, [appointment, *freed, *self._released_order(appointment, actor)])
 
     def modify(
         self, appointment_id: UUID, *, notes: str, actor: Actor, owner: UUID | None
@@ -315,8 +334,18 @@ class Scheduling(SchedulingLog):
         return self._simple(appointment_id, lambda a: a.check_in(now=self.now(), meta=actor.meta()))
 
     def complete(self, appointment_id: UUID, *, actor: Actor) -> Written:
-        """Front desk: the exam was performed."""
-        return self._simple(appointment_id, lambda a: a.complete(meta=actor.meta()))
+        """Front desk: the exam was performed (and so its order, in the same save)."""
+
+        def plan() -> Plan:
+            appointment = self.appointment(appointment_id, None)
+            appointment.complete(meta=actor.meta())
+            order = self._order_of(appointment)
+            if order is None:
+                return Plan(appointment, [appointment])
+            order.complete_exam(appointment.id, actor.meta())
+            return Plan(appointment, [appointment, order])
+
+        return retry_writes(lambda: self._commit(plan()))
 
     def mark_no_show(self, appointment_id: UUID, *, reason: str, actor: Actor) -> Written:
         """Front desk: the patient did not come; their time is freed."""
@@ -325,9 +354,40 @@ class Scheduling(SchedulingLog):
             appointment = self.appointment(appointment_id, None)
             appointment.mark_no_show(now=self.now(), reason=reason, meta=actor.meta())
             freed = self.calendars().free_appointment(appointment, actor)
-            return Plan(appointment, [appointment, *freed])
+            released = self._released_order(appointment, actor)
+            return Plan(appointment, [appointment, *freed, *released])
 
         return retry_writes(lambda: self._commit(plan()))
+
+    # Orders ----------------------------------------------------------------------------
+
+    def _order_for(self, order_id: UUID, patient_id: UUID, exam: AppointmentType) -> ImagingOrder:
+        """The patient's order to book as ``exam``: NotFoundError for an unknown order or
+        another patient's (records merged into the patient's are theirs);
+        OrderNotWaitingError unless it waits to be scheduled; ExamNotForOrderError when
+        the exam does not perform its procedure."""
+        order = self.find(order_id, ImagingOrder)
+        if order is None or self._survivor(order.patient_id) != self._survivor(patient_id):
+            raise NotFoundError("no such order")
+        order.require_waiting()
+        if not exam.performs(order.procedure_code):
+            raise ExamNotForOrderError(
+                f"{exam.spec.get('name', 'this exam')} does not perform the ordered procedure"
+                f" {order.procedure_code!r}; pick one of the order's appointment_type_ids"
+            )
+        return order
+
+    def _order_of(self, appointment: Appointment) -> ImagingOrder | None:
+        return None if appointment.order_id is None else self.find(appointment.order_id, ImagingOrder)
+
+    def _released_order(self, appointment: Appointment, actor: Actor) -> list[ImagingOrder]:
+        """The appointment's order, back to waiting (an order the RIS cancelled or that is
+        linked to another appointment since stays as it is)."""
+        order = self._order_of(appointment)
+        if order is None:
+            return []
+        order.release_appointment(appointment.id, actor.meta())
+        return [order]
 
     # Internals -------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from adapters.sessions import PostgresOneTimeUse, PostgresSessionStore
 from adapters.settings import Settings
 from adapters.startup import StartupError
 from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create_key
+from adapters.viewer_tokens import JwtViewerTokens, jwks
 from application.access import StaffAccess
 from application.auth import AuthService, SessionLimits
 from application.catalog import Catalog
@@ -57,6 +58,7 @@ from application.ris.delivery_desk import DeliveryDesk
 from application.ris.inbound import InboundEffects, InboundSettings
 from application.ris.inbound_desk import Hl7Inbound
 from application.ris.inbound_ports import InboundHandler
+from application.ris.patient_records import PatientRecords, ViewerSettings
 from application.scheduling import BookingLimits, Scheduling
 from application.services import Services
 from application.slot_search import SlotSearch
@@ -66,6 +68,7 @@ from projections.appointment_history import PostgresAppointmentReader
 from projections.availability import PostgresBusyReader
 from projections.catalog_view import PostgresCatalogReader
 from projections.deliveries_view import PostgresDeliveryReader
+from projections.orders_view import PostgresOrderReader
 from projections.runners import Projections
 
 log = structlog.get_logger(__name__)
@@ -342,6 +345,7 @@ def _wire(
     catalog = Catalog({**env, "AGGREGATE_CACHE_MAXSIZE": "5000"})
     pool = reader_pool(url, settings.db_pool_size)
     appointments = PostgresAppointmentReader(pool)
+    registry = Registry(env, hasher=hasher, clock=clock)
     scheduling = Scheduling(
         env,
         catalog=catalog,
@@ -352,8 +356,8 @@ def _wire(
             overall=settings.max_bookings_overall,
             requests_per_hour=settings.booking_requests_per_hour,
         ),
+        survivor=registry.surviving_id,
     )
-    registry = Registry(env, hasher=hasher, clock=clock)
     deliveries = Deliveries(env)
     cipher = AtRestCipher(env["CIPHER_KEY"])
     inbound_store = PostgresInboundStore(pool, cipher)
@@ -396,6 +400,17 @@ def _wire(
         hl7_inbound=Hl7Inbound(inbound_store, clock, access_log),
         deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock, access_log),
         alerts=PostgresAlertReader(pool),
+        records=PatientRecords(
+            PostgresOrderReader(pool),
+            JwtViewerTokens(signing_key, settings.jwt_key_id),
+            ViewerSettings(
+                url_template=settings.result_viewer_url,
+                audience=settings.result_viewer_audience,
+                lifetime=timedelta(seconds=settings.result_link_seconds),
+            ),
+            clock,
+        ),
+        jwks=jwks(signer.public_keys()),
     )
     inbound = InboundEffects(
         registry=registry,
