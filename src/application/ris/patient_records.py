@@ -100,7 +100,7 @@ class PatientRecords:
     ) -> None:
         self._reader = reader
         self._tokens = tokens
-        self._viewer = viewer
+        self.viewer = viewer  # what the API links to (tests configure one)
         self._clock = clock
 
     def orders(self, patient_id: UUID) -> list[OrderView]:
@@ -118,7 +118,7 @@ class PatientRecords:
         result = self._reader.result_of(patient_id, result_id)
         if result is None:
             raise NotFoundError("no such result")
-        if not self._viewer.url_template:
+        if not self.viewer.url_template:
             raise NoViewerError(
                 "results cannot be opened online here yet: no result viewer is configured;"
                 " ask the imaging centre for your report"
@@ -127,14 +127,14 @@ class PatientRecords:
         token, token_id = self._tokens.issue(
             subject=str(patient_id),
             accession=result.accession_number,
-            audience=self._viewer.audience,
+            audience=self.viewer.audience,
             now=now,
-            lifetime=self._viewer.lifetime,
+            lifetime=self.viewer.lifetime,
         )
-        url = self._viewer.url_template.replace(
+        url = self.viewer.url_template.replace(
             ACCESSION, quote(result.accession_number, safe="")
         ).replace(TOKEN, token)
         expires_at = datetime.fromtimestamp(
-            int((now + self._viewer.lifetime).timestamp()), tz=now.tzinfo
+            int((now + self.viewer.lifetime).timestamp()), tz=now.tzinfo
         )
         return ResultLink(url=url, expires_at=expires_at, token_id=token_id, result=result)
