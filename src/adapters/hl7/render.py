@@ -60,8 +60,8 @@ def hl7_date(iso: str) -> str:
 def entity_identifier(number: str) -> str:
     """An order number as we keep it (``namespace:id``, or ``id``) as an HL7 EI."""
     namespace, colon, identifier = number.partition(":")
-    if not colon:
-        return esc(number)
+    if not colon or not namespace:
+        return esc(number if not colon else identifier)
     return f"{esc(identifier)}^{esc(namespace)}"
 
 
