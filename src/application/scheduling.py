@@ -378,7 +378,9 @@ class Scheduling(SchedulingLog):
         return order
 
     def _order_of(self, appointment: Appointment) -> ImagingOrder | None:
-        return None if appointment.order_id is None else self.find(appointment.order_id, ImagingOrder)
+        return (
+            None if appointment.order_id is None else self.find(appointment.order_id, ImagingOrder)
+        )
 
     def _released_order(self, appointment: Appointment, actor: Actor) -> list[ImagingOrder]:
         """The appointment's order, back to waiting (an order the RIS cancelled or that is

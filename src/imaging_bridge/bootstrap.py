@@ -328,6 +328,22 @@ def _keys(settings: Settings) -> tuple[str, Ed25519PrivateKey]:
     )
 
 
+def _patient_records(
+    settings: Settings, pool: ConnectionPool[Any], signing_key: Ed25519PrivateKey, clock: Clock
+) -> PatientRecords:
+    """Orders and results for patients, with links to the viewer RESULT_VIEWER_URL names."""
+    return PatientRecords(
+        PostgresOrderReader(pool),
+        JwtViewerTokens(signing_key, settings.jwt_key_id),
+        ViewerSettings(
+            url_template=settings.result_viewer_url,
+            audience=settings.result_viewer_audience,
+            lifetime=timedelta(seconds=settings.result_link_seconds),
+        ),
+        clock,
+    )
+
+
 def _wire(
     settings: Settings,
     url: str,
@@ -400,16 +416,7 @@ def _wire(
         hl7_inbound=Hl7Inbound(inbound_store, clock, access_log),
         deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock, access_log),
         alerts=PostgresAlertReader(pool),
-        records=PatientRecords(
-            PostgresOrderReader(pool),
-            JwtViewerTokens(signing_key, settings.jwt_key_id),
-            ViewerSettings(
-                url_template=settings.result_viewer_url,
-                audience=settings.result_viewer_audience,
-                lifetime=timedelta(seconds=settings.result_link_seconds),
-            ),
-            clock,
-        ),
+        records=_patient_records(settings, pool, signing_key, clock),
         jwks=jwks(signer.public_keys()),
     )
     inbound = InboundEffects(

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
+from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
 from application.ris.patient_records import OrderView, RecordsReader, ResultView
@@ -141,17 +142,16 @@ class UnmatchedRow:
 
 # The patient's record and every record merged with it (ADT^A40), either way round: the
 # records of one person (rm_patient_merges, kept by the patient_merges read model).
-FAMILY = """
+FAMILY = SQL("""
 WITH RECURSIVE family(id) AS (
     SELECT %(patient)s::uuid
     UNION
     SELECT CASE WHEN m.merged_id = f.id THEN m.survivor_id ELSE m.merged_id END
     FROM rm_patient_merges m JOIN family f ON f.id IN (m.merged_id, m.survivor_id)
 )
-"""
-ORDERS_OF = (
-    FAMILY
-    + """
+""")
+ORDERS_OF = FAMILY + SQL(
+    """
 SELECT o.id, o.patient_id, o.status, o.procedure_code, o.procedure_text,
        o.accession_number, o.appointment_id,
        ARRAY(SELECT t.id FROM rm_appointment_types t
@@ -161,9 +161,8 @@ FROM rm_orders o WHERE o.patient_id IN (SELECT id FROM family)
 ORDER BY o.updated_at DESC, o.id
 """
 )
-RESULTS_OF = (
-    FAMILY
-    + """
+RESULTS_OF = FAMILY + SQL(
+    """
 SELECT r.id, r.order_id, r.patient_id, r.accession_number, r.procedure_text, r.status,
        r.observed_at
 FROM rm_results r WHERE r.patient_id IN (SELECT id FROM family)
@@ -203,7 +202,19 @@ class PostgresOrderReader(RecordsReader):
     def orders_of(self, patient_id: UUID) -> list[OrderView]:
         with self._pool.connection() as conn:
             rows = conn.execute(ORDERS_OF, {"patient": patient_id}).fetchall()
-        return [OrderView(*row[:7], appointment_type_ids=list(row[7])) for row in rows]
+        return [
+            OrderView(
+                id=row[0],
+                patient_id=row[1],
+                status=row[2],
+                procedure_code=row[3],
+                procedure_text=row[4],
+                accession_number=row[5],
+                appointment_id=row[6],
+                appointment_type_ids=list(row[7]),
+            )
+            for row in rows
+        ]
 
     def results_of(self, patient_id: UUID) -> list[ResultView]:
         return self._results(patient_id, None)
@@ -214,7 +225,5 @@ class PostgresOrderReader(RecordsReader):
 
     def _results(self, patient_id: UUID, result_id: UUID | None) -> list[ResultView]:
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                RESULTS_OF, {"patient": patient_id, "result": result_id}
-            ).fetchall()
+            rows = conn.execute(RESULTS_OF, {"patient": patient_id, "result": result_id}).fetchall()
         return [ResultView(*row) for row in rows]

@@ -347,7 +347,7 @@ def test_no_viewer_configured_answers_no_viewer_never_a_broken_link(runtime, cli
 
 
 def test_another_patients_orders_results_and_links_answer_404(runtime, client, ana, ben):
-    (ana_headers, ana_id), (ben_headers, ben_id) = ana, ben
+    (ana_headers, ana_id), (ben_headers, _) = ana, ben
     configure_viewer(runtime)
     anas_order = place_order(runtime, ana_id, 1)
     report_result(runtime, 1)
@@ -373,9 +373,7 @@ def test_another_patients_orders_results_and_links_answer_404(runtime, client, a
     assert ("post", anas_result["id"], "not_found", "") in refusals
 
 
-def test_a_patient_sees_and_books_the_orders_of_a_record_merged_into_theirs(
-    runtime, client, ana
-):
+def test_a_patient_sees_and_books_the_orders_of_a_record_merged_into_theirs(runtime, client, ana):
     # Given a record the RIS made for Ana before she registered, with an order on it
     headers, patient = ana
     registry = runtime.services.registry
@@ -393,9 +391,7 @@ def test_a_patient_sees_and_books_the_orders_of_a_record_merged_into_theirs(
     assert orders(client, headers) == {}
 
     # When the RIS merges that record into Ana's (ADT^A40)
-    registry.merge_patients(
-        survivor_id=patient, merged=[("CENTRE", "MRN77")], actor=system_actor()
-    )
+    registry.merge_patients(survivor_id=patient, merged=[("CENTRE", "MRN77")], actor=system_actor())
     settle(runtime)
 
     # Then Ana sees the order, and may book it

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 from uuid import UUID
 
-from application.errors import NoViewerError, NotFoundError
+from application.errors import NotFoundError, NoViewerError
 from application.ports import Clock
 
 ACCESSION = "{accession}"

@@ -238,8 +238,7 @@ class ImagingOrder(Aggregate):
             raise OrderNotWaitingError("this order was cancelled: it cannot be booked")
         if self.status != WAITING:
             raise OrderNotWaitingError(
-                f"this order is {self.status}: only an order waiting to be scheduled can be"
-                " booked"
+                f"this order is {self.status}: only an order waiting to be scheduled can be booked"
             )
 
     def link_appointment(self, appointment_id: UUID, meta: dict[str, str]) -> None:
