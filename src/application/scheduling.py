@@ -15,11 +15,11 @@ from application.catalog import Catalog
 from application.errors import (
     BeyondBookingHorizonError,
     BookingLimitReachedError,
-    ExamNotForOrderError,
     IdempotencyKeyReusedError,
     NotFoundError,
 )
 from application.ports import AppointmentReader, Clock
+from application.ris.booked_orders import BookedOrders
 from domain.appointment import (
     ACTIVE,
     Appointment,
@@ -33,7 +33,6 @@ from domain.identifiers import derived_id
 from domain.location import Location
 from domain.resource import Resource
 from domain.resource_day import ResourceDay, SlotUnavailableError
-from domain.ris.order import ImagingOrder
 from domain.schedule import Interval, is_slot, local_days, merge_touching, zone
 
 MAX_ATTEMPTS = 16
@@ -133,7 +132,7 @@ class Scheduling(SchedulingLog):
         self._clock = clock
         self._bookings = bookings
         self.limits = limits or BookingLimits()
-        self._survivor = survivor or (lambda patient_id: patient_id)
+        self._orders = BookedOrders(self, survivor)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -207,7 +206,7 @@ class Scheduling(SchedulingLog):
                 )
             return Plan(existing, [])
         exam = self.catalog.appointment_type(appointment_type_id)
-        order = None if order_id is None else self._order_for(order_id, patient_id, exam)
+        order = None if order_id is None else self._orders.to_book(order_id, patient_id, exam)
         location = self.catalog.location(location_id)
         now = self.now()
         self._within_horizon(exam, start, now)
@@ -319,7 +318,7 @@ class Scheduling(SchedulingLog):
         appointment = self.appointment(appointment_id, owner)
         appointment.cancel(reason=reason, meta=actor.meta())
         freed = self.calendars().free_appointment(appointment, actor)
-        return Plan(appointment, [appointment, *freed, *self._released_order(appointment, actor)])
+        return Plan(appointment, [appointment, *freed, *self._orders.released(appointment, actor)])
 
     def modify(
         self, appointment_id: UUID, *, notes: str, actor: Actor, owner: UUID | None
@@ -339,11 +338,7 @@ class Scheduling(SchedulingLog):
         def plan() -> Plan:
             appointment = self.appointment(appointment_id, None)
             appointment.complete(meta=actor.meta())
-            order = self._order_of(appointment)
-            if order is None:
-                return Plan(appointment, [appointment])
-            order.complete_exam(appointment.id, actor.meta())
-            return Plan(appointment, [appointment, order])
+            return Plan(appointment, [appointment, *self._orders.completed(appointment, actor)])
 
         return retry_writes(lambda: self._commit(plan()))
 
@@ -354,42 +349,10 @@ class Scheduling(SchedulingLog):
             appointment = self.appointment(appointment_id, None)
             appointment.mark_no_show(now=self.now(), reason=reason, meta=actor.meta())
             freed = self.calendars().free_appointment(appointment, actor)
-            released = self._released_order(appointment, actor)
+            released = self._orders.released(appointment, actor)
             return Plan(appointment, [appointment, *freed, *released])
 
         return retry_writes(lambda: self._commit(plan()))
-
-    # Orders ----------------------------------------------------------------------------
-
-    def _order_for(self, order_id: UUID, patient_id: UUID, exam: AppointmentType) -> ImagingOrder:
-        """The patient's order to book as ``exam``: NotFoundError for an unknown order or
-        another patient's (records merged into the patient's are theirs);
-        OrderNotWaitingError unless it waits to be scheduled; ExamNotForOrderError when
-        the exam does not perform its procedure."""
-        order = self.find(order_id, ImagingOrder)
-        if order is None or self._survivor(order.patient_id) != self._survivor(patient_id):
-            raise NotFoundError("no such order")
-        order.require_waiting()
-        if not exam.performs(order.procedure_code):
-            raise ExamNotForOrderError(
-                f"{exam.spec.get('name', 'this exam')} does not perform the ordered procedure"
-                f" {order.procedure_code!r}; pick one of the order's appointment_type_ids"
-            )
-        return order
-
-    def _order_of(self, appointment: Appointment) -> ImagingOrder | None:
-        return (
-            None if appointment.order_id is None else self.find(appointment.order_id, ImagingOrder)
-        )
-
-    def _released_order(self, appointment: Appointment, actor: Actor) -> list[ImagingOrder]:
-        """The appointment's order, back to waiting (an order the RIS cancelled or that is
-        linked to another appointment since stays as it is)."""
-        order = self._order_of(appointment)
-        if order is None:
-            return []
-        order.release_appointment(appointment.id, actor.meta())
-        return [order]
 
     # Internals -------------------------------------------------------------------------
 
