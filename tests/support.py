@@ -172,3 +172,73 @@ def lift_booking_caps(runtime) -> None:
     runtime.services.scheduling.limits = BookingLimits(
         per_exam_type=0, overall=0, requests_per_hour=0
     )
+
+
+# Orders and results from the RIS (issue 10) ------------------------------------------
+
+VIEWER = "https://viewer.example.test/open?study={accession}&token={token}"
+"""A result viewer's URL template, as RESULT_VIEWER_URL would give it."""
+
+
+def configure_viewer(runtime, template: str = VIEWER, seconds: int = 300) -> None:
+    """Give the runtime a result viewer (RESULT_VIEWER_URL), as ``lift_booking_caps``
+    changes the booking limits."""
+    from application.ris.patient_records import ViewerSettings
+
+    runtime.services.records.viewer = ViewerSettings(
+        url_template=template, lifetime=timedelta(seconds=seconds)
+    )
+
+
+def place_order(runtime, patient_id, n: int, procedure: str = "70551", text: str = "MRI brain"):
+    """An order the RIS placed for the patient (placer ``PLC:P<n>``, filler ``RIS:F<n>``,
+    accession ``ACC<n>``), through the same application call an ORM^O01 makes: its id."""
+    from application.ris.orders import Orders
+    from domain.context import system_actor
+    from domain.ris.order import OrderIntent
+
+    orders = Orders(runtime.services.scheduling)
+    outcome = orders.receive_order(
+        intent=OrderIntent.NEW,
+        patient_id=patient_id,
+        placer=f"PLC:P{n}",
+        filler=f"RIS:F{n}",
+        accession_number=f"ACC{n}",
+        procedure_code=procedure,
+        procedure_text=text,
+        reason="",
+        message_id=f"orm-{n}",
+        actor=system_actor(source="hl7-inbound"),
+    )
+    assert outcome == "applied"
+    order = orders.find_order(f"PLC:P{n}", f"RIS:F{n}")
+    assert order is not None
+    return order.id
+
+
+def report_result(runtime, n: int, status: str = "final", observed: datetime = T0) -> None:
+    """The RIS's result (a reference: accession ``ACC<n>``) for order ``n``, as an
+    ORU^R01 records it."""
+    from application.ris.orders import Orders
+    from domain.context import system_actor
+    from domain.ris.order import ResultReference
+
+    outcome = Orders(runtime.services.scheduling).reference_result(
+        ResultReference(f"ACC{n}", "", "", status, observed, ""),
+        placer=f"PLC:P{n}",
+        filler=f"RIS:F{n}",
+        patient_identifier="",
+        message_id=f"oru-{n}-{status}",
+        actor=system_actor(source="hl7-inbound"),
+    )
+    assert outcome == "applied"
+
+
+def settle(runtime) -> None:
+    """Wait until every read model has caught up with the scheduling and registry logs."""
+    from application.base import Position
+
+    for name in ("scheduling", "registry"):
+        head = getattr(runtime.services, name).recorder.max_notification_id() or 0
+        if head:
+            assert runtime.services.sync.wait(Position(name, head))

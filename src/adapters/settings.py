@@ -30,6 +30,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from adapters.hl7.senders import parse_senders
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+VIEWER_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][^\s]*)?$", re.IGNORECASE)
+PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 DATABASE_SCHEMES = ("postgresql://", "postgres://")
 BROKER_SCHEMES = ("amqp://", "amqps://")
 
@@ -275,6 +277,36 @@ class Settings(BaseSettings):
     booking_requests_per_hour: int = Field(
         default=30, ge=0, description="booking requests a patient may make per hour; 0: no cap"
     )
+
+    # Links to the centre's result viewer (PACS/RIS web viewer), issue 10.
+    result_viewer_url: str = Field(
+        default="",
+        description="the viewer's URL with {accession} and {token} placeholders, e.g."
+        " https://pacs.example/viewer?study={accession}&token={token}; unset: no result links",
+    )
+    result_viewer_audience: str = Field(
+        default="result-viewer",
+        min_length=1,
+        max_length=200,
+        description="the aud claim of viewer tokens",
+    )
+    result_link_seconds: int = Field(
+        default=300, ge=1, le=300, description="how long a result link is good (at most 5 min)"
+    )
+
+    @field_validator("result_viewer_url")
+    @classmethod
+    def _viewer_template(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return ""
+        if not VIEWER_URL.match(value):
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if "{token}" not in value:
+            raise ValueError("must contain {token}, where the signed token goes")
+        if set(PLACEHOLDER.findall(value)) - {"{accession}", "{token}"}:
+            raise ValueError("the only placeholders are {accession} and {token}")
+        return value
 
 
 def settings_problem(error: ValidationError) -> str:

@@ -32,6 +32,10 @@ class JwtSigner(TokenSigner):
         self._lifetime = lifetime
         self._public_keys = {key_id: private_key.public_key(), **(previous_keys or {})}
 
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Every public key this signer verifies with, by ``kid`` (the JWKS)."""
+        return dict(self._public_keys)
+
     def issue(self, principal: Principal, now: datetime) -> tuple[str, int]:
         claims: dict[str, Any] = {
             "iss": ISSUER,

@@ -23,6 +23,8 @@ STATUS_BY_CODE = {
     "invalid_transition": 409,
     "idempotency_key_reused": 409,
     "booking_limit_reached": 409,
+    "order_not_waiting": 409,
+    "no_viewer": 409,
     "invalid_credentials": 401,
     "invalid_token": 401,
     "second_factor_required": 401,

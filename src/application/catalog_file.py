@@ -8,7 +8,12 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from domain.appointment_type import DEFAULT_BOOKING_HORIZON_DAYS, MAX_BOOKING_HORIZON_DAYS
+from domain.appointment_type import (
+    DEFAULT_BOOKING_HORIZON_DAYS,
+    MAX_BOOKING_HORIZON_DAYS,
+    MAX_PROCEDURE_CODE_LENGTH,
+    MAX_PROCEDURE_CODES,
+)
 from domain.errors import InvalidValueError
 from domain.location import Location
 from domain.schedule import out_of_range_problem, zone
@@ -92,6 +97,14 @@ class AppointmentTypeEntry(_Strict):
         description="how many days ahead patients may book it; unset:"
         f" {DEFAULT_BOOKING_HORIZON_DAYS}",
     )
+    procedure_codes: (
+        list[Annotated[str, Field(min_length=1, max_length=MAX_PROCEDURE_CODE_LENGTH)]] | None
+    ) = Field(
+        default=None,
+        max_length=MAX_PROCEDURE_CODES,
+        description="the RIS's procedure codes (OBR-4.1 of its orders) this exam performs:"
+        " a patient with such an order may book it; unset: none",
+    )
 
 
 class CatalogFile(_Strict):
@@ -148,8 +161,8 @@ def parse_catalog(raw: object, known_locations: Mapping[str, str] | None = None)
     return CatalogSpecs(
         locations=[_location_spec(entry) for entry in document.locations],
         resources=resources,
-        # An entry without a horizon keeps the spec it always had (so that a catalog written
-        # before horizons existed loads unchanged, with no new revision).
+        # An entry without a horizon or procedure codes keeps the spec it always had (so
+        # that a catalog written before they existed loads unchanged, with no new revision).
         appointment_types=[
             e.model_dump(mode="json", exclude_none=True) for e in document.appointment_types
         ],

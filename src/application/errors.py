@@ -85,3 +85,15 @@ class BookingLimitReachedError(DomainError):
     """The patient already holds as many upcoming bookings as one patient may."""
 
     code = "booking_limit_reached"
+
+
+class ExamNotForOrderError(DomainError):
+    """An order was booked as an exam type that does not perform its procedure."""
+
+    code = "exam_not_for_order"
+
+
+class NoViewerError(DomainError):
+    """No result viewer is configured: there is no link to give (never a broken one)."""
+
+    code = "no_viewer"

@@ -316,6 +316,12 @@ class Registry(RegistryLog):
         except NotFoundError:
             return None
 
+    def surviving_id(self, patient_id: UUID) -> UUID:
+        """The id of the record ``patient_id`` was merged into, through every later merge
+        (ADT^A40); itself when it was never merged (or is unknown)."""
+        patient = self.patient_by_id(patient_id)
+        return patient_id if patient is None else patient.id
+
     def _identifier_owner(self, authority: str, value: str) -> UUID | None:
         index = self.find(PatientIdentifier.create_id(authority, value), PatientIdentifier)
         return None if index is None else index.patient_id

@@ -19,6 +19,7 @@ from application.errors import (
     NotFoundError,
 )
 from application.ports import AppointmentReader, Clock
+from application.ris.booked_orders import BookedOrders
 from domain.appointment import (
     ACTIVE,
     Appointment,
@@ -119,14 +120,19 @@ class Scheduling(SchedulingLog):
         clock: Clock,
         bookings: AppointmentReader | None = None,
         limits: BookingLimits | None = None,
+        survivor: Callable[[UUID], UUID] | None = None,
     ) -> None:
         """``bookings`` (the appointments read model) lets ``book`` count what a patient
-        already holds against ``limits``; without it, bookings are not capped."""
+        already holds against ``limits``; without it, bookings are not capped.
+        ``survivor`` names the record a patient's record was merged into (ADT^A40), so
+        that a patient may book the orders the RIS placed under a record merged into
+        theirs; without it, records are taken as never merged."""
         super().__init__(env)
         self.catalog = catalog
         self._clock = clock
         self._bookings = bookings
         self.limits = limits or BookingLimits()
+        self._orders = BookedOrders(self, survivor)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -142,8 +148,11 @@ class Scheduling(SchedulingLog):
         start: datetime,
         actor: Actor,
         idempotency_key: str | None = None,
+        order_id: UUID | None = None,
     ) -> Written:
-        """Book the exam at ``start`` on any free matching resource of the location.
+        """Book the exam at ``start`` on any free matching resource of the location; for
+        ``order_id``, one of the patient's orders waiting to be scheduled, which becomes
+        scheduled in the same save.
 
         With an idempotency key, a retry returns the appointment the first call made.
         """
@@ -162,6 +171,7 @@ class Scheduling(SchedulingLog):
                     location_id=location_id,
                     start=start,
                     actor=actor,
+                    order_id=order_id,
                 )
             )
         )
@@ -175,6 +185,7 @@ class Scheduling(SchedulingLog):
         location_id: UUID,
         start: datetime,
         actor: Actor,
+        order_id: UUID | None = None,
     ) -> "Plan":
         """Decide a booking against the current state, without saving it."""
         existing = self.find(appointment_id, Appointment)
@@ -182,17 +193,20 @@ class Scheduling(SchedulingLog):
             # A retry is the same request as the one that made the booking (compared with
             # the booking as first made: a reschedule since does not change the request).
             first: Appointment = self.repository.get(appointment_id, version=1)
-            if (first.patient_id, first.appointment_type_id, first.location_id, first.start) != (
-                patient_id,
-                appointment_type_id,
-                location_id,
-                start,
-            ):
+            made = (
+                first.patient_id,
+                first.appointment_type_id,
+                first.location_id,
+                first.start,
+                first.order_id,
+            )
+            if made != (patient_id, appointment_type_id, location_id, start, order_id):
                 raise IdempotencyKeyReusedError(
                     "that Idempotency-Key was already used for a different booking"
                 )
             return Plan(existing, [])
         exam = self.catalog.appointment_type(appointment_type_id)
+        order = None if order_id is None else self._orders.to_book(order_id, patient_id, exam)
         location = self.catalog.location(location_id)
         now = self.now()
         self._within_horizon(exam, start, now)
@@ -214,9 +228,13 @@ class Scheduling(SchedulingLog):
             windows=placement.windows,
             now=now,
             meta=actor.meta(),
+            order_id=order_id,
         )
         reserved = self._reserve(placement, span, str(appointment_id), calendars, actor)
-        return Plan(appointment, [appointment, *reserved])
+        if order is None:
+            return Plan(appointment, [appointment, *reserved])
+        order.link_appointment(appointment.id, actor.meta())
+        return Plan(appointment, [appointment, *reserved, order])
 
     def reschedule(
         self,
@@ -300,7 +318,7 @@ class Scheduling(SchedulingLog):
         appointment = self.appointment(appointment_id, owner)
         appointment.cancel(reason=reason, meta=actor.meta())
         freed = self.calendars().free_appointment(appointment, actor)
-        return Plan(appointment, [appointment, *freed])
+        return Plan(appointment, [appointment, *freed, *self._orders.released(appointment, actor)])
 
     def modify(
         self, appointment_id: UUID, *, notes: str, actor: Actor, owner: UUID | None
@@ -315,8 +333,14 @@ class Scheduling(SchedulingLog):
         return self._simple(appointment_id, lambda a: a.check_in(now=self.now(), meta=actor.meta()))
 
     def complete(self, appointment_id: UUID, *, actor: Actor) -> Written:
-        """Front desk: the exam was performed."""
-        return self._simple(appointment_id, lambda a: a.complete(meta=actor.meta()))
+        """Front desk: the exam was performed (and so its order, in the same save)."""
+
+        def plan() -> Plan:
+            appointment = self.appointment(appointment_id, None)
+            appointment.complete(meta=actor.meta())
+            return Plan(appointment, [appointment, *self._orders.completed(appointment, actor)])
+
+        return retry_writes(lambda: self._commit(plan()))
 
     def mark_no_show(self, appointment_id: UUID, *, reason: str, actor: Actor) -> Written:
         """Front desk: the patient did not come; their time is freed."""
@@ -325,7 +349,8 @@ class Scheduling(SchedulingLog):
             appointment = self.appointment(appointment_id, None)
             appointment.mark_no_show(now=self.now(), reason=reason, meta=actor.meta())
             freed = self.calendars().free_appointment(appointment, actor)
-            return Plan(appointment, [appointment, *freed])
+            released = self._orders.released(appointment, actor)
+            return Plan(appointment, [appointment, *freed, *released])
 
         return retry_writes(lambda: self._commit(plan()))
 

@@ -19,6 +19,7 @@ from application.ports import (
 from application.registry import Registry
 from application.ris.delivery_desk import DeliveryDesk
 from application.ris.inbound_desk import Hl7Inbound
+from application.ris.patient_records import PatientRecords
 from application.scheduling import Scheduling
 from application.slot_search import SlotSearch
 
@@ -53,3 +54,6 @@ class Services:
     hl7_inbound: Hl7Inbound
     deliveries: DeliveryDesk
     alerts: AlertReader
+    records: PatientRecords
+    jwks: dict[str, list[dict[str, str]]]
+    """The public keys that verify our tokens (``/.well-known/jwks.json``)."""

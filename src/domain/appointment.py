@@ -68,6 +68,14 @@ class Appointment(Aggregate):
         end: datetime
         timezone: str
         meta: dict[str, str]
+        order_id: UUID | None  # the RIS order it was booked for (version 2 on)
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Bookings stored before orders could be booked were for no order."""
+            state["order_id"] = None
 
     class Rescheduled(Aggregate.Event):
         location_id: UUID
@@ -110,8 +118,10 @@ class Appointment(Aggregate):
         windows: list[Interval],
         now: datetime,
         meta: dict[str, str],
+        order_id: UUID | None = None,
     ) -> "Appointment":
-        """Book ``span``; the caller reserves it on the resource's days in the same save."""
+        """Book ``span`` (for the RIS order ``order_id``, if any); the caller reserves it
+        on the resource's days, and schedules the order, in the same save."""
         check_bookable(span, windows, now)
         return cls(
             id=id,
@@ -123,6 +133,7 @@ class Appointment(Aggregate):
             end=span.end,
             timezone=timezone,
             meta=meta,
+            order_id=order_id,
         )
 
     @event(Booked)
@@ -137,6 +148,7 @@ class Appointment(Aggregate):
         end: datetime,
         timezone: str,
         meta: dict[str, str],
+        order_id: UUID | None,
     ) -> None:
         self.patient_id = patient_id
         self.appointment_type_id = appointment_type_id
@@ -145,6 +157,7 @@ class Appointment(Aggregate):
         self.start = start
         self.end = end
         self.timezone = timezone
+        self.order_id = order_id
         self.status = BOOKED
         self.reason = ""
         self.notes = ""

@@ -47,6 +47,7 @@ from adapters.sessions import PostgresOneTimeUse, PostgresSessionStore
 from adapters.settings import Settings
 from adapters.startup import StartupError
 from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create_key
+from adapters.viewer_tokens import JwtViewerTokens, jwks
 from application.access import StaffAccess
 from application.appointment_details import AppointmentDetails
 from application.auth import AuthService, SessionLimits
@@ -58,6 +59,7 @@ from application.ris.delivery_desk import DeliveryDesk
 from application.ris.inbound import InboundEffects, InboundSettings
 from application.ris.inbound_desk import Hl7Inbound
 from application.ris.inbound_ports import InboundHandler
+from application.ris.patient_records import PatientRecords, ViewerSettings
 from application.scheduling import BookingLimits, Scheduling
 from application.services import Services
 from application.slot_search import SlotSearch
@@ -67,6 +69,7 @@ from projections.appointment_history import PostgresAppointmentReader
 from projections.availability import PostgresBusyReader
 from projections.catalog_view import PostgresCatalogReader
 from projections.deliveries_view import PostgresDeliveryReader
+from projections.orders_view import PostgresOrderReader
 from projections.runners import Projections
 
 log = structlog.get_logger(__name__)
@@ -326,6 +329,22 @@ def _keys(settings: Settings) -> tuple[str, Ed25519PrivateKey]:
     )
 
 
+def _patient_records(
+    settings: Settings, pool: ConnectionPool[Any], signing_key: Ed25519PrivateKey, clock: Clock
+) -> PatientRecords:
+    """Orders and results for patients, with links to the viewer RESULT_VIEWER_URL names."""
+    return PatientRecords(
+        PostgresOrderReader(pool),
+        JwtViewerTokens(signing_key, settings.jwt_key_id),
+        ViewerSettings(
+            url_template=settings.result_viewer_url,
+            audience=settings.result_viewer_audience,
+            lifetime=timedelta(seconds=settings.result_link_seconds),
+        ),
+        clock,
+    )
+
+
 def _wire(
     settings: Settings,
     url: str,
@@ -343,6 +362,7 @@ def _wire(
     catalog = Catalog({**env, "AGGREGATE_CACHE_MAXSIZE": "5000"})
     pool = reader_pool(url, settings.db_pool_size)
     appointments = PostgresAppointmentReader(pool)
+    registry = Registry(env, hasher=hasher, clock=clock)
     scheduling = Scheduling(
         env,
         catalog=catalog,
@@ -353,8 +373,8 @@ def _wire(
             overall=settings.max_bookings_overall,
             requests_per_hour=settings.booking_requests_per_hour,
         ),
+        survivor=registry.surviving_id,
     )
-    registry = Registry(env, hasher=hasher, clock=clock)
     deliveries = Deliveries(env)
     cipher = AtRestCipher(env["CIPHER_KEY"])
     inbound_store = PostgresInboundStore(pool, cipher)
@@ -398,6 +418,8 @@ def _wire(
         hl7_inbound=Hl7Inbound(inbound_store, clock, access_log),
         deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock, access_log),
         alerts=PostgresAlertReader(pool),
+        records=_patient_records(settings, pool, signing_key, clock),
+        jwks=jwks(signer.public_keys()),
     )
     inbound = InboundEffects(
         registry=registry,

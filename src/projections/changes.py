@@ -5,6 +5,17 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Lookup:
+    """A column value read from another read-model row as the change is applied (e.g. a
+    result's patient, from its order's row): ``column`` of the ``table`` row whose ``id``
+    is ``id``. The row is one the same projection wrote earlier."""
+
+    table: str
+    column: str
+    id: Any
+
+
+@dataclass(frozen=True)
 class Upsert:
     """Insert the row, or overwrite the given columns of the row with the same key."""
 

@@ -6,10 +6,10 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier, Placeholder
+from psycopg.sql import SQL, Composable, Composed, Identifier, Placeholder
 from psycopg.types.json import Jsonb
 
-from projections.changes import Change, Delete, Update, Upsert
+from projections.changes import Change, Delete, Lookup, Update, Upsert
 from projections.parked import PARK_ALERT, PARK_EVENT, Parked
 from projections.progress import CHANNEL, PROGRESS
 
@@ -66,8 +66,25 @@ class ReadModelView(PostgresTrackingRecorder):
     @staticmethod
     def _execute(curs: Cursor[DictRow], change: Change) -> None:
         params = {**change.key, **getattr(change, "values", {})}
-        params = {k: Jsonb(v) if isinstance(v, dict) else v for k, v in params.items()}
+        params = {k: _parameter(v) for k, v in params.items()}
         curs.execute(statement(change), params)
+
+
+def _parameter(value: object) -> object:
+    if isinstance(value, dict):
+        return Jsonb(value)
+    if isinstance(value, Lookup):
+        return value.id  # the key of the row it is read from (see ``_value``)
+    return value
+
+
+def _value(name: str, value: object) -> Composable:
+    """Where a column's new value comes from: its parameter, or a row it is looked up in."""
+    if isinstance(value, Lookup):
+        return SQL("(SELECT {} FROM {} WHERE id = {})").format(
+            Identifier(value.column), Identifier(value.table), Placeholder(name)
+        )
+    return Placeholder(name)
 
 
 def statement(change: Change) -> Composed:
@@ -79,16 +96,16 @@ def statement(change: Change) -> Composed:
     if isinstance(change, Delete):
         return SQL("DELETE FROM {} WHERE {}").format(table, where)
     assignments = SQL(", ").join(
-        SQL("{} = {}").format(Identifier(k), Placeholder(k)) for k in change.values
+        SQL("{} = {}").format(Identifier(k), _value(k, v)) for k, v in change.values.items()
     )
     if isinstance(change, Update):
         return SQL("UPDATE {} SET {} WHERE {}").format(table, assignments, where)
     assert isinstance(change, Upsert)
-    columns = [*change.key, *change.values]
+    columns = {**change.key, **change.values}
     insert = SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) ").format(
         table,
         SQL(", ").join(map(Identifier, columns)),
-        SQL(", ").join(map(Placeholder, columns)),
+        SQL(", ").join(_value(k, v) for k, v in columns.items()),
         SQL(", ").join(map(Identifier, change.key)),
     )
     if not change.values:

@@ -361,6 +361,14 @@ def read_cases(w: dict[str, Any]) -> list[Read]:
             "/v1/appointments/{appointment_id}", "patient", f"/v1/appointments/{appointment}",
             {}, "patient_actor", "patient", patient_id, "appointment", appointment,
         ),
+        Read(
+            "/v1/me/orders", "patient", "/v1/me/orders", {}, "patient_actor", "patient",
+            patient_id, "order", "*",
+        ),
+        Read(
+            "/v1/me/results", "patient", "/v1/me/results", {}, "patient_actor", "patient",
+            patient_id, "result", "*",
+        ),
         # Someone else's appointment: refused (404), and logged as such.
         Read(
             "/v1/appointments/{appointment_id}", "other", f"/v1/appointments/{appointment}",

@@ -61,8 +61,13 @@ class Unlimited(RateLimiter):
         return 0
 
 
-def secure_headers(_: Any, response: Any, __: Any) -> bool | None:
-    """Every answer, whatever it is, carries the secure headers."""
+# Public answers meant to be cached (and nothing about anyone in them).
+CACHEABLE = {"/.well-known/jwks.json": "public, max-age=300"}
+
+
+def secure_headers(_: Any, response: Any, case: Any) -> bool | None:
+    """Every answer, whatever it is, carries the secure headers; only the public keys
+    may be cached."""
     headers = {name.lower(): value for name, value in response.headers.items()}
 
     def header(name: str) -> str:
@@ -72,7 +77,7 @@ def secure_headers(_: Any, response: Any, __: Any) -> bool | None:
     assert header("X-Content-Type-Options") == "nosniff"
     assert header("X-Frame-Options") == "DENY"
     assert header("Content-Security-Policy") == API_CSP
-    assert header("Cache-Control") == "no-store"
+    assert header("Cache-Control") == CACHEABLE.get(case.operation.path, "no-store")
     return None
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from application.ris.inbound_ports import InboundMessage
 from application.ris.orders import Orders
-from domain.ris.order import CANCELLED, FINAL, WAITING, UnknownOrderError
+from domain.ris.order import CANCELLED, COMPLETED, FINAL, WAITING, UnknownOrderError
 from projections.orders_view import PostgresOrderReader
 from tests.integration.test_inbound_branches import ORDER, PID, hl7, seg
 from tests.integration.test_inbound_effects import message, sync, twice
@@ -56,6 +56,7 @@ def test_a_change_to_an_order_we_do_not_know_is_refused(runtime):
 
 READ_MODEL = (
     "SELECT * FROM rm_orders ORDER BY id",
+    "SELECT * FROM rm_results ORDER BY id",
     "SELECT * FROM rm_unmatched_results ORDER BY id",
 )
 
@@ -84,19 +85,20 @@ def test_the_orders_read_model_rebuilt_from_the_log_equals_the_live_one(runtime)
     assert handle(message(oru)) == "kept_for_review"
     sync(runtime)
     live = snapshot(runtime)
-    orders, unmatched = live
-    assert (len(orders), len(unmatched)) == (2, 1)
+    orders, results, unmatched = live
+    assert (len(orders), len(results), len(unmatched)) == (2, 1, 1)
     order = Orders(runtime.services.scheduling).find_order("", "FILLER:FL1")
     assert (order.result_status, order.procedure_code) == (FINAL, "CTHEADC")
     shown = PostgresOrderReader(runtime.pool).for_patient(order.patient_id)
     assert sorted((r.status, r.result_status, r.procedure_code) for r in shown) == [
         (CANCELLED, None, "CTHEAD"),
-        (WAITING, FINAL, "CTHEADC"),
+        (COMPLETED, FINAL, "CTHEADC"),  # a final result: the exam was done
     ]
 
     # When the read model is damaged and rebuilt from the log
     with runtime.pool.connection() as conn:
         conn.execute("DELETE FROM rm_orders")
+        conn.execute("DELETE FROM rm_results")
         conn.execute("DELETE FROM rm_unmatched_results")
     assert snapshot(runtime) != live
     notifications = runtime.projections.rebuild("orders")

@@ -202,6 +202,7 @@ def test_metrics_follow_real_traffic(runtime, client, metrics_url, outbound, pee
         ("appointment_history", "scheduling"),
         ("orders", "scheduling"),
         ("deliveries_view", "deliveries"),
+        ("patient_merges", "registry"),
         ("deliveries", "scheduling"),
         ("deliveries", "registry"),
     }

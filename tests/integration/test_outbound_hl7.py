@@ -401,3 +401,55 @@ def test_cli_lists_shows_and_redrives(runtime, peer, outbound_factory, tmp_path)
 
     actions = [(row[0], row[3], row[4]) for row in audit_rows(runtime.url, str(dead.id))]
     assert actions == [("read", "", str(patient_id)), ("redrive", "fixed", str(patient_id))]
+
+
+def test_a_booking_for_an_order_carries_its_placer_and_filler_numbers_to_the_ris(
+    runtime, peer, outbound_factory
+):
+    from tests.support import place_order
+
+    # Given an order the RIS placed (placer P1 of PLC, filler F1 of RIS) for a CT head
+    patient = new_patient(runtime, 20)
+    order_id = place_order(runtime, patient, 1, "70450", "CT head")
+    ob = outbound_factory(outbound_settings(runtime, peer))
+
+    # When the patient books it, moves it, then cancels it
+    scheduling = runtime.services.scheduling
+    appointment = scheduling.book(
+        patient_id=patient,
+        appointment_type_id=AppointmentType.create_id("ct-head"),
+        location_id=Location.create_id("riverside"),
+        start=DAY,
+        actor=PATIENT_ACTOR,
+        order_id=order_id,
+    ).appointment.id
+    scheduling.reschedule(
+        appointment,
+        start=DAY + timedelta(hours=1),
+        location_id=None,
+        reason="later",
+        actor=PATIENT_ACTOR,
+        owner=patient,
+    )
+    scheduling.cancel(appointment, reason="ill", actor=PATIENT_ACTOR, owner=patient)
+
+    # Then S12, S13 and S15 each name the order as the RIS numbered it (SCH-26, SCH-27)
+    wait_until(
+        lambda: len(deliveries(ob)) == 4 and all(d.status == "acknowledged" for d in deliveries(ob))
+    )
+    sius = [m for m in peer.messages() if field_of(m, "MSH", 9).startswith("SIU")]
+    assert [field_of(m, "MSH", 9).split("^")[1] for m in sius] == ["S12", "S13", "S15"]
+    for message in sius:
+        assert (field_of(message, "SCH", 26), field_of(message, "SCH", 27)) == (
+            "P1^PLC",
+            "F1^RIS",
+        )
+        parsed = parse_message(message, validation_level=VALIDATION_LEVEL.STRICT)
+        parsed.validate()
+        assert parsed.sch.sch_27.to_er7() == "F1^RIS"
+    # A booking for no order names none.
+    book(runtime, patient, DAY + timedelta(hours=3))
+    wait_until(lambda: len(by_type(ob, "SIU^S12")) == 2)
+    wait_until(lambda: len([m for m in peer.messages() if "SIU^S12" in m]) == 2)
+    plain = [m for m in peer.messages() if "SIU^S12" in m][-1]
+    assert field_of(plain, "SCH", 26) == field_of(plain, "SCH", 27) == ""

@@ -38,7 +38,7 @@ from domain.ris.message_delivery import REJECTED_PERMANENT, RetryPolicy
 from imaging_bridge.catalog_loader import decode, demo_catalog_text
 from imaging_bridge.outbound import Outbound
 from tests.integration.mllp_peer import Peer, wait_until
-from tests.support import lift_booking_caps
+from tests.support import configure_viewer, lift_booking_caps, place_order, report_result, settle
 
 pytestmark = pytest.mark.integration
 
@@ -280,6 +280,14 @@ def build_world(runtime, client, clock) -> World:
     w.objects["totp_account"] = totp_account
     w.objects["totp_secret"] = secret
 
+    # An order from the RIS with its result, and a viewer to open it in.
+    configure_viewer(runtime)
+    place_order(runtime, patient, 1)
+    report_result(runtime, 1)
+    settle(runtime)
+    [result] = services.records.results(patient)
+    w.objects["result"] = result.id
+
     clock.set(slot_from(slots, now + hour) + timedelta(minutes=5))  # the no-show may be marked
     return w
 
@@ -496,6 +504,10 @@ ROUTES: dict[tuple[str, str], Route] = {
         ),
     ),
     ("GET", "/v1/appointments"): Route(200, fixed("/v1/appointments")),
+    ("GET", "/v1/me/orders"): Route(200, fixed("/v1/me/orders")),
+    ("GET", "/v1/me/results"): Route(200, fixed("/v1/me/results")),
+    ("POST", "/v1/me/results/{result_id}/link"): Route(200, fixed("/v1/me/results/{result}/link")),
+    ("GET", "/.well-known/jwks.json"): Route(200, fixed("/.well-known/jwks.json")),
     ("GET", "/v1/appointments/{appointment_id}"): Route(200, fixed(APPOINTMENT)),
     ("PATCH", "/v1/appointments/{appointment_id}"): Route(
         200, fixed(APPOINTMENT, json={"notes": "needs a wheelchair"})

@@ -1,6 +1,6 @@
 """A read model dropped and rebuilt from the log equals the one built live: every table
-of every read model (catalog, appointments, busy time, orders and unmatched results,
-deliveries and their attempts) is compared before and after, so a rebuild must restore
+of every read model (catalog, appointments, busy time, orders, results and unmatched
+results, deliveries and their attempts, patient merges) is compared before and after, so a rebuild must restore
 its own tables exactly and leave the others alone."""
 
 from collections.abc import Iterator
@@ -25,8 +25,9 @@ READ_MODELS = {
     "catalog_view": CATALOG_TABLES,
     "appointment_history": ("rm_appointments",),
     "availability": ("rm_busy",),
-    "orders": ("rm_orders", "rm_unmatched_results"),
+    "orders": ("rm_orders", "rm_results", "rm_unmatched_results"),
     "deliveries_view": ("rm_deliveries", "rm_delivery_attempts"),
+    "patient_merges": ("rm_patient_merges",),
 }
 
 
@@ -102,8 +103,8 @@ def outside(runtime) -> Iterator[Outside]:
 
 def live_history(client, runtime, clock, outside: Outside) -> None:
     """Given a history touching every read model: bookings cancelled, moved and noted;
-    a catalog change; RIS orders, results (one for nobody's order) and a RIS booking;
-    deliveries sent and ACKed."""
+    a catalog change; RIS orders, results (one for nobody's order), a merge of two
+    records and a RIS booking; deliveries sent and ACKed."""
     lift_booking_caps(runtime)
     headers = register(client, "kim@example.org")
     types, locations = catalog_ids(client)
@@ -152,6 +153,9 @@ def live_history(client, runtime, clock, outside: Outside) -> None:
         corpus("ORU_R01/dcm4che_1.hl7"),  # a result on the OMI's order
         corpus("ORU_R01/hapi_1.hl7"),  # a result for an accession nobody ordered
         corpus("SIU_S12/mirth_1.hl7", **SIU_ON_OUR_CT),  # the RIS books our CT
+        # A second record of a patient, then merged into another (ADT^A40)
+        corpus("ADT_A08/dcm4che_1.hl7", **{"583295^^^ADT1": "OLD_PID_1^^^ADT1"}),
+        corpus("ADT_A40/dcm4che_1.hl7"),
     ):
         assert inbound.handle(message(text)) in {"applied", "kept_for_review"}
 

@@ -456,3 +456,52 @@ def test_refused_changes_record_nothing(client, runtime, scheduler):
     bad = client.put(f"{BASE}/resources/{US_RIVERSIDE}/hours", headers=scheduler, json={"x": []})
     assert bad.status_code == 422
     assert recorded() == before
+
+
+def test_an_exam_type_gets_the_ris_procedure_codes_it_performs(client, runtime, scheduler):
+    from tests.support import place_order, settle
+
+    # Given a patient with an order for CT chest (37953), which no exam type performs yet
+    patient = register(client, "ct.chest@example.org")
+    patient_id = client.get("/v1/patients/me", headers=patient).json()["id"]
+    place_order(runtime, patient_id, 1, "37953", "CT chest")
+    settle(runtime)
+    [order] = client.get("/v1/me/orders", headers=patient).json()["items"]
+    assert order["appointment_type_ids"] == []
+
+    # When staff create the exam type with that code, then revise its codes
+    created = client.put(
+        f"{BASE}/appointment-types/ct-chest",
+        headers=scheduler,
+        json={**CT_CHEST, "procedure_codes": ["37953"]},
+    )
+    assert (created.status_code, created.json()["outcome"]) == (201, "created")
+    assert created.json()["appointment_type"]["procedure_codes"] == ["37953"]
+    revised = client.put(
+        f"{BASE}/appointment-types/ct-chest",
+        headers={**scheduler, HEADER: created.headers[HEADER]},
+        json={**CT_CHEST, "procedure_codes": ["37953", "71250"]},
+    )
+    assert revised.json()["outcome"] == "revised"
+
+    # Then the public catalog shows them and the order can be booked as that exam
+    runtime.services.sync.wait(Position.parse(revised.headers[HEADER]))
+    public = {t["code"]: t for t in client.get("/v1/catalog/appointment-types").json()}
+    assert public["ct-chest"]["procedure_codes"] == ["37953", "71250"]
+    assert public["mri-brain"]["procedure_codes"] == ["70551", "70553", "P1"]
+    [order] = client.get("/v1/me/orders", headers=patient).json()["items"]
+    assert order["appointment_type_ids"] == [public["ct-chest"]["id"]]
+
+
+@pytest.mark.parametrize(
+    ("codes", "says"),
+    [(["70551", "70551"], "more than once"), ([""], "procedure_codes"), ("70551", "list")],
+)
+def test_bad_procedure_codes_are_refused_naming_them(client, scheduler, codes, says):
+    refused = client.put(
+        f"{BASE}/appointment-types/ct-chest",
+        headers=scheduler,
+        json={**CT_CHEST, "procedure_codes": codes},
+    )
+    assert refused.status_code == 422
+    assert says in refused.json()["detail"]

@@ -241,6 +241,9 @@ text = st.text(
     min_size=1,
     max_size=30,
 ).filter(lambda s: s.strip() == s and s.strip())
+# Order numbers: letters, digits and the punctuation RIS numbers use (no ':', which
+# separates the namespace we keep in front).
+words = st.text(alphabet="ABCXYZabc0123456789.-_/", min_size=1, max_size=20)
 instants = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC)
 ).map(lambda d: d.replace(microsecond=0))
@@ -295,9 +298,10 @@ def unescape(value: str) -> str:
     reason=st.one_of(st.just(""), text),
     mrn=st.one_of(st.just(""), text),
     notes=st.one_of(st.just(""), text),
+    order=st.one_of(st.just(("", "")), st.tuples(words, words)),
 )
 def test_rendered_er7_reparses_to_the_same_fields(
-    given_name, family_name, birth, start, trigger, version, phone, reason, mrn, notes
+    given_name, family_name, birth, start, trigger, version, phone, reason, mrn, notes, order
 ):
     delivery = UUID("0f0e0d0c-0b0a-4908-8706-050403020100")
     payload = {**siu_payload(given_name, family_name, birth, start), "phone": phone}
@@ -305,6 +309,8 @@ def test_rendered_er7_reparses_to_the_same_fields(
     payload["notes"] = notes
     if mrn:
         payload.update(mrn=mrn, mrn_authority="RIS")
+    if order[0]:  # booked for a RIS order: its numbers as we keep them (namespace:id)
+        payload.update(placer_number=f"PLC:{order[0]}", filler_number=order[1])
     er7 = render(trigger, payload, control_id(delivery), recipient="ris", version=version)
     parsed = parse_message(er7, validation_level=VALIDATION_LEVEL.STRICT)
     parsed.validate()
@@ -321,6 +327,8 @@ def test_rendered_er7_reparses_to_the_same_fields(
         assert parsed.sch.sch_11.to_er7().split("^")[3] == start.strftime("%Y%m%d%H%M%S+0000")
         written = [unescape(nte.nte_3.to_er7()) for nte in parsed.children if nte.name == "NTE"]
         assert written == ([notes] if notes else [])
+        numbers = (parsed.sch.sch_26.to_er7(), parsed.sch.sch_27.to_er7())
+        assert numbers == ((f"{order[0]}^PLC", order[1]) if order[0] else ("", ""))
     # Resends are identical, and the send path's text renderer gives the same bytes.
     again = render(trigger, payload, control_id(delivery), recipient="ris", version=version)
     assert again == er7

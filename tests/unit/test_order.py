@@ -10,19 +10,21 @@ from domain.appointment import BOOKED, NEEDS_NEW_TIME, Appointment, InvalidTrans
 from domain.errors import InvalidValueError
 from domain.ris.order import (
     CANCELLED,
+    COMPLETED,
     FINAL,
     PRELIMINARY,
     SCHEDULED,
     WAITING,
     ImagingOrder,
     OrderCancelledError,
+    OrderNotWaitingError,
     ResultReference,
 )
 from domain.ris.ris_booking import OCCUPYING, RELEASED, RisBooking
 from domain.ris.unmatched_result import UnmatchedResult
 from domain.schedule import Interval
 from projections.changes import Update, Upsert
-from projections.orders_view import ORDERS, UNMATCHED, order_changes
+from projections.orders_view import ORDERS, RESULTS, UNMATCHED, order_changes
 
 META = {"actor_id": "system", "role": "system", "request_id": "m1", "source": "test"}
 OBSERVED = datetime(2026, 11, 30, 9, 15, tzinfo=UTC)
@@ -103,7 +105,7 @@ def test_a_cancelled_order_stays_cancelled_and_cannot_change():
         order.change(
             accession_number="", procedure_code="X", procedure_text="", message_id="m4", meta=META
         )
-    with pytest.raises(OrderCancelledError):
+    with pytest.raises(OrderNotWaitingError):
         order.link_appointment(uuid4(), META)
 
 
@@ -122,7 +124,12 @@ def test_results_are_references_with_the_latest_status_and_apply_once():
     result(order, PRELIMINARY, "r1")
     result(order, FINAL, "r2", link="https://pacs.example/viewer?acc=ACC1")
     result(order, FINAL, "r2", link="https://pacs.example/viewer?acc=ACC1")
-    assert pending(order) == [ImagingOrder.ResultReferenced, ImagingOrder.ResultReferenced]
+    # The final result also completes the order (the exam was done).
+    assert pending(order) == [
+        ImagingOrder.ResultReferenced,
+        ImagingOrder.ResultReferenced,
+        ImagingOrder.Completed,
+    ]
     assert order.result_status == FINAL
     latest = order.results[-1]
     assert latest["accession_number"] == "ACC1"
@@ -257,12 +264,15 @@ def test_the_orders_read_model_folds_an_order_and_its_latest_result():
     order = placed()
     result(order, FINAL, "r1", link="https://pacs.example/v/ACC1")
     order.cancel(reason="CA", message_id="m2", meta=META)
-    placed_event, referenced, cancelled = order.collect_events()
+    placed_event, referenced, completed, cancelled = order.collect_events()
     [row] = order_changes(placed_event)
     assert isinstance(row, Upsert)
     assert (row.table, row.key, row.values["status"]) == (ORDERS, {"id": order.id}, WAITING)
-    [change] = order_changes(referenced)
+    change, result_row = order_changes(referenced)
     assert isinstance(change, Update)
+    assert isinstance(result_row, Upsert)
+    assert result_row.table == RESULTS
+    assert order_changes(completed)[0].values["status"] == COMPLETED
     assert change.values["result_status"] == FINAL
     assert change.values["viewer_link"] == "https://pacs.example/v/ACC1"
     assert order_changes(cancelled)[0].values["status"] == CANCELLED

@@ -300,6 +300,8 @@ ORDER = {
     ),
     "cancel": lambda o, d: o.cancel(reason=d.draw(text), message_id=d.draw(message_ids), meta=META),
     "link": lambda o, d: o.link_appointment(d.draw(uuids), META),
+    "release": lambda o, d: o.release_appointment(o.appointment_id or d.draw(uuids), META),
+    "complete": lambda o, d: o.complete_exam(o.appointment_id or d.draw(uuids), META),
     "result": lambda o, d: o.reference_result(
         d.draw(results), message_id=d.draw(message_ids), meta=META
     ),

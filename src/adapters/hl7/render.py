@@ -57,6 +57,14 @@ def hl7_date(iso: str) -> str:
     return iso.replace("-", "")
 
 
+def entity_identifier(number: str) -> str:
+    """An order number as we keep it (``namespace:id``, or ``id``) as an HL7 EI."""
+    namespace, colon, identifier = number.partition(":")
+    if not colon or not namespace:
+        return esc(number if not colon else identifier)
+    return f"{esc(identifier)}^{esc(namespace)}"
+
+
 def esc(value: str) -> str:
     """Escape HL7 delimiters in free text (default encoding characters); every control
     character (CR and LF, the MLLP frame bytes 0x0B and 0x1C, NUL, DEL, C1) becomes a
@@ -131,6 +139,12 @@ def _siu(trigger: str, payload: Mapping[str, str], version: str) -> list[Segment
         20: SENDING_APPLICATION,
         25: SIU_STATUS[trigger],
     }
+    if version >= "2.4":  # SCH-26 and SCH-27 came with v2.4
+        # The RIS order the appointment was booked for, as the RIS numbered it.
+        if payload.get("placer_number"):
+            sch[26] = entity_identifier(payload["placer_number"])
+        if payload.get("filler_number"):
+            sch[27] = entity_identifier(payload["filler_number"])
     notes: list[Segment] = []
     if payload.get("notes"):  # the patient's or the front desk's notes for the exam
         notes.append(("NTE", {1: "1", 3: esc(payload["notes"])}))

@@ -52,6 +52,7 @@ def book(
         start=request.start,
         actor=actor,
         idempotency_key=idempotency_key,
+        order_id=request.order_id,
     )
     consistency.wrote(written.position)
     return AppointmentOut.model_validate(services.appointment_details.one(written.appointment))

@@ -13,6 +13,11 @@ class BookAppointment(Strict):
     appointment_type_id: UUID
     location_id: UUID
     start: Instant
+    order_id: UUID | None = Field(
+        default=None,
+        description="one of my orders waiting to be booked (GET /v1/me/orders): the exam"
+        " type must be one of its appointment_type_ids; the order becomes scheduled",
+    )
 
 
 class RescheduleAppointment(Strict):

@@ -41,3 +41,6 @@ class AppointmentTypeOut(BaseModel):
     booking_horizon_days: int = Field(
         default=DEFAULT_BOOKING_HORIZON_DAYS, description="how many days ahead it can be booked"
     )
+    procedure_codes: list[str] = Field(
+        default=[], description="the RIS procedure codes it performs (orders it can be booked for)"
+    )

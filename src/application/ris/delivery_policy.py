@@ -24,6 +24,7 @@ from domain.appointment import Appointment
 from domain.context import system_actor
 from domain.patient import Patient
 from domain.ris.message_delivery import MessageDelivery
+from domain.ris.order import ImagingOrder
 
 # Upstream event -> HL7 message type
 SIU_TRIGGERS: dict[type[Any], str] = {
@@ -176,8 +177,18 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
             "resource_code": resource.code,
             "resource_name": str(resource.spec.get("name", resource.code)),
             **self._patient_fields(self._patient_as_of(appointment.patient_id, event.timestamp)),
+            **self._order_fields(scheduling, appointment.order_id),
         }
         return payload, str(appointment.patient_id)
+
+    @staticmethod
+    def _order_fields(scheduling: SchedulingLog, order_id: UUID | None) -> dict[str, str]:
+        """The RIS order the appointment was booked for: its placer and filler numbers
+        (``namespace:id``), which the RIS matches the booking to (SCH-26, SCH-27)."""
+        order = None if order_id is None else scheduling.find(order_id, ImagingOrder)
+        if order is None:
+            return {}
+        return {"placer_number": order.placer_number, "filler_number": order.filler_number}
 
     def _patient_as_of(self, patient_id: UUID, moment: datetime) -> Any:
         """The patient as they were at ``moment``: a later change of theirs reaches the

@@ -1,6 +1,9 @@
 """ImagingOrder: an exam the RIS ordered for a patient, waiting to be scheduled.
 
 waiting -> (changed) -> scheduled (linked to an appointment) | cancelled
+scheduled -> waiting (its appointment was cancelled or missed) | completed
+waiting | scheduled -> completed (its appointment was completed, or a final or corrected
+result arrived: the exam was done, here or elsewhere)
 
 Results arrive as references only (accession number, procedure, status, observation
 time, a viewer link): the report text stays in the radiology system.
@@ -21,11 +24,14 @@ from domain.errors import DomainError, InvalidValueError
 WAITING = "waiting"
 SCHEDULED = "scheduled"
 CANCELLED = "cancelled"
+COMPLETED = "completed"
 
 PRELIMINARY = "preliminary"
 FINAL = "final"
 CORRECTED = "corrected"
 RESULT_STATUSES = frozenset({PRELIMINARY, FINAL, CORRECTED})
+# A result with one of these statuses means the exam was performed.
+DONE_STATUSES = frozenset({FINAL, CORRECTED})
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,12 @@ class UnknownOrderError(DomainError):
     code = "unknown_order"
 
 
+class OrderNotWaitingError(DomainError):
+    """Only an order waiting to be scheduled can be booked."""
+
+    code = "order_not_waiting"
+
+
 class ImagingOrder(Aggregate):
     """One order (placer and/or filler order number) for one patient."""
 
@@ -90,6 +102,14 @@ class ImagingOrder(Aggregate):
 
     class AppointmentLinked(Aggregate.Event):
         appointment_id: UUID
+        meta: dict[str, str]
+
+    class AppointmentReleased(Aggregate.Event):
+        appointment_id: UUID
+        meta: dict[str, str]
+
+    class Completed(Aggregate.Event):
+        because: str
         meta: dict[str, str]
 
     class ResultReferenced(Aggregate.Event):
@@ -212,18 +232,48 @@ class ImagingOrder(Aggregate):
         self.cancel_reason = reason
         self.applied.add(message_id)
 
-    def link_appointment(self, appointment_id: UUID, meta: dict[str, str]) -> None:
-        """The order was booked as this appointment."""
+    def require_waiting(self) -> None:
+        """OrderNotWaitingError unless the order waits to be scheduled."""
         if self.status == CANCELLED:
-            raise OrderCancelledError("a cancelled order cannot be scheduled")
-        if self.appointment_id == appointment_id:
+            raise OrderNotWaitingError("this order was cancelled: it cannot be booked")
+        if self.status != WAITING:
+            raise OrderNotWaitingError(
+                f"this order is {self.status}: only an order waiting to be scheduled can be booked"
+            )
+
+    def link_appointment(self, appointment_id: UUID, meta: dict[str, str]) -> None:
+        """The order was booked as this appointment; only a waiting order can be (linking
+        the same appointment again changes nothing)."""
+        if self.appointment_id == appointment_id and self.status == SCHEDULED:
             return
+        self.require_waiting()
         self._appointment_linked(appointment_id=appointment_id, meta=meta)
 
     @event(AppointmentLinked)
     def _appointment_linked(self, appointment_id: UUID, meta: dict[str, str]) -> None:
         self.appointment_id = appointment_id
         self.status = SCHEDULED
+
+    def release_appointment(self, appointment_id: UUID, meta: dict[str, str]) -> None:
+        """Its appointment was cancelled (or missed): the order waits to be booked again.
+        Nothing changes for another appointment or an order no longer scheduled."""
+        if self.status != SCHEDULED or self.appointment_id != appointment_id:
+            return
+        self._appointment_released(appointment_id=appointment_id, meta=meta)
+
+    @event(AppointmentReleased)
+    def _appointment_released(self, appointment_id: UUID, meta: dict[str, str]) -> None:
+        self.appointment_id = None
+        self.status = WAITING
+
+    def complete_exam(self, appointment_id: UUID, meta: dict[str, str]) -> None:
+        """Its appointment was completed: the exam was performed."""
+        if self.status == SCHEDULED and self.appointment_id == appointment_id:
+            self._completed(because="appointment_completed", meta=meta)
+
+    @event(Completed)
+    def _completed(self, because: str, meta: dict[str, str]) -> None:
+        self.status = COMPLETED
 
     def reference_result(
         self, result: ResultReference, *, message_id: str, meta: dict[str, str]
@@ -243,6 +293,8 @@ class ImagingOrder(Aggregate):
             message_id=message_id,
             meta=meta,
         )
+        if result.result_status in DONE_STATUSES and self.status in (WAITING, SCHEDULED):
+            self._completed(because=f"{result.result_status}_result", meta=meta)
 
     @event(ResultReferenced)
     def _result_referenced(
