@@ -4,8 +4,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from application.access import StaffAccess
+from application.activation import Activation
 from application.auth import AuthService
 from application.catalog import Catalog
+from application.patient_search import PatientSearch
 from application.ports import (
     AccessLog,
     AlertReader,
@@ -51,3 +53,5 @@ class Services:
     hl7_inbound: Hl7Inbound
     deliveries: DeliveryDesk
     alerts: AlertReader
+    activation: Activation
+    patient_search: PatientSearch

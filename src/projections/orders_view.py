@@ -49,6 +49,8 @@ def order_changes(event: Any) -> list[Change]:
     if isinstance(event, ImagingOrder.AppointmentLinked):
         values = {"status": "scheduled", "appointment_id": event.appointment_id, **stamp}
         return [Update(ORDERS, key, values)]
+    if isinstance(event, ImagingOrder.PatientMerged):
+        return [Update(ORDERS, key, {"patient_id": event.patient_id, **stamp})]
     if isinstance(event, ImagingOrder.ResultReferenced):
         values = {
             "result_status": event.result_status,

@@ -15,6 +15,7 @@ from psycopg.sql import SQL, Identifier
 from application.base import Position
 from application.catalog import Catalog
 from application.ports import ReadModelSync
+from application.registry import RegistryLog
 from application.ris.deliveries import Deliveries
 from application.scheduling import SchedulingLog
 from projections.appointment_history import AppointmentHistoryProjection
@@ -23,6 +24,7 @@ from projections.catalog_view import CatalogProjection
 from projections.deliveries_view import DeliveriesViewProjection
 from projections.orders_view import OrdersProjection
 from projections.parked import ParkedRow, parked_events, parking
+from projections.patient_lookup import PatientLookupProjection
 from projections.progress import PROGRESS, TrackingListener
 from projections.view import ReadModelView
 
@@ -32,6 +34,7 @@ PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
     AvailabilityProjection.name: (SchedulingLog, AvailabilityProjection),
     OrdersProjection.name: (SchedulingLog, OrdersProjection),
     DeliveriesViewProjection.name: (Deliveries, DeliveriesViewProjection),
+    PatientLookupProjection.name: (RegistryLog, PatientLookupProjection),
 }
 """Every read model by name, with the application whose log it follows."""
 Progress = Callable[[int, int], None]
@@ -55,6 +58,8 @@ class Projections(ReadModelSync):
 
     def _start(self, name: str) -> None:
         application_class, projection_class = PROJECTIONS[name]
+        if issubclass(projection_class, PatientLookupProjection):
+            projection_class = projection_class.keyed(self._env["CIPHER_KEY"])
         runner = ProjectionRunner(
             application_class=application_class,
             projection_class=parking(projection_class),  # see projections/parked.py
