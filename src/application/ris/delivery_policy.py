@@ -65,6 +65,16 @@ def recipients_env(names: list[str]) -> dict[str, str]:
     return {RECIPIENTS: ",".join(names)}
 
 
+def introduction_cause(patient_id: UUID) -> str:
+    """The cause of the ADT^A04 that introduces a patient to a recipient before their
+    first SIU (see ``DeliveryPolicy._introduce_patient``)."""
+    return f"{patient_id}:introduced"
+
+
+def introduction_id(patient_id: UUID, recipient: str) -> UUID:
+    return MessageDelivery.create_id(introduction_cause(patient_id), recipient, "hl7")
+
+
 def _iso(value: datetime | date) -> str:
     return value.isoformat()
 
@@ -118,6 +128,10 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
         for recipient in self.recipients:
             if message_type.startswith("SIU"):
                 self._introduce_patient(recipient, payload, domain_event, processing_event)
+            elif isinstance(domain_event, Patient.Registered) and self.find_delivery(
+                introduction_id(domain_event.originator_id, recipient), processing_event
+            ):
+                continue  # their first SIU got here first and introduced them already
             delivery = MessageDelivery.queue(
                 channel="hl7",
                 recipient=recipient,
@@ -138,14 +152,19 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
         processing_event: ProcessingEvent[UUID],
     ) -> None:
         """A patient registered here whose ADT^A04 never went to ``recipient`` (they
-        registered before it was a destination) gets it now, ahead of their first SIU:
-        the delivery their registration would have made (same identity, and its time so
-        that it is sent first), with the demographics the SIU carries. Patients the RIS
-        sent us need none."""
+        registered before it was a destination) gets one now, ahead of their first SIU
+        (it carries their registration's time, so it is sent first), with the
+        demographics the SIU carries. Patients the RIS sent us need none. Its identity is
+        its own (``introduction_id``): when the registry's follower has not reached the
+        registration yet, it finds this one and queues no second A04; the two followers
+        never write the same delivery, so neither can stop on the other's write."""
         patient_id = UUID(siu["patient_id"])
-        cause = f"{patient_id}:{REGISTERED_VERSION}"
-        delivery_id = MessageDelivery.create_id(cause, recipient, "hl7")
-        if self.find_delivery(delivery_id, processing_event):
+        registration = MessageDelivery.create_id(
+            f"{patient_id}:{REGISTERED_VERSION}", recipient, "hl7"
+        )
+        if self.find_delivery(registration, processing_event) or self.find_delivery(
+            introduction_id(patient_id, recipient), processing_event
+        ):
             return
         registry = self._reader(RegistryLog)
         registered: Any = next(iter(registry.events.get(patient_id, lte=REGISTERED_VERSION)))
@@ -153,6 +172,7 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
             return
         payload = {k: v for k, v in siu.items() if k in ADT_FIELDS}
         payload["event_at"] = _iso(event.timestamp)
+        cause = introduction_cause(patient_id)
         meta = system_actor(source="delivery-policy").meta(cause=cause)
         processing_event.collect_events(
             MessageDelivery.queue(
