@@ -90,7 +90,12 @@ class Activation:
 
         def attempt() -> IssuedCode:
             patient = self._registry.surviving_patient(patient_id)
-            issued = ActivationCode(patient_id=patient.id, expires_at=expires_at, meta=actor.meta())
+            issued = ActivationCode.issue(
+                code_digest=self._digest.hex(code),
+                patient_id=patient.id,
+                expires_at=expires_at,
+                meta=actor.meta(),
+            )
             patient.issue_activation_code(issued.id, actor.meta())
             self._registry.save(patient, issued)
             return IssuedCode(code, expires_at, patient.id)
@@ -98,7 +103,7 @@ class Activation:
         return retrying(attempt, tries=5, busy="the patient is being changed elsewhere; try again")
 
     def _code_id(self, code: str) -> UUID:
-        return ActivationCode.create_id(self._digest.hex(normalise_code(code)))
+        return ActivationCode.id_for(self._digest.hex(normalise_code(code)))
 
     def _redeemable(self, code: str, birth_date: date) -> tuple[ActivationCode, Patient]:
         """The code and the record it activates; ActivationRefusedError, the same for

@@ -35,11 +35,22 @@ class ActivationCode(Aggregate):
         meta: dict[str, str]
 
     @staticmethod
-    def create_id(code_digest: str) -> UUID:
+    def id_for(code_digest: str) -> UUID:
+        """The identity of the code whose keyed digest this is."""
         return derived_id("activation-code", code_digest)
 
+    @classmethod
+    def issue(
+        cls, *, code_digest: str, patient_id: UUID, expires_at: datetime, meta: dict[str, str]
+    ) -> "ActivationCode":
+        return cls(
+            id=cls.id_for(code_digest), patient_id=patient_id, expires_at=expires_at, meta=meta
+        )
+
     @event(Issued)
-    def __init__(self, patient_id: UUID, expires_at: datetime, meta: dict[str, str]) -> None:
+    def __init__(
+        self, id: UUID, patient_id: UUID, expires_at: datetime, meta: dict[str, str]
+    ) -> None:
         self.patient_id = patient_id
         self.expires_at = expires_at
         self.used_by: UUID | None = None
