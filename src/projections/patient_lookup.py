@@ -41,7 +41,8 @@ class PatientLookupProjection(Projection[ReadModelView]):
     def keyed(cls, cipher_key: str) -> type["PatientLookupProjection"]:
         """This projection with its digest key (from the event key in the environment)."""
         digest = KeyedDigest.from_cipher_key(cipher_key, PURPOSE)
-        return type(cls.__name__, (cls,), {"digest": digest})
+        # The name too: a subclass would otherwise be named (and tracked) after itself.
+        return type(cls.__name__, (cls,), {"digest": digest, "name": cls.name})
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         if self.digest is None:

@@ -1,6 +1,6 @@
 """A read model dropped and rebuilt from the log equals the one built live: every table
 of every read model (catalog, appointments, busy time, orders and unmatched results,
-deliveries and their attempts) is compared before and after, so a rebuild must restore
+deliveries and their attempts, the patient lookup's keyed digests) is compared before and after, so a rebuild must restore
 its own tables exactly and leave the others alone."""
 
 from collections.abc import Iterator
@@ -27,6 +27,7 @@ READ_MODELS = {
     "availability": ("rm_busy",),
     "orders": ("rm_orders", "rm_unmatched_results"),
     "deliveries_view": ("rm_deliveries", "rm_delivery_attempts"),
+    "patient_lookup": ("rm_patient_lookup",),
 }
 
 
