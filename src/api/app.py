@@ -17,6 +17,7 @@ from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.metrics import observe_request
 from api.routers import (
+    activation,
     admin_deliveries,
     admin_hl7,
     appointments,
@@ -30,6 +31,7 @@ from api.routers import (
     slots,
     staff,
     staff_catalog,
+    staff_patients,
 )
 from api.schemas.common import ErrorBody
 from api.security import install_request_hygiene, install_security
@@ -77,12 +79,14 @@ def create_app(
         health,
         auth,
         patients,
+        activation,
         catalog,
         slots,
         appointments,
         records,
         jwks,
         staff,
+        staff_patients,
         staff_catalog,
         audit,
         admin_deliveries,

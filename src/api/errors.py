@@ -20,6 +20,7 @@ STATUS_BY_CODE = {
     "not_found": 404,
     "slot_unavailable": 409,
     "email_taken": 409,
+    "activation_failed": 400,
     "invalid_transition": 409,
     "idempotency_key_reused": 409,
     "booking_limit_reached": 409,

@@ -40,8 +40,14 @@ class StaffAccess:
             raise NotFoundError("no such patient")
         if not principal.centres:
             return Reach("centre")
-        if self._appointments.locations_of_patient(patient_id) & set(principal.centres):
+        locations = self._appointments.locations_of_patient(patient_id)
+        if locations & set(principal.centres):
             return Reach("centre")
+        if not locations:
+            # Known to the RIS (or registered) but booked nowhere yet: no centre's patient,
+            # so any centre's staff may reach them (to find them, give them an activation
+            # code, book them in).
+            return Reach("centre", "no appointment at any centre yet")
         grant = self._grants.active(principal.account_id, patient_id, self._clock.now())
         if grant is not None:
             return Reach("break_glass", grant.reason)

@@ -230,6 +230,14 @@ class AuthService:
         """End every session of the account; how many were active."""
         return self._sessions.revoke_account(account_id, "signed out everywhere")
 
+    def renew_sessions(self, principal: Principal, reason: str) -> TokenPair:
+        """End every session of the account and start one in their place, signed in the
+        same way: for a change that the tokens carry (the patient record an account
+        signs in as), so no token speaks for what no longer holds."""
+        account = self._registry.account(principal.account_id)
+        self._sessions.revoke_account(account.id, reason)
+        return self._start_session(account, principal.amr)
+
     def change_staff_role(
         self, account_id: UUID, role: str, centres: list[UUID], actor: Actor
     ) -> Account:

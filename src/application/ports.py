@@ -7,7 +7,7 @@ Adapters (clock, password hashing, token signing and storage) and projections
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -436,3 +436,22 @@ class AlertReader(ABC):
     ) -> list[Alert]:
         """Alerts raised at or after ``start`` and before ``end`` and older than the
         alert ``before_id``, newest first, at most ``limit``."""
+
+
+class PatientLookup(ABC):
+    """The staff search's index of patient records (keyed digests, never names)."""
+
+    @abstractmethod
+    def by_name(self, family_name: str, birth_date: date) -> list[UUID]:
+        """The records whose family name (case, accents and spacing aside) and birth date
+        are these; merged-away records included (the caller follows merges)."""
+
+
+class PatientRecords(ABC):
+    """What the scheduling store holds of one patient record (read models)."""
+
+    @abstractmethod
+    def appointment_ids(self, patient_id: UUID) -> list[UUID]: ...
+
+    @abstractmethod
+    def order_ids(self, patient_id: UUID) -> list[UUID]: ...

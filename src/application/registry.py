@@ -7,12 +7,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from application.base import BaseApplication, Position, retrying
 from application.errors import NotFoundError
 from application.passwords import check_password
 from application.ports import Clock, PasswordHasher
-from domain.account import Account, EmailTakenError, normalise_email
+from domain.account import STAFF_ROLES, Account, EmailTakenError, normalise_email
 from domain.context import Actor
 from domain.errors import DomainError, InvalidValueError
 from domain.identifiers import derived_id
@@ -55,6 +56,7 @@ class Registry(RegistryLog):
         birth_date: date,
         phone: str | None,
         actor: Actor,
+        administrative_sex: str = "",
     ) -> Registration:
         """A new patient with a patient account; EmailTakenError if the address is in use."""
         email = normalise_email(email)
@@ -71,6 +73,7 @@ class Registry(RegistryLog):
             today=self._clock.now().date(),
             meta=actor.meta(),
         )
+        patient.record_sex(administrative_sex, actor.meta())
         account = Account.open(
             email=email,
             password_hash=self._hasher.hash(password),
@@ -155,8 +158,29 @@ class Registry(RegistryLog):
             raise NotFoundError("no such account")
         return account
 
+    def staff_accounts(self) -> list[Account]:
+        """Every staff account, by e-mail address; read from the log (the ``Opened``
+        events alone, so patients' accounts are not loaded)."""
+        topics = [get_topic(Account.Opened)]
+        ids: list[UUID] = []
+        start, page = 1, 500
+        while True:
+            batch = self.recorder.select_notifications(start, page, topics=topics)
+            for notification in batch:
+                opened: Any = self.mapper.to_domain_event(notification)
+                if opened.role in STAFF_ROLES:
+                    ids.append(opened.originator_id)
+            if len(batch) < page:
+                break
+            start = batch[-1].id + 1
+        return sorted((self.account(i) for i in ids), key=lambda a: a.email)
+
     def account_by_email(self, email: str) -> Account | None:
         return self.find(Account.create_id(email), Account)
+
+    def surviving_patient(self, patient_id: UUID) -> Patient:
+        """The patient, or the record it was merged into; NotFoundError if unknown."""
+        return self._surviving(patient_id)
 
     def patient(self, patient_id: UUID) -> Patient:
         patient = self.find(patient_id, Patient)
@@ -165,8 +189,11 @@ class Registry(RegistryLog):
         return patient
 
     def change_profile(self, patient_id: UUID, changes: dict[str, Any], actor: Actor) -> Patient:
-        """The patient changes their own names, birth date or phone (``changes`` holds
-        only what they sent; a phone of None removes it). An ADT^A08 tells the RIS."""
+        """The patient changes their own names, birth date, phone or administrative sex
+        (``changes`` holds only what they sent; a phone of None removes it). An ADT^A08
+        tells the RIS (one for the demographics, one for the sex)."""
+        changes = dict(changes)
+        sex = changes.pop("administrative_sex", None) or ""
         unknown = set(changes) - {"given_name", "family_name", "birth_date", "phone"}
         if unknown:
             raise InvalidValueError(f"cannot change {', '.join(sorted(unknown))}")
@@ -181,6 +208,7 @@ class Registry(RegistryLog):
                 "phone": patient.phone,
             }
             patient.change_demographics(**{**current, **changes}, today=today, meta=actor.meta())
+            patient.record_sex(sex, actor.meta())
             self.save(patient)
             return patient
 
@@ -204,6 +232,7 @@ class Registry(RegistryLog):
         update_demographics: bool,
         actor: Actor,
         patient_id: UUID | None = None,
+        administrative_sex: str = "",
     ) -> UUID:
         """The patient named by any of ``identifiers`` ((authority, value) pairs), made
         known if new, given every identifier, and (with ``update_demographics``) the
@@ -233,6 +262,8 @@ class Registry(RegistryLog):
                         today=today,
                         meta=actor.meta(),
                     )
+            if update_demographics or found is None:
+                patient.record_sex(administrative_sex, actor.meta())
             pending: list[Any] = [patient]
             for (authority, value), owner in zip(identifiers, owners, strict=True):
                 patient.identify(authority=authority, value=value, meta=actor.meta())
@@ -277,13 +308,16 @@ class Registry(RegistryLog):
 
     def merge_patients(
         self, *, survivor_id: UUID, merged: list[tuple[str, str]], actor: Actor
-    ) -> bool:
+    ) -> list[UUID]:
         """ADT^A40: the record named by ``merged`` identifiers is the survivor's; lookups
-        by those identifiers find the survivor. False when there was nothing to do."""
+        by those identifiers find the survivor. Returns every record those identifiers
+        name that is merged into the survivor (now or before), so what they hold can be
+        moved over (again, harmlessly)."""
 
-        def attempt() -> bool:
+        def attempt() -> list[UUID]:
             survivor = self.patient(survivor_id)
             pending: list[Any] = []
+            merged_ids: list[UUID] = []
             for authority, value in merged:
                 owner = self._identifier_owner(authority, value)
                 if owner is None:
@@ -300,10 +334,11 @@ class Registry(RegistryLog):
                     if old.merged_into is None:
                         old.merge_into(survivor.id, actor.meta())
                         pending.append(old)
-            if not pending:
-                return False
-            self.save(*pending)
-            return True
+                    if old.merged_into == survivor.id:
+                        merged_ids.append(old.id)
+            if pending:
+                self.save(*pending)
+            return merged_ids
 
         return retrying(
             attempt, tries=5, busy="the patients are being changed elsewhere; try again"

@@ -4,9 +4,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from application.access import StaffAccess
+from application.activation import Activation
 from application.appointment_details import AppointmentDetails
 from application.auth import AuthService
 from application.catalog import Catalog
+from application.patient_search import PatientSearch
 from application.ports import (
     AccessLog,
     AlertReader,
@@ -57,3 +59,5 @@ class Services:
     records: PatientRecords
     jwks: dict[str, list[dict[str, str]]]
     """The public keys that verify our tokens (``/.well-known/jwks.json``)."""
+    activation: Activation
+    patient_search: PatientSearch

@@ -74,6 +74,10 @@ class Account(Aggregate):
     class Enabled(Aggregate.Event):
         meta: dict[str, str]
 
+    class PatientChanged(Aggregate.Event):
+        patient_id: UUID
+        meta: dict[str, str]
+
     class TotpEnrolmentStarted(Aggregate.Event):
         secret: str
         meta: dict[str, str]
@@ -177,6 +181,18 @@ class Account(Aggregate):
     @event(Enabled)
     def _enabled(self, meta: dict[str, str]) -> None:
         self.disabled = False
+
+    def change_patient(self, patient_id: UUID, meta: dict[str, str]) -> None:
+        """A patient account now signs in as ``patient_id`` (its record was merged into the
+        centre's record of the same person)."""
+        if self.role != "patient":
+            raise InvalidValueError("only a patient account belongs to a patient")
+        if patient_id != self.patient_id:
+            self._patient_changed(patient_id=patient_id, meta=meta)
+
+    @event(PatientChanged)
+    def _patient_changed(self, patient_id: UUID, meta: dict[str, str]) -> None:
+        self.patient_id = patient_id
 
     # Second factor (TOTP, RFC 6238) --------------------------------------------------
 

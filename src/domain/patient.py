@@ -7,6 +7,9 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidValueError
 
+# HL7 table 0001: female, male, other, unknown, ambiguous, not applicable.
+ADMINISTRATIVE_SEXES = ("F", "M", "O", "U", "A", "N")
+
 
 def check_demographics(given_name: str, family_name: str, birth_date: date, today: date) -> None:
     if not given_name.strip() or not family_name.strip():
@@ -70,6 +73,16 @@ class Patient(Aggregate):
         self.phone = phone
         self.identifiers: dict[str, str] = {}
         self.merged_into: UUID | None = None
+        # Kept by events added later; records older than them start from these.
+        self.administrative_sex = ""
+        self.account_id: UUID | None = None
+        self.activation_code_id: UUID | None = None
+
+    @property
+    def has_account(self) -> bool:
+        """Someone signs in as this patient: they registered here (their record carries
+        the account's e-mail address) or an account was linked to it."""
+        return bool(self.email) or self.account_id is not None
 
     # Identifiers, demographics from the RIS, merges -----------------------------------
 
@@ -87,6 +100,19 @@ class Patient(Aggregate):
 
     class MergedInto(Aggregate.Event):
         survivor_id: UUID
+        meta: dict[str, str]
+
+    class SexRecorded(Aggregate.Event):
+        administrative_sex: str
+        meta: dict[str, str]
+
+    class AccountLinked(Aggregate.Event):
+        account_id: UUID
+        email: str
+        meta: dict[str, str]
+
+    class ActivationCodeIssued(Aggregate.Event):
+        code_id: UUID
         meta: dict[str, str]
 
     def identify(self, *, authority: str, value: str, meta: dict[str, str]) -> None:
@@ -157,3 +183,47 @@ class Patient(Aggregate):
     @event(MergedInto)
     def _merged_into(self, survivor_id: UUID, meta: dict[str, str]) -> None:
         self.merged_into = survivor_id
+
+    # Administrative sex (HL7 PID-8), accounts, activation codes ------------------------
+
+    def record_sex(self, administrative_sex: str, meta: dict[str, str]) -> bool:
+        """The administrative sex (HL7 table 0001); False (and no event) when unchanged.
+        An empty value says nothing and changes nothing."""
+        value = administrative_sex.strip().upper()
+        if not value or value == self.administrative_sex:
+            return False
+        if value not in ADMINISTRATIVE_SEXES:
+            raise InvalidValueError(
+                f"administrative sex must be one of {', '.join(ADMINISTRATIVE_SEXES)}"
+            )
+        self._sex_recorded(administrative_sex=value, meta=meta)
+        return True
+
+    @event(SexRecorded)
+    def _sex_recorded(self, administrative_sex: str, meta: dict[str, str]) -> None:
+        self.administrative_sex = administrative_sex
+
+    def link_account(self, account_id: UUID, email: str, meta: dict[str, str]) -> None:
+        """An account signs in as this patient from now on (it was activated with a code)."""
+        if self.merged_into is not None:
+            raise InvalidValueError("an account cannot be linked to a merged-away record")
+        if self.account_id == account_id:
+            return
+        if self.has_account:
+            raise InvalidValueError("this patient already has an account")
+        self._account_linked(account_id=account_id, email=email, meta=meta)
+
+    @event(AccountLinked)
+    def _account_linked(self, account_id: UUID, email: str, meta: dict[str, str]) -> None:
+        self.account_id = account_id
+        self.email = email
+
+    def issue_activation_code(self, code_id: UUID, meta: dict[str, str]) -> None:
+        """The code ``code_id`` may activate this record; it replaces any earlier code."""
+        if self.merged_into is not None:
+            raise InvalidValueError("this record was merged into another; use that one")
+        self._activation_code_issued(code_id=code_id, meta=meta)
+
+    @event(ActivationCodeIssued)
+    def _activation_code_issued(self, code_id: UUID, meta: dict[str, str]) -> None:
+        self.activation_code_id = code_id

@@ -49,9 +49,14 @@ from adapters.startup import StartupError
 from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create_key
 from adapters.viewer_tokens import JwtViewerTokens, jwks
 from application.access import StaffAccess
+from application.activation import PURPOSE as ACTIVATION_PURPOSE
+from application.activation import Activation
 from application.appointment_details import AppointmentDetails
 from application.auth import AuthService, SessionLimits
 from application.catalog import Catalog
+from application.digests import KeyedDigest
+from application.patient_merges import PatientMerges
+from application.patient_search import PatientSearch
 from application.ports import Clock, PasswordHasher
 from application.registry import Registry
 from application.ris.deliveries import Deliveries
@@ -70,6 +75,8 @@ from projections.availability import PostgresBusyReader
 from projections.catalog_view import PostgresCatalogReader
 from projections.deliveries_view import PostgresDeliveryReader
 from projections.orders_view import PostgresOrderReader
+from projections.patient_lookup import PostgresPatientLookup
+from projections.patient_records import PostgresPatientRecords
 from projections.runners import Projections
 
 log = structlog.get_logger(__name__)
@@ -384,6 +391,8 @@ def _wire(
     signer = JwtSigner(
         signing_key, settings.jwt_key_id, timedelta(minutes=settings.access_token_minutes)
     )
+    throttle = PostgresThrottle(pool)
+    merges = PatientMerges(scheduling, PostgresPatientRecords(pool), projections)
     auth = AuthService(
         registry=registry,
         hasher=hasher,
@@ -392,7 +401,7 @@ def _wire(
         refresh_tokens=PostgresRefreshTokenStore(pool),
         second_factor=PyotpSecondFactor(),
         one_time=PostgresOneTimeUse(pool),
-        throttle=PostgresThrottle(pool),
+        throttle=throttle,
         mailer=OutboxMailer(settings.data_dir / "outbox"),
         clock=clock,
         limits=SessionLimits(),
@@ -420,6 +429,15 @@ def _wire(
         alerts=PostgresAlertReader(pool),
         records=_patient_records(settings, pool, signing_key, clock),
         jwks=jwks(signer.public_keys()),
+        activation=Activation(
+            registry=registry,
+            merges=merges,
+            digest=KeyedDigest.from_cipher_key(env["CIPHER_KEY"], ACTIVATION_PURPOSE),
+            hasher=hasher,
+            throttle=throttle,
+            clock=clock,
+        ),
+        patient_search=PatientSearch(registry, PostgresPatientLookup(pool, env["CIPHER_KEY"])),
     )
     inbound = InboundEffects(
         registry=registry,
@@ -427,5 +445,6 @@ def _wire(
         catalog=catalog,
         reader=Hl7Extractor(),
         settings=InboundSettings(),
+        merges=merges,
     )
     return Runtime(settings, url, env, services, projections, pool, inbound, cipher)

@@ -72,6 +72,8 @@ def appointment_changes(event: Any) -> list[Change]:
         return [Update(TABLE, key, {**moved, **stamp})]
     if isinstance(event, Appointment.Modified):
         return [Update(TABLE, key, {"notes": event.notes, **stamp})]
+    if isinstance(event, Appointment.PatientMerged):
+        return [Update(TABLE, key, {"patient_id": event.patient_id, **stamp})]
     status = STATUS_AFTER.get(type(event))
     if status is not None:
         reason = getattr(event, "reason", "")

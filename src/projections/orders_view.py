@@ -63,6 +63,8 @@ def order_changes(event: Any) -> list[Change]:
         return [Update(ORDERS, key, {"status": WAITING, "appointment_id": None, **stamp})]
     if isinstance(event, ImagingOrder.Completed):
         return [Update(ORDERS, key, {"status": COMPLETED, **stamp})]
+    if isinstance(event, ImagingOrder.PatientMerged):
+        return [Update(ORDERS, key, {"patient_id": event.patient_id, **stamp})]
     if isinstance(event, ImagingOrder.ResultReferenced):
         return result_changes(event, stamp)
     if isinstance(event, UnmatchedResult.Kept):

@@ -24,6 +24,7 @@ from projections.catalog_view import CatalogProjection
 from projections.deliveries_view import DeliveriesViewProjection
 from projections.orders_view import OrdersProjection
 from projections.parked import ParkedRow, parked_events, parking
+from projections.patient_lookup import PatientLookupProjection
 from projections.patient_merges import PatientMergesProjection
 from projections.progress import PROGRESS, TrackingListener
 from projections.view import ReadModelView
@@ -35,6 +36,7 @@ PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
     OrdersProjection.name: (SchedulingLog, OrdersProjection),
     DeliveriesViewProjection.name: (Deliveries, DeliveriesViewProjection),
     PatientMergesProjection.name: (RegistryLog, PatientMergesProjection),
+    PatientLookupProjection.name: (RegistryLog, PatientLookupProjection),
 }
 """Every read model by name, with the application whose log it follows."""
 Progress = Callable[[int, int], None]
@@ -58,6 +60,8 @@ class Projections(ReadModelSync):
 
     def _start(self, name: str) -> None:
         application_class, projection_class = PROJECTIONS[name]
+        if issubclass(projection_class, PatientLookupProjection):
+            projection_class = projection_class.keyed(self._env["CIPHER_KEY"])
         runner = ProjectionRunner(
             application_class=application_class,
             projection_class=parking(projection_class),  # see projections/parked.py

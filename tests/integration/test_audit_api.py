@@ -3,7 +3,7 @@ read of patient data leaves exactly one row in the PHI access log.
 
 The log is written asynchronously; tests wait on the writer's flush(), never on sleeps."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from application.permissions import Permission
 from application.ports import AccessRecord
 from domain.account import Account
+from domain.context import system_actor
 from tests.support import T0, catalog_ids, register, staff_headers
 
 pytestmark = pytest.mark.integration
@@ -315,7 +316,17 @@ def world(client, runtime, clock) -> dict[str, Any]:
     )
     assert booked.status_code == 201, booked.text
     patient_id = client.get("/v1/patients/me", headers=patient).json()["id"]
+    ris_id = runtime.services.registry.record_patient_from_ris(
+        identifiers=[("CENTRE", "AUDIT-MRN-1")],
+        given_name="Ris",
+        family_name="Known",
+        birth_date=date(1970, 7, 7),
+        phone=None,
+        update_demographics=True,
+        actor=system_actor(source="hl7-inbound"),
+    )
     return {
+        "ris_id": ris_id,
         "patient": patient,
         "patient_actor": str(Account.create_id("pat@example.org")),
         "patient_id": UUID(patient_id),
@@ -384,6 +395,11 @@ def read_cases(w: dict[str, Any]) -> list[Read]:
             "/v1/staff/appointments/{appointment_id}", "scheduler",
             f"/v1/staff/appointments/{appointment}", {}, "scheduler_actor", "scheduler",
             patient_id, "appointment", appointment,
+        ),
+        Read(
+            "/v1/staff/patients", "scheduler", "/v1/staff/patients",
+            {"identifier": "CENTRE|AUDIT-MRN-1"}, "scheduler_actor", "scheduler", w["ris_id"],
+            "patient_search", str(w["ris_id"]),
         ),
         Read(
             "/v1/staff/patients/{patient_id}", "scheduler", f"/v1/staff/patients/{patient_id}",

@@ -8,6 +8,7 @@ import pytest
 
 from adapters.hl7.extract import Hl7Extractor
 from application.base import Position
+from application.patient_merges import PatientMerges
 from application.registry import IncompletePatientError
 from application.ris.inbound import (
     InboundEffects,
@@ -19,11 +20,14 @@ from application.ris.inbound_ports import InboundMessage
 from application.ris.orders import Orders
 from application.ris.ris_bookings import RisBookings
 from domain.appointment import BOOKED, NEEDS_NEW_TIME
+from domain.appointment_type import AppointmentType
 from domain.context import system_actor
 from domain.errors import DomainError
-from domain.ris.order import CANCELLED, FINAL, WAITING
+from domain.location import Location
+from domain.ris.order import CANCELLED, FINAL, WAITING, OrderIntent
 from domain.ris.ris_booking import OCCUPYING, RELEASED
 from projections.orders_view import PostgresOrderReader
+from projections.patient_records import PostgresPatientRecords
 from tests.support import catalog_ids, hl7_corpus, register
 
 CORPUS = hl7_corpus()
@@ -63,6 +67,7 @@ def effects(runtime):
         catalog=s.catalog,
         reader=Hl7Extractor(),
         settings=InboundSettings(viewer_url_template="https://pacs.example/view?acc={accession}"),
+        merges=PatientMerges(s.scheduling, PostgresPatientRecords(runtime.pool), s.sync),
     )
 
 
@@ -126,6 +131,55 @@ def test_adt_a40_merges_the_old_record_into_the_survivor(runtime, effects):
     found = registry.patient_by_identifier("ADT1", "OLD_PID_1")
     assert found is not None
     assert found.id == survivor.id
+
+
+def test_adt_a40_moves_the_old_records_appointments_and_orders_to_the_survivor(runtime, effects):
+    registry, scheduling = runtime.services.registry, runtime.services.scheduling
+    survivor_text = corpus("ADT_A08/dcm4che_1.hl7", **{"583295^^^ADT1": "NEW_PID_1^^^ADT1"})
+    effects.handle(message(survivor_text))
+    effects.handle(
+        message(corpus("ADT_A08/dcm4che_1.hl7", **{"583295^^^ADT1": "OLD_PID_1^^^ADT1"}))
+    )
+    old = registry.patient_by_identifier("ADT1", "OLD_PID_1")
+    survivor = registry.patient_by_identifier("ADT1", "NEW_PID_1")
+    assert old is not None
+    assert survivor is not None
+    # Each record holds an appointment and an order of its own.
+    booked = {}
+    for patient, start in (
+        (old, "2026-12-01T09:00:00-05:00"),
+        (survivor, "2026-12-01T10:00:00-05:00"),
+    ):
+        written = scheduling.book(
+            patient_id=patient.id,
+            appointment_type_id=AppointmentType.create_id("xr-chest"),
+            location_id=Location.create_id("riverside"),
+            start=datetime.fromisoformat(start),
+            actor=system_actor(source="test"),
+        )
+        booked[patient.id] = written.appointment.id
+        Orders(scheduling).receive_order(
+            intent=OrderIntent.NEW,
+            patient_id=patient.id,
+            placer="",
+            filler=f"FILLER-{patient.id}",
+            accession_number=f"ACC-{patient.id}"[:20],
+            procedure_code="71046",
+            procedure_text="XR chest",
+            reason="",
+            message_id=f"order-{patient.id}",
+            actor=system_actor(source="hl7-inbound"),
+        )
+    sync(runtime)
+
+    assert twice(runtime, effects, message(corpus("ADT_A40/dcm4che_1.hl7"))) == "applied"
+    sync(runtime)
+    appointments = runtime.services.appointments
+    assert {a.id for a in appointments.for_patient(survivor.id)} == set(booked.values())
+    assert appointments.for_patient(old.id) == []
+    orders = PostgresOrderReader(runtime.pool)
+    assert len(orders.for_patient(survivor.id)) == 2
+    assert orders.for_patient(old.id) == []
 
 
 def test_orm_new_order_waits_for_the_patient_and_cancel_ends_it(runtime, effects):

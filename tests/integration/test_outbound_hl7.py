@@ -453,3 +453,72 @@ def test_a_booking_for_an_order_carries_its_placer_and_filler_numbers_to_the_ris
     wait_until(lambda: len([m for m in peer.messages() if "SIU^S12" in m]) == 2)
     plain = [m for m in peer.messages() if "SIU^S12" in m][-1]
     assert field_of(plain, "SCH", 26) == field_of(plain, "SCH", 27) == ""
+
+
+# The RIS knows our patients (issue 10): once linked to the RIS's record, PID-3 carries the
+# RIS's MRN beside our id and PID-8 the administrative sex; a patient registered before the
+# RIS was a destination is introduced with an ADT^A04 before their first SIU.
+
+
+def test_a_linked_patients_siu_carries_the_ris_mrn_and_the_sex(runtime, peer, outbound_factory):
+    registry = runtime.services.registry
+    ris_id = registry.record_patient_from_ris(
+        identifiers=[("CENTRE", "MRN-OUT-1")],
+        given_name="Ana",
+        family_name="Lopez",
+        birth_date=date(1985, 3, 4),
+        phone=None,
+        update_demographics=True,
+        actor=system_actor(source="hl7-inbound"),
+        administrative_sex="F",
+    )
+    issued = runtime.services.activation.issue(ris_id, system_actor())
+    registration = runtime.services.activation.register(
+        code=issued.code,
+        birth_date=date(1985, 3, 4),
+        email="ana.out@example.org",
+        password="correct horse battery staple",
+        throttle_key="test",
+        actor=system_actor(),
+    )
+    assert registration.patient_id == ris_id
+    book(runtime, ris_id, DAY)
+    ob = outbound_factory(outbound_settings(runtime, peer))
+
+    wait_until(lambda: [d.status for d in deliveries(ob)] == ["acknowledged"])
+    [siu] = peer.messages()
+    assert field_of(siu, "MSH", 9).startswith("SIU^S12")  # the RIS sent us Ana: no A04
+    assert field_of(siu, "PID", 3) == f"MRN-OUT-1^^^CENTRE^MR~{ris_id}^^^IMGBRIDGE^PI"
+    assert field_of(siu, "PID", 8) == "F"
+    parse_message(siu, validation_level=VALIDATION_LEVEL.STRICT).validate()
+
+
+def test_a_patient_registered_before_the_ris_was_a_destination_gets_an_a04_first(
+    runtime, peer, outbound_factory
+):
+    # The policy runs without destinations: the registration is followed, nothing sent.
+    quiet = outbound_factory(runtime.settings, pump=False, workers=0)
+    patient = new_patient(runtime, 31)
+    runtime.services.registry.change_profile(
+        patient, {"administrative_sex": "M"}, system_actor(source="test")
+    )
+    quiet.wait_caught_up()
+    assert deliveries(quiet) == []
+    quiet.stop()
+
+    ob = outbound_factory(outbound_settings(runtime, peer))
+    book(runtime, patient, DAY)
+    wait_until(
+        lambda: len(deliveries(ob)) == 2 and all(d.status == "acknowledged" for d in deliveries(ob))
+    )
+    kinds = [field_of(m, "MSH", 9).split("^")[1] for m in peer.messages()]
+    assert kinds == ["A04", "S12"]
+    a04 = peer.messages()[0]
+    assert field_of(a04, "PID", 3) == f"{patient}^^^IMGBRIDGE^PI"
+    assert (field_of(a04, "PID", 5), field_of(a04, "PID", 8)) == ("Doe31^Jane", "M")
+    parse_message(a04, validation_level=VALIDATION_LEVEL.STRICT).validate()
+    # A second booking needs no introduction.
+    book(runtime, patient, DAY.replace(hour=16))
+    wait_until(lambda: len(by_type(ob, "SIU^S12")) == 2)
+    ob.wait_caught_up()
+    assert len(by_type(ob, "ADT^A04")) == 1

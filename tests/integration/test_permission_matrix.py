@@ -287,6 +287,15 @@ def build_world(runtime, client, clock) -> World:
     settle(runtime)
     [result] = services.records.results(patient)
     w.objects["result"] = result.id
+    w.objects["ris_patient"] = services.registry.record_patient_from_ris(
+        identifiers=[("CENTRE", "MATRIX-RIS")],
+        given_name="Ris",
+        family_name="Known",
+        birth_date=date(1970, 7, 7),
+        phone=None,
+        update_demographics=True,
+        actor=system_actor(source="hl7-inbound"),
+    )
 
     clock.set(slot_from(slots, now + hour) + timedelta(minutes=5))  # the no-show may be marked
     return w
@@ -459,6 +468,31 @@ def register(w: World, caller: str) -> Call:
     )
 
 
+def ris_patient(w: World) -> UUID:
+    """A patient the RIS sent us (ADT), booked nowhere yet: reachable by every desk."""
+    return w.services.registry.record_patient_from_ris(
+        identifiers=[("CENTRE", f"MATRIX-{w.n()}")],
+        given_name="Ris",
+        family_name="Known",
+        birth_date=date(1970, 7, 7),
+        phone=None,
+        update_demographics=True,
+        actor=system_actor(source="hl7-inbound"),
+    )
+
+
+def activation(w: World, caller: str) -> Call:
+    """A fresh patient account of the caller's role linking to a fresh RIS record with
+    that record's code (codes work once)."""
+    issued = w.services.activation.issue(ris_patient(w), system_actor())
+    account = w.new_account(caller if caller != ANONYMOUS else "patient")
+    return Call(
+        "/v1/me/activation",
+        json={"code": issued.code, "birth_date": "1970-07-07"},
+        account=account,
+    )
+
+
 def week(w: World) -> dict[str, str]:
     start = w.clock.now()
     return {"start": iso(start), "end": iso(start + timedelta(days=7))}
@@ -562,6 +596,17 @@ ROUTES: dict[tuple[str, str], Route] = {
             | {"role": "billing", "centres": [str(w.objects["riverside"])]},
         ),
     ),
+    # Issue 10: linking patients to the RIS's records. Finding a patient needs
+    # PATIENTS_READ (scheduler, billing); giving them an activation code is front-desk
+    # work, APPOINTMENTS_MANAGE (scheduler); listing staff is STAFF_MANAGE (admin).
+    ("GET", "/v1/staff/accounts"): Route(200, fixed("/v1/staff/accounts")),
+    ("GET", "/v1/staff/patients"): Route(
+        200, fixed("/v1/staff/patients", params={"identifier": "CENTRE|MATRIX-RIS"})
+    ),
+    ("POST", "/v1/staff/patients/{patient_id}/activation-codes"): Route(
+        201, fixed("/v1/staff/patients/{ris_patient}/activation-codes")
+    ),
+    ("POST", "/v1/me/activation"): Route(200, activation),
     ("GET", "/v1/staff/accounts/{account_id}"): Route(
         200, fixed("/v1/staff/accounts/{staff_target}")
     ),

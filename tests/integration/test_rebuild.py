@@ -1,6 +1,7 @@
 """A read model dropped and rebuilt from the log equals the one built live: every table
 of every read model (catalog, appointments, busy time, orders, results and unmatched
-results, deliveries and their attempts, patient merges) is compared before and after, so a rebuild must restore
+results, deliveries and their attempts, patient merges, the patient lookup's keyed digests)
+is compared before and after, so a rebuild must restore
 its own tables exactly and leave the others alone."""
 
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ READ_MODELS = {
     "orders": ("rm_orders", "rm_results", "rm_unmatched_results"),
     "deliveries_view": ("rm_deliveries", "rm_delivery_attempts"),
     "patient_merges": ("rm_patient_merges",),
+    "patient_lookup": ("rm_patient_lookup",),
 }
 
 

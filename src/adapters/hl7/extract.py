@@ -22,6 +22,7 @@ from application.ris.parsed import (
     ResultData,
     ScheduleData,
 )
+from domain.patient import ADMINISTRATIVE_SEXES
 from domain.ris.order import CORRECTED, FINAL, PRELIMINARY, OrderIntent
 
 _BREAK = re.compile(r"\r\n|\r|\n")
@@ -54,6 +55,12 @@ RESULT_STATUSES = {"P": PRELIMINARY, "F": FINAL, "C": CORRECTED}
 # AIx-2 segment actions that take a resource off a booking (cancel, delete).
 REMOVED_RESOURCE = frozenset({"C", "D"})
 _UNITS_TO_MINUTES = {"s": 1 / 60, "sec": 1 / 60, "m": 1, "min": 1, "h": 60, "hr": 60, "d": 1440}
+
+
+def administrative_sex(code: str) -> str:
+    """PID-8 as HL7 table 0001 has it; a code outside the table is not kept."""
+    code = code.strip().upper()
+    return code if code in ADMINISTRATIVE_SEXES else ""
 
 
 class _Message:
@@ -207,6 +214,7 @@ class Hl7Extractor(MessageReader):
             given_name=m.component(name, 2),
             birth_date=parse_date(m.field(pid, 7)),
             phone=phone or None,
+            administrative_sex=administrative_sex(m.component(m.field(pid, 8), 1)),
         )
 
     def _merged(self, m: _Message) -> tuple[Identifier, ...]:

@@ -117,6 +117,8 @@ def _pid(payload: Mapping[str, str], version: str) -> dict[int, str]:
         5: f"{esc(payload['family_name'])}^{esc(payload['given_name'])}",
         7: hl7_date(payload["birth_date"]),
     }
+    if payload.get("sex"):  # HL7 table 0001; payloads queued before it was kept have none
+        pid[8] = esc(payload["sex"])
     if payload.get("phone") and version < "2.6":  # XTN.1 is gone from 2.6 on
         pid[13] = f"^PRN^PH^^^^^^^^^{esc(payload['phone'])}"
     return pid

@@ -1,6 +1,14 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from api.deps import ActorDep, AnonymousActorDep, AuditDep, PatientDep, Public, ServicesDep
+from api.deps import (
+    ActorDep,
+    AnonymousActorDep,
+    AuditDep,
+    PatientDep,
+    Public,
+    ServicesDep,
+    client_address,
+)
 from api.errors import ApiError
 from api.limits import rate_limit
 from api.schemas.common import Created, ErrorBody
@@ -20,14 +28,34 @@ REGISTER_LIMIT = rate_limit("register", limit=30, window_seconds=60)
     status_code=201,
     response_model=Created,
     responses={
+        400: {"model": ErrorBody, "description": "`activation_failed`"},
         409: {"model": ErrorBody, "description": "`email_taken`"},
         429: {"model": ErrorBody, "description": "too many registrations from this address"},
     },
     summary="Create a patient account",
 )
-def register(request: RegisterPatient, services: ServicesDep, actor: AnonymousActorDep) -> Created:
+def register(
+    request: RegisterPatient, http: Request, services: ServicesDep, actor: AnonymousActorDep
+) -> Created:
     """Answers 409 ``email_taken`` when the address already has an account; at most 30
-    registrations a minute per client address (then 429 with ``Retry-After``)."""
+    registrations a minute per client address (then 429 with ``Retry-After``).
+
+    With an ``activation_code`` from the centre, the account is made on the centre's
+    record of the patient (names come from there; the birth date must match it). A wrong,
+    expired or used code or another birth date answers 400 ``activation_failed`` whatever
+    the reason, and counts toward the client address's lockout (then 429)."""
+    if request.activation_code:
+        registration = services.activation.register(
+            code=request.activation_code,
+            birth_date=request.birth_date,
+            email=request.email,
+            password=request.password,
+            throttle_key=client_address(http),
+            actor=actor,
+        )
+        return Created(id=str(registration.patient_id))
+    if not request.given_name or not request.family_name:
+        raise ApiError(422, "invalid_value", "given_name and family_name are required")
     registration = services.registry.register_patient(
         email=request.email,
         password=request.password,
@@ -36,6 +64,7 @@ def register(request: RegisterPatient, services: ServicesDep, actor: AnonymousAc
         birth_date=request.birth_date,
         phone=request.phone,
         actor=actor,
+        administrative_sex=request.administrative_sex or "",
     )
     return Created(id=str(registration.patient_id))
 

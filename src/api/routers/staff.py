@@ -9,15 +9,18 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, requires
-from api.schemas.appointments import AppointmentOut, ChangeAppointment
+from api.schemas.appointments import ChangeAppointment
 from api.schemas.common import INSTANT_HELP, Created, ErrorBody, Instant
 from api.schemas.staff import (
     BreakGlassOut,
     BreakGlassRequest,
     ChangeRole,
     CreateStaff,
-    PatientOut,
+    PatientBrief,
     Reason,
+    StaffAccountItem,
+    StaffAccountList,
+    StaffAppointmentOut,
     StaffOut,
 )
 from application.errors import InvalidQueryError, NotFoundError
@@ -32,7 +35,6 @@ router = APIRouter(prefix="/v1/staff", tags=["staff"])
 StaffAdmin = Annotated[Principal, requires(Permission.STAFF_MANAGE)]
 AppointmentsReader = Annotated[Principal, requires(Permission.APPOINTMENTS_READ)]
 AppointmentsManager = Annotated[Principal, requires(Permission.APPOINTMENTS_MANAGE)]
-PatientsReader = Annotated[Principal, requires(Permission.PATIENTS_READ)]
 BreakGlass = Annotated[Principal, requires(Permission.BREAK_GLASS)]
 
 
@@ -41,6 +43,27 @@ def _staff_account(services: Services, account_id: UUID) -> Account:
     if not account.is_staff:
         raise NotFoundError("no such staff account")
     return account
+
+
+class Briefs:
+    """Who each appointment is for (name, birth date, MRN), read once per patient per
+    request from the Registry's records: no read model keeps names (see migration 0016)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._seen: dict[UUID, PatientBrief | None] = {}
+
+    def patient(self, patient_id: UUID) -> PatientBrief | None:
+        if patient_id not in self._seen:
+            found = self._services.patient_search.summary(patient_id)
+            self._seen[patient_id] = None if found is None else PatientBrief.model_validate(found)
+        return self._seen[patient_id]
+
+    def appointment(self, described: Any) -> StaffAppointmentOut:
+        """``described``: an appointment with its details (``AppointmentDetails``)."""
+        out = StaffAppointmentOut.model_validate(described)
+        out.patient = self.patient(described.patient_id)
+        return out
 
 
 # Accounts ---------------------------------------------------------------------------
@@ -60,6 +83,13 @@ def create_staff(
         actor=actor,
     )
     return Created(id=str(account_id))
+
+
+@router.get("/accounts", response_model=StaffAccountList, summary="Every staff account")
+def list_staff(_: StaffAdmin, services: ServicesDep) -> StaffAccountList:
+    """By e-mail address; no password hash, no second-factor secret."""
+    accounts = services.registry.staff_accounts()
+    return StaffAccountList(items=[StaffAccountItem.model_validate(a) for a in accounts])
 
 
 @router.get("/accounts/{account_id}", response_model=StaffOut, summary="One staff account")
@@ -115,7 +145,7 @@ def enable(account_id: UUID, _: StaffAdmin, actor: ActorDep, services: ServicesD
 
 
 @router.get(
-    "/appointments", response_model=list[AppointmentOut], summary="A location's appointments"
+    "/appointments", response_model=list[StaffAppointmentOut], summary="A location's appointments"
 )
 def location_appointments(
     principal: AppointmentsReader,
@@ -128,7 +158,7 @@ def location_appointments(
         Instant,
         Query(description=f"starting before: {INSTANT_HELP}; at most 31 days on"),
     ],
-) -> list[AppointmentOut]:
+) -> list[StaffAppointmentOut]:
     if not start < end <= start + timedelta(days=31):
         raise InvalidQueryError("end must be after start and at most 31 days later")
     if not services.staff_access.may_see_location(principal, location_id):
@@ -137,12 +167,13 @@ def location_appointments(
     consistency.before_read()
     found = services.appointments.at_location(location_id, start, end)
     audit.read("appointment_list", str(location_id), None)
-    return [AppointmentOut.model_validate(d) for d in services.appointment_details.all(found)]
+    briefs = Briefs(services)
+    return [briefs.appointment(d) for d in services.appointment_details.all(found)]
 
 
 def _staff_appointment(
     principal: Principal, services: Services, audit: AuditDep, appointment_id: UUID
-) -> AppointmentOut:
+) -> StaffAppointmentOut:
     view = services.appointments.get(appointment_id)
     try:
         if view is None:
@@ -155,17 +186,17 @@ def _staff_appointment(
         audit.read("appointment", str(appointment_id), owner, outcome="denied_or_missing")
         raise
     audit.read("appointment", str(appointment_id), view.patient_id, reason=reach.reason)
-    return AppointmentOut.model_validate(services.appointment_details.one(view))
+    return Briefs(services).appointment(services.appointment_details.one(view))
 
 
-@router.get("/appointments/{appointment_id}", response_model=AppointmentOut, summary="One")
+@router.get("/appointments/{appointment_id}", response_model=StaffAppointmentOut, summary="One")
 def staff_appointment(
     appointment_id: UUID,
     principal: AppointmentsReader,
     services: ServicesDep,
     audit: AuditDep,
     consistency: ConsistencyDep,
-) -> AppointmentOut:
+) -> StaffAppointmentOut:
     consistency.before_read()
     return _staff_appointment(principal, services, audit, appointment_id)
 
@@ -176,18 +207,18 @@ def _front_desk(
     consistency: ConsistencyDep,
     appointment_id: UUID,
     change: Callable[[], Written],
-) -> AppointmentOut:
+) -> StaffAppointmentOut:
     """One front-desk change to an appointment of the caller's centres (404 elsewhere)."""
     view = services.appointments.get(appointment_id)
     if view is None or not services.staff_access.may_see_location(principal, view.location_id):
         raise NotFoundError("no such appointment")
     written = change()
     consistency.wrote(written.position)
-    return AppointmentOut.model_validate(services.appointment_details.one(written.appointment))
+    return Briefs(services).appointment(services.appointment_details.one(written.appointment))
 
 
 @router.patch(
-    "/appointments/{appointment_id}", response_model=AppointmentOut, summary="Change its notes"
+    "/appointments/{appointment_id}", response_model=StaffAppointmentOut, summary="Change its notes"
 )
 def change(
     appointment_id: UUID,
@@ -196,7 +227,7 @@ def change(
     actor: ActorDep,
     services: ServicesDep,
     consistency: ConsistencyDep,
-) -> AppointmentOut:
+) -> StaffAppointmentOut:
     return _front_desk(
         principal,
         services,
@@ -209,7 +240,7 @@ def change(
 
 
 @router.post(
-    "/appointments/{appointment_id}/check-in", response_model=AppointmentOut, summary="Arrived"
+    "/appointments/{appointment_id}/check-in", response_model=StaffAppointmentOut, summary="Arrived"
 )
 def check_in(
     appointment_id: UUID,
@@ -217,7 +248,7 @@ def check_in(
     actor: ActorDep,
     services: ServicesDep,
     consistency: ConsistencyDep,
-) -> AppointmentOut:
+) -> StaffAppointmentOut:
     return _front_desk(
         principal,
         services,
@@ -228,7 +259,9 @@ def check_in(
 
 
 @router.post(
-    "/appointments/{appointment_id}/complete", response_model=AppointmentOut, summary="Performed"
+    "/appointments/{appointment_id}/complete",
+    response_model=StaffAppointmentOut,
+    summary="Performed",
 )
 def complete(
     appointment_id: UUID,
@@ -236,7 +269,7 @@ def complete(
     actor: ActorDep,
     services: ServicesDep,
     consistency: ConsistencyDep,
-) -> AppointmentOut:
+) -> StaffAppointmentOut:
     return _front_desk(
         principal,
         services,
@@ -247,7 +280,9 @@ def complete(
 
 
 @router.post(
-    "/appointments/{appointment_id}/no-show", response_model=AppointmentOut, summary="Did not come"
+    "/appointments/{appointment_id}/no-show",
+    response_model=StaffAppointmentOut,
+    summary="Did not come",
 )
 def no_show(
     appointment_id: UUID,
@@ -256,7 +291,7 @@ def no_show(
     actor: ActorDep,
     services: ServicesDep,
     consistency: ConsistencyDep,
-) -> AppointmentOut:
+) -> StaffAppointmentOut:
     return _front_desk(
         principal,
         services,
@@ -266,20 +301,6 @@ def no_show(
             appointment_id, reason=request.reason, actor=actor
         ),
     )
-
-
-@router.get("/patients/{patient_id}", response_model=PatientOut, summary="A patient's details")
-def patient(
-    patient_id: UUID, principal: PatientsReader, services: ServicesDep, audit: AuditDep
-) -> PatientOut:
-    try:
-        reach = services.staff_access.reach_patient(principal, patient_id)
-        record = services.registry.patient(patient_id)
-    except NotFoundError:
-        audit.read("patient", str(patient_id), patient_id, outcome="denied_or_missing")
-        raise
-    audit.read("patient", str(patient_id), patient_id, reason=reach.reason)
-    return PatientOut.model_validate(record)
 
 
 @router.post(

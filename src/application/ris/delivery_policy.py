@@ -10,7 +10,7 @@ from functools import singledispatchmethod
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import JSONTranscoder
 from eventsourcing.projection import EventSourcedProjection
 
@@ -37,7 +37,22 @@ SIU_TRIGGERS: dict[type[Any], str] = {
 ADT_TRIGGERS: dict[type[Any], str] = {
     Patient.Registered: "ADT^A04",
     Patient.DemographicsChanged: "ADT^A08",
+    Patient.SexRecorded: "ADT^A08",
 }
+REGISTERED_VERSION = 1  # a patient's first event: the cause of their ADT^A04
+# What an ADT message needs of an SIU's payload (the patient's part).
+ADT_FIELDS = frozenset(
+    {
+        "patient_id",
+        "given_name",
+        "family_name",
+        "birth_date",
+        "phone",
+        "sex",
+        "mrn",
+        "mrn_authority",
+    }
+)
 # Changes the RIS itself sent us are not echoed back to it.
 NOT_ECHOED_SOURCES = frozenset({"hl7-inbound"})
 R = TypeVar("R", bound=BaseApplication)
@@ -49,6 +64,16 @@ RECIPIENTS = "DELIVERY_RECIPIENTS"
 def recipients_env(names: list[str]) -> dict[str, str]:
     """The policy's environment entry naming these recipients."""
     return {RECIPIENTS: ",".join(names)}
+
+
+def introduction_cause(patient_id: UUID) -> str:
+    """The cause of the ADT^A04 that introduces a patient to a recipient before their
+    first SIU (see ``DeliveryPolicy._introduce_patient``)."""
+    return f"{patient_id}:introduced"
+
+
+def introduction_id(patient_id: UUID, recipient: str) -> UUID:
+    return MessageDelivery.create_id(introduction_cause(patient_id), recipient, "hl7")
 
 
 def _iso(value: datetime | date) -> str:
@@ -102,6 +127,12 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
         cause = f"{domain_event.originator_id}:{domain_event.originator_version}"
         meta = system_actor(source="delivery-policy").meta(cause=cause)
         for recipient in self.recipients:
+            if message_type.startswith("SIU"):
+                self._introduce_patient(recipient, payload, domain_event, processing_event)
+            elif isinstance(domain_event, Patient.Registered) and self.find_delivery(
+                introduction_id(domain_event.originator_id, recipient), processing_event
+            ):
+                continue  # their first SIU got here first and introduced them already
             delivery = MessageDelivery.queue(
                 channel="hl7",
                 recipient=recipient,
@@ -114,6 +145,59 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
             )
             processing_event.collect_events(delivery)
 
+    def _introduce_patient(
+        self,
+        recipient: str,
+        siu: dict[str, str],
+        event: Any,
+        processing_event: ProcessingEvent[UUID],
+    ) -> None:
+        """A patient registered here whose ADT^A04 never went to ``recipient`` (they
+        registered before it was a destination) gets one now, ahead of their first SIU
+        (it carries their registration's time, so it is sent first), with the
+        demographics the SIU carries. Patients the RIS sent us need none. Its identity is
+        its own (``introduction_id``): when the registry's follower has not reached the
+        registration yet, it finds this one and queues no second A04; the two followers
+        never write the same delivery, so neither can stop on the other's write."""
+        patient_id = UUID(siu["patient_id"])
+        registration = MessageDelivery.create_id(
+            f"{patient_id}:{REGISTERED_VERSION}", recipient, "hl7"
+        )
+        if self.find_delivery(registration, processing_event) or self.find_delivery(
+            introduction_id(patient_id, recipient), processing_event
+        ):
+            return
+        registry = self._reader(RegistryLog)
+        registered: Any = next(iter(registry.events.get(patient_id, lte=REGISTERED_VERSION)))
+        if registered.meta.get("source") in NOT_ECHOED_SOURCES:
+            return
+        payload = {k: v for k, v in siu.items() if k in ADT_FIELDS}
+        payload["event_at"] = _iso(event.timestamp)
+        cause = introduction_cause(patient_id)
+        meta = system_actor(source="delivery-policy").meta(cause=cause)
+        processing_event.collect_events(
+            MessageDelivery.queue(
+                channel="hl7",
+                recipient=recipient,
+                message_type="ADT^A04",
+                cause=cause,
+                cause_at=registered.timestamp,
+                ordering_key=siu["patient_id"],
+                payload=payload,
+                meta=meta,
+            )
+        )
+
+    def find_delivery(self, delivery_id: UUID, processing_event: ProcessingEvent[UUID]) -> bool:
+        """Whether the delivery exists (stored, or collected by this processing event)."""
+        if delivery_id in processing_event.aggregates:
+            return True
+        try:
+            self.repository.get(delivery_id)
+        except AggregateNotFoundError:
+            return False
+        return True
+
     def _patient_fields(self, patient: Any) -> dict[str, str]:
         fields = {
             "patient_id": str(patient.id),
@@ -121,6 +205,7 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
             "family_name": patient.family_name,
             "birth_date": _iso(patient.birth_date),
             "phone": patient.phone or "",
+            "sex": getattr(patient, "administrative_sex", ""),
         }
         identifiers: dict[str, str] = patient.identifiers
         if identifiers:
@@ -129,23 +214,22 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
         return fields
 
     def _adt_payload(self, event: Any) -> tuple[dict[str, str], str]:
-        payload = {
-            "event_at": _iso(event.timestamp),
-            "patient_id": str(event.originator_id),
-            "given_name": event.given_name,
-            "family_name": event.family_name,
-            "birth_date": _iso(event.birth_date),
-            "phone": event.phone or "",
-        }
-        if not isinstance(event, Patient.Registered):
-            # A later change: the identifiers the patient has by then go along.
+        if isinstance(event, Patient.Registered):
+            payload = {
+                "patient_id": str(event.originator_id),
+                "given_name": event.given_name,
+                "family_name": event.family_name,
+                "birth_date": _iso(event.birth_date),
+                "phone": event.phone or "",
+            }
+        else:
+            # A later change: the patient as it left them, identifiers and sex included.
             registry = self._reader(RegistryLog)
             patient: Any = registry.repository.get(
                 event.originator_id, version=event.originator_version
             )
-            payload.update(
-                {k: v for k, v in self._patient_fields(patient).items() if k.startswith("mrn")}
-            )
+            payload = self._patient_fields(patient)
+        payload["event_at"] = _iso(event.timestamp)
         return payload, str(event.originator_id)
 
     def _siu_payload(self, event: Any) -> tuple[dict[str, str], str]:

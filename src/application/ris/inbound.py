@@ -16,6 +16,7 @@ from uuid import UUID
 
 from application.catalog import Catalog
 from application.errors import NotFoundError
+from application.patient_merges import PatientMerges
 from application.registry import Registry
 from application.ris.inbound_ports import InboundHandler, InboundMessage, MessageKind, MessageReader
 from application.ris.orders import APPLIED, IGNORED, KEPT_FOR_REVIEW, Orders
@@ -83,8 +84,11 @@ class InboundEffects(InboundHandler):
         catalog: Catalog,
         reader: MessageReader,
         settings: InboundSettings | None = None,
+        merges: PatientMerges | None = None,
     ) -> None:
+        """``merges`` moves a merged record's appointments and orders to the survivor."""
         self._registry = registry
+        self._merges = merges
         self._orders = Orders(scheduling)
         self._ris_bookings = RisBookings(scheduling)
         self._catalog = catalog
@@ -120,7 +124,10 @@ class InboundEffects(InboundHandler):
             raise MissingFieldError("ADT^A40 without MRG-1: nothing says which record to merge")
         survivor = self._patient_id(message, parsed, actor, update=True)
         merged = [self._key(message, i) for i in parsed.merged]
-        self._registry.merge_patients(survivor_id=survivor, merged=merged, actor=actor)
+        merged_ids = self._registry.merge_patients(survivor_id=survivor, merged=merged, actor=actor)
+        if self._merges is not None:
+            for merged_id in merged_ids:
+                self._merges.move(merged_id, survivor, actor)
         return APPLIED
 
     def _patient_id(
@@ -140,6 +147,7 @@ class InboundEffects(InboundHandler):
             family_name=patient.family_name,
             birth_date=patient.birth_date,
             phone=patient.phone,
+            administrative_sex=patient.administrative_sex,
             update_demographics=update,
             actor=actor,
         )

@@ -321,3 +321,22 @@ class ImagingOrder(Aggregate):
             }
         )
         self.applied.add(message_id)
+
+    # Merges of patient records ----------------------------------------------------------
+
+    class PatientMerged(Aggregate.Event):
+        """The patient's record was merged into ``patient_id``'s: the order is theirs now."""
+
+        patient_id: UUID
+        meta: dict[str, str]
+
+    def move_to_patient(self, patient_id: UUID, meta: dict[str, str]) -> bool:
+        """False (and no event) when it is that patient's already."""
+        if patient_id == self.patient_id:
+            return False
+        self._patient_merged(patient_id=patient_id, meta=meta)
+        return True
+
+    @event(PatientMerged)
+    def _patient_merged(self, patient_id: UUID, meta: dict[str, str]) -> None:
+        self.patient_id = patient_id
