@@ -171,8 +171,8 @@ def _move_check(
         status=status,
         journey=journey,
         start=start.isoformat(),
-        when=visit.dates.when(start, tz),
-        site=site_words(journey.place, start.astimezone(ZoneInfo(tz)).date()),
+        new_when=visit.dates.when(start, tz),
+        new_site=site_words(journey.place, start.astimezone(ZoneInfo(tz)).date()),
         problems=problems or Problems(),
         **_details(visit, words),
     )
@@ -182,7 +182,7 @@ def _taken(visit: Visit, journey: Journey, start: datetime, status: int = 409) -
     problems = Problems()
     problems.add("start", TAKEN)
     day = start.astimezone(ZoneInfo(journey.place.timezone)).date()
-    return render_times(visit, journey, day, problems, status, around=start, moving=True)
+    return render_times(visit, journey, day, problems, status, around=start)
 
 
 @router.get("/appointments/{appointment_id}/reschedule")
@@ -197,16 +197,16 @@ def reschedule_page(
         if chosen is None:
             problems = Problems()
             problems.add("start", NOT_A_TIME)
-            return render_days(visit, journey, None, problems, 422, moving=True)
+            return render_days(visit, journey, None, problems, 422)
         if not is_free(visit, journey, chosen):
             return _taken(visit, journey, chosen)
         return _move_check(visit, words, chosen)
     if day:
         chosen_day = parse_day(day)
         if chosen_day is not None:
-            return render_times(visit, journey, chosen_day, moving=True)
+            return render_times(visit, journey, chosen_day)
     from_day = parse_day(visit.request.query_params.get("from", ""))
-    return render_days(visit, journey, from_day, moving=True)
+    return render_days(visit, journey, from_day)
 
 
 @router.post("/appointments/{appointment_id}/reschedule")
@@ -219,7 +219,7 @@ def reschedule(appointment_id: str, visit: PatientPage, form: PatientForm) -> Re
     if start is None:
         problems = Problems()
         problems.add("start", NOT_A_TIME)
-        return render_days(visit, journey, None, problems, 422, moving=True)
+        return render_days(visit, journey, None, problems, 422)
     principal = visit.principal
     assert principal is not None
     within_budget(
