@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from starlette.responses import Response
 
 from api.deps import record_access, request_id
-from api.web.i18n import LANGUAGES, Dates, accepted_language
+from api.web.i18n import LANGUAGES, N_, Dates, accepted_language
 from application.errors import InvalidTokenError
 from application.permissions import Permission, allows
 from application.ports import Principal
@@ -233,9 +233,11 @@ def requires_page(permission: Permission) -> Any:
             )
             raise PageRefused(
                 403,
-                "This page is for patients",
-                "Staff accounts use the centre's own systems. Sign out, then sign in with a"
-                " patient account.",
+                N_("This page is for patients"),
+                N_(
+                    "Staff accounts use the centre's own systems. Sign out, then sign in with a"
+                    " patient account."
+                ),
             )
         return visit
 
@@ -274,8 +276,11 @@ def checked_form(permission: Permission) -> Any:
             )
             raise PageRefused(
                 403,
-                "This form has expired",
-                "For your security we could not accept it. Go back, reload the page and try again.",
+                N_("This form has expired"),
+                N_(
+                    "For your security we could not accept it. Go back, reload the page and"
+                    " try again."
+                ),
             )
         return form
 
