@@ -1,7 +1,8 @@
 """What the portal's forms share: problems to show (an error summary at the top and the
 message beside each field), the three-field date, request budgets, and safe redirects."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date
 from math import ceil
 from typing import Any
@@ -16,7 +17,7 @@ class Problem:
 
     field: str
     text: str
-    variables: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = dataclass_field(default_factory=dict)
 
 
 class Problems(dict[str, Problem]):
