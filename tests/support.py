@@ -205,28 +205,33 @@ def radio_values(html: str, name: str) -> list[str]:
     return [markup.unescape(value) for value in re.findall(pattern, html)]
 
 
-def portal_register(
-    client, email: str, password: str = PORTAL_PASSWORD, given_name: str = "Ana"
-) -> None:
-    """Create a patient account through the portal's form; the client is then signed in."""
+def register_form(email: str, password: str = PORTAL_PASSWORD, **fields: str) -> dict[str, str]:
+    """The fields of the portal's create-account form (``fields`` override them)."""
+    return {
+        "given_name": "Ana",
+        "family_name": "Example",
+        "birth_day": "29",
+        "birth_month": "2",
+        "birth_year": "1980",
+        "email": email,
+        "password": password,
+        **fields,
+    }
+
+
+def portal_register(client, email: str, password: str = PORTAL_PASSWORD, **fields: str):
+    """Create a patient account through the portal's form; the client is then signed in.
+    The answer (303 asserted)."""
     page = client.get("/register")
     assert page.status_code == 200, page.text
     created = client.post(
         "/register",
-        data={
-            "csrf_token": form_token(page.text),
-            "given_name": given_name,
-            "family_name": "Example",
-            "birth_day": "29",
-            "birth_month": "2",
-            "birth_year": "1980",
-            "email": email,
-            "password": password,
-        },
+        data={"csrf_token": form_token(page.text), **register_form(email, password, **fields)},
         follow_redirects=False,
     )
     assert created.status_code == 303, created.text
     assert created.headers["location"] == "/appointments?done=welcome"
+    return created
 
 
 def portal_sign_in(client, email: str, password: str = PORTAL_PASSWORD):

@@ -8,7 +8,6 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 from api.app import create_app
 from api.security import WEB_CSP
 from api.web.app import create_web_app
+from tests.integration.test_permission_matrix import route_permissions
 from tests.integration.test_portal_booking import book_through_pages
 from tests.support import (
     audit_rows,
@@ -28,12 +28,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def browser(runtime):
-    with TestClient(create_app(runtime.services)) as client:
-        yield client
 
 
 def patient_pages(appointment_id: str, ids) -> list[str]:
@@ -76,24 +70,24 @@ def assert_page(response, language: str = "en") -> None:
     assert " style=" not in html
 
 
-def test_every_page_renders_for_a_signed_in_patient(browser):
-    portal_register(browser, "ana@example.org")
-    appointment_id = book_through_pages(browser)
-    for path in patient_pages(appointment_id, catalog_ids(browser)):
-        response = browser.get(path)
+def test_every_page_renders_for_a_signed_in_patient(portal):
+    portal_register(portal, "ana@example.org")
+    appointment_id = book_through_pages(portal)
+    for path in patient_pages(appointment_id, catalog_ids(portal)):
+        response = portal.get(path)
         assert response.status_code == 200, (path, response.text)
         assert_page(response)
     for path in PUBLIC_PAGES[1:]:  # "/" sends a signed-in patient to their appointments
-        assert_page(browser.get(path))
-    assert browser.get("/", follow_redirects=False).headers["location"] == "/appointments"
-    qr = browser.get("/security/two-factor/qr.svg")
+        assert_page(portal.get(path))
+    assert portal.get("/", follow_redirects=False).headers["location"] == "/appointments"
+    qr = portal.get("/security/two-factor/qr.svg")
     assert qr.status_code == 200
     assert qr.headers["content-type"].startswith("image/svg+xml")
 
 
-def test_signed_out_every_patient_page_redirects_to_sign_in(browser, client):
-    portal_register(browser, "ana@example.org")
-    appointment_id = book_through_pages(browser)
+def test_signed_out_every_patient_page_redirects_to_sign_in(portal, client):
+    portal_register(portal, "ana@example.org")
+    appointment_id = book_through_pages(portal)
     for path in patient_pages(appointment_id, catalog_ids(client)):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303, path
@@ -128,18 +122,18 @@ def test_sign_in_returns_to_the_page_asked_for(client):
     assert 'name="next" value="/appointments"' in page.text
 
 
-def test_a_pending_second_factor_is_not_a_session(browser, runtime, clock, client):
+def test_a_pending_second_factor_is_not_a_session(portal, runtime, clock, client):
     staff_headers(client, runtime, clock, "scheduler")
-    signed_in = portal_sign_in(browser, "scheduler@staff.example.org", "staff member long password")
+    signed_in = portal_sign_in(portal, "scheduler@staff.example.org", "staff member long password")
     assert signed_in.status_code == 303
     assert signed_in.headers["location"] == "/sign-in/second-factor?next=%2Fappointments"
-    assert "ib_session" not in browser.cookies
-    refused = browser.get("/security", follow_redirects=False)
+    assert "ib_session" not in portal.cookies
+    refused = portal.get("/security", follow_redirects=False)
     assert refused.status_code == 303
     assert refused.headers["location"].startswith("/sign-in?next=")
 
 
-def test_a_staff_session_is_refused_patient_pages(browser, runtime, clock, client):
+def test_a_staff_session_is_refused_patient_pages(portal, runtime, clock, client):
     # A staff account without its second factor yet signs in with the password alone
     from domain.context import system_actor
 
@@ -152,21 +146,21 @@ def test_a_staff_session_is_refused_patient_pages(browser, runtime, clock, clien
     )
     assert (
         portal_sign_in(
-            browser, "new.staff@staff.example.org", "staff member long password"
+            portal, "new.staff@staff.example.org", "staff member long password"
         ).status_code
         == 303
     )
     for path in ("/appointments", "/book", "/profile"):
-        refused = browser.get(path)
+        refused = portal.get(path)
         assert refused.status_code == 403, path
         assert "This page is for patients" in refused.text
-    assert browser.get("/security").status_code == 200
+    assert portal.get("/security").status_code == 200
 
 
-def test_another_patients_appointment_is_a_404_page(browser, runtime):
+def test_another_patients_appointment_is_a_404_page(portal, runtime):
     # Given Ana's appointment
-    portal_register(browser, "ana@example.org")
-    appointment_id = book_through_pages(browser)
+    portal_register(portal, "ana@example.org")
+    appointment_id = book_through_pages(portal)
     ana = runtime.services.registry.account_by_email("ana@example.org").patient_id
 
     # When Ben asks for it on every page that takes its id
@@ -197,15 +191,15 @@ def test_another_patients_appointment_is_a_404_page(browser, runtime):
     assert refusals == [(ana, "denied_or_missing")] * 7
 
 
-def test_page_reads_of_patient_data_are_in_the_access_log(browser, runtime):
-    portal_register(browser, "ana@example.org")
-    appointment_id = book_through_pages(browser)
+def test_page_reads_of_patient_data_are_in_the_access_log(portal, runtime):
+    portal_register(portal, "ana@example.org")
+    appointment_id = book_through_pages(portal)
     patient_id = str(runtime.services.registry.account_by_email("ana@example.org").patient_id)
 
-    browser.get("/appointments")
-    browser.get(f"/appointments/{appointment_id}")
-    browser.get(f"/appointments/{appointment_id}.ics")
-    browser.get("/profile")
+    portal.get("/appointments")
+    portal.get(f"/appointments/{appointment_id}")
+    portal.get(f"/appointments/{appointment_id}.ics")
+    portal.get("/profile")
 
     runtime.services.access_log.flush()
     one = audit_rows(runtime.url, appointment_id)
@@ -215,36 +209,36 @@ def test_page_reads_of_patient_data_are_in_the_access_log(browser, runtime):
     assert ("read", "patient", "patient", "", patient_id) in audit_rows(runtime.url, patient_id)
 
 
-def test_pages_speak_spanish(browser):
+def test_pages_speak_spanish(portal):
     # Accept-Language picks Spanish
-    page = browser.get("/sign-in", headers={"Accept-Language": "es-MX,es;q=0.9,en;q=0.5"})
+    page = portal.get("/sign-in", headers={"Accept-Language": "es-MX,es;q=0.9,en;q=0.5"})
     assert_page(page, "es")
     assert '<h1 class="heading-l">Iniciar sesión</h1>' in page.text
 
     # The switch sets a cookie and keeps the page (and its query)
-    switched = browser.get("/reset-password?token=abc&lang=es", follow_redirects=False)
+    switched = portal.get("/reset-password?token=abc&lang=es", follow_redirects=False)
     assert switched.status_code == 303
     assert switched.headers["location"] == "/reset-password?token=abc"
     assert "lang=es" in switched.headers["set-cookie"]
-    assert 'lang="es"' in browser.get("/reset-password?token=abc").text
+    assert 'lang="es"' in portal.get("/reset-password?token=abc").text
 
     # Dates are written out in Spanish, in the place's zone with its short name
-    portal_register(browser, "ana@example.org")
-    appointment_id = book_through_pages(browser)
-    shown = browser.get(f"/appointments/{appointment_id}")
+    portal_register(portal, "ana@example.org")
+    appointment_id = book_through_pages(portal)
+    shown = portal.get(f"/appointments/{appointment_id}")
     assert_page(shown, "es")
     assert re.search(r"\w+, \d+ de diciembre de 2026, \d+:\d\d CST", shown.text)
     assert "Cómo prepararse" in shown.text
 
     # And back to English
-    browser.get("/appointments?lang=en")
-    assert_page(browser.get("/appointments"), "en")
+    portal.get("/appointments?lang=en")
+    assert_page(portal.get("/appointments"), "en")
 
 
-def test_spanish_error_messages_beside_the_field(browser):
-    browser.get("/sign-in?lang=es")
-    page = browser.get("/sign-in")
-    answer = browser.post("/sign-in", data={"csrf_token": form_token(page.text)})
+def test_spanish_error_messages_beside_the_field(portal):
+    portal.get("/sign-in?lang=es")
+    page = portal.get("/sign-in")
+    answer = portal.post("/sign-in", data={"csrf_token": form_token(page.text)})
     assert answer.status_code == 422
     assert "Hay un problema" in answer.text
     assert 'href="#email"' in answer.text
@@ -275,8 +269,8 @@ def test_spanish_error_messages_beside_the_field(browser):
         ),
     )
 )
-def test_odd_query_input_never_fails_a_page(signed_in_browser, value):
-    client, appointment_id, ids = signed_in_browser
+def test_odd_query_input_never_fails_a_page(signed_in_portal, value):
+    client, appointment_id, ids = signed_in_portal
     types, locations = ids
     journey = {"appointment_type_id": types["xr-chest"], "location_id": locations["lakeshore"]}
     requests = [
@@ -299,7 +293,7 @@ def test_odd_query_input_never_fails_a_page(signed_in_browser, value):
 
 
 @pytest.fixture
-def signed_in_browser(runtime):
+def signed_in_portal(runtime):
     with TestClient(create_app(runtime.services)) as client:
         portal_register(client, "odd@example.org")
         appointment_id = book_through_pages(client)
@@ -333,29 +327,18 @@ def test_the_stylesheet_is_served_and_cacheable(client):
 def test_every_portal_route_declares_exactly_one_permission(runtime):
     """As the API's routes do (the permission matrix test); the portal is a separate
     application mounted at the root, so it is walked here."""
-    app = create_web_app(runtime.services)
-    found = {}
-    for context in iter_route_contexts(app.routes):
-        route = context.route
-        if not isinstance(route, APIRoute) or context.path in ("/static/{name}", "/{rest:path}"):
-            continue
-        permissions = set()
-        stack = list(route.dependant.dependencies)
-        while stack:
-            dependant = stack.pop()
-            permission = getattr(dependant.call, "permission", None)
-            if permission is not None:
-                permissions.add(permission)
-            stack.extend(dependant.dependencies)
-        for method in route.methods:
-            found[(method, context.path)] = permissions
+    found = {
+        key: permissions
+        for key, permissions in route_permissions(create_web_app(runtime.services)).items()
+        if key[1] not in ("/static/{name}", "/{rest:path}")
+    }
     assert len(found) > 25
     assert {key: value for key, value in found.items() if len(value) != 1} == {}
 
 
-def test_a_radio_question_links_its_error_to_the_first_option(browser):
-    portal_register(browser, "ana@example.org")
-    page = browser.get("/book/location")
+def test_a_radio_question_links_its_error_to_the_first_option(portal):
+    portal_register(portal, "ana@example.org")
+    page = portal.get("/book/location")
     first = radio_values(page.text, "appointment_type_id")[0]
     assert f'id="appointment_type_id" name="appointment_type_id" type="radio" value="{first}"' in (
         page.text

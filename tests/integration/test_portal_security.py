@@ -18,17 +18,12 @@ from tests.support import (
     form_token,
     portal_register,
     portal_sign_in,
+    register_form,
     reset_link_token_in,
     totp_now,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def browser(runtime):
-    with TestClient(create_app(runtime.services)) as client:
-        yield client
 
 
 def set_cookies(response) -> dict[str, str]:
@@ -45,29 +40,14 @@ def assert_flags(header: str, *, secure: bool) -> None:
 
 
 def sign_up_and_cookie(client) -> str:
-    page = client.get("/register")
-    created = client.post(
-        "/register",
-        data={
-            "csrf_token": form_token(page.text),
-            "given_name": "Ana",
-            "family_name": "Example",
-            "birth_day": "1",
-            "birth_month": "2",
-            "birth_year": "1990",
-            "email": "ana@example.org",
-            "password": PORTAL_PASSWORD,
-        },
-        follow_redirects=False,
-    )
-    assert created.status_code == 303, created.text
-    return set_cookies(created)["ib_session"]
+    """Create an account: the Set-Cookie header of its session."""
+    return set_cookies(portal_register(client, "ana@example.org"))["ib_session"]
 
 
-def test_cookies_are_httponly_and_strict_and_not_secure_over_plain_http(browser):
-    form_cookie = set_cookies(browser.get("/sign-in"))["ib_form"]
+def test_cookies_are_httponly_and_strict_and_not_secure_over_plain_http(portal):
+    form_cookie = set_cookies(portal.get("/sign-in"))["ib_form"]
     assert_flags(form_cookie, secure=False)
-    assert_flags(sign_up_and_cookie(browser), secure=False)
+    assert_flags(sign_up_and_cookie(portal), secure=False)
 
 
 def test_cookies_are_secure_over_https(runtime):
@@ -85,11 +65,11 @@ def test_cookies_are_secure_behind_a_trusted_proxy_only(runtime, trusted, secure
         assert_flags(set_cookies(client.get("/sign-in"))["ib_form"], secure=secure)
 
 
-def test_a_form_without_a_valid_token_is_refused(browser, runtime):
+def test_a_form_without_a_valid_token_is_refused(portal, runtime):
     # Signing in without the token, or with a made-up one, is refused with a clear page
-    page = browser.get("/sign-in")
+    page = portal.get("/sign-in")
     for data in ({}, {"csrf_token": "forged"}, {"csrf_token": form_token(page.text) + "x"}):
-        refused = browser.post(
+        refused = portal.post(
             "/sign-in", data={**data, "email": "a@example.org", "password": "whatever"}
         )
         assert refused.status_code == 403
@@ -97,10 +77,10 @@ def test_a_form_without_a_valid_token_is_refused(browser, runtime):
         assert refused.headers["content-type"].startswith("text/html")
 
     # A token taken from another browser's page is not this browser's
-    portal_register(browser, "ana@example.org")
+    portal_register(portal, "ana@example.org")
     with TestClient(create_app(runtime.services)) as other:
         their_token = form_token(other.get("/sign-in").text)
-    refused = browser.post(
+    refused = portal.post(
         "/profile",
         data={
             "csrf_token": their_token,
@@ -116,7 +96,7 @@ def test_a_form_without_a_valid_token_is_refused(browser, runtime):
     assert runtime.services.registry.patient(patient_id).given_name == "Ana"
 
     # Nor does a signed-out page's token work once signed in (it was bound to another cookie)
-    assert browser.post("/sign-out", data={"csrf_token": form_token(page.text)}).status_code == 403
+    assert portal.post("/sign-out", data={"csrf_token": form_token(page.text)}).status_code == 403
 
     # The refusals are in the access log
     runtime.services.access_log.flush()
@@ -129,49 +109,49 @@ def test_a_form_without_a_valid_token_is_refused(browser, runtime):
     assert count == 5
 
 
-def test_signing_out_ends_the_session_the_cookie_named(browser):
-    cookie = sign_up_and_cookie(browser).split(";")[0].split("=", 1)[1]
-    signed_out = browser.post(
+def test_signing_out_ends_the_session_the_cookie_named(portal):
+    cookie = sign_up_and_cookie(portal).split(";")[0].split("=", 1)[1]
+    signed_out = portal.post(
         "/sign-out",
-        data={"csrf_token": form_token(browser.get("/appointments").text)},
+        data={"csrf_token": form_token(portal.get("/appointments").text)},
         follow_redirects=False,
     )
     assert signed_out.headers["location"] == "/?done=signed-out"
     assert 'ib_session=""' in signed_out.headers["set-cookie"]
     # The old cookie, replayed, is a signed-out visitor's
-    browser.cookies.set("ib_session", cookie)
-    again = browser.get("/appointments", follow_redirects=False)
+    portal.cookies.set("ib_session", cookie)
+    again = portal.get("/appointments", follow_redirects=False)
     assert again.status_code == 303
     assert again.headers["location"].startswith("/sign-in")
 
 
-def test_sign_out_everywhere_ends_api_sessions_too(browser, client):
-    portal_register(browser, "ana@example.org")
+def test_sign_out_everywhere_ends_api_sessions_too(portal, client):
+    portal_register(portal, "ana@example.org")
     api_token = client.post(
         "/v1/auth/token", data={"username": "ana@example.org", "password": PORTAL_PASSWORD}
     ).json()["access_token"]
     api = {"Authorization": f"Bearer {api_token}"}
     assert client.get("/v1/appointments", headers=api).status_code == 200
 
-    ended = browser.post(
+    ended = portal.post(
         "/security/sign-out-everywhere",
-        data={"csrf_token": form_token(browser.get("/security").text)},
+        data={"csrf_token": form_token(portal.get("/security").text)},
         follow_redirects=False,
     )
 
     assert ended.headers["location"] == "/sign-in?done=everywhere"
     assert client.get("/v1/appointments", headers=api).status_code == 401
-    assert browser.get("/appointments", follow_redirects=False).status_code == 303
+    assert portal.get("/appointments", follow_redirects=False).status_code == 303
 
 
-def test_an_api_logout_ends_nothing_else_but_a_password_change_ends_the_browsers(browser, client):
-    portal_register(browser, "ana@example.org")
+def test_an_api_logout_ends_nothing_else_but_a_password_change_ends_the_browsers(portal, client):
+    portal_register(portal, "ana@example.org")
     tokens = client.post(
         "/v1/auth/token", data={"username": "ana@example.org", "password": PORTAL_PASSWORD}
     ).json()
     api = {"Authorization": f"Bearer {tokens['access_token']}"}
     client.post("/v1/auth/logout", headers=api)
-    assert browser.get("/appointments").status_code == 200
+    assert portal.get("/appointments").status_code == 200
 
     other = client.post(
         "/v1/auth/token", data={"username": "ana@example.org", "password": PORTAL_PASSWORD}
@@ -182,28 +162,28 @@ def test_an_api_logout_ends_nothing_else_but_a_password_change_ends_the_browsers
         json={"current_password": PORTAL_PASSWORD, "new_password": "a brand new passphrase"},
     )
     assert changed.status_code == 204
-    assert browser.get("/appointments", follow_redirects=False).status_code == 303
+    assert portal.get("/appointments", follow_redirects=False).status_code == 303
 
 
-def test_two_factor_turned_on_in_the_pages_then_used_to_sign_in(browser, clock):
+def test_two_factor_turned_on_in_the_pages_then_used_to_sign_in(portal, clock):
     # Given a patient who turns on two-factor sign-in
-    portal_register(browser, "ana@example.org")
-    page = browser.get("/security/two-factor")
+    portal_register(portal, "ana@example.org")
+    page = portal.get("/security/two-factor")
     secret = re.search(r'<code class="secret" id="totp-secret">([A-Z2-7]+)</code>', page.text)
     assert secret, page.text
     secret = secret.group(1)
     assert 'src="/security/two-factor/qr.svg"' in page.text
-    assert "<svg" in browser.get("/security/two-factor/qr.svg").text
+    assert "<svg" in portal.get("/security/two-factor/qr.svg").text
     # A wrong code first: the message beside the field
-    wrong = browser.post(
+    wrong = portal.post(
         "/security/two-factor", data={"csrf_token": form_token(page.text), "code": "000000"}
     )
     assert wrong.status_code == 422
     assert "That code is not right" in wrong.text
     assert re.search(r'id="totp-secret">' + secret, wrong.text)  # the same enrolment
-    old_cookie = browser.cookies["ib_session"]
+    old_cookie = portal.cookies["ib_session"]
 
-    done = browser.post(
+    done = portal.post(
         "/security/two-factor",
         data={"csrf_token": form_token(page.text), "code": totp_now(secret, clock)},
     )
@@ -212,21 +192,21 @@ def test_two_factor_turned_on_in_the_pages_then_used_to_sign_in(browser, clock):
     assert done.status_code == 200
     codes = re.findall(r"<li><code>([0-9A-F]{5}-[0-9A-F]{5})</code></li>", done.text)
     assert len(codes) == 10
-    assert browser.cookies["ib_session"] != old_cookie
-    assert "Two-factor sign-in is on" in browser.get("/security/two-factor").text
-    assert browser.get("/security/two-factor/qr.svg").status_code == 404
+    assert portal.cookies["ib_session"] != old_cookie
+    assert "Two-factor sign-in is on" in portal.get("/security/two-factor").text
+    assert portal.get("/security/two-factor/qr.svg").status_code == 404
 
     # When they sign out and in again, the password alone is not enough
-    browser.post("/sign-out", data={"csrf_token": form_token(browser.get("/security").text)})
-    first = portal_sign_in(browser, "ana@example.org")
+    portal.post("/sign-out", data={"csrf_token": form_token(portal.get("/security").text)})
+    first = portal_sign_in(portal, "ana@example.org")
     assert first.headers["location"] == "/sign-in/second-factor?next=%2Fappointments"
-    assert browser.get("/appointments", follow_redirects=False).status_code == 303
-    challenge_page = browser.get("/sign-in/second-factor?next=%2Fappointments")
+    assert portal.get("/appointments", follow_redirects=False).status_code == 303
+    challenge_page = portal.get("/sign-in/second-factor?next=%2Fappointments")
     assert challenge_page.status_code == 200
 
     # With the code of the next time step, they are in
     clock.advance(timedelta(seconds=30))
-    second = browser.post(
+    second = portal.post(
         "/sign-in/second-factor",
         data={
             "csrf_token": form_token(challenge_page.text),
@@ -237,13 +217,13 @@ def test_two_factor_turned_on_in_the_pages_then_used_to_sign_in(browser, clock):
     )
     assert second.status_code == 303, second.text
     assert second.headers["location"] == "/appointments"
-    assert browser.get("/appointments").status_code == 200
+    assert portal.get("/appointments").status_code == 200
 
     # And a recovery code works once in place of a code
-    browser.post("/sign-out", data={"csrf_token": form_token(browser.get("/security").text)})
-    portal_sign_in(browser, "ana@example.org")
-    challenge_page = browser.get("/sign-in/second-factor")
-    with_recovery = browser.post(
+    portal.post("/sign-out", data={"csrf_token": form_token(portal.get("/security").text)})
+    portal_sign_in(portal, "ana@example.org")
+    challenge_page = portal.get("/sign-in/second-factor")
+    with_recovery = portal.post(
         "/sign-in/second-factor",
         data={"csrf_token": form_token(challenge_page.text), "code": codes[0].lower()},
         follow_redirects=False,
@@ -251,12 +231,12 @@ def test_two_factor_turned_on_in_the_pages_then_used_to_sign_in(browser, clock):
     assert with_recovery.headers["location"] == "/appointments"
 
 
-def test_the_reset_link_opens_the_reset_page(browser, runtime):
+def test_the_reset_link_opens_the_reset_page(portal, runtime):
     # Given a patient who forgot their password
-    portal_register(browser, "ana@example.org")
-    browser.post("/sign-out", data={"csrf_token": form_token(browser.get("/security").text)})
-    page = browser.get("/forgot-password")
-    sent = browser.post(
+    portal_register(portal, "ana@example.org")
+    portal.post("/sign-out", data={"csrf_token": form_token(portal.get("/security").text)})
+    page = portal.get("/forgot-password")
+    sent = portal.post(
         "/forgot-password", data={"csrf_token": form_token(page.text), "email": "ana@example.org"}
     )
     assert sent.status_code == 200
@@ -270,9 +250,9 @@ def test_the_reset_link_opens_the_reset_page(browser, runtime):
     token = reset_link_token_in(text)
 
     # When they open it and choose a new password
-    reset_page = browser.get(f"/reset-password?token={token}")
+    reset_page = portal.get(f"/reset-password?token={token}")
     assert 'name="token" value="' in reset_page.text
-    done = browser.post(
+    done = portal.post(
         "/reset-password",
         data={
             "csrf_token": form_token(reset_page.text),
@@ -284,11 +264,11 @@ def test_the_reset_link_opens_the_reset_page(browser, runtime):
 
     # Then they sign in with it; the link does not work twice
     assert done.headers["location"] == "/sign-in?done=password"
-    assert portal_sign_in(browser, "ana@example.org", "my new long passphrase").status_code == 303
-    reused = browser.post(
+    assert portal_sign_in(portal, "ana@example.org", "my new long passphrase").status_code == 303
+    reused = portal.post(
         "/reset-password",
         data={
-            "csrf_token": form_token(browser.get("/forgot-password").text),
+            "csrf_token": form_token(portal.get("/forgot-password").text),
             "token": token,
             "password": "yet another passphrase",
         },
@@ -297,19 +277,14 @@ def test_the_reset_link_opens_the_reset_page(browser, runtime):
     assert "This link does not work" in reused.text
 
 
-def test_a_weak_new_password_is_said_beside_the_field(browser):
-    page = browser.get("/register")
-    answer = browser.post(
+def test_a_weak_new_password_is_said_beside_the_field(portal):
+    page = portal.get("/register")
+    token = form_token(page.text)
+    answer = portal.post(
         "/register",
         data={
-            "csrf_token": form_token(page.text),
-            "given_name": "Ana",
-            "family_name": "Example",
-            "birth_day": "31",
-            "birth_month": "2",
-            "birth_year": "1990",
-            "email": "not-an-address",
-            "password": "password",
+            "csrf_token": token,
+            **register_form("not-an-address", "password", birth_day="31", birth_month="2"),
         },
     )
     assert answer.status_code == 422
@@ -319,18 +294,8 @@ def test_a_weak_new_password_is_said_beside_the_field(browser):
     assert 'value="Ana"' in answer.text
     assert 'value="password"' not in answer.text
 
-    fixed = browser.post(
-        "/register",
-        data={
-            "csrf_token": form_token(page.text),
-            "given_name": "Ana",
-            "family_name": "Example",
-            "birth_day": "28",
-            "birth_month": "2",
-            "birth_year": "1990",
-            "email": "ana@example.org",
-            "password": "password",
-        },
+    fixed = portal.post(
+        "/register", data={"csrf_token": token, **register_form("ana@example.org", "password")}
     )
     assert fixed.status_code == 422
     assert "That password is too common" in fixed.text

@@ -1,6 +1,7 @@
 """What the portal's forms share: problems to show (an error summary at the top and the
 message beside each field), the three-field date, request budgets, and safe redirects."""
 
+import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import date
@@ -9,6 +10,8 @@ from typing import Any
 
 from api.web.i18n import N_
 from api.web.visit import PageRefused, Visit
+
+PHONE = re.compile(r"^\+?[0-9 ()\-]{5,32}$")
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,32 @@ def date_field(
         problems.add(f"{prefix}_day", N_("The date must be between 1900 and today"))
         return None
     return value
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person's names and birth date as a form gave them (checked)."""
+
+    given_name: str
+    family_name: str
+    birth_date: date | None
+
+
+def person_fields(form: dict[str, str], problems: Problems, today: date) -> Person:
+    """First and last name and date of birth (create account, your details)."""
+    return Person(
+        given_name=text_field(form, "given_name", problems, N_("Enter your first name")),
+        family_name=text_field(form, "family_name", problems, N_("Enter your last name")),
+        birth_date=date_field(form, "birth", problems, today, N_("Enter your date of birth")),
+    )
+
+
+def phone_field(form: dict[str, str], problems: Problems) -> str | None:
+    """An optional phone number, as the API accepts them."""
+    phone = form.get("phone", "").strip() or None
+    if phone and not PHONE.match(phone):
+        problems.add("phone", N_("Enter a phone number, like 01632 960 001 or +1 215 555 0100"))
+    return phone
 
 
 def within_budget(visit: Visit, bucket: str, limit: int, window_seconds: int, key: str) -> None:

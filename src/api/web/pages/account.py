@@ -1,14 +1,19 @@
 """Profile and security: names, birth date and phone; two-factor sign-in with a QR code
 and recovery codes shown once; sign out everywhere (in signing_in)."""
 
-import re
-
 import qrcode
 import qrcode.image.svg
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
-from api.web.forms import Problems, client_address, date_field, text_field, too_many, within_budget
+from api.web.forms import (
+    Problems,
+    client_address,
+    person_fields,
+    phone_field,
+    too_many,
+    within_budget,
+)
 from api.web.i18n import N_
 from api.web.pages.signing_in import SECOND_FACTOR_BUDGET
 from api.web.render import render
@@ -18,7 +23,6 @@ from domain.account import SecondFactorError
 from domain.errors import InvalidValueError
 
 router = APIRouter()
-PHONE = re.compile(r"^\+?[0-9 ()\-]{5,32}$")
 PROFILE_FIELDS = ("given_name", "family_name", "birth_day", "birth_month", "birth_year", "phone")
 
 
@@ -49,23 +53,13 @@ def change_profile(visit: PatientPage, form: PatientForm) -> Response:
     services = visit.services
     problems = Problems()
     values = {name: form.get(name, "").strip() for name in PROFILE_FIELDS}
-    given = text_field(form, "given_name", problems, N_("Enter your first name"))
-    family = text_field(form, "family_name", problems, N_("Enter your last name"))
-    today = services.clock.now().date()
-    birth_date = date_field(form, "birth", problems, today, N_("Enter your date of birth"))
-    phone = values["phone"] or None
-    if phone and not PHONE.match(phone):
-        problems.add("phone", N_("Enter a phone number, like 01632 960 001 or +1 215 555 0100"))
+    person = person_fields(form, problems, services.clock.now().date())
+    phone = phone_field(form, problems)
     if not problems:
         try:
             services.registry.change_profile(
                 visit.patient,
-                {
-                    "given_name": given,
-                    "family_name": family,
-                    "birth_date": birth_date,
-                    "phone": phone,
-                },
+                {**vars(person), "phone": phone},
                 visit.actor(),
             )
         except InvalidValueError:

@@ -14,7 +14,8 @@ from fastapi.responses import RedirectResponse, Response
 from api.web.forms import (
     Problems,
     client_address,
-    date_field,
+    person_fields,
+    phone_field,
     safe_next,
     text_field,
     too_many,
@@ -49,7 +50,6 @@ SECOND_FACTOR_BUDGET = ("second-factor", 30, 60)
 REGISTER_BUDGET = ("register", 30, 60)
 RESET_BUDGET = ("password-reset", 5, 300)
 CHALLENGE_SECONDS = 300
-PHONE = re.compile(r"^\+?[0-9 ()\-]{5,32}$")
 SIX_DIGITS = re.compile(r"^[0-9]{6}$")
 
 
@@ -191,28 +191,23 @@ def register(visit: PublicPage, form: PublicForm) -> Response:
     services = visit.services
     problems = Problems()
     values = {name: form.get(name, "").strip() for name in REGISTER_FIELDS}
-    given = text_field(form, "given_name", problems, N_("Enter your first name"))
-    family = text_field(form, "family_name", problems, N_("Enter your last name"))
-    today = services.clock.now().date()
-    birth_date = date_field(form, "birth", problems, today, N_("Enter your date of birth"))
+    person = person_fields(form, problems, services.clock.now().date())
     email = text_field(form, "email", problems, N_("Enter your e-mail address"), 254)
     if email and "@" not in email:
         problems.add("email", N_("Enter an e-mail address like name@example.com"))
     password = form.get("password", "")
     if not password:
         problems.add("password", N_("Enter a password"))
-    phone = values["phone"] or None
-    if phone and not PHONE.match(phone):
-        problems.add("phone", N_("Enter a phone number, like 01632 960 001 or +1 215 555 0100"))
-    if not problems and birth_date is not None:
+    phone = phone_field(form, problems)
+    if not problems and person.birth_date is not None:
         _budget(visit, REGISTER_BUDGET)
         try:
             services.registry.register_patient(
                 email=email,
                 password=password,
-                given_name=given,
-                family_name=family,
-                birth_date=birth_date,
+                given_name=person.given_name,
+                family_name=person.family_name,
+                birth_date=person.birth_date,
                 phone=phone,
                 actor=visit.actor(),
             )
