@@ -7,6 +7,7 @@ from application.access import StaffAccess
 from application.activation import Activation
 from application.appointment_details import AppointmentDetails
 from application.auth import AuthService
+from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
 from application.patient_search import PatientSearch
 from application.ports import (
@@ -61,3 +62,4 @@ class Services:
     """The public keys that verify our tokens (``/.well-known/jwks.json``)."""
     activation: Activation
     patient_search: PatientSearch
+    browser: BrowserSessions

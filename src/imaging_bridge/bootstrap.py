@@ -53,6 +53,7 @@ from application.activation import PURPOSE as ACTIVATION_PURPOSE
 from application.activation import Activation
 from application.appointment_details import AppointmentDetails
 from application.auth import AuthService, SessionLimits
+from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
 from application.digests import KeyedDigest
 from application.patient_merges import PatientMerges
@@ -393,19 +394,22 @@ def _wire(
     )
     throttle = PostgresThrottle(pool)
     merges = PatientMerges(scheduling, PostgresPatientRecords(pool), projections)
+    sessions = PostgresSessionStore(pool)
+    refresh_tokens = PostgresRefreshTokenStore(pool)
+    limits = SessionLimits()
     auth = AuthService(
         registry=registry,
         hasher=hasher,
         signer=signer,
-        sessions=PostgresSessionStore(pool),
-        refresh_tokens=PostgresRefreshTokenStore(pool),
+        sessions=sessions,
+        refresh_tokens=refresh_tokens,
         second_factor=PyotpSecondFactor(),
         one_time=PostgresOneTimeUse(pool),
         throttle=throttle,
         mailer=OutboxMailer(settings.data_dir / "outbox"),
         clock=clock,
-        limits=SessionLimits(),
-        reset_link=settings.reset_link,
+        limits=limits,
+        reset_link=settings.reset_link_template,
     )
     catalog_view = PostgresCatalogReader(pool)
     access_log = BatchingAccessLog(pool)
@@ -438,6 +442,14 @@ def _wire(
             clock=clock,
         ),
         patient_search=PatientSearch(registry, PostgresPatientLookup(pool, env["CIPHER_KEY"])),
+        browser=BrowserSessions(
+            registry=registry,
+            sessions=sessions,
+            refresh_tokens=refresh_tokens,
+            signer=signer,
+            clock=clock,
+            limits=limits,
+        ),
     )
     inbound = InboundEffects(
         registry=registry,
