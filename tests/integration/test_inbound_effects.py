@@ -24,7 +24,7 @@ from domain.appointment_type import AppointmentType
 from domain.context import system_actor
 from domain.errors import DomainError
 from domain.location import Location
-from domain.ris.order import CANCELLED, FINAL, WAITING, OrderIntent
+from domain.ris.order import CANCELLED, COMPLETED, FINAL, WAITING, OrderIntent
 from domain.ris.ris_booking import OCCUPYING, RELEASED
 from projections.orders_view import PostgresOrderReader
 from projections.patient_records import PostgresPatientRecords
@@ -231,10 +231,11 @@ def test_omi_creates_the_patient_and_oru_attaches_a_result_reference(runtime, ef
     assert "kidney" not in stored.lower()
     assert "pulmonary" not in stored.lower()
 
-    # The orders read model shows the order with its latest result reference.
+    # The orders read model shows the order with its latest result reference (a final
+    # one: the exam was done, the order is completed).
     sync(runtime)
     [row] = PostgresOrderReader(runtime.pool).for_patient(patient.id)
-    assert (row.id, row.status, row.result_status) == (order.id, WAITING, FINAL)
+    assert (row.id, row.status, row.result_status) == (order.id, COMPLETED, FINAL)
     assert row.viewer_link == "https://pacs.example/view?acc=AccessionNumber"
 
 

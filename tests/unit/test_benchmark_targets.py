@@ -139,3 +139,13 @@ def test_auth_overhead_p95_under_2_ms():
     auth = load("auth_overhead")
     assert auth.verdicts([0.4] * 99 + [5.0])[0].met is True
     assert auth.verdicts([2.5] * 100)[0].met is False
+
+
+def test_orders_and_results_reads_within_twice_the_appointments_read():
+    orders = load("orders_results")
+    within = orders.verdicts({"/v1/me/orders": 9.0, "/v1/me/results": 5.0, "/v1/appointments": 4.5})
+    assert [v.measured for v in within] == [2.0, 1.11]
+    assert all(v.met for v in within)
+    beyond = orders.verdicts({"/v1/me/orders": 9.1, "/v1/me/results": 4.0, "/v1/appointments": 4.5})
+    assert [v.met for v in beyond] == [False, True]
+    assert orders.exit_code(beyond) == 1
