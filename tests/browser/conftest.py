@@ -119,9 +119,7 @@ def page(context: Any) -> Any:
 
 def horizontal_overflow(page: Any) -> int:
     """How many CSS pixels the page is wider than the window (0: no sideways scrolling)."""
-    return int(
-        page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    )
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
 
 
 def serious_violations(page: Any) -> list[str]:

@@ -158,9 +158,14 @@ def booked_through_api(portal: Any, patient: Patient) -> dict[str, Any]:
                 "end": (now + timedelta(days=8)).isoformat(),
             },
         )
-        assert slots.status_code == 200 and slots.json(), slots.text
+        assert slots.status_code == 200, slots.text
+        assert slots.json(), "no free chest X-ray at Riverside in the coming week"
         response = post_booking(
-            api, patient.headers, slots.json()[0]["start"], "xr-chest", "riverside",
+            api,
+            patient.headers,
+            slots.json()[0]["start"],
+            "xr-chest",
+            "riverside",
             (types, locations),
         )
     assert response.status_code == 201, response.text

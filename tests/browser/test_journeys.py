@@ -98,7 +98,8 @@ def test_two_factor_is_turned_on_and_asked_at_the_next_sign_in(page, portal, loo
     page.wait_for_url("**/security/two-factor")
     look(page, "two-factor-enrol")
     qr = page.locator("main img[src*='/security/two-factor/qr']")
-    assert qr.count() == 1 and qr.get_attribute("alt"), "no QR code image with a text alternative"
+    assert qr.count() == 1, "no QR code image"
+    assert qr.get_attribute("alt"), "the QR code has no text alternative"
     assert page.evaluate("(img) => img.naturalWidth > 0", qr.element_handle()), "QR did not load"
     secret = shown_secret(page)
 
@@ -128,12 +129,14 @@ def test_booking_from_exam_to_confirmation_and_calendar_file(
     (booked,) = my_appointments(portal, patient)
     assert booked["status"] == "booked"
     text = page.locator("main").inner_text()
-    assert EXAM in text and PLACE_ADDRESS in text
+    assert EXAM in text
+    assert PLACE_ADDRESS in text
 
     with page.expect_download() as download:
         page.locator("main a[href$='.ics']").first.click()
     calendar = download.value.path().read_text()
-    assert calendar.startswith("BEGIN:VCALENDAR") and "BEGIN:VEVENT" in calendar
+    assert calendar.startswith("BEGIN:VCALENDAR")
+    assert "BEGIN:VEVENT" in calendar
     assert EXAM in calendar.replace("\\,", ",")
 
     page.goto("/appointments")
@@ -284,7 +287,9 @@ def test_at_200_percent_zoom_nothing_scrolls_sideways(browser, portal, look: Loo
             wide[path] = horizontal_overflow(page)
             look.folder.mkdir(parents=True, exist_ok=True)
             page.screenshot(
-                path=str(look.folder / f"{path.strip('/').replace('/', '-') or 'start'}-zoom200.png"),
+                path=str(
+                    look.folder / f"{path.strip('/').replace('/', '-') or 'start'}-zoom200.png"
+                ),
                 full_page=True,
             )
         assert {path: px for path, px in wide.items() if px > 0} == {}, (

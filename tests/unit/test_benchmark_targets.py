@@ -139,3 +139,17 @@ def test_auth_overhead_p95_under_2_ms():
     auth = load("auth_overhead")
     assert auth.verdicts([0.4] * 99 + [5.0])[0].met is True
     assert auth.verdicts([2.5] * 100)[0].met is False
+
+
+def test_portal_pages_checks_the_slowest_page_own_work_under_25_ms():
+    portal = load("portal_pages")
+    rows = {
+        "healthz": {"own_p95_ms": 0.0},
+        "GET /appointments": {"own_p95_ms": 9.5},
+        "GET /book/time": {"own_p95_ms": 24.9},
+    }
+    [verdict] = portal.verdicts(rows)
+    assert (verdict.measured, verdict.met) == (24.9, True)
+    rows["GET /book/day"] = {"own_p95_ms": 31.0}
+    assert portal.verdicts(rows)[0].met is False
+    assert portal.verdicts({"healthz": {"own_p95_ms": 0.0}})[0].met is None
