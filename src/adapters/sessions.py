@@ -8,6 +8,16 @@ from psycopg_pool import ConnectionPool
 
 from application.ports import OneTimeUse, Session, SessionStore
 
+SESSION_COLUMNS = (
+    "id, account_id, amr, created_at, idle_expires_at, absolute_expires_at, revoked_at IS NOT NULL"
+)
+
+
+def _session(row: tuple[Any, ...] | None) -> Session | None:
+    if row is None:
+        return None
+    return Session(row[0], row[1], tuple(row[2]), row[3], row[4], row[5], bool(row[6]))
+
 
 class PostgresSessionStore(SessionStore):
     def __init__(self, pool: ConnectionPool[Any]) -> None:
@@ -31,13 +41,10 @@ class PostgresSessionStore(SessionStore):
     def get(self, session_id: str) -> Session | None:
         with self._pool.connection() as conn:
             row = conn.execute(
-                "SELECT id, account_id, amr, created_at, idle_expires_at, absolute_expires_at,"
-                " revoked_at IS NOT NULL FROM sessions WHERE id = %s",
+                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = %s",  # noqa: S608
                 (session_id,),
             ).fetchone()
-        if row is None:
-            return None
-        return Session(row[0], row[1], tuple(row[2]), row[3], row[4], row[5], bool(row[6]))
+        return _session(row)
 
     def touch(self, session_id: str, idle_expires_at: datetime) -> None:
         with self._pool.connection() as conn:
@@ -62,6 +69,21 @@ class PostgresSessionStore(SessionStore):
                 (reason, account_id),
             )
             return int(cursor.rowcount)
+
+    def bind_browser(self, session_id: str, token_hash: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE sessions SET browser_token_hash = %s WHERE id = %s",
+                (token_hash, session_id),
+            )
+
+    def by_browser_token(self, token_hash: str) -> Session | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE browser_token_hash = %s",  # noqa: S608
+                (token_hash,),
+            ).fetchone()
+        return _session(row)
 
 
 class PostgresOneTimeUse(OneTimeUse):

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from adapters.hl7.senders import parse_senders
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+BASE_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?$")
 DATABASE_SCHEMES = ("postgresql://", "postgres://")
 BROKER_SCHEMES = ("amqp://", "amqps://")
 
@@ -57,9 +58,15 @@ class Settings(BaseSettings):
         default=None,
         description="base64 AES-256 key that encrypts every stored event (AES-GCM)",
     )
-    reset_link: str = Field(
-        default="http://127.0.0.1:8000/reset-password#token={token}",
-        description="where password reset links point; {token} is replaced",
+    public_base_url: str | None = Field(
+        default=None,
+        description="the portal's address as people reach it (links in messages);"
+        " unset: the address serve listens on",
+    )
+    reset_link: str | None = Field(
+        default=None,
+        description="where password reset links point, {token} replaced;"
+        " unset: {PUBLIC_BASE_URL}/reset-password?token={token}",
     )
     access_token_minutes: int = Field(default=15, ge=1, le=15)
     refresh_token_days: int = Field(default=14, ge=1, le=90)
@@ -101,6 +108,42 @@ class Settings(BaseSettings):
     @property
     def tls_enabled(self) -> bool:
         return self.tls_cert_file is not None
+
+    @property
+    def base_url(self) -> str:
+        """PUBLIC_BASE_URL, else the address ``serve`` listens on (https with TLS)."""
+        if self.public_base_url:
+            return self.public_base_url
+        scheme = "https" if self.tls_enabled else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def reset_link_template(self) -> str:
+        """RESET_LINK when set (kept for deployments that set it), else the portal's page."""
+        return self.reset_link or f"{self.base_url}/reset-password?token={{token}}"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        value = value.rstrip("/")
+        if not BASE_URL.match(value):
+            raise ValueError(
+                "must be an http:// or https:// address with no query, e.g."
+                " https://portal.example.org"
+            )
+        return value
+
+    @field_validator("reset_link")
+    @classmethod
+    def _reset_link(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if "{token}" not in value or not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) address holding {token}")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +32,7 @@ from api.routers import (
 )
 from api.schemas.common import ErrorBody
 from api.security import install_request_hygiene, install_security
+from api.web.app import mount_portal
 from application.services import Services
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -87,6 +89,9 @@ def create_app(
     for router in routers:
         app.include_router(router.router, responses=ERROR_RESPONSES)
     install_docs(app)
+    # The portal's pages, last: they take only the paths no API route serves.
+    api_paths = {context.path for context in iter_route_contexts(app.routes)}
+    mount_portal(app, services, api_paths)
     install_request_hygiene(app, max_body_bytes=MAX_BODY_BYTES)
 
     app.add_middleware(RequestContext)

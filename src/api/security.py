@@ -35,6 +35,12 @@ from api.errors import internal_error_body, log_unhandled
 
 HSTS = "max-age=31536000; includeSubDomains"
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# The portal's pages (api.web): no script at all, styles and images from this server only,
+# forms posted back to it only.
+WEB_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
+    " frame-ancestors 'none'; base-uri 'none'"
+)
 DOCS_CSP = (
     "default-src 'none'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; worker-src blob:; frame-ancestors 'none'; "

@@ -115,7 +115,7 @@ class AuthService:
         mailer: Mailer,
         clock: Clock,
         limits: SessionLimits | None = None,
-        reset_link: str = "http://127.0.0.1:8000/reset-password#token={token}",
+        reset_link: str = "http://127.0.0.1:8000/reset-password?token={token}",
     ) -> None:
         self._registry = registry
         self._hasher = hasher
@@ -253,6 +253,15 @@ class AuthService:
     def start_totp_enrolment(self, principal: Principal, actor: Actor) -> Enrolment:
         """A new secret to scan; nothing changes for sign-in until it is confirmed."""
         return self.enrol_account(principal.account_id, actor)
+
+    def pending_enrolment(self, account_id: UUID) -> Enrolment | None:
+        """The enrolment started and not confirmed yet, if any: the portal shows its QR
+        code again rather than starting a new one at every visit."""
+        account = self._registry.account(account_id)
+        if account.totp_enabled or account.totp_secret is None:
+            return None
+        secret = account.totp_secret
+        return Enrolment(secret, self._second_factor.provisioning_uri(secret, account.email))
 
     def enrol_account(self, account_id: UUID, actor: Actor) -> Enrolment:
         """Start TOTP enrolment for an account (the CLI's ``staff create`` uses this)."""

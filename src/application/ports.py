@@ -330,6 +330,14 @@ class SessionStore(ABC):
     def revoke_account(self, account_id: UUID, reason: str) -> int:
         """End every session of an account; how many were active."""
 
+    @abstractmethod
+    def bind_browser(self, session_id: str, token_hash: str) -> None:
+        """Tie a browser's cookie (only its digest) to a session."""
+
+    @abstractmethod
+    def by_browser_token(self, token_hash: str) -> Session | None:
+        """The session a browser cookie's digest is tied to, active or not; None if none."""
+
 
 class Throttle(ABC):
     """Slows and then locks out repeated failures of one key (an account, an address)."""

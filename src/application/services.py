@@ -5,6 +5,7 @@ from typing import Protocol
 
 from application.access import StaffAccess
 from application.auth import AuthService
+from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
 from application.ports import (
     AccessLog,
@@ -51,3 +52,4 @@ class Services:
     hl7_inbound: Hl7Inbound
     deliveries: DeliveryDesk
     alerts: AlertReader
+    browser: BrowserSessions

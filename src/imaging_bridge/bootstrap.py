@@ -49,6 +49,7 @@ from adapters.startup import StartupError
 from adapters.tokens import JwtSigner, PostgresRefreshTokenStore, load_or_create_key
 from application.access import StaffAccess
 from application.auth import AuthService, SessionLimits
+from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
 from application.ports import Clock, PasswordHasher
 from application.registry import Registry
@@ -363,19 +364,22 @@ def _wire(
     signer = JwtSigner(
         signing_key, settings.jwt_key_id, timedelta(minutes=settings.access_token_minutes)
     )
+    sessions = PostgresSessionStore(pool)
+    refresh_tokens = PostgresRefreshTokenStore(pool)
+    limits = SessionLimits()
     auth = AuthService(
         registry=registry,
         hasher=hasher,
         signer=signer,
-        sessions=PostgresSessionStore(pool),
-        refresh_tokens=PostgresRefreshTokenStore(pool),
+        sessions=sessions,
+        refresh_tokens=refresh_tokens,
         second_factor=PyotpSecondFactor(),
         one_time=PostgresOneTimeUse(pool),
         throttle=PostgresThrottle(pool),
         mailer=OutboxMailer(settings.data_dir / "outbox"),
         clock=clock,
-        limits=SessionLimits(),
-        reset_link=settings.reset_link,
+        limits=limits,
+        reset_link=settings.reset_link_template,
     )
     catalog_view = PostgresCatalogReader(pool)
     access_log = BatchingAccessLog(pool)
@@ -396,6 +400,14 @@ def _wire(
         hl7_inbound=Hl7Inbound(inbound_store, clock, access_log),
         deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock, access_log),
         alerts=PostgresAlertReader(pool),
+        browser=BrowserSessions(
+            registry=registry,
+            sessions=sessions,
+            refresh_tokens=refresh_tokens,
+            signer=signer,
+            clock=clock,
+            limits=limits,
+        ),
     )
     inbound = InboundEffects(
         registry=registry,

@@ -1,0 +1,282 @@
+"""Booking, one question per page: the scan, the place, the day, the time, then "check
+your answers" before anything is booked. Each step reads the choices so far from its
+query string and sends a person back to the step whose answer is missing or wrong."""
+
+import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter
+from fastapi.responses import RedirectResponse, Response
+
+from api.web.catalog_words import CatalogWords, Exam, Place
+from api.web.forms import Problems, within_budget
+from api.web.i18n import N_
+from api.web.pages.journey import (
+    NOT_A_TIME,
+    TAKEN,
+    Journey,
+    is_free,
+    parse_day,
+    parse_start,
+    parse_uuid,
+    render_days,
+    render_times,
+    site_words,
+)
+from api.web.visit import PatientForm, PatientPage, Visit
+from application.errors import (
+    BeyondBookingHorizonError,
+    BookingLimitReachedError,
+    IdempotencyKeyReusedError,
+)
+from domain.appointment import BookingInPastError, NotASlotError, OutsideOpeningHoursError
+from domain.resource_day import SlotUnavailableError
+
+router = APIRouter()
+
+
+class StepBack(Exception):
+    """An earlier answer is missing or wrong: show that step again, with the problem."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("step back")
+        self.response = response
+
+
+def _pages(visit: Visit):  # type: ignore[no-untyped-def]
+    return visit.request.app.state.pages
+
+
+def _exam_page(
+    visit: Visit, chosen: str = "", problems: Problems | None = None, status: int = 200
+) -> Response:
+    words = CatalogWords(visit.services)
+    exams = sorted(words.exams().values(), key=lambda exam: (exam.kind, exam.name))
+    return _pages(visit).render(  # type: ignore[no-any-return]
+        visit,
+        "book_exam.html",
+        status=status,
+        exams=exams,
+        chosen=chosen,
+        problems=problems or Problems(),
+    )
+
+
+def _exam(visit: Visit, words: CatalogWords, value: str) -> Exam:
+    exam = words.exams().get(parse_uuid(value)) if value else None  # type: ignore[arg-type]
+    if exam is None:
+        problems = Problems()
+        problems.add("appointment_type_id", N_("Choose the scan you need"))
+        raise StepBack(_exam_page(visit, problems=problems, status=422))
+    return exam
+
+
+def _place_page(
+    visit: Visit,
+    words: CatalogWords,
+    exam: Exam,
+    chosen: str = "",
+    problems: Problems | None = None,
+    status: int = 200,
+) -> Response:
+    return _pages(visit).render(  # type: ignore[no-any-return]
+        visit,
+        "book_location.html",
+        status=status,
+        exam=exam,
+        places=words.places_for(exam),
+        chosen=chosen,
+        problems=problems or Problems(),
+    )
+
+
+def _place(visit: Visit, words: CatalogWords, exam: Exam, value: str) -> Place:
+    wanted = parse_uuid(value) if value else None
+    place = next((p for p in words.places_for(exam) if p.id == wanted), None)
+    if place is None:
+        problems = Problems()
+        problems.add("location_id", N_("Choose where you want to go"))
+        raise StepBack(_place_page(visit, words, exam, problems=problems, status=422))
+    return place
+
+
+def _journey(exam: Exam, place: Place) -> Journey:
+    return Journey(
+        exam=exam,
+        place=place,
+        days_page="/book/day",
+        day_action="/book/time",
+        time_action="/book/check",
+        hidden={"appointment_type_id": str(exam.id), "location_id": str(place.id)},
+        back=f"/book/location?appointment_type_id={exam.id}&location_id={place.id}",
+    )
+
+
+def _chosen(visit: Visit, query: dict[str, str]) -> Journey:
+    words = CatalogWords(visit.services)
+    exam = _exam(visit, words, query.get("appointment_type_id", ""))
+    place = _place(visit, words, exam, query.get("location_id", ""))
+    return _journey(exam, place)
+
+
+def _query(visit: Visit) -> dict[str, str]:
+    return {key: value[:200] for key, value in visit.request.query_params.items()}
+
+
+def _stepping(build):  # type: ignore[no-untyped-def]
+    """Run a step; an earlier step shown again is its answer."""
+    try:
+        return build()
+    except StepBack as back:
+        return back.response
+
+
+@router.get("/book")
+def choose_exam(visit: PatientPage, appointment_type_id: str = "") -> Response:
+    return _exam_page(visit, chosen=appointment_type_id[:64])
+
+
+@router.get("/book/location")
+def choose_place(visit: PatientPage) -> Response:
+    query = _query(visit)
+
+    def build() -> Response:
+        words = CatalogWords(visit.services)
+        exam = _exam(visit, words, query.get("appointment_type_id", ""))
+        return _place_page(visit, words, exam, chosen=query.get("location_id", ""))
+
+    return _stepping(build)  # type: ignore[no-any-return]
+
+
+@router.get("/book/day")
+def choose_day(visit: PatientPage) -> Response:
+    query = _query(visit)
+    return _stepping(  # type: ignore[no-any-return]
+        lambda: render_days(visit, _chosen(visit, query), parse_day(query.get("from", "")))
+    )
+
+
+def _time_step(visit: Visit, journey: Journey, query: dict[str, str]) -> Response:
+    day = parse_day(query.get("day", ""))
+    if day is None:
+        problems = Problems()
+        problems.add("day", N_("Choose a day"))
+        return render_days(visit, journey, None, problems, 422)
+    return render_times(visit, journey, day)
+
+
+@router.get("/book/time")
+def choose_time(visit: PatientPage) -> Response:
+    query = _query(visit)
+    return _stepping(  # type: ignore[no-any-return]
+        lambda: _time_step(visit, _chosen(visit, query), query)
+    )
+
+
+def _start(visit: Visit, journey: Journey, value: str) -> datetime:
+    start = parse_start(value)
+    if start is None:
+        problems = Problems()
+        problems.add("start", NOT_A_TIME)
+        raise StepBack(render_days(visit, journey, None, problems, 422))
+    if not is_free(visit, journey, start):
+        raise StepBack(_taken(visit, journey, start))
+    return start
+
+
+def _taken(visit: Visit, journey: Journey, start: datetime) -> Response:
+    problems = Problems()
+    problems.add("start", TAKEN)
+    day = start.astimezone(ZoneInfo(journey.place.timezone)).date()
+    return render_times(visit, journey, day, problems, 409, around=start)
+
+
+def _check_page(
+    visit: Visit,
+    journey: Journey,
+    start: datetime,
+    key: str,
+    problems: Problems | None = None,
+    status: int = 200,
+) -> Response:
+    day = start.astimezone(ZoneInfo(journey.place.timezone)).date()
+    return _pages(visit).render(  # type: ignore[no-any-return]
+        visit,
+        "book_check.html",
+        status=status,
+        journey=journey,
+        start=start.isoformat(),
+        when=visit.dates.when(start, journey.place.timezone),
+        site=site_words(journey.place, day),
+        booking_key=key,
+        problems=problems or Problems(),
+    )
+
+
+@router.get("/book/check")
+def check_answers(visit: PatientPage) -> Response:
+    query = _query(visit)
+
+    def build() -> Response:
+        journey = _chosen(visit, query)
+        start = _start(visit, journey, query.get("start", ""))
+        return _check_page(visit, journey, start, secrets.token_urlsafe(16))
+
+    return _stepping(build)  # type: ignore[no-any-return]
+
+
+@router.post("/book/check")
+def book(visit: PatientPage, form: PatientForm) -> Response:
+    """Book what the person checked. The hidden ``booking_key`` makes a second press of
+    the button (or a resent form) answer the same booking, as Idempotency-Key does."""
+    services = visit.services
+    assert visit.principal is not None
+    assert visit.principal.patient_id is not None
+
+    def build() -> Response:
+        journey = _chosen(visit, form)
+        start = parse_start(form.get("start", ""))
+        if start is None:
+            problems = Problems()
+            problems.add("start", NOT_A_TIME)
+            return render_days(visit, journey, None, problems, 422)
+        key = form.get("booking_key", "")[:128] or secrets.token_urlsafe(16)
+        budget = services.scheduling.limits.requests_per_hour
+        within_budget(visit, "booking", budget, 3600, key=f"patient:{visit.principal.account_id}")  # type: ignore[union-attr]
+        try:
+            written = services.scheduling.book(
+                patient_id=visit.principal.patient_id,  # type: ignore[union-attr,arg-type]
+                appointment_type_id=journey.exam.id,
+                location_id=journey.place.id,
+                start=start,
+                actor=visit.actor(),
+                idempotency_key=f"web:{key}",
+            )
+        except (SlotUnavailableError, NotASlotError, OutsideOpeningHoursError, BookingInPastError):
+            return _taken(visit, journey, start)
+        except (BookingLimitReachedError, BeyondBookingHorizonError) as refused:
+            problems = Problems()
+            problems.add("", _refusal_words(refused))
+            return _check_page(visit, journey, start, key, problems, 409)
+        except IdempotencyKeyReusedError:
+            return _check_page(visit, journey, start, secrets.token_urlsafe(16))
+        if written.position is not None:
+            services.sync.wait(written.position)
+        return RedirectResponse(f"/appointments/{written.appointment.id}/booked", status_code=303)
+
+    return visit.finish(_stepping(build))
+
+
+def _refusal_words(refused: Exception) -> str:
+    if isinstance(refused, BookingLimitReachedError):
+        if "for this exam" in str(refused):
+            return N_(
+                "You already have as many upcoming appointments for this scan as one person"
+                " can hold. Cancel one to book another"
+            )
+        return N_(
+            "You already have as many upcoming appointments as one person can hold."
+            " Cancel one to book another"
+        )
+    return N_("That day is too far ahead to book yet. Choose an earlier day")
