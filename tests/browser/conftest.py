@@ -41,6 +41,10 @@ PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
 SIZES = {"phone": PHONE, "desktop": DESKTOP}
 BLOCKING_IMPACTS = {"serious", "critical"}
+STEP_TIMEOUT_MS = 10_000
+"""Longest wait for one step (a page, an element): pages answer in milliseconds here, so
+a step that waits this long has failed; Playwright's own default (30 s) made a broken
+page cost minutes."""
 
 
 def chromium_path() -> str | None:
@@ -107,9 +111,19 @@ def portal(
 @pytest.fixture
 def context(browser: Any, portal: Portal) -> Iterator[Any]:
     """A fresh browser (no cookies), phone-sized first: the portal is mobile-first."""
-    ctx = browser.new_context(base_url=portal.url, viewport=PHONE, locale="en-US")
+    ctx = new_context(browser, portal)
     yield ctx
     ctx.close()
+
+
+def new_context(browser: Any, portal: Portal, **options: Any) -> Any:
+    """A browser context on the portal (no cookies), phone-sized unless ``options`` say
+    otherwise, failing a step after STEP_TIMEOUT_MS."""
+    ctx = browser.new_context(
+        **{"base_url": portal.url, "viewport": PHONE, "locale": "en-US", **options}
+    )
+    ctx.set_default_timeout(STEP_TIMEOUT_MS)
+    return ctx
 
 
 @pytest.fixture
@@ -143,17 +157,29 @@ class Look:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.pages: list[Any] = []  # every page (tab) looked at, in order
+        self.scriptless: list[Any] = []  # contexts with JavaScript off
         shutil.rmtree(folder, ignore_errors=True)
 
     def __call__(self, page: Any, name: str) -> None:
         """Check the page ``page`` shows now and save it as ``<name>-phone.png`` and
-        ``<name>-desktop.png``. (Playwright's evaluation runs even in a context with
-        JavaScript off, so axe checks the no-JS pages too.)"""
+        ``<name>-desktop.png``."""
+        if page not in self.pages:
+            self.pages.append(page)
         page.wait_for_load_state("load")
         self.screenshots(page, name)
         self.contract(page, name)
+        if page.context in self.scriptless:
+            return
         problems = serious_violations(page)
         assert not problems, f"axe-core on {name} ({page.url}):\n" + "\n".join(problems)
+
+    def without_scripts(self, context: Any) -> Any:
+        """Mark a context made with ``java_script_enabled=False``: axe-core is not run on its
+        pages, as its checks wait on timers that never fire there (the page would hang).
+        The portal's pages carry no script, so axe sees the same pages in the other tests."""
+        self.scriptless.append(context)
+        return context
 
     def screenshots(self, page: Any, name: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -177,7 +203,24 @@ class Look:
         assert overflow <= 0, f"{name}: {overflow} px wider than a 360 px phone"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test, so ``look`` knows whether the test failed."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def look(request: pytest.FixtureRequest) -> Look:
+def look(request: pytest.FixtureRequest) -> Iterator[Look]:
+    """The checks of every page; when the test fails, the pages it had open are
+    screenshotted as ``failed-<n>.png`` (what the browser showed at that moment)."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
-    return Look(SCREENSHOTS / name)
+    checks = Look(SCREENSHOTS / name)
+    yield checks
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        checks.folder.mkdir(parents=True, exist_ok=True)
+        for number, page in enumerate(checks.pages, start=1):
+            if not page.is_closed():
+                page.screenshot(path=str(checks.folder / f"failed-{number}.png"), full_page=True)

@@ -49,9 +49,16 @@ def sign_in(page: Any, look: Any, email: str, password: str, name: str = "sign-i
     submit(page, "password")
 
 
+def at(page: Any, path: str) -> None:
+    """Wait until the page is the one at ``path`` (a regular expression of the path; any
+    query string is allowed after it)."""
+    page.wait_for_url(re.compile(rf"^[a-z]+://[^/]+{path}(\?.*)?$"))
+
+
 def signed_in(page: Any) -> None:
-    """After signing in a patient lands on their appointments."""
-    page.wait_for_url("**/appointments")
+    """After signing in a patient lands on their appointments (the address may carry a
+    note to show, e.g. ``?done=...``)."""
+    at(page, "/appointments")
 
 
 def sign_out(page: Any) -> None:
@@ -59,7 +66,7 @@ def sign_out(page: Any) -> None:
 
 
 def second_factor(page: Any, look: Any, secret: str, clock: Any) -> None:
-    page.wait_for_url("**/sign-in/second-factor")
+    at(page, "/sign-in/second-factor")
     look(page, "second-factor")
     page.locator("input[name=code]").fill(totp_now(secret, clock))
     submit(page, "code")
@@ -99,17 +106,17 @@ def book_first_slot(page: Any, look: Any, exam: str = EXAM, place: str = PLACE) 
     page.goto("/book")
     look(page, "book-exam")
     choose(page, "appointment_type_id", exam)
-    page.wait_for_url("**/book/location**")
+    at(page, "/book/location")
     look(page, "book-location")
     choose(page, "location_id", place)
-    page.wait_for_url("**/book/day**")
+    at(page, "/book/day")
     look(page, "book-day")
     choose_first(page, "day")
-    page.wait_for_url("**/book/time**")
+    at(page, "/book/time")
     look(page, "book-time")
     assert TIME_WITH_ZONE.search(page.locator("main").inner_text()), "times without their zone"
     choose_first(page, "start")
-    page.wait_for_url("**/book/check**")
+    at(page, "/book/check")
     look(page, "book-check")
     answers = page.locator("main").inner_text()
     for expected in (exam, place, PLACE_ADDRESS, PREPARATION):

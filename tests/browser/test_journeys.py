@@ -10,11 +10,12 @@ from uuid import uuid4
 
 import pytest
 
-from tests.browser.conftest import Look, horizontal_overflow
+from tests.browser.conftest import Look, horizontal_overflow, new_context
 from tests.browser.steps import (
     EXAM,
     PASSWORD,
     PLACE_ADDRESS,
+    at,
     book_first_slot,
     booked_through_api,
     choose_first,
@@ -31,7 +32,7 @@ from tests.browser.steps import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-APPOINTMENT_PAGE = re.compile(r"/appointments/[0-9a-f-]{36}$")
+APPOINTMENT_PAGE = "/appointments/[0-9a-f-]{36}"
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +47,7 @@ def test_a_new_patient_creates_an_account_and_signs_in(page, look: Look) -> None
     page.goto("/")
     look(page, "start")
     page.locator("main a[href='/register']").first.click()
-    page.wait_for_url("**/register")
+    at(page, "/register")
     look(page, "register")
 
     submit(page, "email")  # nothing filled in: the error summary says what to fix
@@ -67,15 +68,12 @@ def test_a_new_patient_creates_an_account_and_signs_in(page, look: Look) -> None
     page.locator("input[name=email]").fill(email)
     page.locator("input[name=password]").fill(PASSWORD)
     submit(page, "email")
-    page.wait_for_url(re.compile(r"/(appointments|sign-in)$"))
-    if page.url.endswith("/sign-in"):
-        sign_in(page, look, email, PASSWORD, name="sign-in-after-register")
-    signed_in(page)
+    signed_in(page)  # a new account is signed in at once
     look(page, "appointments-empty")
 
     sign_out(page)
     page.goto("/appointments")
-    page.wait_for_url(re.compile(r"/sign-in"))
+    at(page, "/sign-in")
     sign_in(page, look, email, PASSWORD, name="sign-in-again")
     signed_in(page)
 
@@ -95,7 +93,7 @@ def test_two_factor_is_turned_on_and_asked_at_the_next_sign_in(page, portal, loo
     page.goto("/security")
     look(page, "security")
     page.locator("main a[href='/security/two-factor']").first.click()
-    page.wait_for_url("**/security/two-factor")
+    at(page, "/security/two-factor")
     look(page, "two-factor-enrol")
     qr = page.locator("main img[src*='/security/two-factor/qr']")
     assert qr.count() == 1, "no QR code image"
@@ -150,10 +148,10 @@ def test_an_appointment_is_rescheduled(page, portal, look: Look) -> None:
     sign_in(page, look, patient.email, patient.password)
     signed_in(page)
     page.locator(f"main a[href='/appointments/{before['id']}']").first.click()
-    page.wait_for_url(APPOINTMENT_PAGE)
+    at(page, APPOINTMENT_PAGE)
     look(page, "appointment")
     page.locator("main a[href$='/reschedule']").first.click()
-    page.wait_for_url(re.compile(r"/reschedule"))
+    at(page, "/appointments/[0-9a-f-]{36}/reschedule")
     look(page, "reschedule")
     if page.locator("main [name=day]").count():
         choose_first(page, "day")
@@ -163,7 +161,7 @@ def test_an_appointment_is_rescheduled(page, portal, look: Look) -> None:
     times.last.check()
     chosen = str(times.last.get_attribute("value"))
     confirm(page)
-    page.wait_for_url(APPOINTMENT_PAGE)
+    at(page, APPOINTMENT_PAGE)
     look(page, "rescheduled")
 
     (after,) = my_appointments(portal, patient)
@@ -179,7 +177,7 @@ def test_an_appointment_is_cancelled(page, portal, look: Look) -> None:
     signed_in(page)
     page.goto(f"/appointments/{booked['id']}")
     page.locator("main a[href$='/cancel']").first.click()
-    page.wait_for_url("**/cancel")
+    at(page, "/appointments/[0-9a-f-]{36}/cancel")
     look(page, "cancel")
     page.locator("[name=reason]").fill("I feel better")
     confirm(page)
@@ -193,7 +191,7 @@ def test_spanish_and_back_keeps_the_page(page, portal, look: Look) -> None:
     page.goto("/sign-in")
     assert page.locator("h1").inner_text().strip() == "Sign in"
     page.locator("a[href*='lang=es']").first.click()
-    page.wait_for_url(re.compile(r"/sign-in(\?.*)?$"))
+    at(page, "/sign-in")
     assert page.locator("html").get_attribute("lang") == "es"
     assert page.locator("h1").inner_text().strip() == "Iniciar sesión"
     look(page, "sign-in-es")
@@ -209,11 +207,11 @@ def test_spanish_and_back_keeps_the_page(page, portal, look: Look) -> None:
     page.goto("/book")
     page.locator("main input[type=radio][name=appointment_type_id]").first.check()
     submit(page, "appointment_type_id")
-    page.wait_for_url("**/book/location**")
+    at(page, "/book/location")
     spanish_heading = page.locator("h1").inner_text()
     look(page, "book-location-es")
     page.locator("a[href*='lang=en']").first.click()
-    page.wait_for_url(re.compile(r"/book/location"))
+    at(page, "/book/location")
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.locator("main input[type=radio][name=location_id]").count() >= 1, (
         "switching language lost the exam chosen"
@@ -224,7 +222,7 @@ def test_spanish_and_back_keeps_the_page(page, portal, look: Look) -> None:
 
 def test_sign_out_everywhere_ends_every_session(browser, page, portal, look: Look) -> None:
     patient = new_patient(portal)  # its API session is one of "everywhere"
-    other = browser.new_context(base_url=portal.url)
+    other = new_context(browser, portal)
     try:
         other_page = other.new_page()
         sign_in(other_page, look, patient.email, patient.password, name="sign-in-other")
@@ -237,7 +235,7 @@ def test_sign_out_everywhere_ends_every_session(browser, page, portal, look: Loo
         look(page, "signed-out-everywhere")
 
         other_page.goto("/appointments")
-        other_page.wait_for_url(re.compile(r"/sign-in"))
+        at(other_page, "/sign-in")
         with portal.api() as api:
             assert api.get("/v1/appointments", headers=patient.headers).status_code == 401
     finally:
@@ -245,7 +243,7 @@ def test_sign_out_everywhere_ends_every_session(browser, page, portal, look: Loo
 
 
 def test_without_javascript_a_patient_signs_in_and_books(browser, portal, look: Look) -> None:
-    context = browser.new_context(base_url=portal.url, java_script_enabled=False)
+    context = look.without_scripts(new_context(browser, portal, java_script_enabled=False))
     try:
         page = context.new_page()
         patient = new_patient(portal)
@@ -265,7 +263,7 @@ reflow width: 1280 at 400 %); device_scale_factor 2 renders them as the zoomed p
 
 
 def test_at_200_percent_zoom_nothing_scrolls_sideways(browser, portal, look: Look) -> None:
-    context = browser.new_context(base_url=portal.url, viewport=ZOOMED, device_scale_factor=2)
+    context = new_context(browser, portal, viewport=ZOOMED, device_scale_factor=2)
     try:
         page = context.new_page()
         wide = {}
