@@ -149,6 +149,14 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture
+def portal(runtime: Runtime) -> Iterator[TestClient]:
+    """A client for the web portal's pages, keeping cookies as a browser does (a second
+    browser is another ``TestClient(create_app(runtime.services))``)."""
+    with TestClient(create_app(runtime.services)) as test_client:
+        yield test_client
+
+
 class LiveServer:
     def __init__(self, runtime: Runtime, app: FastAPI | None = None) -> None:
         config = uvicorn.Config(

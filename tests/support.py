@@ -166,3 +166,79 @@ def lift_booking_caps(runtime) -> None:
     runtime.services.scheduling.limits = BookingLimits(
         per_exam_type=0, overall=0, requests_per_hour=0
     )
+
+
+RESET_LINK_TOKEN = r"[?#]token=([^\s&]+)"
+"""The token in a password-reset link (``{PUBLIC_BASE_URL}/reset-password?token=...``, or
+a ``RESET_LINK`` that puts it after ``#``), as a regular expression with one group."""
+
+
+def reset_link_token_in(text: str) -> str:
+    """The token of the (first) reset link in a message's text."""
+    import re
+
+    found = re.search(RESET_LINK_TOKEN, text)
+    assert found, "no reset link in the message"
+    return found.group(1)
+
+
+# The web portal (api.web) through its forms -------------------------------------------
+
+PORTAL_PASSWORD = "correct horse battery staple"
+
+
+def form_token(html: str) -> str:
+    """The ``csrf_token`` of the (first) form on a page."""
+    import re
+
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has no form token"
+    return found.group(1)
+
+
+def radio_values(html: str, name: str) -> list[str]:
+    """The values of a page's radio buttons called ``name``, in page order."""
+    import html as markup
+    import re
+
+    pattern = rf'<input class="radios__input" id="[^"]+" name="{name}" type="radio" value="([^"]*)"'
+    return [markup.unescape(value) for value in re.findall(pattern, html)]
+
+
+def register_form(email: str, password: str = PORTAL_PASSWORD, **fields: str) -> dict[str, str]:
+    """The fields of the portal's create-account form (``fields`` override them)."""
+    return {
+        "given_name": "Ana",
+        "family_name": "Example",
+        "birth_day": "29",
+        "birth_month": "2",
+        "birth_year": "1980",
+        "email": email,
+        "password": password,
+        **fields,
+    }
+
+
+def portal_register(client, email: str, password: str = PORTAL_PASSWORD, **fields: str):
+    """Create a patient account through the portal's form; the client is then signed in.
+    The answer (303 asserted)."""
+    page = client.get("/register")
+    assert page.status_code == 200, page.text
+    created = client.post(
+        "/register",
+        data={"csrf_token": form_token(page.text), **register_form(email, password, **fields)},
+        follow_redirects=False,
+    )
+    assert created.status_code == 303, created.text
+    assert created.headers["location"] == "/appointments?done=welcome"
+    return created
+
+
+def portal_sign_in(client, email: str, password: str = PORTAL_PASSWORD):
+    """Post the sign-in form (after showing it): the answer, not followed."""
+    page = client.get("/sign-in")
+    return client.post(
+        "/sign-in",
+        data={"csrf_token": form_token(page.text), "email": email, "password": password},
+        follow_redirects=False,
+    )

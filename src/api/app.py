@@ -90,7 +90,7 @@ def create_app(
         app.include_router(router.router, responses=ERROR_RESPONSES)
     install_docs(app)
     # The portal's pages, last: they take only the paths no API route serves.
-    api_paths = {context.path for context in iter_route_contexts(app.routes)}
+    api_paths = {context.path or "" for context in iter_route_contexts(app.routes)}
     mount_portal(app, services, api_paths)
     install_request_hygiene(app, max_body_bytes=MAX_BODY_BYTES)
 

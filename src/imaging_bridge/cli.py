@@ -123,7 +123,10 @@ def serve(
             if metrics is not None:
                 typer.echo(f"Prometheus metrics on http://{metrics.host}:{metrics.port}/metrics")
             address = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
-            typer.echo(f"Imaging Bridge API on {address}  (docs: /docs)")
+            typer.echo(
+                f"Imaging Bridge API on {address}  (docs: /docs;"
+                f" patient portal: {settings.base_url}/)"
+            )
             _run_api(runtime, workers, tls)
         finally:
             if metrics is not None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from domain.location import Location
-from tests.support import staff_headers, totp_now
+from tests.support import RESET_LINK_TOKEN, staff_headers, totp_now
 
 STAFF_PASSWORD = "staff member long password"  # what tests.support.staff_headers sets
 
@@ -52,7 +52,7 @@ def reset_tokens(outbox: Path) -> dict[str, str]:
     tokens = {}
     for path in sorted(outbox.glob("*.eml")):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        found = re.search(r"#token=(\S+)", message.get_content())
+        found = re.search(RESET_LINK_TOKEN, message.get_content())
         assert found, path
         tokens[path.name] = found.group(1)
     return tokens

@@ -2,12 +2,11 @@
 
 import email
 import email.policy
-import re
 from datetime import timedelta
 
 import pytest
 
-from tests.support import register, staff_headers, totp_now
+from tests.support import register, reset_link_token_in, staff_headers, totp_now
 
 pytestmark = pytest.mark.integration
 
@@ -245,7 +244,7 @@ def test_password_reset_by_single_use_link(client, runtime):
     messages = list(outbox.glob("*.eml"))
     assert len(messages) == 1
     message = email.message_from_bytes(messages[0].read_bytes(), policy=email.policy.default)
-    token = re.search(r"#token=(\S+)", message.get_content()).group(1)
+    token = reset_link_token_in(message.get_content())
 
     reset = client.post(
         "/v1/auth/password-reset/confirm",

@@ -5,7 +5,6 @@ PHI access log."""
 
 import email
 import email.policy
-import re
 import time
 import uuid
 from datetime import timedelta
@@ -20,7 +19,7 @@ from application.auth import RESET_FLOOR_SECONDS
 from application.ports import Principal
 from application.registry import Registry
 from domain.context import system_actor
-from tests.support import register, staff_headers, totp_now
+from tests.support import register, reset_link_token_in, staff_headers, totp_now
 
 pytestmark = pytest.mark.integration
 
@@ -209,7 +208,7 @@ def test_forged_expired_invalid_and_ended_tokens_and_refresh_reuse_are_in_the_ac
 def reset_link_token(runtime) -> str:
     messages = sorted((runtime.settings.data_dir / "outbox").glob("*.eml"))
     message = email.message_from_bytes(messages[-1].read_bytes(), policy=email.policy.default)
-    return re.search(r"#token=(\S+)", message.get_content()).group(1)
+    return reset_link_token_in(message.get_content())
 
 
 def test_passwords_are_used_exactly_as_typed_everywhere(client, runtime):

@@ -20,6 +20,7 @@ import pyotp
 import pytest
 
 from tests.integration.test_transport import ServedProcess, base_env
+from tests.support import reset_link_token_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -141,7 +142,7 @@ def a_patients_day(client, data_dir: Path) -> list[str]:
     )
     [message] = (data_dir / "outbox").glob("*.eml")
     text = email.message_from_bytes(message.read_bytes(), policy=email.policy.default)
-    reset_token = re.search(r"#token=(\S+)", text.get_content()).group(1)  # type: ignore[union-attr]
+    reset_token = reset_link_token_in(text.get_content())  # type: ignore[union-attr]
     handed_out.append(reset_token)
     reset = client.post(
         "/v1/auth/password-reset/confirm",

@@ -13,7 +13,6 @@ import email
 import email.policy
 import itertools
 import json
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from domain.ris.message_delivery import REJECTED_PERMANENT, RetryPolicy
 from imaging_bridge.catalog_loader import decode, demo_catalog_text
 from imaging_bridge.outbound import Outbound
 from tests.integration.mllp_peer import Peer, wait_until
-from tests.support import lift_booking_caps
+from tests.support import lift_booking_caps, reset_link_token_in
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +163,7 @@ class World:
                 continue
             self._resets_read.add(path.name)
             body = message.get_body().get_content()  # type: ignore[union-attr]
-            return re.search(r"#token=(\S+)", body).group(1)  # type: ignore[union-attr]
+            return reset_link_token_in(body)
         raise AssertionError(f"no reset link for {address} in the outbox")
 
 

@@ -1,13 +1,17 @@
 """What the portal's forms share: problems to show (an error summary at the top and the
 message beside each field), the three-field date, request budgets, and safe redirects."""
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date
 from math import ceil
 from typing import Any
 
 from api.web.i18n import N_
 from api.web.visit import PageRefused, Visit
+
+PHONE = re.compile(r"^\+?[0-9 ()\-]{5,32}$")
 
 
 @dataclass(frozen=True)
@@ -16,7 +20,7 @@ class Problem:
 
     field: str
     text: str
-    variables: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = dataclass_field(default_factory=dict)
 
 
 class Problems(dict[str, Problem]):
@@ -60,6 +64,32 @@ def date_field(
         problems.add(f"{prefix}_day", N_("The date must be between 1900 and today"))
         return None
     return value
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person's names and birth date as a form gave them (checked)."""
+
+    given_name: str
+    family_name: str
+    birth_date: date | None
+
+
+def person_fields(form: dict[str, str], problems: Problems, today: date) -> Person:
+    """First and last name and date of birth (create account, your details)."""
+    return Person(
+        given_name=text_field(form, "given_name", problems, N_("Enter your first name")),
+        family_name=text_field(form, "family_name", problems, N_("Enter your last name")),
+        birth_date=date_field(form, "birth", problems, today, N_("Enter your date of birth")),
+    )
+
+
+def phone_field(form: dict[str, str], problems: Problems) -> str | None:
+    """An optional phone number, as the API accepts them."""
+    phone = form.get("phone", "").strip() or None
+    if phone and not PHONE.match(phone):
+        problems.add("phone", N_("Enter a phone number, like 01632 960 001 or +1 215 555 0100"))
+    return phone
 
 
 def within_budget(visit: Visit, bucket: str, limit: int, window_seconds: int, key: str) -> None:

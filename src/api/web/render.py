@@ -7,7 +7,7 @@ environment serves both languages at once."""
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from fastapi.responses import HTMLResponse
@@ -31,7 +31,7 @@ def _gettext(translate: Callable[[str], str]) -> Callable[..., str]:
             text = Markup(text)  # noqa: S704 (our catalog's text; the values are escaped)
         return text % variables
 
-    return gettext  # type: ignore[no-any-return]
+    return gettext
 
 
 def _ngettext(translate: Callable[[str, str, int], str]) -> Callable[..., str]:
@@ -43,7 +43,7 @@ def _ngettext(translate: Callable[[str, str, int], str]) -> Callable[..., str]:
             text = Markup(text)  # noqa: S704 (our catalog's text; the values are escaped)
         return text % variables
 
-    return ngettext  # type: ignore[no-any-return]
+    return ngettext
 
 
 class StaticFile:
@@ -69,7 +69,9 @@ class Pages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.install_null_translations(newstyle=True)  # replaced at each render
+        # Only so that the i18n extension compiles in new style; each render hands over
+        # its language's functions.
+        self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self.translations = load_translations()
         self.functions = {
             language: {
@@ -110,3 +112,12 @@ class Pages:
 def language_links(path: str, query: dict[str, str]) -> dict[str, str]:
     """The same page in each language (``?lang=`` sets the cookie and comes back here)."""
     return {language: f"{path}?{urlencode({**query, 'lang': language})}" for language in LANGUAGES}
+
+
+def pages_of(visit: Visit) -> Pages:
+    return cast(Pages, visit.request.app.state.pages)
+
+
+def render(visit: Visit, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """The page ``template`` for this visit (see ``Pages.render``)."""
+    return pages_of(visit).render(visit, template, status, **context)

@@ -8,25 +8,32 @@ HTTPS (the scheme uvicorn put in the scope: the connection's, or a proxy's named
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
+from uuid import UUID
 
 from fastapi import Depends, Request
 from starlette.responses import Response
 
 from api.deps import record_access, request_id
-from api.web.i18n import LANGUAGES, Dates, accepted_language
+from api.web.i18n import LANGUAGES, N_, Dates, accepted_language
 from application.errors import InvalidTokenError
 from application.permissions import Permission, allows
 from application.ports import Principal
 from application.services import Services
 from domain.context import Actor
 
+R = TypeVar("R", bound=Response)
 SESSION_COOKIE = "ib_session"
 FORM_COOKIE = "ib_form"  # binds the form tokens of pages shown before signing in
 CHALLENGE_COOKIE = "ib_challenge"  # the sign-in's second-factor challenge (5 minutes)
 LANGUAGE_COOKIE = "lang"
 LANGUAGE_COOKIE_AGE = timedelta(days=365)
+
+
+STAFF_ELSEWHERE = N_(
+    "Staff accounts use the centre's own systems. Sign out, then sign in with a patient account."
+)
 
 
 class SignInRequired(Exception):
@@ -72,8 +79,24 @@ class Visit:
         return Dates(self.language)
 
     @property
-    def patient_id(self) -> Any:
+    def patient_id(self) -> UUID | None:
+        """The signed-in patient's id, if any (for access-log entries)."""
         return self.principal.patient_id if self.principal else None
+
+    @property
+    def signed_in(self) -> Principal:
+        """Who is signed in, on a page behind ``requires_page``."""
+        if self.principal is None:
+            raise SignInRequired(sign_in_path(self.request))
+        return self.principal
+
+    @property
+    def patient(self) -> UUID:
+        """The signed-in patient's id, on a page behind ``requires_page(OWN_RECORDS)``."""
+        patient_id = self.signed_in.patient_id
+        if patient_id is None:
+            raise PageRefused(403, N_("This page is for patients"), STAFF_ELSEWHERE)
+        return patient_id
 
     def actor(self) -> Actor:
         """Who writes: the signed-in account, or an anonymous visitor."""
@@ -142,7 +165,7 @@ class Visit:
             reason=reason,
         )
 
-    def finish(self, response: Response) -> Response:
+    def finish(self, response: R) -> R:
         """Set and clear the cookies this visit decided on."""
         for name, (value, max_age) in self.cookies_to_set.items():
             set_cookie(response, name, value, https=self.https, max_age=max_age)
@@ -231,12 +254,7 @@ def requires_page(permission: Permission) -> Any:
                 action=f"{visit.request.method.lower()}:{permission.value}",
                 outcome="denied_role",
             )
-            raise PageRefused(
-                403,
-                "This page is for patients",
-                "Staff accounts use the centre's own systems. Sign out, then sign in with a"
-                " patient account.",
-            )
+            raise PageRefused(403, N_("This page is for patients"), STAFF_ELSEWHERE)
         return visit
 
     check.permission = permission  # type: ignore[attr-defined]
@@ -274,8 +292,11 @@ def checked_form(permission: Permission) -> Any:
             )
             raise PageRefused(
                 403,
-                "This form has expired",
-                "For your security we could not accept it. Go back, reload the page and try again.",
+                N_("This form has expired"),
+                N_(
+                    "For your security we could not accept it. Go back, reload the page and"
+                    " try again."
+                ),
             )
         return form
 

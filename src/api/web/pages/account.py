@@ -1,33 +1,34 @@
 """Profile and security: names, birth date and phone; two-factor sign-in with a QR code
 and recovery codes shown once; sign out everywhere (in signing_in)."""
 
-import re
-
 import qrcode
 import qrcode.image.svg
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
-from api.web.forms import Problems, client_address, date_field, text_field, too_many, within_budget
+from api.web.forms import (
+    Problems,
+    client_address,
+    person_fields,
+    phone_field,
+    too_many,
+    within_budget,
+)
 from api.web.i18n import N_
 from api.web.pages.signing_in import SECOND_FACTOR_BUDGET
+from api.web.render import render
 from api.web.visit import PatientForm, PatientPage, SignedInForm, SignedInPage, Visit
 from application.errors import InvalidCredentialsError, TooManyAttemptsError
 from domain.account import SecondFactorError
 from domain.errors import InvalidValueError
 
 router = APIRouter()
-PHONE = re.compile(r"^\+?[0-9 ()\-]{5,32}$")
 PROFILE_FIELDS = ("given_name", "family_name", "birth_day", "birth_month", "birth_year", "phone")
-
-
-def _pages(visit: Visit):  # type: ignore[no-untyped-def]
-    return visit.request.app.state.pages
 
 
 @router.get("/profile")
 def profile_page(visit: PatientPage, done: str = "") -> Response:
-    patient = visit.services.registry.patient(visit.patient_id)
+    patient = visit.services.registry.patient(visit.patient)
     visit.record("patient", str(patient.id), patient.id)
     values = {
         "given_name": patient.given_name,
@@ -37,13 +38,11 @@ def profile_page(visit: PatientPage, done: str = "") -> Response:
         "birth_year": str(patient.birth_date.year),
         "phone": patient.phone or "",
     }
-    return _pages(
-        visit
-    ).render(  # type: ignore[no-any-return]
+    return render(
         visit,
         "profile.html",
         values=values,
-        email=visit.services.registry.account(visit.principal.account_id).email,  # type: ignore[union-attr]
+        email=visit.services.registry.account(visit.signed_in.account_id).email,
         problems=Problems(),
         done=done[:20],
     )
@@ -54,31 +53,21 @@ def change_profile(visit: PatientPage, form: PatientForm) -> Response:
     services = visit.services
     problems = Problems()
     values = {name: form.get(name, "").strip() for name in PROFILE_FIELDS}
-    given = text_field(form, "given_name", problems, N_("Enter your first name"))
-    family = text_field(form, "family_name", problems, N_("Enter your last name"))
-    today = services.clock.now().date()
-    birth_date = date_field(form, "birth", problems, today, N_("Enter your date of birth"))
-    phone = values["phone"] or None
-    if phone and not PHONE.match(phone):
-        problems.add("phone", N_("Enter a phone number, like 01632 960 001 or +1 215 555 0100"))
+    person = person_fields(form, problems, services.clock.now().date())
+    phone = phone_field(form, problems)
     if not problems:
         try:
             services.registry.change_profile(
-                visit.patient_id,
-                {
-                    "given_name": given,
-                    "family_name": family,
-                    "birth_date": birth_date,
-                    "phone": phone,
-                },
+                visit.patient,
+                {**vars(person), "phone": phone},
                 visit.actor(),
             )
         except InvalidValueError:
             problems.add("birth_day", N_("The date must be between 1900 and today"))
         else:
             return visit.finish(RedirectResponse("/profile?done=saved", status_code=303))
-    account = services.registry.account(visit.principal.account_id)  # type: ignore[union-attr]
-    return _pages(visit).render(  # type: ignore[no-any-return]
+    account = services.registry.account(visit.signed_in.account_id)
+    return render(
         visit,
         "profile.html",
         status=422,
@@ -91,23 +80,20 @@ def change_profile(visit: PatientPage, form: PatientForm) -> Response:
 
 @router.get("/security")
 def security(visit: SignedInPage) -> Response:
-    account = visit.services.registry.account(visit.principal.account_id)  # type: ignore[union-attr]
-    return _pages(visit).render(  # type: ignore[no-any-return]
-        visit, "security.html", two_factor=account.totp_enabled
-    )
+    account = visit.services.registry.account(visit.signed_in.account_id)
+    return render(visit, "security.html", two_factor=account.totp_enabled)
 
 
 def _enrolment_page(visit: Visit, problems: Problems | None = None, status: int = 200) -> Response:
-    principal = visit.principal
-    assert principal is not None
+    principal = visit.signed_in
     services = visit.services
     account = services.registry.account(principal.account_id)
     if account.totp_enabled:
-        return _pages(visit).render(visit, "two_factor_on.html")  # type: ignore[no-any-return]
+        return render(visit, "two_factor_on.html")
     enrolment = services.auth.pending_enrolment(account.id) or services.auth.start_totp_enrolment(
         principal, visit.actor()
     )
-    return _pages(visit).render(  # type: ignore[no-any-return]
+    return render(
         visit,
         "two_factor.html",
         status=status,
@@ -124,7 +110,7 @@ def two_factor_page(visit: SignedInPage) -> Response:
 @router.get("/security/two-factor/qr.svg")
 def two_factor_qr(visit: SignedInPage) -> Response:
     """The QR code of the enrolment in progress (none once it is confirmed)."""
-    enrolment = visit.services.auth.pending_enrolment(visit.principal.account_id)  # type: ignore[union-attr]
+    enrolment = visit.services.auth.pending_enrolment(visit.signed_in.account_id)
     if enrolment is None:
         return Response(status_code=404)
     image = qrcode.make(
@@ -137,8 +123,7 @@ def two_factor_qr(visit: SignedInPage) -> Response:
 def confirm_two_factor(visit: SignedInPage, form: SignedInForm) -> Response:
     """Turn two-factor sign-in on with a first code. Every session signed in with the
     password alone ends, this one too: the browser gets the new two-factor session."""
-    principal = visit.principal
-    assert principal is not None
+    principal = visit.signed_in
     code = "".join(form.get("code", "").split())
     problems = Problems()
     if not code:
@@ -155,4 +140,4 @@ def confirm_two_factor(visit: SignedInPage, form: SignedInForm) -> Response:
     except TooManyAttemptsError as locked:
         raise too_many(locked.retry_after) from None
     visit.sign_in_as(visit.services.browser.open(pair))
-    return _pages(visit).render(visit, "two_factor_done.html", codes=codes)  # type: ignore[no-any-return]
+    return render(visit, "two_factor_done.html", codes=codes)

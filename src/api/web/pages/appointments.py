@@ -3,6 +3,7 @@ booked confirmation, and moving or cancelling it. Every page that shows an appoi
 writes an access-log row, as the API's reads do; another patient's id is a 404 page."""
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
@@ -24,6 +25,7 @@ from api.web.pages.journey import (
     render_times,
     site_words,
 )
+from api.web.render import pages_of, render
 from api.web.visit import PageRefused, PatientForm, PatientPage, Visit
 from application.errors import BeyondBookingHorizonError
 from domain.appointment import (
@@ -44,10 +46,6 @@ NOT_FOUND = PageRefused(
 )
 
 
-def _pages(visit: Visit):  # type: ignore[no-untyped-def]
-    return visit.request.app.state.pages
-
-
 def own_appointment(visit: Visit, raw_id: str) -> AppointmentWords:
     """The patient's own appointment (logged as a read), or the 404 page (logged as a
     refusal, with the owner when there is one)."""
@@ -65,7 +63,7 @@ def own_appointment(visit: Visit, raw_id: str) -> AppointmentWords:
     return CatalogWords(visit.services).appointment(view)
 
 
-def _details(visit: Visit, words: AppointmentWords) -> dict[str, object]:
+def _details(visit: Visit, words: AppointmentWords) -> dict[str, Any]:
     """What every appointment page shows about it."""
     view = words.view
     return {
@@ -78,26 +76,22 @@ def _details(visit: Visit, words: AppointmentWords) -> dict[str, object]:
 
 @router.get("/appointments")
 def my_appointments(visit: PatientPage, done: str = "") -> Response:
-    patient_id = visit.patient_id
+    patient_id = visit.patient
     views = visit.services.appointments.for_patient(patient_id)
     visit.record("appointment", "*", patient_id)
     words = CatalogWords(visit.services)
     now = visit.services.clock.now()
     listed = [{**_details(visit, words.appointment(view)), "id": view.id} for view in views]
-    upcoming = [item for item in listed if item["appointment"].upcoming(now)]  # type: ignore[attr-defined]
-    past = [item for item in listed if not item["appointment"].upcoming(now)]  # type: ignore[attr-defined]
+    upcoming = [item for item in listed if item["appointment"].upcoming(now)]
+    past = [item for item in listed if not item["appointment"].upcoming(now)]
     past.reverse()  # newest first
-    return _pages(
-        visit
-    ).render(  # type: ignore[no-any-return]
-        visit, "appointments.html", upcoming=upcoming, past=past, done=done[:20]
-    )
+    return render(visit, "appointments.html", upcoming=upcoming, past=past, done=done[:20])
 
 
 @router.get("/appointments/{appointment_id}.ics")
 def calendar(appointment_id: str, visit: PatientPage) -> Response:
     words = own_appointment(visit, appointment_id)
-    pages = _pages(visit)
+    pages = pages_of(visit)
     view = words.view
     site = words.site
     summary = words.exam.name if words.exam else pages.text(visit, "Appointment")
@@ -120,31 +114,23 @@ def calendar(appointment_id: str, visit: PatientPage) -> Response:
 @router.get("/appointments/{appointment_id}/booked")
 def booked(appointment_id: str, visit: PatientPage) -> Response:
     words = own_appointment(visit, appointment_id)
-    return _pages(visit).render(visit, "booked.html", **_details(visit, words))  # type: ignore[no-any-return]
+    return render(visit, "booked.html", **_details(visit, words))
 
 
 @router.get("/appointments/{appointment_id}")
 def one_appointment(appointment_id: str, visit: PatientPage, done: str = "") -> Response:
     words = own_appointment(visit, appointment_id)
-    return _pages(
-        visit
-    ).render(  # type: ignore[no-any-return]
-        visit, "appointment.html", done=done[:20], **_details(visit, words)
-    )
+    return render(visit, "appointment.html", done=done[:20], **_details(visit, words))
 
 
 # Moving an appointment ------------------------------------------------------------------
 
 
-def _changeable(visit: Visit, words: AppointmentWords) -> None:
+def _changeable(visit: Visit, words: AppointmentWords) -> Journey:
+    """The journey that moves it, or the 409 page when it cannot change any more."""
     now = visit.services.clock.now()
     if not words.changeable(now) or words.exam is None or words.place is None:
         raise _cannot_change()
-
-
-def _journey(words: AppointmentWords) -> Journey:
-    assert words.exam is not None
-    assert words.place is not None
     here = f"/appointments/{words.view.id}/reschedule"
     return Journey(
         exam=words.exam,
@@ -163,16 +149,16 @@ def _move_check(
     problems: Problems | None = None,
     status: int = 200,
 ) -> Response:
-    journey = _journey(words)
+    journey = _changeable(visit, words)
     tz = journey.place.timezone
-    return _pages(visit).render(  # type: ignore[no-any-return]
+    return render(
         visit,
         "reschedule_check.html",
         status=status,
         journey=journey,
         start=start.isoformat(),
-        when=visit.dates.when(start, tz),
-        site=site_words(journey.place, start.astimezone(ZoneInfo(tz)).date()),
+        new_when=visit.dates.when(start, tz),
+        new_site=site_words(journey.place, start.astimezone(ZoneInfo(tz)).date()),
         problems=problems or Problems(),
         **_details(visit, words),
     )
@@ -182,7 +168,7 @@ def _taken(visit: Visit, journey: Journey, start: datetime, status: int = 409) -
     problems = Problems()
     problems.add("start", TAKEN)
     day = start.astimezone(ZoneInfo(journey.place.timezone)).date()
-    return render_times(visit, journey, day, problems, status, around=start, moving=True)
+    return render_times(visit, journey, day, problems, status, around=start)
 
 
 @router.get("/appointments/{appointment_id}/reschedule")
@@ -190,38 +176,35 @@ def reschedule_page(
     appointment_id: str, visit: PatientPage, day: str = "", start: str = ""
 ) -> Response:
     words = own_appointment(visit, appointment_id)
-    _changeable(visit, words)
-    journey = _journey(words)
+    journey = _changeable(visit, words)
     if start:
         chosen = parse_start(start)
         if chosen is None:
             problems = Problems()
             problems.add("start", NOT_A_TIME)
-            return render_days(visit, journey, None, problems, 422, moving=True)
+            return render_days(visit, journey, None, problems, 422)
         if not is_free(visit, journey, chosen):
             return _taken(visit, journey, chosen)
         return _move_check(visit, words, chosen)
     if day:
         chosen_day = parse_day(day)
         if chosen_day is not None:
-            return render_times(visit, journey, chosen_day, moving=True)
+            return render_times(visit, journey, chosen_day)
     from_day = parse_day(visit.request.query_params.get("from", ""))
-    return render_days(visit, journey, from_day, moving=True)
+    return render_days(visit, journey, from_day)
 
 
 @router.post("/appointments/{appointment_id}/reschedule")
 def reschedule(appointment_id: str, visit: PatientPage, form: PatientForm) -> Response:
     services = visit.services
     words = own_appointment(visit, appointment_id)
-    _changeable(visit, words)
-    journey = _journey(words)
+    journey = _changeable(visit, words)
     start = parse_start(form.get("start", ""))
     if start is None:
         problems = Problems()
         problems.add("start", NOT_A_TIME)
-        return render_days(visit, journey, None, problems, 422, moving=True)
-    principal = visit.principal
-    assert principal is not None
+        return render_days(visit, journey, None, problems, 422)
+    principal = visit.signed_in
     within_budget(
         visit,
         "booking",
@@ -268,9 +251,7 @@ def _cannot_change() -> PageRefused:
 def cancel_page(appointment_id: str, visit: PatientPage) -> Response:
     words = own_appointment(visit, appointment_id)
     _changeable(visit, words)
-    return _pages(visit).render(  # type: ignore[no-any-return]
-        visit, "cancel.html", problems=Problems(), reason="", **_details(visit, words)
-    )
+    return render(visit, "cancel.html", problems=Problems(), reason="", **_details(visit, words))
 
 
 @router.post("/appointments/{appointment_id}/cancel")
@@ -282,7 +263,7 @@ def cancel(appointment_id: str, visit: PatientPage, form: PatientForm) -> Respon
     if len(reason) > 500:
         problems = Problems()
         problems.add("reason", N_("Use %(max)s characters or fewer"), max=500)
-        return _pages(visit).render(  # type: ignore[no-any-return]
+        return render(
             visit,
             "cancel.html",
             status=422,
@@ -295,7 +276,7 @@ def cancel(appointment_id: str, visit: PatientPage, form: PatientForm) -> Respon
             words.view.id,
             reason=reason or CANCELLED_ONLINE,
             actor=visit.actor(),
-            owner=visit.patient_id,
+            owner=visit.patient,
         )
     except (InvalidTransitionError, ReasonRequiredError):
         raise _cannot_change() from None

@@ -3,6 +3,7 @@ your answers" before anything is booked. Each step reads the choices so far from
 query string and sends a person back to the step whose answer is missing or wrong."""
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,7 @@ from api.web.pages.journey import (
     render_times,
     site_words,
 )
+from api.web.render import render
 from api.web.visit import PatientForm, PatientPage, Visit
 from application.errors import (
     BeyondBookingHorizonError,
@@ -44,16 +46,12 @@ class StepBack(Exception):
         self.response = response
 
 
-def _pages(visit: Visit):  # type: ignore[no-untyped-def]
-    return visit.request.app.state.pages
-
-
 def _exam_page(
     visit: Visit, chosen: str = "", problems: Problems | None = None, status: int = 200
 ) -> Response:
     words = CatalogWords(visit.services)
     exams = sorted(words.exams().values(), key=lambda exam: (exam.kind, exam.name))
-    return _pages(visit).render(  # type: ignore[no-any-return]
+    return render(
         visit,
         "book_exam.html",
         status=status,
@@ -64,7 +62,8 @@ def _exam_page(
 
 
 def _exam(visit: Visit, words: CatalogWords, value: str) -> Exam:
-    exam = words.exams().get(parse_uuid(value)) if value else None  # type: ignore[arg-type]
+    wanted = parse_uuid(value) if value else None
+    exam = words.exams().get(wanted) if wanted else None
     if exam is None:
         problems = Problems()
         problems.add("appointment_type_id", N_("Choose the scan you need"))
@@ -80,7 +79,7 @@ def _place_page(
     problems: Problems | None = None,
     status: int = 200,
 ) -> Response:
-    return _pages(visit).render(  # type: ignore[no-any-return]
+    return render(
         visit,
         "book_location.html",
         status=status,
@@ -124,7 +123,7 @@ def _query(visit: Visit) -> dict[str, str]:
     return {key: value[:200] for key, value in visit.request.query_params.items()}
 
 
-def _stepping(build):  # type: ignore[no-untyped-def]
+def _stepping(build: Callable[[], Response]) -> Response:
     """Run a step; an earlier step shown again is its answer."""
     try:
         return build()
@@ -146,13 +145,13 @@ def choose_place(visit: PatientPage) -> Response:
         exam = _exam(visit, words, query.get("appointment_type_id", ""))
         return _place_page(visit, words, exam, chosen=query.get("location_id", ""))
 
-    return _stepping(build)  # type: ignore[no-any-return]
+    return _stepping(build)
 
 
 @router.get("/book/day")
 def choose_day(visit: PatientPage) -> Response:
     query = _query(visit)
-    return _stepping(  # type: ignore[no-any-return]
+    return _stepping(
         lambda: render_days(visit, _chosen(visit, query), parse_day(query.get("from", "")))
     )
 
@@ -169,9 +168,7 @@ def _time_step(visit: Visit, journey: Journey, query: dict[str, str]) -> Respons
 @router.get("/book/time")
 def choose_time(visit: PatientPage) -> Response:
     query = _query(visit)
-    return _stepping(  # type: ignore[no-any-return]
-        lambda: _time_step(visit, _chosen(visit, query), query)
-    )
+    return _stepping(lambda: _time_step(visit, _chosen(visit, query), query))
 
 
 def _start(visit: Visit, journey: Journey, value: str) -> datetime:
@@ -201,7 +198,7 @@ def _check_page(
     status: int = 200,
 ) -> Response:
     day = start.astimezone(ZoneInfo(journey.place.timezone)).date()
-    return _pages(visit).render(  # type: ignore[no-any-return]
+    return render(
         visit,
         "book_check.html",
         status=status,
@@ -223,7 +220,7 @@ def check_answers(visit: PatientPage) -> Response:
         start = _start(visit, journey, query.get("start", ""))
         return _check_page(visit, journey, start, secrets.token_urlsafe(16))
 
-    return _stepping(build)  # type: ignore[no-any-return]
+    return _stepping(build)
 
 
 @router.post("/book/check")
@@ -231,8 +228,6 @@ def book(visit: PatientPage, form: PatientForm) -> Response:
     """Book what the person checked. The hidden ``booking_key`` makes a second press of
     the button (or a resent form) answer the same booking, as Idempotency-Key does."""
     services = visit.services
-    assert visit.principal is not None
-    assert visit.principal.patient_id is not None
 
     def build() -> Response:
         journey = _chosen(visit, form)
@@ -243,10 +238,10 @@ def book(visit: PatientPage, form: PatientForm) -> Response:
             return render_days(visit, journey, None, problems, 422)
         key = form.get("booking_key", "")[:128] or secrets.token_urlsafe(16)
         budget = services.scheduling.limits.requests_per_hour
-        within_budget(visit, "booking", budget, 3600, key=f"patient:{visit.principal.account_id}")  # type: ignore[union-attr]
+        within_budget(visit, "booking", budget, 3600, key=f"patient:{visit.signed_in.account_id}")
         try:
             written = services.scheduling.book(
-                patient_id=visit.principal.patient_id,  # type: ignore[union-attr,arg-type]
+                patient_id=visit.patient,
                 appointment_type_id=journey.exam.id,
                 location_id=journey.place.id,
                 start=start,

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from api.web.catalog_words import Exam, Place
 from api.web.forms import Problems
 from api.web.i18n import N_
+from api.web.render import render
 from api.web.visit import Visit
 from application.slot_search import Slot
 from domain.schedule import out_of_range_problem
@@ -138,7 +139,7 @@ def render_days(
     earlier_from = max(today, first - timedelta(days=DAYS_SHOWN))
     earlier = journey.url(journey.days_page, **{"from": earlier_from.isoformat()})
     following = None if days else next_available(visit, journey, window_end - timedelta(days=1))
-    return visit.request.app.state.pages.render(  # type: ignore[no-any-return]
+    return render(
         visit,
         "choose_day.html",
         status=status,
@@ -181,7 +182,7 @@ def render_times(
     ]
     following = None if times else next_available(visit, journey, day)
     sample = local_midnight(day, tz) + timedelta(hours=12)
-    return visit.request.app.state.pages.render(  # type: ignore[no-any-return]
+    return render(
         visit,
         "choose_time.html",
         status=status,

@@ -14,13 +14,15 @@ from fastapi.responses import RedirectResponse, Response
 from api.web.forms import (
     Problems,
     client_address,
-    date_field,
+    person_fields,
+    phone_field,
     safe_next,
     text_field,
     too_many,
     within_budget,
 )
 from api.web.i18n import N_
+from api.web.render import render
 from api.web.visit import (
     CHALLENGE_COOKIE,
     PublicForm,
@@ -48,12 +50,7 @@ SECOND_FACTOR_BUDGET = ("second-factor", 30, 60)
 REGISTER_BUDGET = ("register", 30, 60)
 RESET_BUDGET = ("password-reset", 5, 300)
 CHALLENGE_SECONDS = 300
-PHONE = re.compile(r"^\+?[0-9 ()\-]{5,32}$")
 SIX_DIGITS = re.compile(r"^[0-9]{6}$")
-
-
-def _pages(visit: Visit):  # type: ignore[no-untyped-def]
-    return visit.request.app.state.pages
 
 
 def _budget(visit: Visit, budget: tuple[str, int, int]) -> None:
@@ -73,7 +70,7 @@ def _audit_refusal(visit: Visit, action: str, outcome: str) -> None:
 def start(visit: PublicPage, done: str = "") -> Response:
     if visit.principal is not None:
         return visit.finish(RedirectResponse("/appointments", status_code=303))
-    return _pages(visit).render(visit, "start.html", done=done)
+    return render(visit, "start.html", done=done)
 
 
 # Signing in ---------------------------------------------------------------------------
@@ -83,7 +80,7 @@ def start(visit: PublicPage, done: str = "") -> Response:
 def sign_in_page(visit: PublicPage, next: str = "", done: str = "") -> Response:
     if visit.principal is not None:
         return visit.finish(RedirectResponse(safe_next(next), status_code=303))
-    return _pages(visit).render(
+    return render(
         visit, "sign_in.html", problems=Problems(), email="", next=safe_next(next), done=done
     )
 
@@ -118,7 +115,7 @@ def sign_in(visit: PublicPage, form: PublicForm) -> Response:
         else:
             _start_session(visit, pair, "sign_in")
             return visit.finish(RedirectResponse(target, status_code=303))
-    return _pages(visit).render(
+    return render(
         visit, "sign_in.html", status=422, problems=problems, email=email, next=target, done=""
     )
 
@@ -127,9 +124,7 @@ def sign_in(visit: PublicPage, form: PublicForm) -> Response:
 def second_factor_page(visit: PublicPage, next: str = "") -> Response:
     if not visit.request.cookies.get(CHALLENGE_COOKIE):
         return visit.finish(RedirectResponse("/sign-in", status_code=303))
-    return _pages(visit).render(
-        visit, "second_factor.html", problems=Problems(), next=safe_next(next)
-    )
+    return render(visit, "second_factor.html", problems=Problems(), next=safe_next(next))
 
 
 @router.post("/sign-in/second-factor")
@@ -166,9 +161,7 @@ def second_factor(visit: PublicPage, form: PublicForm) -> Response:
             visit.cookies_to_clear.add(CHALLENGE_COOKIE)
             _start_session(visit, pair, "sign_in_second_factor")
             return visit.finish(RedirectResponse(target, status_code=303))
-    return _pages(visit).render(
-        visit, "second_factor.html", status=422, problems=problems, next=target
-    )
+    return render(visit, "second_factor.html", status=422, problems=problems, next=target)
 
 
 # Creating an account ------------------------------------------------------------------
@@ -188,7 +181,7 @@ REGISTER_FIELDS = (
 def register_page(visit: PublicPage) -> Response:
     if visit.principal is not None:
         return visit.finish(RedirectResponse("/appointments", status_code=303))
-    return _pages(visit).render(
+    return render(
         visit, "register.html", problems=Problems(), values=dict.fromkeys(REGISTER_FIELDS, "")
     )
 
@@ -198,28 +191,23 @@ def register(visit: PublicPage, form: PublicForm) -> Response:
     services = visit.services
     problems = Problems()
     values = {name: form.get(name, "").strip() for name in REGISTER_FIELDS}
-    given = text_field(form, "given_name", problems, N_("Enter your first name"))
-    family = text_field(form, "family_name", problems, N_("Enter your last name"))
-    today = services.clock.now().date()
-    birth_date = date_field(form, "birth", problems, today, N_("Enter your date of birth"))
+    person = person_fields(form, problems, services.clock.now().date())
     email = text_field(form, "email", problems, N_("Enter your e-mail address"), 254)
     if email and "@" not in email:
         problems.add("email", N_("Enter an e-mail address like name@example.com"))
     password = form.get("password", "")
     if not password:
         problems.add("password", N_("Enter a password"))
-    phone = values["phone"] or None
-    if phone and not PHONE.match(phone):
-        problems.add("phone", N_("Enter a phone number, like 01632 960 001 or +1 215 555 0100"))
-    if not problems and birth_date is not None:
+    phone = phone_field(form, problems)
+    if not problems and person.birth_date is not None:
         _budget(visit, REGISTER_BUDGET)
         try:
             services.registry.register_patient(
                 email=email,
                 password=password,
-                given_name=given,
-                family_name=family,
-                birth_date=birth_date,
+                given_name=person.given_name,
+                family_name=person.family_name,
+                birth_date=person.birth_date,
                 phone=phone,
                 actor=visit.actor(),
             )
@@ -236,9 +224,7 @@ def register(visit: PublicPage, form: PublicForm) -> Response:
         else:
             _start_session(visit, pair, "sign_in")
             return visit.finish(RedirectResponse("/appointments?done=welcome", status_code=303))
-    return _pages(visit).render(
-        visit, "register.html", status=422, problems=problems, values=values
-    )
+    return render(visit, "register.html", status=422, problems=problems, values=values)
 
 
 def _password_words(detail: str) -> str:
@@ -281,7 +267,7 @@ def sign_out_everywhere(visit: SignedInPage, form: SignedInForm) -> Response:
 
 @router.get("/forgot-password")
 def forgot_page(visit: PublicPage) -> Response:
-    return _pages(visit).render(visit, "forgot_password.html", problems=Problems(), email="")
+    return render(visit, "forgot_password.html", problems=Problems(), email="")
 
 
 @router.post("/forgot-password")
@@ -293,20 +279,16 @@ async def forgot(visit: PublicPage, form: PublicForm) -> Response:
     problems = Problems()
     if not email or "@" not in email or len(email) > 254:
         problems.add("email", N_("Enter an e-mail address like name@example.com"))
-        return _pages(visit).render(
-            visit, "forgot_password.html", status=422, problems=problems, email=email
-        )
+        return render(visit, "forgot_password.html", status=422, problems=problems, email=email)
     await run_in_threadpool(_budget, visit, RESET_BUDGET)
     await run_in_threadpool(visit.services.auth.request_password_reset, email, visit.actor())
     await asyncio.sleep(max(0.0, RESET_FLOOR_SECONDS - (time.monotonic() - started)))
-    return _pages(visit).render(visit, "forgot_sent.html", email=email)
+    return render(visit, "forgot_sent.html", email=email)
 
 
 @router.get("/reset-password")
 def reset_page(visit: PublicPage, token: Annotated[str, Query(max_length=4096)] = "") -> Response:
-    return _pages(visit).render(
-        visit, "reset_password.html", problems=Problems(), token=token, failed=False
-    )
+    return render(visit, "reset_password.html", problems=Problems(), token=token, failed=False)
 
 
 @router.post("/reset-password")
@@ -316,7 +298,7 @@ def reset(visit: PublicPage, form: PublicForm) -> Response:
     if not password:
         problems.add("password", N_("Enter a new password"))
     if not token:
-        return _pages(visit).render(
+        return render(
             visit, "reset_password.html", status=400, problems=problems, token="", failed=True
         )
     if not problems:
@@ -324,7 +306,7 @@ def reset(visit: PublicPage, form: PublicForm) -> Response:
         try:
             visit.services.auth.reset_password(token, password, visit.actor())
         except InvalidTokenError:
-            return _pages(visit).render(
+            return render(
                 visit, "reset_password.html", status=400, problems=problems, token="", failed=True
             )
         except WeakPasswordError as weak:
@@ -332,6 +314,6 @@ def reset(visit: PublicPage, form: PublicForm) -> Response:
         else:
             visit.signed_out()
             return visit.finish(RedirectResponse("/sign-in?done=password", status_code=303))
-    return _pages(visit).render(
+    return render(
         visit, "reset_password.html", status=422, problems=problems, token=token, failed=False
     )
