@@ -15,6 +15,7 @@ from tests.browser.steps import (
     EXAM,
     PASSWORD,
     PLACE_ADDRESS,
+    TIME_WITH_ZONE,
     at,
     book_first_slot,
     booked_through_api,
@@ -153,13 +154,16 @@ def test_an_appointment_is_rescheduled(page, portal, look: Look) -> None:
     page.locator("main a[href$='/reschedule']").first.click()
     at(page, "/appointments/[0-9a-f-]{36}/reschedule")
     look(page, "reschedule")
-    if page.locator("main [name=day]").count():
-        choose_first(page, "day")
-        look(page, "reschedule-times")
+    choose_first(page, "day")
+    look(page, "reschedule-times")
     times = page.locator("main input[type=radio][name=start]")
     assert times.count() >= 2, "fewer than two times to move to"
     times.last.check()
     chosen = str(times.last.get_attribute("value"))
+    submit(page, "start")
+    page.locator("main form[method=post i] input[name=start]").wait_for(state="attached")
+    look(page, "reschedule-check")
+    assert TIME_WITH_ZONE.search(page.locator("main").inner_text()), "new time without zone"
     confirm(page)
     at(page, APPOINTMENT_PAGE)
     look(page, "rescheduled")
