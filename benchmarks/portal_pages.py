@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,6 @@ from _harness import (
 from _targets import Target, Verdict, add_check_argument, exit_code
 
 TARGET = Target("portal page own work p95", "<", 25, "ms", "at 1 client (page p95 - /healthz p95)")
-CSRF = re.compile(r'name="csrf_token"\s+value="([^"]+)"|value="([^"]+)"\s+name="csrf_token"')
-START = re.compile(r'name="start"\s+value="([^"]+)"|value="([^"]+)"\s+name="start"')
 HEALTHZ = "healthz"
 
 
@@ -81,11 +79,25 @@ class ServerTimer:
         await self.app(scope, receive, timed)
 
 
-def form_value(pattern: re.Pattern[str], html: str, what: str) -> str:
-    found = pattern.search(html)
-    if not found:
-        raise RuntimeError(f"no {what} on the page")
-    return found.group(1) or found.group(2)
+class _Inputs(HTMLParser):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name, self.values = name, []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "input" and found.get("name") == self.name and found.get("value"):
+            self.values.append(str(found["value"]))
+
+
+def form_value(name: str, html: str) -> str:
+    """The value of the first ``<input name=...>`` on the page (a form token, the first
+    day or time offered)."""
+    parser = _Inputs(name)
+    parser.feed(html)
+    if not parser.values:
+        raise RuntimeError(f"no input {name!r} on the page")
+    return parser.values[0]
 
 
 def sign_in_through_the_portal(client: httpx.Client) -> None:
@@ -97,7 +109,7 @@ def sign_in_through_the_portal(client: httpx.Client) -> None:
         data={
             "email": BENCH_EMAIL,
             "password": BENCH_PASSWORD,
-            "csrf_token": form_value(CSRF, page.text, "CSRF token"),
+            "csrf_token": form_value("csrf_token", page.text),
         },
     )
     if answer.status_code != 303 or not answer.headers.get("location", "").endswith(
@@ -155,13 +167,10 @@ def pages(client: httpx.Client) -> dict[str, str]:
     choice = f"appointment_type_id={types['xr-chest']}&location_id={locations['riverside']}"
     day_page = client.get(f"/book/day?{choice}")
     day_page.raise_for_status()
-    days = re.findall(r"(?:name=\"day\"\s+value=\"|[?&;]day=)(\d{4}-\d{2}-\d{2})", day_page.text)
-    if not days:
-        raise RuntimeError("the day page offers no day")
-    time_path = f"/book/time?{choice}&day={days[0]}"
+    time_path = f"/book/time?{choice}&day={form_value('day', day_page.text)}"
     time_page = client.get(time_path)
     time_page.raise_for_status()
-    start = form_value(START, time_page.text, "time")
+    start = form_value("start", time_page.text)
     return {
         "GET /appointments": "/appointments",
         "GET /appointments/{id}": f"/appointments/{first}",
