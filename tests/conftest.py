@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
@@ -100,12 +101,21 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> str:
     return start_embedded(Path(tempfile.mkdtemp(prefix="ib-test-pg-")), delete_at_exit=True)
 
 
-@pytest.fixture
-def database_url(pg_server: str) -> Iterator[str]:
+@contextmanager
+def fresh_database(pg_server: str) -> Iterator[str]:
+    """A new, empty database on ``pg_server`` (its URL), dropped after."""
     url = with_dbname(pg_server, f"ib_test_{uuid4().hex[:12]}")
     ensure_database(url)
-    yield url
-    drop_database(url)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+def database_url(pg_server: str) -> Iterator[str]:
+    with fresh_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture
@@ -118,15 +128,25 @@ def make_runtime(url: str, data_dir: Path, clock: SettableClock, **kwargs: objec
     return build(settings, url=url, hasher=fast_hasher(), clock=clock, **kwargs)  # type: ignore[arg-type]
 
 
+@contextmanager
+def demo_runtime(url: str, data_dir: Path, clock: SettableClock) -> Iterator[Runtime]:
+    """Everything wired on the database ``url``, with the demo catalog loaded and projected;
+    closed after."""
+    rt = make_runtime(url, data_dir, clock)
+    try:
+        change = rt.services.catalog.apply(demo_specs(), system_actor(source="test"))
+        assert change.position is not None
+        assert rt.services.sync.wait(change.position)
+        yield rt
+    finally:
+        rt.close()
+
+
 @pytest.fixture
 def runtime(database_url: str, tmp_path: Path, clock: SettableClock) -> Iterator[Runtime]:
     """Everything wired on a fresh database, with the demo catalog loaded and projected."""
-    rt = make_runtime(database_url, tmp_path, clock)
-    change = rt.services.catalog.apply(demo_specs(), system_actor(source="test"))
-    assert change.position is not None
-    assert rt.services.sync.wait(change.position)
-    yield rt
-    rt.close()
+    with demo_runtime(database_url, tmp_path, clock) as rt:
+        yield rt
 
 
 @pytest.fixture

@@ -149,3 +149,17 @@ def test_orders_and_results_reads_within_twice_the_appointments_read():
     beyond = orders.verdicts({"/v1/me/orders": 9.1, "/v1/me/results": 4.0, "/v1/appointments": 4.5})
     assert [v.met for v in beyond] == [False, True]
     assert orders.exit_code(beyond) == 1
+
+
+def test_portal_pages_checks_the_slowest_page_own_work_under_25_ms():
+    portal = load("portal_pages")
+    rows = {
+        "healthz": {"own_p95_ms": 0.0},
+        "GET /appointments": {"own_p95_ms": 9.5},
+        "GET /book/time": {"own_p95_ms": 24.9},
+    }
+    [verdict] = portal.verdicts(rows)
+    assert (verdict.measured, verdict.met) == (24.9, True)
+    rows["GET /book/day"] = {"own_p95_ms": 31.0}
+    assert portal.verdicts(rows)[0].met is False
+    assert portal.verdicts({"healthz": {"own_p95_ms": 0.0}})[0].met is None
