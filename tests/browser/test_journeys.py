@@ -3,7 +3,6 @@ on two-factor sign-in, book, reschedule, cancel, switch language, sign out every
 without JavaScript; and at 200 % zoom. Each page seen is screenshotted at phone and
 desktop size and checked by axe-core (see conftest.Look)."""
 
-import re
 from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -106,7 +105,10 @@ def test_two_factor_is_turned_on_and_asked_at_the_next_sign_in(page, portal, loo
 
     page.locator("input[name=code]").fill(totp_now(secret, portal.clock))
     submit(page, "code")
-    page.locator("main").get_by_text(re.compile("recovery", re.I)).first.wait_for()
+    page.locator("main #recovery-codes li").first.wait_for()
+    assert page.locator("main #recovery-codes li").count() >= 8, (
+        "fewer recovery codes than promised"
+    )
     look(page, "two-factor-recovery-codes")
 
     sign_out(page)
@@ -127,6 +129,7 @@ def test_booking_from_exam_to_confirmation_and_calendar_file(
     look(page, "booked")
     (booked,) = my_appointments(portal, patient)
     assert booked["status"] == "booked"
+    assert page.url.endswith(f"/appointments/{booked['id']}/booked")
     text = page.locator("main").inner_text()
     assert EXAM in text
     assert PLACE_ADDRESS in text
