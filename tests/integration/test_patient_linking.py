@@ -14,32 +14,21 @@ import pytest
 from application.base import Position
 from domain.context import system_actor
 from domain.location import Location
-from tests.support import audit_rows, book, catalog_ids, register, staff_headers
+from tests.support import (
+    RIS_BIRTH,
+    audit_rows,
+    book,
+    catalog_ids,
+    register,
+    ris_patient,
+    staff_headers,
+)
 
 pytestmark = pytest.mark.integration
 
-RIS = system_actor(source="hl7-inbound")
-BIRTH = date(1985, 3, 4)
+BIRTH = RIS_BIRTH
 PASSWORD = "correct horse battery staple"
 CODE = re.compile(r"^[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}$")
-
-
-def ris_patient(runtime, mrn: str = "MRN-ANA-1", family: str = "López") -> str:
-    """A patient the RIS sent us (ADT), with its MRN, and the registry's read model
-    (the name lookup) caught up with it."""
-    registry = runtime.services.registry
-    patient_id = registry.record_patient_from_ris(
-        identifiers=[("CENTRE", mrn)],
-        given_name="Ana",
-        family_name=family,
-        birth_date=BIRTH,
-        phone=None,
-        update_demographics=True,
-        actor=RIS,
-        administrative_sex="F",
-    )
-    caught_up(runtime)
-    return str(patient_id)
 
 
 def caught_up(runtime) -> None:
