@@ -333,6 +333,14 @@ def portal_register(client, email: str, password: str = PORTAL_PASSWORD, **field
     return created
 
 
+def patient_of(runtime, email: str):
+    """The patient record the account with ``email`` signs in as (its id)."""
+    account = runtime.services.registry.account_by_email(email)
+    assert account is not None
+    assert account.patient_id is not None
+    return account.patient_id
+
+
 def portal_sign_in(client, email: str, password: str = PORTAL_PASSWORD):
     """Post the sign-in form (after showing it): the answer, not followed."""
     page = client.get("/sign-in")

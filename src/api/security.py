@@ -50,6 +50,8 @@ def web_csp(form_targets: tuple[str, ...] = ()) -> str:
     if not form_targets:
         return WEB_CSP
     return WEB_CSP.replace("form-action 'self';", f"form-action 'self' {' '.join(form_targets)};")
+
+
 DOCS_CSP = (
     "default-src 'none'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; worker-src blob:; frame-ancestors 'none'; "

@@ -19,6 +19,7 @@ from tests.browser.steps import PASSWORD, at, confirm, new_patient, sign_in, sig
 from tests.support import (
     RIS_BIRTH,
     configure_viewer,
+    patient_of,
     place_order,
     report_result,
     ris_patient,
@@ -40,7 +41,7 @@ def own_minute(portal):
 class ViewerPage(BaseHTTPRequestHandler):
     """The centre's viewer, as far as the portal knows it: a page at an address."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+    def do_GET(self) -> None:
         body = b'<!DOCTYPE html><html lang="en"><title>Viewer</title><h1>Result viewer</h1>'
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
@@ -66,16 +67,10 @@ def viewer(portal) -> Iterator[str]:
     server.server_close()
 
 
-def patient_id(portal, email: str) -> UUID:
-    account = portal.runtime.services.registry.account_by_email(email)
-    assert account is not None and account.patient_id is not None
-    return account.patient_id
-
-
 def test_a_patient_books_an_order_and_opens_a_result(page, portal, look: Look, viewer) -> None:
     # Given a patient with an MRI brain to book, and a final result of an earlier knee MRI
     patient = new_patient(portal)
-    owner = patient_id(portal, patient.email)
+    owner = patient_of(portal.runtime, patient.email)
     runtime = portal.runtime
     to_book, done = next(ORDER_NUMBERS), next(ORDER_NUMBERS)
     place_order(runtime, owner, to_book, "70551", "MRI brain")

@@ -23,6 +23,7 @@ from tests.support import (
     audit_rows,
     configure_viewer,
     form_token,
+    patient_of,
     place_order,
     portal_register,
     radio_values,
@@ -34,12 +35,6 @@ from tests.support import (
 pytestmark = pytest.mark.integration
 
 ACTIVATION_FAILED = "We could not match that code and date of birth"
-
-
-def patient_of(runtime, email: str) -> UUID:
-    account = runtime.services.registry.account_by_email(email)
-    assert account is not None and account.patient_id is not None
-    return account.patient_id
 
 
 @pytest.fixture
@@ -135,7 +130,8 @@ def test_an_order_is_listed_and_booked_through_the_journey(portal, runtime, ana)
     # Every order page read is in the access log, with the patient.
     runtime.services.access_log.flush()
     rows = audit_rows(runtime.url, str(order_id))
-    assert rows and all(row[1] == "order" and row[4] == str(patient) for row in rows)
+    assert rows
+    assert all(row[1] == "order" and row[4] == str(patient) for row in rows)
 
 
 def test_results_are_listed_in_plain_words_and_open_in_the_viewer(portal, runtime, clock, ana):
@@ -152,9 +148,9 @@ def test_results_are_listed_in_plain_words_and_open_in_the_viewer(portal, runtim
     assert "Monday 30 November 2026" in page.text
     assert "5 minutes" in page.text
     # The page's forms may end up at the viewer (browsers hold the redirect to form-action).
-    assert "form-action 'self' https://viewer.example.test;" in page.headers[
-        "content-security-policy"
-    ]
+    assert (
+        "form-action 'self' https://viewer.example.test;" in page.headers["content-security-policy"]
+    )
     [result_id] = re.findall(r'action="/results/([0-9a-f-]{36})/open"', page.text)
 
     opened = portal.post(
@@ -253,7 +249,10 @@ def test_an_account_is_created_with_an_activation_code(portal, runtime):
     wrong = portal.post(
         "/register",
         data=activation_form(
-            page.text, issued.code, date(1985, 3, 5), email="ana@example.org",
+            page.text,
+            issued.code,
+            date(1985, 3, 5),
+            email="ana@example.org",
             password=PORTAL_PASSWORD,
         ),
     )
@@ -264,7 +263,10 @@ def test_an_account_is_created_with_an_activation_code(portal, runtime):
     created = portal.post(
         "/register",
         data=activation_form(
-            wrong.text, issued.code, RIS_BIRTH, email="ana@example.org",
+            wrong.text,
+            issued.code,
+            RIS_BIRTH,
+            email="ana@example.org",
             password=PORTAL_PASSWORD,
         ),
         follow_redirects=False,
@@ -285,8 +287,11 @@ def test_wrong_codes_count_toward_the_lockout(portal, runtime):
         answer = portal.post(
             "/register",
             data=activation_form(
-                page.text, f"AAAA-BBBB-CC{attempt:02d}", RIS_BIRTH,
-                email=f"x{attempt}@example.org", password=PORTAL_PASSWORD,
+                page.text,
+                f"AAAA-BBBB-CC{attempt:02d}",
+                RIS_BIRTH,
+                email=f"x{attempt}@example.org",
+                password=PORTAL_PASSWORD,
             ),
         )
         answers.append(answer.status_code)

@@ -9,9 +9,8 @@ step is skipped when only one does), and the booking is made with the order's id
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from zoneinfo import ZoneInfo
-
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
@@ -31,8 +30,8 @@ from api.web.pages.journey import (
     render_times,
     site_words,
 )
-from api.web.render import render
 from api.web.pages.records import own_order
+from api.web.render import render
 from api.web.visit import PageRefused, PatientForm, PatientPage, Visit
 from application.errors import (
     BeyondBookingHorizonError,
@@ -41,9 +40,9 @@ from application.errors import (
     IdempotencyKeyReusedError,
 )
 from application.ris.patient_records import OrderView
-from domain.ris.order import OrderNotWaitingError
 from domain.appointment import BookingInPastError, NotASlotError, OutsideOpeningHoursError
 from domain.resource_day import SlotUnavailableError
+from domain.ris.order import OrderNotWaitingError
 
 router = APIRouter()
 
@@ -96,9 +95,11 @@ def _order_fields(order: OrderView | None) -> dict[str, str]:
 
 def _exams(words: CatalogWords, order: OrderView | None) -> list[Exam]:
     """The scans to choose from: those that perform the order's procedure, if any."""
-    exams = words.exams().values()
-    if order is not None:
-        exams = [exam for exam in exams if exam.id in order.appointment_type_ids]
+    exams = [
+        exam
+        for exam in words.exams().values()
+        if order is None or exam.id in order.appointment_type_ids
+    ]
     return sorted(exams, key=lambda exam: (exam.kind, exam.name))
 
 

@@ -47,9 +47,7 @@ def own_order(visit: Visit, raw_id: str) -> OrderView:
     refusal): the orders of their whole record, merged ones too."""
     order_id = parse_uuid(raw_id)
     patient_id = visit.patient
-    found = next(
-        (o for o in visit.services.records.orders(patient_id) if o.id == order_id), None
-    )
+    found = next((o for o in visit.services.records.orders(patient_id) if o.id == order_id), None)
     if found is None:
         visit.record("order", str(order_id or ""), None, outcome="denied_or_missing")
         raise ORDER_NOT_FOUND
@@ -71,8 +69,7 @@ def orders(visit: PatientPage, done: str = "") -> Response:
     found = visit.services.records.orders(patient_id)
     visit.record("order", "*", patient_id)
     listed = [
-        {"order": order, "status": ORDER_STATUS.get(order.status, order.status)}
-        for order in found
+        {"order": order, "status": ORDER_STATUS.get(order.status, order.status)} for order in found
     ]
     return render(visit, "orders.html", orders=listed, done=done[:20])
 

@@ -182,8 +182,7 @@ REGISTER_FIELDS = (
 
 
 ACTIVATION_FAILED = N_(
-    "We could not match that code and date of birth. Check both, or ask the centre for a"
-    " new code."
+    "We could not match that code and date of birth. Check both, or ask the centre for a new code."
 )
 
 
