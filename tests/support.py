@@ -1,6 +1,6 @@
 """Helpers the tests share: a settable clock, fast (but real) argon2id, the catalog."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from adapters.passwords import Argon2PasswordHasher
@@ -234,6 +234,29 @@ def report_result(runtime, n: int, status: str = "final", observed: datetime = T
     assert outcome == "applied"
 
 
+RIS_BIRTH = date(1985, 3, 4)
+"""The birth date of ``ris_patient``'s patient."""
+
+
+def ris_patient(runtime, mrn: str = "MRN-ANA-1", family: str = "López") -> str:
+    """A patient the RIS sent us (ADT^A04: Ana, born ``RIS_BIRTH``, with its MRN) and no
+    portal account yet; the registry's read model (the name lookup) caught up with it."""
+    from domain.context import system_actor
+
+    patient_id = runtime.services.registry.record_patient_from_ris(
+        identifiers=[("CENTRE", mrn)],
+        given_name="Ana",
+        family_name=family,
+        birth_date=RIS_BIRTH,
+        phone=None,
+        update_demographics=True,
+        actor=system_actor(source="hl7-inbound"),
+        administrative_sex="F",
+    )
+    settle(runtime)
+    return str(patient_id)
+
+
 def settle(runtime) -> None:
     """Wait until every read model has caught up with the scheduling and registry logs."""
     from application.base import Position
@@ -308,6 +331,14 @@ def portal_register(client, email: str, password: str = PORTAL_PASSWORD, **field
     assert created.status_code == 303, created.text
     assert created.headers["location"] == "/appointments?done=welcome"
     return created
+
+
+def patient_of(runtime, email: str):
+    """The patient record the account with ``email`` signs in as (its id)."""
+    account = runtime.services.registry.account_by_email(email)
+    assert account is not None
+    assert account.patient_id is not None
+    return account.patient_id
 
 
 def portal_sign_in(client, email: str, password: str = PORTAL_PASSWORD):

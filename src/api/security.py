@@ -41,6 +41,17 @@ WEB_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
     " frame-ancestors 'none'; base-uri 'none'"
 )
+
+
+def web_csp(form_targets: tuple[str, ...] = ()) -> str:
+    """The portal's policy; ``form_targets`` are origins a page's forms may also end up at
+    (browsers hold a form's redirect to ``form-action`` too: the results page's "Open
+    result" answers with a redirect to the centre's viewer)."""
+    if not form_targets:
+        return WEB_CSP
+    return WEB_CSP.replace("form-action 'self';", f"form-action 'self' {' '.join(form_targets)};")
+
+
 DOCS_CSP = (
     "default-src 'none'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; worker-src blob:; frame-ancestors 'none'; "

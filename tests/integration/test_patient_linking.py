@@ -14,32 +14,22 @@ import pytest
 from application.base import Position
 from domain.context import system_actor
 from domain.location import Location
-from tests.support import audit_rows, book, catalog_ids, register, staff_headers
+from tests.support import (
+    RIS_BIRTH,
+    audit_rows,
+    book,
+    catalog_ids,
+    register,
+    ris_patient,
+    settle,
+    staff_headers,
+)
 
 pytestmark = pytest.mark.integration
 
-RIS = system_actor(source="hl7-inbound")
-BIRTH = date(1985, 3, 4)
+BIRTH = RIS_BIRTH
 PASSWORD = "correct horse battery staple"
 CODE = re.compile(r"^[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}-[2-9A-HJKMNP-TV-Z]{4}$")
-
-
-def ris_patient(runtime, mrn: str = "MRN-ANA-1", family: str = "López") -> str:
-    """A patient the RIS sent us (ADT), with its MRN, and the registry's read model
-    (the name lookup) caught up with it."""
-    registry = runtime.services.registry
-    patient_id = registry.record_patient_from_ris(
-        identifiers=[("CENTRE", mrn)],
-        given_name="Ana",
-        family_name=family,
-        birth_date=BIRTH,
-        phone=None,
-        update_demographics=True,
-        actor=RIS,
-        administrative_sex="F",
-    )
-    caught_up(runtime)
-    return str(patient_id)
 
 
 def caught_up(runtime) -> None:
@@ -287,6 +277,7 @@ def test_the_day_list_and_one_appointment_say_who_the_patient_is(client, runtime
     ana = sign_in(client, "ana@example.org")
     types, locations = catalog_ids(client)
     booked = book(client, ana, types, locations, "riverside", "2026-12-01T09:00:00-05:00")
+    settle(runtime)  # the staff day list is read without a consistency token
     day = client.get(
         "/v1/staff/appointments",
         headers=desk,

@@ -18,11 +18,12 @@ from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import STATUS_BY_CODE, log_unhandled
-from api.security import WEB_CSP
+from api.security import web_csp
 from api.web.i18n import LANGUAGES, N_
-from api.web.pages import account, appointments, booking, signing_in
+from api.web.pages import account, activation, appointments, booking, records, signing_in
 from api.web.render import Pages
 from api.web.visit import (
+    FORM_TARGETS,
     LANGUAGE_COOKIE,
     LANGUAGE_COOKIE_AGE,
     PageRefused,
@@ -62,7 +63,7 @@ def create_web_app(services: Services) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.state.pages = Pages()
-    for module in (signing_in, booking, appointments, account):
+    for module in (signing_in, booking, appointments, records, activation, account):
         app.include_router(module.router)
     app.add_api_route("/static/{name}", static_file, methods=["GET"], include_in_schema=False)
     app.add_api_route("/{rest:path}", not_found, methods=["GET"], include_in_schema=False)
@@ -173,7 +174,8 @@ class PortalMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                MutableHeaders(scope=message)["Content-Security-Policy"] = WEB_CSP
+                targets = scope.get("state", {}).get(FORM_TARGETS, ())
+                MutableHeaders(scope=message)["Content-Security-Policy"] = web_csp(targets)
             await send(message)
 
         try:

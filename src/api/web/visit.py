@@ -29,6 +29,7 @@ FORM_COOKIE = "ib_form"  # binds the form tokens of pages shown before signing i
 CHALLENGE_COOKIE = "ib_challenge"  # the sign-in's second-factor challenge (5 minutes)
 LANGUAGE_COOKIE = "lang"
 LANGUAGE_COOKIE_AGE = timedelta(days=365)
+FORM_TARGETS = "form_targets"  # request state: origins this page's forms may redirect to
 
 
 STAFF_ELSEWHERE = N_(
@@ -164,6 +165,11 @@ class Visit:
             outcome=outcome,
             reason=reason,
         )
+
+    def allow_form_target(self, origin: str) -> None:
+        """Let this page's forms end up at ``origin`` (added to the CSP's form-action)."""
+        state = self.request.scope.setdefault("state", {})
+        state[FORM_TARGETS] = (*state.get(FORM_TARGETS, ()), origin)
 
     def finish(self, response: R) -> R:
         """Set and clear the cookies this visit decided on."""

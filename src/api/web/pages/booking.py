@@ -1,10 +1,15 @@
 """Booking, one question per page: the scan, the place, the day, the time, then "check
 your answers" before anything is booked. Each step reads the choices so far from its
-query string and sends a person back to the step whose answer is missing or wrong."""
+query string and sends a person back to the step whose answer is missing or wrong.
+
+Booking one of the RIS's orders ("Scans to book") is the same journey with ``order`` in
+every step's query: the scans offered are those that perform the order's procedure (the
+step is skipped when only one does), and the booking is made with the order's id."""
 
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter
@@ -25,15 +30,19 @@ from api.web.pages.journey import (
     render_times,
     site_words,
 )
+from api.web.pages.records import own_order
 from api.web.render import render
-from api.web.visit import PatientForm, PatientPage, Visit
+from api.web.visit import PageRefused, PatientForm, PatientPage, Visit
 from application.errors import (
     BeyondBookingHorizonError,
     BookingLimitReachedError,
+    ExamNotForOrderError,
     IdempotencyKeyReusedError,
 )
+from application.ris.patient_records import OrderView
 from domain.appointment import BookingInPastError, NotASlotError, OutsideOpeningHoursError
 from domain.resource_day import SlotUnavailableError
+from domain.ris.order import OrderNotWaitingError
 
 router = APIRouter()
 
@@ -46,28 +55,79 @@ class StepBack(Exception):
         self.response = response
 
 
+NOT_WAITING = {
+    "scheduled": (
+        N_("This scan is already booked"),
+        N_("You can see it, change the time or cancel it in My appointments."),
+    ),
+    "completed": (
+        N_("This scan is done"),
+        N_("Your result will be under Results when the imaging centre releases it."),
+    ),
+    "cancelled": (
+        N_("This scan was cancelled"),
+        N_("The imaging centre cancelled this request. If you think that is wrong, call them."),
+    ),
+}
+NOT_ONLINE = (
+    N_("This scan cannot be booked online"),
+    N_("The imaging centre will call you to book it. You can also call them."),
+)
+
+
+def _order(visit: Visit, value: str) -> OrderView | None:
+    """The patient's order being booked (none without ``order``): a 404 page for an
+    order that is not theirs, a page saying why for one no longer waiting."""
+    if not value:
+        return None
+    order = own_order(visit, value)
+    if order.status != "waiting":
+        title, message = NOT_WAITING.get(order.status, NOT_WAITING["scheduled"])
+        raise PageRefused(409, title, message)
+    if not order.appointment_type_ids:
+        raise PageRefused(409, *NOT_ONLINE)
+    return order
+
+
+def _order_fields(order: OrderView | None) -> dict[str, str]:
+    return {"order": str(order.id)} if order else {}
+
+
+def _exams(words: CatalogWords, order: OrderView | None) -> list[Exam]:
+    """The scans to choose from: those that perform the order's procedure, if any."""
+    exams = [
+        exam
+        for exam in words.exams().values()
+        if order is None or exam.id in order.appointment_type_ids
+    ]
+    return sorted(exams, key=lambda exam: (exam.kind, exam.name))
+
+
 def _exam_page(
-    visit: Visit, chosen: str = "", problems: Problems | None = None, status: int = 200
+    visit: Visit,
+    order: OrderView | None,
+    chosen: str = "",
+    problems: Problems | None = None,
+    status: int = 200,
 ) -> Response:
-    words = CatalogWords(visit.services)
-    exams = sorted(words.exams().values(), key=lambda exam: (exam.kind, exam.name))
     return render(
         visit,
         "book_exam.html",
         status=status,
-        exams=exams,
+        exams=_exams(CatalogWords(visit.services), order),
+        order=order,
         chosen=chosen,
         problems=problems or Problems(),
     )
 
 
-def _exam(visit: Visit, words: CatalogWords, value: str) -> Exam:
+def _exam(visit: Visit, words: CatalogWords, value: str, order: OrderView | None) -> Exam:
     wanted = parse_uuid(value) if value else None
-    exam = words.exams().get(wanted) if wanted else None
+    exam = next((e for e in _exams(words, order) if e.id == wanted), None)
     if exam is None:
         problems = Problems()
         problems.add("appointment_type_id", N_("Choose the scan you need"))
-        raise StepBack(_exam_page(visit, problems=problems, status=422))
+        raise StepBack(_exam_page(visit, order, problems=problems, status=422))
     return exam
 
 
@@ -75,48 +135,61 @@ def _place_page(
     visit: Visit,
     words: CatalogWords,
     exam: Exam,
+    order: OrderView | None,
     chosen: str = "",
     problems: Problems | None = None,
     status: int = 200,
 ) -> Response:
+    exam_query = {"appointment_type_id": str(exam.id), **_order_fields(order)}
+    # With one scan for the order, its step was skipped: back goes to the list of orders.
+    single = order is not None and len(_exams(words, order)) == 1
     return render(
         visit,
         "book_location.html",
         status=status,
         exam=exam,
+        order=order,
+        hidden_fields=exam_query,
+        back_to="/orders" if single else f"/book?{urlencode(exam_query)}",
         places=words.places_for(exam),
         chosen=chosen,
         problems=problems or Problems(),
     )
 
 
-def _place(visit: Visit, words: CatalogWords, exam: Exam, value: str) -> Place:
+def _place(
+    visit: Visit, words: CatalogWords, exam: Exam, order: OrderView | None, value: str
+) -> Place:
     wanted = parse_uuid(value) if value else None
     place = next((p for p in words.places_for(exam) if p.id == wanted), None)
     if place is None:
         problems = Problems()
         problems.add("location_id", N_("Choose where you want to go"))
-        raise StepBack(_place_page(visit, words, exam, problems=problems, status=422))
+        raise StepBack(_place_page(visit, words, exam, order, problems=problems, status=422))
     return place
 
 
-def _journey(exam: Exam, place: Place) -> Journey:
+def _journey(exam: Exam, place: Place, order: OrderView | None) -> Journey:
+    hidden = {"appointment_type_id": str(exam.id), "location_id": str(place.id)}
+    hidden.update(_order_fields(order))
     return Journey(
         exam=exam,
         place=place,
         days_page="/book/day",
         day_action="/book/time",
         time_action="/book/check",
-        hidden={"appointment_type_id": str(exam.id), "location_id": str(place.id)},
-        back=f"/book/location?appointment_type_id={exam.id}&location_id={place.id}",
+        hidden=hidden,
+        back=f"/book/location?{urlencode(hidden)}",
+        order_text=(order.procedure_text or order.procedure_code) if order else "",
     )
 
 
 def _chosen(visit: Visit, query: dict[str, str]) -> Journey:
     words = CatalogWords(visit.services)
-    exam = _exam(visit, words, query.get("appointment_type_id", ""))
-    place = _place(visit, words, exam, query.get("location_id", ""))
-    return _journey(exam, place)
+    order = _order(visit, query.get("order", ""))
+    exam = _exam(visit, words, query.get("appointment_type_id", ""), order)
+    place = _place(visit, words, exam, order, query.get("location_id", ""))
+    return _journey(exam, place, order)
 
 
 def _query(visit: Visit) -> dict[str, str]:
@@ -132,8 +205,15 @@ def _stepping(build: Callable[[], Response]) -> Response:
 
 
 @router.get("/book")
-def choose_exam(visit: PatientPage, appointment_type_id: str = "") -> Response:
-    return _exam_page(visit, chosen=appointment_type_id[:64])
+def choose_exam(visit: PatientPage, appointment_type_id: str = "", order: str = "") -> Response:
+    """The first step; for an order that only one scan performs, straight to the place."""
+    wanted = _order(visit, order[:64])
+    if wanted is not None and not appointment_type_id:
+        exams = _exams(CatalogWords(visit.services), wanted)
+        if len(exams) == 1:
+            query = urlencode({"appointment_type_id": str(exams[0].id), "order": str(wanted.id)})
+            return visit.finish(RedirectResponse(f"/book/location?{query}", status_code=303))
+    return _exam_page(visit, wanted, chosen=appointment_type_id[:64])
 
 
 @router.get("/book/location")
@@ -142,8 +222,9 @@ def choose_place(visit: PatientPage) -> Response:
 
     def build() -> Response:
         words = CatalogWords(visit.services)
-        exam = _exam(visit, words, query.get("appointment_type_id", ""))
-        return _place_page(visit, words, exam, chosen=query.get("location_id", ""))
+        order = _order(visit, query.get("order", ""))
+        exam = _exam(visit, words, query.get("appointment_type_id", ""), order)
+        return _place_page(visit, words, exam, order, chosen=query.get("location_id", ""))
 
     return _stepping(build)
 
@@ -247,7 +328,18 @@ def book(visit: PatientPage, form: PatientForm) -> Response:
                 start=start,
                 actor=visit.actor(),
                 idempotency_key=f"web:{key}",
+                order_id=parse_uuid(journey.hidden.get("order", "")),
             )
+        except OrderNotWaitingError:
+            # Booked or cancelled since the journey began (another tab, the centre): the
+            # order's page says which; until the lists catch up, "already booked".
+            _order(visit, journey.hidden.get("order", ""))
+            raise PageRefused(409, *NOT_WAITING["scheduled"]) from None
+        except ExamNotForOrderError:
+            problems = Problems()
+            problems.add("appointment_type_id", N_("Choose the scan you need"))
+            order = _order(visit, journey.hidden.get("order", ""))
+            return _exam_page(visit, order, problems=problems, status=422)
         except (SlotUnavailableError, NotASlotError, OutsideOpeningHoursError, BookingInPastError):
             return _taken(visit, journey, start)
         except (BookingLimitReachedError, BeyondBookingHorizonError) as refused:

@@ -63,6 +63,7 @@ class Journey:
     time_action: str  # where the chosen time goes (GET)
     hidden: dict[str, str] = field(default_factory=dict)
     back: str = "/"
+    order_text: str = ""  # the procedure of the order being booked (none: no order)
 
     def url(self, page: str, **query: str) -> str:
         return f"{page}?{urlencode({**self.hidden, **query})}"

@@ -5,15 +5,17 @@ import asyncio
 import re
 import time
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from api.web.forms import (
+    Person,
     Problems,
     client_address,
+    date_field,
     person_fields,
     phone_field,
     safe_next,
@@ -40,6 +42,7 @@ from application.errors import (
     WeakPasswordError,
 )
 from domain.account import EmailTakenError
+from domain.activation_code import ActivationRefusedError
 from domain.errors import InvalidValueError
 
 router = APIRouter()
@@ -167,6 +170,7 @@ def second_factor(visit: PublicPage, form: PublicForm) -> Response:
 # Creating an account ------------------------------------------------------------------
 
 REGISTER_FIELDS = (
+    "activation_code",
     "given_name",
     "family_name",
     "birth_day",
@@ -177,13 +181,31 @@ REGISTER_FIELDS = (
 )
 
 
+ACTIVATION_FAILED = N_(
+    "We could not match that code and date of birth. Check both, or ask the centre for a new code."
+)
+
+
 @router.get("/register")
-def register_page(visit: PublicPage) -> Response:
+def register_page(visit: PublicPage, activation_code: str = "") -> Response:
+    """``?activation_code=`` (the centre's letter or e-mail) fills the code in; a
+    signed-in patient with a code is sent to link their account instead."""
+    code = activation_code.strip()[:32]
     if visit.principal is not None:
-        return visit.finish(RedirectResponse("/appointments", status_code=303))
-    return render(
-        visit, "register.html", problems=Problems(), values=dict.fromkeys(REGISTER_FIELDS, "")
-    )
+        target = f"/activate?{urlencode({'token': code})}" if code else "/appointments"
+        return visit.finish(RedirectResponse(target, status_code=303))
+    values = {**dict.fromkeys(REGISTER_FIELDS, ""), "activation_code": code}
+    return render(visit, "register.html", problems=Problems(), values=values)
+
+
+def _person(form: dict[str, str], problems: Problems, visit: Visit, code: str) -> Person:
+    """Names and birth date; with an activation code the names come from the centre's
+    record, and only the birth date (which must match it) is asked for."""
+    today = visit.services.clock.now().date()
+    if not code:
+        return person_fields(form, problems, today)
+    birth_date = date_field(form, "birth", problems, today, N_("Enter your date of birth"))
+    return Person("", "", birth_date)
 
 
 @router.post("/register")
@@ -191,7 +213,8 @@ def register(visit: PublicPage, form: PublicForm) -> Response:
     services = visit.services
     problems = Problems()
     values = {name: form.get(name, "").strip() for name in REGISTER_FIELDS}
-    person = person_fields(form, problems, services.clock.now().date())
+    code = values["activation_code"][:32]
+    person = _person(form, problems, visit, code)
     email = text_field(form, "email", problems, N_("Enter your e-mail address"), 254)
     if email and "@" not in email:
         problems.add("email", N_("Enter an e-mail address like name@example.com"))
@@ -202,16 +225,32 @@ def register(visit: PublicPage, form: PublicForm) -> Response:
     if not problems and person.birth_date is not None:
         _budget(visit, REGISTER_BUDGET)
         try:
-            services.registry.register_patient(
-                email=email,
-                password=password,
-                given_name=person.given_name,
-                family_name=person.family_name,
-                birth_date=person.birth_date,
-                phone=phone,
-                actor=visit.actor(),
-            )
+            if code:
+                services.activation.register(
+                    code=code,
+                    birth_date=person.birth_date,
+                    email=email,
+                    password=password,
+                    throttle_key=client_address(visit),
+                    actor=visit.actor(),
+                )
+            else:
+                services.registry.register_patient(
+                    email=email,
+                    password=password,
+                    given_name=person.given_name,
+                    family_name=person.family_name,
+                    birth_date=person.birth_date,
+                    phone=phone,
+                    actor=visit.actor(),
+                )
             pair = services.auth.sign_in(email, password, visit.actor())
+        except ActivationRefusedError:
+            _audit_refusal(visit, "register_activation", "failure")
+            problems.add("activation_code", ACTIVATION_FAILED)
+        except TooManyAttemptsError as locked:
+            _audit_refusal(visit, "register_activation", "locked_out")
+            raise too_many(locked.retry_after) from None
         except EmailTakenError:
             problems.add(
                 "email",
@@ -223,7 +262,9 @@ def register(visit: PublicPage, form: PublicForm) -> Response:
             problems.add("email", N_("Check your details: something could not be accepted"))
         else:
             _start_session(visit, pair, "sign_in")
-            return visit.finish(RedirectResponse("/appointments?done=welcome", status_code=303))
+            # With a code the account holds the centre's orders: show those first.
+            target = "/orders?done=welcome" if code else "/appointments?done=welcome"
+            return visit.finish(RedirectResponse(target, status_code=303))
     return render(visit, "register.html", status=422, problems=problems, values=values)
 
 
