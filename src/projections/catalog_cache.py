@@ -6,15 +6,13 @@ catalog changes seldom, so the reader keeps the whole read model in memory and, 
 read, asks PostgreSQL only for the projection's tracking position (one indexed row). When
 the position has moved (a staff change, an event parked, a rebuild), the tables are read
 again; the answer is never older than reading the tables directly at that moment, in this
-process or in any other, so a change shows on the next page. Within ``one_catalog_read()``
-(a page: see ``api.web.app``) only the first read asks for the position, and every read
-answers from the same snapshot: one page shows one catalog.
+process or in any other, so a change shows on the next page. Within a request's
+``one_catalog_read()`` (``application.catalog_scope``) only the first read asks for the
+position, and every read answers from the same snapshot: one page shows one catalog.
 
 The specs handed out are shared between readers: read them, never change them."""
 
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Collection
 from dataclasses import dataclass
 from threading import Lock
 from typing import Any
@@ -24,6 +22,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from application.catalog import Catalog
+from application.catalog_scope import pinned_snapshot
 from application.ports import CatalogReader, ResourceEntry
 from projections.catalog_view import CatalogProjection, PostgresCatalogReader
 
@@ -47,22 +46,6 @@ class _Snapshot:
             if self.modalities[entry.id] == modality
             and (location_id is None or entry.location_id == location_id)
         ]
-
-
-# The snapshot the current scope answers from (a list: set once, seen by the worker
-# threads a request's handlers run in, which get a copy of the context that refers to it).
-_pinned: ContextVar[list[_Snapshot] | None] = ContextVar("catalog_pinned", default=None)
-
-
-@contextmanager
-def one_catalog_read() -> Iterator[None]:
-    """Within this block (one request), the catalog is read once: the first read checks
-    the position, the others answer from the snapshot it found."""
-    token = _pinned.set([])
-    try:
-        yield
-    finally:
-        _pinned.reset(token)
 
 
 class CachedCatalogReader(CatalogReader):
@@ -101,9 +84,9 @@ class CachedCatalogReader(CatalogReader):
         return None if row is None else int(row[0])
 
     def _current(self) -> _Snapshot:
-        pinned = _pinned.get()
+        pinned = pinned_snapshot()
         if pinned:
-            return pinned[0]
+            return pinned[0]  # type: ignore[no-any-return]
         snapshot = self._fresh()
         if pinned is not None:
             pinned.append(snapshot)

@@ -5,8 +5,9 @@ one catalog."""
 import pytest
 
 from application.catalog_file import CatalogSpecs
+from application.catalog_scope import one_catalog_read
 from domain.context import system_actor
-from projections.catalog_cache import CachedCatalogReader, one_catalog_read
+from projections.catalog_cache import CachedCatalogReader
 from projections.catalog_view import PostgresCatalogReader
 from tests.support import catalog_ids, demo_specs, portal_register
 

@@ -1,9 +1,9 @@
 """One catalog per page: the portal's requests read the catalog read model once each
-(``projections.catalog_cache``), however many of a page's parts ask for it."""
+(``application.catalog_scope``), however many of a page's parts ask for it."""
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from projections.catalog_cache import one_catalog_read
+from application.catalog_scope import one_catalog_read
 
 
 class OneCatalogReadPerRequest:
