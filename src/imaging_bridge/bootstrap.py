@@ -73,7 +73,7 @@ from domain.errors import DomainError
 from imaging_bridge.outbound import Outbound, destinations_of
 from projections.appointment_history import PostgresAppointmentReader
 from projections.availability import PostgresBusyReader
-from projections.catalog_view import PostgresCatalogReader
+from projections.catalog_cache import CachedCatalogReader
 from projections.deliveries_view import PostgresDeliveryReader
 from projections.orders_view import PostgresOrderReader
 from projections.patient_lookup import PostgresPatientLookup
@@ -411,7 +411,7 @@ def _wire(
         limits=limits,
         reset_link=settings.reset_link_template,
     )
-    catalog_view = PostgresCatalogReader(pool)
+    catalog_view = CachedCatalogReader(pool)
     access_log = BatchingAccessLog(pool)
     services = Services(
         catalog=catalog,

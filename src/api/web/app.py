@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import STATUS_BY_CODE, log_unhandled
 from api.security import web_csp
 from api.web.i18n import LANGUAGES, N_
+from api.web.one_read import OneCatalogReadPerRequest
 from api.web.pages import account, activation, appointments, booking, records, signing_in
 from api.web.render import Pages
 from api.web.visit import (
@@ -69,6 +70,7 @@ def create_web_app(services: Services) -> FastAPI:
     app.add_api_route("/{rest:path}", not_found, methods=["GET"], include_in_schema=False)
     _install_error_pages(app)
     app.add_middleware(PortalMiddleware)
+    app.add_middleware(OneCatalogReadPerRequest)
     return app
 
 

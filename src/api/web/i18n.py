@@ -3,7 +3,8 @@ step), the language of a request, and dates written out in a place's own time zo
 
 import gettext
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -62,6 +63,26 @@ DAY_FORMATS = {"en": "EEEE d MMMM y", "es": "EEEE, d 'de' MMMM 'de' y"}
 SHORT_DAY_FORMATS = {"en": "EEEE d MMMM", "es": "EEEE, d 'de' MMMM"}
 TIME_FORMATS = {"en": "h:mm a", "es": "H:mm"}
 WEEKDAY_CODES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MINUTES_PER_DAY = 24 * 60
+
+
+# Babel takes a tenth of a millisecond or more for each date it writes out (it looks up
+# the locale and parses the pattern every time), and a booking page writes out dozens:
+# the few days and times a page shows are written once per process and remembered.
+
+
+@lru_cache(maxsize=4096)
+def _day_words(language: str, pattern: str, day: date) -> str:
+    return format_date(day, pattern, locale=language)
+
+
+@lru_cache(maxsize=2 * len(LANGUAGES) * MINUTES_PER_DAY)
+def _clock_words(language: str, hour: int, minute: int) -> str:
+    """A wall-clock time in ``language``: its time pattern holds only the hour, the
+    minute and am/pm, so these two numbers decide the words."""
+    wall_clock = datetime(2000, 1, 3, hour, minute, tzinfo=UTC)
+    text = format_datetime(wall_clock, TIME_FORMATS[language], tzinfo=UTC, locale=language)
+    return text.replace("AM", "am").replace("PM", "pm")
 
 
 @dataclass(frozen=True)
@@ -72,15 +93,14 @@ class Dates:
     language: str
 
     def day(self, day: date) -> str:
-        return format_date(day, DAY_FORMATS[self.language], locale=self.language)
+        return _day_words(self.language, DAY_FORMATS[self.language], day)
 
     def short_day(self, day: date) -> str:
-        return format_date(day, SHORT_DAY_FORMATS[self.language], locale=self.language)
+        return _day_words(self.language, SHORT_DAY_FORMATS[self.language], day)
 
     def time(self, instant: datetime, timezone: str) -> str:
         local = instant.astimezone(ZoneInfo(timezone))
-        text = format_datetime(local, TIME_FORMATS[self.language], locale=self.language)
-        return text.replace("AM", "am").replace("PM", "pm")
+        return _clock_words(self.language, local.hour, local.minute)
 
     def when(self, instant: datetime, timezone: str) -> str:
         """Day, time and zone: the way every appointment time is shown."""

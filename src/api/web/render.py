@@ -68,6 +68,9 @@ class Pages:
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            # The templates ship with the code and change only with it (a restart): each
+            # page takes its compiled templates from memory without looking at the files.
+            auto_reload=False,
         )
         # Only so that the i18n extension compiles in new style; each render hands over
         # its language's functions.

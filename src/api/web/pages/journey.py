@@ -3,7 +3,6 @@ the place's own time zone; "next available" when a day is full; the nearest free
 when the chosen one was just taken. Query values are read leniently and checked: a page
 never fails on what a person (or a bot) typed into its address."""
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -18,7 +17,7 @@ from api.web.forms import Problems
 from api.web.i18n import N_
 from api.web.render import render
 from api.web.visit import Visit
-from application.slot_search import Slot
+from application.slot_search import FreeDay, Slot
 from domain.schedule import out_of_range_problem
 
 DAYS_SHOWN = 28
@@ -93,10 +92,23 @@ def free_slots(visit: Visit, journey: Journey, first: date, days: int) -> list[S
     )
 
 
+def free_days(visit: Visit, journey: Journey, first: date, days: int) -> dict[date, FreeDay]:
+    """The local days among ``days`` from ``first`` with free slots of the exam at the
+    place: how many each, and the first (counted, not listed: see ``free_slots``)."""
+    tz = journey.place.timezone
+    days = min(days, 31)
+    return visit.services.slots.free_days(
+        appointment_type_id=journey.exam.id,
+        location_id=journey.place.id,
+        start=local_midnight(first, tz),
+        end=local_midnight(first + timedelta(days=days), tz),
+    )
+
+
 def next_available(visit: Visit, journey: Journey, after: date) -> date | None:
     """The first day after ``after`` with a free time (looking a month ahead)."""
-    found = free_slots(visit, journey, after + timedelta(days=1), 31)
-    return _local_day(found[0], journey.place) if found else None
+    found = free_days(visit, journey, after + timedelta(days=1), 31)
+    return min(found) if found else None
 
 
 def _local_day(slot: Slot, place: Place) -> date:
@@ -120,20 +132,16 @@ def render_days(
     first = start_from if start_from is not None and today <= start_from else today
     horizon = last_day(visit, journey)
     first = min(first, horizon)
-    slots = free_slots(visit, journey, first, DAYS_SHOWN)
-    counts = Counter(_local_day(slot, journey.place) for slot in slots)
-    earliest: dict[date, Slot] = {}
-    for slot in slots:
-        earliest.setdefault(_local_day(slot, journey.place), slot)
+    found = free_days(visit, journey, first, DAYS_SHOWN)
     days = [
         {
             "value": day.isoformat(),
             "label": visit.dates.short_day(day),
-            "count": counts[day],
-            "first": visit.dates.time(earliest[day].start, journey.place.timezone),
+            "count": found[day].count,
+            "first": visit.dates.time(found[day].first, journey.place.timezone),
             "site": site_words(journey.place, day) if journey.place.mobile else None,
         }
-        for day in sorted(counts)
+        for day in sorted(found)
     ]
     window_end = first + timedelta(days=DAYS_SHOWN)
     later = journey.url(journey.days_page, **{"from": window_end.isoformat()})
