@@ -79,6 +79,22 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def live_account(
+    session: Session | None, now: datetime, registry: Registry, sessions: SessionStore
+) -> Account:
+    """The account behind ``session`` while the session is active and the account enabled
+    (a disabled account's session is ended here); InvalidTokenError otherwise. The one
+    check a refresh (API) and a browser cookie (portal) both make before extending a
+    session."""
+    if session is None or not session.active(now):
+        raise InvalidTokenError("the session has ended; sign in again")
+    account = registry.account(session.account_id)
+    if account.disabled:
+        sessions.revoke(session.id, "account disabled")
+        raise InvalidTokenError("the session has ended; sign in again")
+    return account
+
+
 def _fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
@@ -202,12 +218,8 @@ class AuthService:
         if grant is None:
             raise InvalidTokenError("the refresh token is invalid, expired or already used")
         session = self._sessions.get(grant.family_id)
-        if session is None or not session.active(now):
-            raise InvalidTokenError("the session has ended; sign in again")
-        account = self._registry.account(grant.account_id)
-        if account.disabled:
-            self._sessions.revoke(session.id, "account disabled")
-            raise InvalidTokenError("the session has ended; sign in again")
+        account = live_account(session, now, self._registry, self._sessions)
+        assert session is not None  # live_account refused a missing one
         idle, _ = self._limits.for_account(account)
         self._sessions.touch(session.id, min(now + idle, session.absolute_expires_at))
         return self._tokens(account, session, now)

@@ -13,7 +13,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from application.auth import SessionLimits, TokenPair, hash_token
+from application.auth import SessionLimits, TokenPair, hash_token, live_account
 from application.errors import InvalidTokenError
 from application.ports import (
     Clock,
@@ -73,12 +73,8 @@ class BrowserSessions:
         active and its account enabled. Using it pushes the idle limit on."""
         now = self._clock.now()
         session = self._sessions.by_browser_token(hash_token(cookie)) if cookie else None
-        if session is None or not session.active(now):
-            raise InvalidTokenError("the session has ended; sign in again")
-        account = self._registry.account(session.account_id)
-        if account.disabled:
-            self._sessions.revoke(session.id, "account disabled")
-            raise InvalidTokenError("the session has ended; sign in again")
+        account = live_account(session, now, self._registry, self._sessions)
+        assert session is not None  # live_account refused a missing one
         idle, _ = self._limits.for_account(account)
         self._keep_alive(session, idle, now)
         return Principal(
