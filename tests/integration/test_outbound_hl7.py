@@ -2,23 +2,28 @@
 registrations ADT, each ACKed; AE retried with the same MSH-10; a peer that is down
 gets everything in order when back; a silent peer leads to ambiguous then dead letter."""
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.projection import EventSourcedProjectionRunner
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from adapters.clock import SystemClock
 from adapters.settings import Settings
+from application.ris.delivery_policy import DeliveryPolicy, introduction_id
+from application.scheduling import SchedulingLog
 from domain.appointment_type import AppointmentType
 from domain.context import Actor, system_actor
 from domain.location import Location
 from domain.ris.message_delivery import control_id
 from imaging_bridge.bootstrap import Runtime
-from imaging_bridge.outbound import Outbound
+from imaging_bridge.outbound import Outbound, destinations_of, policy_env
 from tests.integration.mllp_peer import Peer, field_of, wait_until
 
 pytestmark = pytest.mark.integration
@@ -522,3 +527,32 @@ def test_a_patient_registered_before_the_ris_was_a_destination_gets_an_a04_first
     wait_until(lambda: len(by_type(ob, "SIU^S12")) == 2)
     ob.wait_caught_up()
     assert len(by_type(ob, "ADT^A04")) == 1
+
+
+def test_the_bookings_follower_leaves_a_registration_it_is_ahead_of_to_the_registry_one(
+    runtime, peer, outbound_factory
+):
+    # The two followers (registry, scheduling) catch up side by side. When the scheduling
+    # one meets a booking whose patient's registration the registry one has not reached,
+    # it must not introduce the patient: both queueing an A04 at once gave two.
+    patients = [new_patient(runtime, 40 + i) for i in range(4)]
+    for i, patient in enumerate(patients):
+        book(runtime, patient, DAY.replace(hour=8 + i))
+    settings = outbound_settings(runtime, peer)
+    env = policy_env(runtime.env, destinations_of(settings))
+    with EventSourcedProjectionRunner(
+        application_class=SchedulingLog, projection_class=DeliveryPolicy, env=env
+    ) as bookings_only:
+        bookings_only.wait(bookings_only.app.recorder.max_notification_id(), timeout=10)
+        introduced = []
+        for patient in patients:
+            with contextlib.suppress(AggregateNotFoundError):
+                introduced.append(
+                    bookings_only.projection.repository.get(introduction_id(patient, "ris"))
+                )
+    assert introduced == []
+    ob = outbound_factory(settings)
+    wait_until(lambda: len(by_type(ob, "ADT^A04")) == len(patients))
+    ob.wait_caught_up()
+    assert len(by_type(ob, "SIU^S12")) == len(patients)
+    assert len(by_type(ob, "ADT^A04")) == len(patients)

@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import JSONTranscoder
 from eventsourcing.projection import EventSourcedProjection
+from psycopg.sql import SQL, Identifier
 
 from application.base import BaseApplication, DateAsISO, tolerating_concurrent_ddl
 from application.catalog import Catalog
@@ -155,14 +156,17 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
         """A patient registered here whose ADT^A04 never went to ``recipient`` (they
         registered before it was a destination) gets one now, ahead of their first SIU
         (it carries their registration's time, so it is sent first), with the
-        demographics the SIU carries. Patients the RIS sent us need none. Its identity is
-        its own (``introduction_id``): when the registry's follower has not reached the
-        registration yet, it finds this one and queues no second A04; the two followers
-        never write the same delivery, so neither can stop on the other's write."""
+        demographics the SIU carries. Patients the RIS sent us need none. While the
+        registry's follower has not reached the registration, nothing is queued here: it
+        queues their A04 itself (two followers deciding at once queued two A04s). Its
+        identity is its own (``introduction_id``), so the two followers never write the
+        same delivery and neither can stop on the other's write."""
         patient_id = UUID(siu["patient_id"])
         registration = MessageDelivery.create_id(
             f"{patient_id}:{REGISTERED_VERSION}", recipient, "hl7"
         )
+        if not self._registration_followed(patient_id):
+            return  # the registry's follower has not reached it: it queues their A04 itself
         if self.find_delivery(registration, processing_event) or self.find_delivery(
             introduction_id(patient_id, recipient), processing_event
         ):
@@ -187,6 +191,25 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
                 meta=meta,
             )
         )
+
+    def _registration_followed(self, patient_id: UUID) -> bool:
+        """Whether the registry's follower has processed the patient's registration.
+
+        Until it has, it will queue their ADT^A04 itself, so an introduction now would
+        be a second one (the two followers run side by side). Once it has, its tracking
+        record and any A04 it queued were committed together, so ``find_delivery``
+        answers for it."""
+        recorder: Any = self._reader(RegistryLog).recorder
+        statement = SQL(
+            "SELECT notification_id FROM {}.{} WHERE originator_id = %s AND originator_version = %s"
+        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+        with recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (patient_id, REGISTERED_VERSION))
+            row = curs.fetchone()
+        if row is None:
+            return False
+        followed = self.recorder.max_tracking_id(RegistryLog.name) or 0
+        return bool(followed >= row["notification_id"])
 
     def find_delivery(self, delivery_id: UUID, processing_event: ProcessingEvent[UUID]) -> bool:
         """Whether the delivery exists (stored, or collected by this processing event)."""
