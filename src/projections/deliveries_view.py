@@ -33,6 +33,37 @@ def delivery_changes(event: Any, position: int) -> list[Change]:
                 ),
                 _history(event, kind="dead_lettered", detail=event.reason, at=event.timestamp),
             ]
+        case MessageDelivery.Withdrawn():
+            return [
+                _delivery(
+                    event, status="withdrawn", dead_reason=event.reason, next_attempt_at=None
+                ),
+                _history(event, kind="withdrawn", detail=event.reason, at=event.timestamp),
+            ]
+        case MessageDelivery.Held():
+            return [
+                _delivery(event, next_attempt_at=event.until),
+                _history(event, kind="held", detail=event.reason, at=event.timestamp),
+            ]
+        case MessageDelivery.FoundUndeliverable():
+            return [
+                _delivery(
+                    event, status="undeliverable", dead_reason=event.reason, next_attempt_at=None
+                ),
+                _history(event, kind="undeliverable", detail=event.reason, at=event.timestamp),
+            ]
+        case MessageDelivery.ReceiptRecorded():
+            detail = f"{event.status} {event.code}".strip()
+            return [
+                _history(
+                    event,
+                    kind="receipt",
+                    code=event.code,
+                    detail=detail,
+                    outcome=event.status,
+                    at=event.at,
+                )
+            ]
         case MessageDelivery.Redriven():
             return [
                 _delivery(
@@ -58,6 +89,7 @@ def _queued(event: Any, position: int) -> Change:
             "control_id": control_id(event.originator_id),
             "status": "queued",
             "attempts": 0,
+            "next_attempt_at": event.due_at,
             "created_at": event.timestamp,
             "version": event.originator_version,
             "updated_at": event.timestamp,

@@ -334,3 +334,115 @@ def test_rendered_er7_reparses_to_the_same_fields(
     assert again == er7
     fast = render_fast(trigger, payload, control_id(delivery), recipient="ris", version=version)
     assert fast == er7
+
+
+# Patient channels (issue 11): reminders wait for their time, are withdrawn when the exam
+# moves, wait out quiet hours; a message with no way to go is recorded as undeliverable.
+
+
+def reminder(due_at: datetime) -> MessageDelivery:
+    return MessageDelivery.queue(
+        channel="sms",
+        recipient="patient-1",
+        message_type="reminder",
+        cause="a:1:reminder:72h",
+        cause_at=T0,
+        ordering_key="r-1",
+        payload={"kind": "reminder"},
+        meta=META,
+        due_at=due_at,
+    )
+
+
+def test_a_reminder_is_not_due_before_its_time():
+    d = reminder(T0 + timedelta(days=2))
+    assert not d.is_due(T0 + timedelta(days=1))
+    assert d.is_due(T0 + timedelta(days=2))
+    assert replay(d).next_attempt_at == T0 + timedelta(days=2)
+
+
+def test_a_not_yet_attempted_reminder_is_withdrawn_and_never_due_again():
+    d = reminder(T0 + timedelta(days=2))
+    assert d.withdraw(reason="appointment cancelled", meta=META)
+    assert (d.status, d.end_reason) == ("withdrawn", "appointment cancelled")
+    assert not d.is_due(T0 + timedelta(days=5))
+    assert not d.withdraw(reason="again", meta=META)  # nothing changes twice
+    assert replay(d).status == "withdrawn"
+
+
+def test_a_delivery_already_attempted_is_not_withdrawn():
+    d = reminder(T0)
+    attempt(d, REJECTED_RETRYABLE)
+    assert not d.withdraw(reason="appointment cancelled", meta=META)
+    assert d.status == RETRYING
+
+
+def test_a_held_delivery_waits_until_the_hold_ends():
+    d = reminder(T0)
+    d.hold(until=T0 + timedelta(hours=9), reason="quiet hours", meta=META)
+    assert not d.is_due(T0 + timedelta(hours=8))
+    assert d.is_due(T0 + timedelta(hours=9))
+    assert replay(d).next_attempt_at == T0 + timedelta(hours=9)
+
+
+def test_an_undeliverable_message_is_recorded_and_never_sent():
+    d = MessageDelivery.undeliverable(
+        channel="email",
+        recipient="patient-1",
+        message_type="booking_confirmation",
+        cause="a:1",
+        cause_at=T0,
+        ordering_key="c-1",
+        payload={},
+        reason="no consented channel",
+        meta=META,
+    )
+    assert (d.status, d.end_reason) == ("undeliverable", "no consented channel")
+    assert not d.is_due(T0 + timedelta(days=1))
+    with pytest.raises(DeliveryStateError):
+        d.hold(until=T0, reason="quiet hours", meta=META)
+    assert replay(d).status == "undeliverable"
+
+
+def test_a_provider_asking_to_wait_is_not_retried_sooner():
+    d = reminder(T0)
+    d.record_attempt(
+        outcome=REJECTED_RETRYABLE,
+        code="rate_limited",
+        detail="429",
+        at=T0,
+        policy=POLICY,
+        jitter=1.0,
+        meta=META,
+        retry_after=timedelta(seconds=30),
+    )
+    assert d.next_attempt_at == T0 + timedelta(seconds=30)
+
+
+def test_a_delivery_queued_before_due_times_existed_loads_as_due_at_once():
+    state: dict[str, object] = {"channel": "hl7"}
+    MessageDelivery.Queued.upcast_v1_v2(state)
+    assert state["due_at"] is None
+
+
+def test_read_model_fold_shows_withdrawn_held_and_undeliverable():
+    d = reminder(T0 + timedelta(days=1))
+    d.hold(until=T0 + timedelta(days=1, hours=2), reason="quiet hours", meta=META)
+    d.withdraw(reason="appointment moved", meta=META)
+    changes = [c for i, e in enumerate(d.collect_events()) for c in delivery_changes(e, i + 1)]
+    rows = [c for c in changes if getattr(c, "table", "") == "rm_deliveries"]
+    assert rows[0].values["next_attempt_at"] == T0 + timedelta(days=1)
+    assert rows[1].values["next_attempt_at"] == T0 + timedelta(days=1, hours=2)
+    assert rows[2].values["status"] == "withdrawn"
+
+
+def test_a_provider_receipt_is_kept_without_changing_the_outcome():
+    d = reminder(T0)
+    attempt(d, ACCEPTED)
+    d.record_receipt(provider_id="SM123", status="undelivered", code="30003", at=T0, meta=META)
+    assert (d.status, d.last_receipt) == (ACKNOWLEDGED, "undelivered")
+    with pytest.raises(InvalidValueError):
+        d.record_receipt(provider_id="SM123", status=" ", code="", at=T0, meta=META)
+    events = d.collect_events()
+    history = delivery_changes(events[-1], 9)
+    assert history[0].values["detail"] == "undelivered 30003"

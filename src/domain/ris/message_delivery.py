@@ -5,6 +5,9 @@ queued -> attempted (n, with outcome) -> acknowledged
                                       -> failed, permanent -> dead-lettered
                                       -> ambiguous (sent, no answer) -> resent, same control id
 dead-lettered -> redriven -> queued
+queued (not yet attempted) -> withdrawn       (a reminder of a cancelled or moved exam)
+queued -> held until a time -> queued         (the patient's quiet hours)
+undeliverable                                  (no channel the patient consented to)
 
 Its identity derives from its cause (source event + recipient + channel), so processing
 the same cause again creates nothing twice. Channels: ``hl7`` now; ``email``, ``sms``,
@@ -26,6 +29,8 @@ ACKNOWLEDGED = "acknowledged"
 RETRYING = "retrying"
 AMBIGUOUS = "ambiguous"
 DEAD = "dead_lettered"
+WITHDRAWN = "withdrawn"
+UNDELIVERABLE = "undeliverable"
 
 # Attempt outcomes
 ACCEPTED = "accepted"  # AA / CA, or the provider's success
@@ -73,6 +78,13 @@ class MessageDelivery(Aggregate):
         ordering_key: str
         payload: dict[str, str]
         meta: dict[str, str]
+        due_at: datetime | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Deliveries queued before they could wait for a time were due at once."""
+            state["due_at"] = None
 
     class Attempted(Aggregate.Event):
         number: int
@@ -92,6 +104,26 @@ class MessageDelivery(Aggregate):
         at: datetime
         meta: dict[str, str]
 
+    class Withdrawn(Aggregate.Event):
+        reason: str
+        meta: dict[str, str]
+
+    class Held(Aggregate.Event):
+        until: datetime
+        reason: str
+        meta: dict[str, str]
+
+    class FoundUndeliverable(Aggregate.Event):
+        reason: str
+        meta: dict[str, str]
+
+    class ReceiptRecorded(Aggregate.Event):
+        provider_id: str
+        status: str
+        code: str
+        at: datetime
+        meta: dict[str, str]
+
     @staticmethod
     def create_id(cause: str, recipient: str, channel: str) -> UUID:
         return delivery_id(cause, recipient, channel)
@@ -108,7 +140,9 @@ class MessageDelivery(Aggregate):
         ordering_key: str,
         payload: dict[str, str],
         meta: dict[str, str],
+        due_at: datetime | None = None,
     ) -> "MessageDelivery":
+        """A delivery to send now, or not before ``due_at`` (a reminder)."""
         if channel not in CHANNELS:
             raise InvalidValueError(f"channel must be one of {', '.join(CHANNELS)}")
         if not recipient or not message_type or not cause:
@@ -122,7 +156,37 @@ class MessageDelivery(Aggregate):
             ordering_key=ordering_key,
             payload=dict(payload),
             meta=meta,
+            due_at=due_at,
         )
+
+    @classmethod
+    def undeliverable(
+        cls,
+        *,
+        channel: str,
+        recipient: str,
+        message_type: str,
+        cause: str,
+        cause_at: datetime,
+        ordering_key: str,
+        payload: dict[str, str],
+        reason: str,
+        meta: dict[str, str],
+    ) -> "MessageDelivery":
+        """A message that had to be sent and has no way to go (the patient consented to
+        no channel that can carry it): recorded, never silently dropped."""
+        delivery = cls.queue(
+            channel=channel,
+            recipient=recipient,
+            message_type=message_type,
+            cause=cause,
+            cause_at=cause_at,
+            ordering_key=ordering_key,
+            payload=payload,
+            meta=meta,
+        )
+        delivery._found_undeliverable(reason=reason, meta=meta)
+        return delivery
 
     @event(Queued)
     def __init__(
@@ -135,6 +199,7 @@ class MessageDelivery(Aggregate):
         ordering_key: str,
         payload: dict[str, str],
         meta: dict[str, str],
+        due_at: datetime | None = None,
     ) -> None:
         self.channel = channel
         self.recipient = recipient
@@ -148,9 +213,12 @@ class MessageDelivery(Aggregate):
         self.ambiguous_attempts = 0
         self.last_code = ""
         self.last_detail = ""
-        self.next_attempt_at: datetime | None = None
+        self.due_at = due_at
+        self.next_attempt_at: datetime | None = due_at
         self.dead_reason = ""
-        self.patience_from = cause_at
+        self.end_reason = ""
+        self.last_receipt = ""
+        self.patience_from = cause_at if due_at is None else max(cause_at, due_at)
 
     @property
     def control_id(self) -> str:
@@ -174,8 +242,10 @@ class MessageDelivery(Aggregate):
         policy: "RetryPolicy",
         jitter: float,
         meta: dict[str, str],
+        retry_after: timedelta | None = None,
     ) -> None:
-        """What one send led to; decides the next state from the retry policy."""
+        """What one send led to; decides the next state from the retry policy (a retry no
+        sooner than ``retry_after`` when the provider asked for that)."""
         if not self.is_pending:
             raise DeliveryStateError(f"a delivery that is {self.status} is not sent")
         if outcome not in OUTCOMES:
@@ -192,6 +262,8 @@ class MessageDelivery(Aggregate):
             limit = policy.ambiguous_limit if outcome == NO_ANSWER else policy.attempt_limit
             if retries < limit:
                 next_at = at + backoff(retries, policy.base_delay, policy.max_delay, jitter)
+        if next_at is not None and retry_after is not None:
+            next_at = max(next_at, at + min(retry_after, policy.max_delay))
         self._attempted(
             number=number,
             outcome=outcome,
@@ -251,6 +323,55 @@ class MessageDelivery(Aggregate):
         self.next_attempt_at = at
         self.dead_reason = ""
         self.patience_from = at
+
+    def withdraw(self, *, reason: str, meta: dict[str, str]) -> bool:
+        """Take back a delivery not yet attempted (the reminder of an exam that moved or
+        was cancelled); False, changing nothing, when it is already on its way or done."""
+        if self.status != QUEUED or self.attempts:
+            return False
+        self._withdrawn(reason=reason, meta=meta)
+        return True
+
+    @event(Withdrawn)
+    def _withdrawn(self, reason: str, meta: dict[str, str]) -> None:
+        self.status = WITHDRAWN
+        self.end_reason = reason
+        self.next_attempt_at = None
+
+    def hold(self, *, until: datetime, reason: str, meta: dict[str, str]) -> None:
+        """Wait until ``until`` before the next send (the patient's quiet hours)."""
+        if not self.is_pending:
+            raise DeliveryStateError(f"a delivery that is {self.status} is not held")
+        self._held(until=until, reason=reason, meta=meta)
+
+    @event(Held)
+    def _held(self, until: datetime, reason: str, meta: dict[str, str]) -> None:
+        self.next_attempt_at = until
+        self.patience_from = max(self.patience_from, until)
+
+    @event(FoundUndeliverable)
+    def _found_undeliverable(self, reason: str, meta: dict[str, str]) -> None:
+        self.status = UNDELIVERABLE
+        self.end_reason = reason
+        self.next_attempt_at = None
+
+    def record_receipt(
+        self, *, provider_id: str, status: str, code: str, at: datetime, meta: dict[str, str]
+    ) -> None:
+        """What the provider later reported about a message it took (an SMS status
+        callback: delivered, undelivered, failed, with its error code). Kept for the
+        compliance officer; it does not change whether the delivery was sent."""
+        if not status.strip():
+            raise InvalidValueError("a receipt needs a status")
+        self._receipt_recorded(
+            provider_id=provider_id[:100], status=status[:40], code=code[:40], at=at, meta=meta
+        )
+
+    @event(ReceiptRecorded)
+    def _receipt_recorded(
+        self, provider_id: str, status: str, code: str, at: datetime, meta: dict[str, str]
+    ) -> None:
+        self.last_receipt = status
 
 
 class RetryPolicy:
