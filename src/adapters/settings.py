@@ -101,6 +101,31 @@ class Settings(BaseSettings):
     delivery_max_delay: float = Field(default=600.0, gt=0, description="seconds")
     delivery_give_up_after: float = Field(default=259_200.0, gt=0, description="seconds")
     delivery_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Patient channels: e-mail, SMS, web push; the notices they carry.
+    centre_name: str = Field(default="Imaging Bridge Demo Centre", min_length=1, max_length=80)
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="smtp://host:25, smtp+starttls://user:pass@host:587 or smtps://…:465;"
+        " unset: e-mail into a Maildir under DATA_DIR",
+    )
+    mail_from: str = Field(default="Imaging Bridge <no-reply@imaging-bridge.invalid>")
+    twilio_account_sid: str = Field(default="", description="unset: SMS into a file")
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str = Field(default="", description="E.164 number or Messaging Service SID")
+    twilio_base_url: str = Field(
+        default="", description="Twilio API base URL (tests: a local server); unset: Twilio's"
+    )
+    vapid_private_key: SecretStr | None = Field(
+        default=None, description="PEM or base64url P-256 key; unset: one kept in DATA_DIR"
+    )
+    vapid_subject: str = Field(default="mailto:it@imaging-bridge.invalid")
+    reminder_offsets: str = Field(
+        default="72h,24h",
+        description="before the exam, e.g. 72h,24h,2h (an exam type may set its own)",
+    )
+    default_quiet_hours: str = Field(
+        default="21:00-08:00", description="HH:MM-HH:MM in the patient's zone; empty: none"
+    )
 
     @property
     def development_like(self) -> bool:
