@@ -51,6 +51,7 @@ class Projections(ReadModelSync):
         self._readers: dict[str, ReadModelView] = {}
         # Readiness: the log's head when each runner started, until it has caught up.
         self._start_heads: dict[str, int] = {}
+        self._heads_asked = False
         self._listener: TrackingListener | None = None
         self._listener_lock = threading.Lock()
 
@@ -122,8 +123,16 @@ class Projections(ReadModelSync):
         return {name: n for name, n in self.lag().items() if n > 0}
 
     def caught_up(self) -> bool:
-        """Every runner here has processed the log as it was when it started (a process
-        that starts far behind is not ready until then; later lag does not count)."""
+        """Every runner here has processed the log as it was when readiness was first
+        asked (a process that starts far behind, or seeds data at start-up like
+        ``serve --demo``, is not ready until then; later lag does not count)."""
+        if not self._heads_asked:
+            self._heads_asked = True
+            for name in list(self._start_heads):
+                runner = self._runners.get(name)
+                if runner is not None:
+                    head = runner.app.recorder.max_notification_id() or 0
+                    self._start_heads[name] = max(self._start_heads[name], head)
         for name, head in list(self._start_heads.items()):
             runner = self._runners.get(name)
             if runner is None or (runner.view.max_tracking_id(runner.app_name) or 0) >= head:
