@@ -5,11 +5,12 @@ Orders and the RIS's own bookings share this event store (``application.ris``)."
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from application.base import BaseApplication, Position, retrying
+from application.base import BUSY, BaseApplication, Position, retrying
+from application.calendar_turns import CalendarGate, CalendarTurns, calendar_key
 from application.calendars import Calendars
 from application.catalog import Catalog
 from application.errors import (
@@ -121,21 +122,28 @@ class Scheduling(SchedulingLog):
         bookings: AppointmentReader | None = None,
         limits: BookingLimits | None = None,
         survivor: Callable[[UUID], UUID] | None = None,
+        gate: CalendarGate | None = None,
     ) -> None:
         """``bookings`` (the appointments read model) lets ``book`` count what a patient
         already holds against ``limits``; without it, bookings are not capped.
         ``survivor`` names the record a patient's record was merged into (ADT^A40), so
         that a patient may book the orders the RIS placed under a record merged into
-        theirs; without it, records are taken as never merged."""
+        theirs; without it, records are taken as never merged. ``gate`` lets writers of one
+        busy calendar in several processes take turns (``CalendarTurns``)."""
         super().__init__(env)
         self.catalog = catalog
         self._clock = clock
         self._bookings = bookings
         self.limits = limits or BookingLimits()
         self._orders = BookedOrders(self, survivor)
+        self._turns = CalendarTurns(gate, busy=BUSY)
 
     def now(self) -> datetime:
         return self._clock.now()
+
+    def close(self) -> None:
+        self._turns.close()
+        super().close()
 
     # Commands -------------------------------------------------------------------------
 
@@ -162,7 +170,8 @@ class Scheduling(SchedulingLog):
             else uuid4()
         )
 
-        return retry_writes(
+        return self._turns.write(
+            calendar_key(location_id, start.astimezone(UTC).date()),
             lambda: self._commit(
                 self.plan_book(
                     appointment_id=appointment_id,
@@ -173,7 +182,7 @@ class Scheduling(SchedulingLog):
                     actor=actor,
                     order_id=order_id,
                 )
-            )
+            ),
         )
 
     def plan_book(
@@ -248,7 +257,8 @@ class Scheduling(SchedulingLog):
     ) -> Written:
         """Move an appointment to a new start (and maybe location); same identity."""
 
-        return retry_writes(
+        return self._turns.write(
+            calendar_key(location_id or "its own", start.astimezone(UTC).date()),
             lambda: self._commit(
                 self.plan_reschedule(
                     appointment_id,
@@ -258,7 +268,7 @@ class Scheduling(SchedulingLog):
                     actor=actor,
                     owner=owner,
                 )
-            )
+            ),
         )
 
     def plan_reschedule(

@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from adapters.access_log import BatchingAccessLog
 from adapters.at_rest import AtRestCipher
 from adapters.break_glass import PostgresAlertReader, PostgresBreakGlassStore
+from adapters.calendar_gate import AdvisoryLockGate
 from adapters.clock import SystemClock
 from adapters.database import (
     NoDatabaseError,
@@ -371,6 +372,7 @@ def _wire(
     pool = reader_pool(url, settings.db_pool_size)
     appointments = PostgresAppointmentReader(pool)
     registry = Registry(env, hasher=hasher, clock=clock)
+    gate = AdvisoryLockGate(url)
     scheduling = Scheduling(
         env,
         catalog=catalog,
@@ -382,6 +384,7 @@ def _wire(
             requests_per_hour=settings.booking_requests_per_hour,
         ),
         survivor=registry.surviving_id,
+        gate=gate,
     )
     deliveries = Deliveries(env)
     cipher = AtRestCipher(env["CIPHER_KEY"])
