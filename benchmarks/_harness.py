@@ -684,7 +684,6 @@ def parse_levels(text: str) -> list[int]:
 
 BENCH_EMAIL = "bench@example.org"
 BENCH_PASSWORD = "bench password long"
-MACHINE_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @contextlib.contextmanager
@@ -702,7 +701,7 @@ def in_process_runtime(pg: str, email: str = BENCH_EMAIL, **build: Any) -> Itera
     from imaging_bridge.bootstrap import build as build_runtime
 
     server_url = (
-        MACHINE_PG
+        f"{MACHINE_PG}/postgres"
         if pg == "machine"
         else start_embedded(Path(tempfile.mkdtemp(prefix="ib-bench-")), delete_at_exit=True)
     )
