@@ -54,6 +54,9 @@ TARGET_CLIENTS = 50
 TARGET = Target("slot search p95", "<", TARGET_P95_MS, "ms", f"at {TARGET_CLIENTS} clients")
 RANGE_DAYS = 14
 BASELINE = "healthz"  # --scenario healthz: GET /healthz, the stack's floor
+RATIO = Target(
+    "slot searches/s ÷ GET /healthz requests/s", ">=", 0.5, "", "same server, same clients"
+)
 
 # exam type code @ location code; CT at the 24-hour centre returns the most slots.
 MIX = (
@@ -196,6 +199,19 @@ def verdicts(levels: list[dict[str, Any]], labels: list[str]) -> list[Verdict]:
     return [TARGET.check(p95) for p95 in measured] or [TARGET.check(None)]
 
 
+def ratio_verdicts(levels: list[dict[str, Any]]) -> list[Verdict]:
+    """With --ratio each concurrency ran GET /healthz, then the searches: the ratio of
+    their throughputs (the searches counted only when every answer was a 200)."""
+    checked = []
+    for floor, level in zip(levels[::2], levels[1::2], strict=True):
+        rows = level["rows"]["ALL"]
+        all_ok = rows["ok"] == rows["count"]
+        ratio = rows["ok_per_s"] / floor["rows"]["ALL"]["ok_per_s"]
+        log(f"{level['clients']} clients: ratio {ratio:.2f}")
+        checked.append(RATIO.check(ratio if all_ok else 0.0))
+    return checked
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -226,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         "--spread-days", type=int, default=14, help="ranges start 1..N days ahead (default 14)"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--ratio",
+        action="store_true",
+        help="at each concurrency, run GET /healthz first on the same server, and hold the"
+        " searches' throughput against it (target >= 0.5) instead of the p95 target",
+    )
     add_server_arguments(parser)
     add_check_argument(parser)
     args = parser.parse_args(argv)
@@ -236,7 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"machine: {info}")
         queries = load_queries(server.base_url, labels)
         sizes = describe_queries(server.base_url, queries)
-        levels = [run_level(server.base_url, queries, n, args, server) for n in args.concurrency]
+        levels = []
+        for n in args.concurrency:
+            if args.ratio:
+                floor = load_queries(server.base_url, [BASELINE])
+                levels.append(run_level(server.base_url, floor, n, args, server))
+            levels.append(run_level(server.base_url, queries, n, args, server))
     problems = server.problems
 
     print(f"\n## Slot search: {', '.join(labels)}\n")
@@ -248,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = level["rows"]["ALL"]["throughput_per_s"]
         print(f"### {level['clients']} concurrent clients  ({cpu_text(level['cpu'], rate)})\n")
         print(markdown_table(level["rows"], "query"))
-    checked = verdicts(levels, labels)
+    checked = ratio_verdicts(levels) if args.ratio else verdicts(levels, labels)
     for verdict in checked:
         print(f"{verdict.line()}\n")
     if problems:

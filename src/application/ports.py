@@ -184,6 +184,15 @@ class BusyReader(ABC):
         """Reserved intervals overlapping [start, end), by resource."""
 
 
+class SearchVersions(ABC):
+    """How far the read models a slot search reads have got (availability, catalog): an
+    answer worked out at the same versions is still the answer."""
+
+    @abstractmethod
+    def current(self) -> tuple[int, ...]:
+        """The read models' positions now."""
+
+
 class ReadModelSync(ABC):
     @abstractmethod
     def wait(self, position: Position, timeout: float = 5.0) -> bool:

@@ -24,6 +24,7 @@ from application.ris.delivery_desk import DeliveryDesk
 from application.ris.inbound_desk import Hl7Inbound
 from application.ris.patient_records import PatientRecords
 from application.scheduling import Scheduling
+from application.slot_answers import SlotAnswers
 from application.slot_search import SlotSearch
 
 
@@ -45,6 +46,7 @@ class Services:
     registry: Registry
     auth: AuthService
     slots: SlotSearch
+    slot_answers: SlotAnswers
     appointments: AppointmentReader
     appointment_details: AppointmentDetails
     catalog_view: CatalogReader

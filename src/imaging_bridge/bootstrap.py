@@ -69,11 +69,12 @@ from application.ris.inbound_ports import InboundHandler
 from application.ris.patient_records import PatientRecords, ViewerSettings
 from application.scheduling import BookingLimits, Scheduling
 from application.services import Services
+from application.slot_answers import SlotAnswers
 from application.slot_search import SlotSearch
 from domain.errors import DomainError
 from imaging_bridge.outbound import Outbound, destinations_of
 from projections.appointment_history import PostgresAppointmentReader
-from projections.availability import PostgresBusyReader
+from projections.availability import PostgresBusyReader, PostgresSearchVersions
 from projections.catalog_cache import CachedCatalogReader
 from projections.deliveries_view import PostgresDeliveryReader
 from projections.orders_view import PostgresOrderReader
@@ -416,12 +417,14 @@ def _wire(
     )
     catalog_view = CachedCatalogReader(pool)
     access_log = BatchingAccessLog(pool)
+    slots = SlotSearch(catalog_view, PostgresBusyReader(pool), clock)
     services = Services(
         catalog=catalog,
         scheduling=scheduling,
         registry=registry,
         auth=auth,
-        slots=SlotSearch(catalog_view, PostgresBusyReader(pool), clock),
+        slots=slots,
+        slot_answers=SlotAnswers(slots, PostgresSearchVersions(pool), clock),
         appointments=appointments,
         appointment_details=AppointmentDetails(catalog_view, catalog),
         catalog_view=catalog_view,

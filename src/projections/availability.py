@@ -8,11 +8,15 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from application.ports import BusyReader
+from application.catalog import Catalog
+from application.ports import BusyReader, SearchVersions
+from application.scheduling import SchedulingLog
 from domain.resource_day import ResourceDay
 from domain.schedule import Interval
+from projections.catalog_view import CatalogProjection
 from projections.changes import Change, Delete, Upsert
 from projections.view import ReadModelView
 
@@ -59,3 +63,22 @@ class PostgresBusyReader(BusyReader):
                 Interval(starts_at.astimezone(UTC), ends_at.astimezone(UTC))
             )
         return found
+
+
+class PostgresSearchVersions(SearchVersions):
+    """The positions of the availability and catalog read models, in one query."""
+
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        self._pool = pool
+        self._query = sql.SQL(
+            "SELECT (SELECT max(notification_id) FROM {availability} WHERE application_name = %s),"
+            " (SELECT max(notification_id) FROM {catalog} WHERE application_name = %s)"
+        ).format(
+            availability=sql.Identifier(f"{AvailabilityProjection.name}_tracking"),
+            catalog=sql.Identifier(f"{CatalogProjection.name}_tracking"),
+        )
+
+    def current(self) -> tuple[int, ...]:
+        with self._pool.connection() as conn:
+            row = conn.execute(self._query, (SchedulingLog.name, Catalog.name)).fetchone()
+        return (0, 0) if row is None else (int(row[0] or 0), int(row[1] or 0))

@@ -3,17 +3,27 @@ from typing import Annotated
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from api.consistency import HEADER, check_token, parse_token
 from api.deps import Public, ServicesDep
 from api.schemas.common import INSTANT_HELP, Instant
 from api.schemas.slots import SlotOut
+from application.slot_search import Slot
 
 router = APIRouter(prefix="/v1", tags=["slots"], dependencies=[Public])
 
 
-@router.get("/slots", response_model=list[SlotOut], summary="Free slots for an exam")
+@router.get(
+    "/slots",
+    response_model=list[SlotOut],
+    summary="Free slots for an exam",
+    description="Answers carry an `ETag` and `Cache-Control: private, no-cache`: send it back"
+    " in `If-None-Match` and an unchanged answer is a bodiless 304. After a booking, send"
+    " its `X-Consistency-Token` and the answer no longer offers the booked time.",
+)
 def slots(
+    request: Request,
     services: ServicesDep,
     appointment_type_id: UUID,
     start: Annotated[Instant, Query(description=f"slots from: {INSTANT_HELP}")],
@@ -23,12 +33,30 @@ def slots(
     ],
     location_id: UUID | None = None,
 ) -> Response:
+    """The same question asked again is answered from ``SlotAnswers`` while the read
+    models it was worked out from are unchanged. A client that just booked may send its
+    ``X-Consistency-Token``: the answer then waits until the slot shows as taken."""
+    token = parse_token(request.headers.get(HEADER))
+    if token is not None:
+        check_token(token, services.sync)
+        services.sync.wait(token)
+    answer = services.slot_answers.answer(
+        appointment_type_id=appointment_type_id,
+        location_id=location_id,
+        start=start,
+        end=end,
+        render=render_slots,
+    )
+    headers = {"ETag": answer.etag, "Cache-Control": "private, no-cache"}
+    if request.headers.get("if-none-match") == answer.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
+
+
+def render_slots(found: list[Slot]) -> bytes:
     """Slots are serialised by hand: a 14-day search of a 24-hour scanner is over a
     thousand slots, and validating each through the response model cost more than
     finding them. The shape is still ``list[SlotOut]`` (schemathesis checks it)."""
-    found = services.slots.find(
-        appointment_type_id=appointment_type_id, location_id=location_id, start=start, end=end
-    )
     zones: dict[str, ZoneInfo] = {}
     ids: dict[UUID, str] = {}
     body = []
@@ -45,4 +73,4 @@ def slots(
                 "site": slot.site,
             }
         )
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+    return json.dumps(body, separators=(",", ":")).encode()
