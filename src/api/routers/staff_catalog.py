@@ -159,7 +159,7 @@ class Write:
             refusal = StrandRefusalOut(
                 code="would_strand_appointments",
                 detail=error.detail,
-                appointments=_stranded_out(error.appointments),
+                appointments=_stranded_out(error.appointments, self.briefs),
             )
             return JSONResponse(refusal.model_dump(mode="json"), status_code=409)
         self._log_reads(change.stranded)  # the displaced ones are among them
@@ -175,7 +175,7 @@ class Write:
             lambda change: ResourceChangeOut(
                 outcome=change.outcome,
                 resource=_resource_out(change.entry),
-                stranded=_stranded_out(change.stranded),
+                stranded=_stranded_out(change.stranded, self.briefs),
                 displaced=_stranded_out(change.displaced, self.briefs),
             ),
         )
@@ -270,7 +270,7 @@ def put_location(
         lambda change: LocationChangeOut(
             outcome=change.outcome,
             location=_location_out(change.entry),
-            stranded=_stranded_out(change.stranded),
+            stranded=_stranded_out(change.stranded, write.briefs),
             displaced=_stranded_out(change.displaced, write.briefs),
         ),
     )
