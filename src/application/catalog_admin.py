@@ -184,6 +184,8 @@ class EntryChange(Generic[T]):
     displaced: list[Booking] = field(default_factory=list)
     """The stranded appointments this change moved to ``needs_new_time`` (those still
     booked at their stranded time when it was settled)."""
+    displaced_at: Position | None = None
+    """Where that move landed in the scheduling log."""
 
 
 @dataclass(frozen=True)
@@ -420,8 +422,13 @@ class CatalogAdmin:
         change, stranding = saved
         if stranding is None:
             return change
-        moved = set(StrandedAppointments(self._scheduling).settle(stranding))
-        return replace(change, displaced=[b for b in change.stranded if b.id in moved])
+        settled = StrandedAppointments(self._scheduling).settle(stranding)
+        moved = set(settled.moved)
+        return replace(
+            change,
+            displaced=[b for b in change.stranded if b.id in moved],
+            displaced_at=settled.position,
+        )
 
     def _save_resource(
         self,

@@ -17,6 +17,7 @@ the event store's optimistic concurrency and the second finds the work done. So 
 appointment gets one ``Appointment.Displaced``.
 """
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -25,10 +26,19 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection
 from eventsourcing.utils import get_topic
 
+from application.base import Position
 from application.scheduling import SchedulingLog, retry_writes
 from domain.appointment import BOOKED, Appointment
 from domain.context import Actor
 from domain.stranding import Stranding
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The appointments a settlement moved to ``needs_new_time``, and where it landed."""
+
+    moved: list[UUID]
+    position: Position | None
 
 
 def actor_of(meta: dict[str, str]) -> Actor:
@@ -57,15 +67,16 @@ class StrandedAppointments:
     def __init__(self, scheduling: SchedulingLog) -> None:
         self._store = scheduling
 
-    def settle(self, stranding: Stranding) -> list[UUID]:
+    def settle(self, stranding: Stranding) -> Settled:
         """Move every appointment the stranding lists that still holds its stranded time
         to ``needs_new_time`` and free that time, all in one atomic save; the ids moved
-        (none when they were all moved already). The ``Displaced`` events carry the
-        stranding's reason and cause, and the actor of the change."""
+        (none when they were all moved already) and where the save landed. The
+        ``Displaced`` events carry the stranding's reason and cause, and the actor of the
+        change."""
         actor = actor_of(stranding.meta)
         meta = actor.meta(stranding=str(stranding.id))
 
-        def attempt() -> list[UUID]:
+        def attempt() -> Settled:
             calendars = self._store.calendars()
             moved: list[Appointment] = []
             for booking in stranding.bookings:
@@ -80,9 +91,10 @@ class StrandedAppointments:
                 )
                 calendars.free_appointment(appointment, actor)
                 moved.append(appointment)
-            if moved:
-                self._store.save(*moved, *calendars.touched())
-            return [appointment.id for appointment in moved]
+            if not moved:
+                return Settled([], None)
+            recordings = self._store.save(*moved, *calendars.touched())
+            return Settled([a.id for a in moved], self._store.position_of(recordings))
 
         return retry_writes(attempt)
 
