@@ -18,6 +18,7 @@ appointment gets one ``Appointment.Displaced``.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -52,12 +53,13 @@ def actor_of(meta: dict[str, str]) -> Actor:
 
 
 def still_holds(appointment: Appointment, booking: dict[str, str]) -> bool:
-    """Whether the appointment is booked still at the time the stranding lists."""
+    """Whether the appointment is booked still at the time the stranding lists (the same
+    instants, whatever their offsets)."""
     return (
         appointment.status == BOOKED
         and str(appointment.resource_id) == booking["resource_id"]
-        and appointment.start.isoformat() == booking["start"]
-        and appointment.end.isoformat() == booking["end"]
+        and appointment.start == datetime.fromisoformat(booking["start"])
+        and appointment.end == datetime.fromisoformat(booking["end"])
     )
 
 

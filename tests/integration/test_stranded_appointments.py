@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import ProjectionRunner
+from psycopg.sql import SQL, Identifier
 
 from api.consistency import HEADER
 from application.base import Position
@@ -257,8 +258,9 @@ def stored_strandings(runtime) -> list[Stranding]:
     return found
 
 
-def follow(runtime) -> None:
-    """Run the stranding follower until it has processed the catalog's log."""
+def follow(runtime) -> str:
+    """Run the stranding follower until it has processed the catalog's log; the name of
+    its tracking table."""
     runner = ProjectionRunner(
         application_class=Catalog,
         projection_class=StrandingFollower.writing_to(runtime.services.scheduling),
@@ -268,26 +270,22 @@ def follow(runtime) -> None:
     with runner:
         runner.wait(runtime.services.catalog.recorder.max_notification_id(), timeout=30)
     runner.view.datastore.close()
+    return str(runner.view.tracking_table_name)
 
 
 def test_a_stranding_left_unsettled_by_a_crash_is_settled_by_the_follower_once(
     client, runtime, scheduler, two_booked
 ):
-    (_ann, first), (_, second) = two_booked
+    (_, first), (_, second) = two_booked
     # The catalog's write happened (the closure and its stranding), the process died
     # before the scheduling log's.
     resource = runtime.services.catalog.resource(RESOURCE_ID)
-    views = {
-        v.id: v
-        for v in runtime.services.appointments.active_on_resource(
-            RESOURCE_ID, runtime.services.clock.now()
-        )
-    }
+    booked = [runtime.services.scheduling.appointment(UUID(a)) for a in (first, second)]
     stranding = Stranding.record(
         id=uuid4(),
         cause="closure",
         reason="the centre is closed on 2026-12-01 (Burst pipe)",
-        bookings=[Stranding.booking(v.id, RESOURCE_ID, v.start, v.end) for v in views.values()],
+        bookings=[Stranding.booking(a.id, RESOURCE_ID, a.start, a.end) for a in booked],
         meta={"actor_id": "staff-1", "role": "scheduler", "request_id": "r", "source": "api"},
     )
     closed = {**resource.spec, "closures": [{"date": TUESDAY, "reason": "Burst pipe"}]}
@@ -296,15 +294,28 @@ def test_a_stranding_left_unsettled_by_a_crash_is_settled_by_the_follower_once(
     )
     assert displacements(runtime, first) == []
 
-    follow(runtime)
+    tracking = follow(runtime)
 
     for appointment_id in (first, second):
         (displaced,) = displacements(runtime, appointment_id)
         assert (displaced.cause, displaced.meta["actor_id"]) == ("closure", "staff-1")
     assert holders(runtime, TUESDAY) == set()
-    # Processed again from the start (its tracking lost): still one each.
+    # Ann chooses a new time; then everything is processed again from the start (its
+    # tracking lost): still one displacement each, and Ann's new time holds.
+    runtime.services.scheduling.reschedule(
+        UUID(first),
+        start=datetime.fromisoformat("2026-12-02T10:00:00-05:00"),
+        location_id=None,
+        reason="",
+        actor=Actor(id="ann", role="patient"),
+        owner=None,
+    )
+    with runtime.pool.connection() as conn:
+        conn.execute(SQL("DELETE FROM {}").format(Identifier(tracking)))
     follow(runtime)
     assert [len(displacements(runtime, a)) for a in (first, second)] == [1, 1]
+    assert runtime.services.scheduling.appointment(UUID(first)).status == "booked"
+    assert holders(runtime, WEDNESDAY) == {first}
 
 
 def stranding_actor() -> Actor:
