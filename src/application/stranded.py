@@ -25,7 +25,6 @@ from uuid import UUID
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import Projection
-from eventsourcing.utils import get_topic
 
 from application.base import Position
 from application.scheduling import SchedulingLog, retry_writes
@@ -104,10 +103,10 @@ class StrandedAppointments:
 class StrandingFollower(Projection[PostgresTrackingRecorder]):
     """Follows the catalog's log and settles every stranding recorded there (see the
     module's docstring); its view holds only its tracking. Bind it to the scheduling log
-    with ``writing_to`` before a runner constructs it."""
+    with ``writing_to`` before a runner constructs it. Every event of the catalog is
+    tracked (the log is small), so waiting for the log's head works as for the others."""
 
     name = "stranded_appointments"
-    topics = (get_topic(Stranding.Recorded),)
     settler: StrandedAppointments | None = None
 
     @classmethod
