@@ -22,7 +22,14 @@ from domain.context import Actor
 from domain.location import Location
 from domain.resource import Resource
 from domain.stranding import Stranding
-from tests.support import catalog_ids, register_patient, staff_headers
+from tests.support import (
+    catalog_ids,
+    form_token,
+    patient_of,
+    portal_register,
+    register_patient,
+    staff_headers,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -354,3 +361,47 @@ def access_rows(runtime) -> list[dict]:
         cur.execute("SELECT resource, action, outcome FROM phi_access_log ORDER BY id")
         columns = [c.name for c in cur.description]
         return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
+
+
+def test_the_portal_asks_the_patient_to_choose_a_new_time_in_their_language(
+    portal, client, runtime, scheduler
+):
+    portal_register(portal, "dana@example.org")
+    dana = patient_of(runtime, "dana@example.org")
+    types, locations = catalog_ids(client)
+    written = runtime.services.scheduling.book(
+        patient_id=dana,
+        appointment_type_id=UUID(types["us-abdomen"]),
+        location_id=UUID(locations["riverside"]),
+        start=datetime.fromisoformat(TEN),
+        actor=Actor(id="dana", role="patient"),
+    )
+    appointment_id = str(written.appointment.id)
+    forced = close_tuesday(client, scheduler, force="true")
+    assert [a["id"] for a in forced.json()["displaced"]] == [appointment_id]
+    caught_up(runtime, forced)
+
+    listing = portal.get("/appointments?lang=en")
+    assert listing.status_code == 200, listing.text
+    assert "The centre had to move this appointment. Choose a new time." in listing.text
+    action = f'href="/appointments/{appointment_id}/reschedule">Choose a new time</a>'
+    assert action in listing.text
+    one = portal.get(f"/appointments/{appointment_id}")
+    assert action in one.text
+    spanish = portal.get("/appointments?lang=es")
+    assert "Elegir una nueva hora" in spanish.text
+    assert "Elija una nueva hora" in spanish.text
+
+    # The action leads to the reschedule journey, which books the new time.
+    portal.get("/appointments?lang=en")
+    start = "2026-12-02T10:00:00-05:00"
+    check = portal.get(f"/appointments/{appointment_id}/reschedule", params={"start": start})
+    assert check.status_code == 200, check.text
+    moved = portal.post(
+        f"/appointments/{appointment_id}/reschedule",
+        data={"csrf_token": form_token(check.text), "start": start},
+        follow_redirects=False,
+    )
+    assert moved.status_code == 303, moved.text
+    assert runtime.services.scheduling.appointment(UUID(appointment_id)).status == "booked"
+    assert holders(runtime, WEDNESDAY) == {appointment_id}
