@@ -423,6 +423,10 @@ class CatalogAdmin:
         if stranding is None:
             return change
         settled = StrandedAppointments(self._scheduling).settle(stranding)
+        if settled.position is not None:
+            # The answer names the change's own position (one per answer); the read
+            # models show the appointments as needing a new time by the time it is read.
+            self._sync.wait(settled.position)
         moved = set(settled.moved)
         return replace(
             change,

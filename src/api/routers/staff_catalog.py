@@ -164,7 +164,6 @@ class Write:
             return JSONResponse(refusal.model_dump(mode="json"), status_code=409)
         self._log_reads(change.stranded)  # the displaced ones are among them
         self.consistency.wrote(change.position)
-        self.consistency.wrote(change.displaced_at)
         self.response.status_code = 201 if change.outcome == "created" else 200
         return render(change)
 
