@@ -201,6 +201,7 @@ Spec = tuple[UUID, dict[str, Any]]
 Saved = tuple[EntryChange[T], Stranding | None]
 """A change saved in the catalog, and the stranding saved with it (to settle next)."""
 _CHANGED = "the centre changed its opening times"
+_EQUIPMENT = "the equipment for this exam"
 Edit = Callable[[dict[str, Any], ZoneInfo], dict[str, Any]]
 """A change of a resource's spec, given the time zone of its location."""
 
@@ -307,7 +308,7 @@ class CatalogAdmin:
         self, code: str, day: date, reason: str, editor: Editor, *, force: bool = False
     ) -> EntryChange[ports.ResourceEntry]:
         """Close the resource for a whole local day (again: only the reason changes)."""
-        why = Why(CLOSURE, f"the centre is closed on {day.isoformat()}" + _because(reason))
+        why = Why(CLOSURE, f"{_EQUIPMENT} is closed on {day.isoformat()}" + _because(reason))
 
         def edit(spec: dict[str, Any], _: ZoneInfo) -> dict[str, Any]:
             closures = [c for c in spec["closures"] if c["date"] != day.isoformat()]
@@ -342,7 +343,7 @@ class CatalogAdmin:
         its location's zone, or with offsets)."""
         why = Why(
             BLOCK,
-            f"the centre is out of service from {start.isoformat(timespec='minutes')}"
+            f"{_EQUIPMENT} is out of service from {start.isoformat(timespec='minutes')}"
             f" to {end.isoformat(timespec='minutes')}" + _because(reason),
         )
 
@@ -369,7 +370,7 @@ class CatalogAdmin:
         self, code: str, hours: dict[str, list[str]], editor: Editor, *, force: bool = False
     ) -> EntryChange[ports.ResourceEntry]:
         """Replace the resource's weekly opening hours (weekday -> ``HH:MM-HH:MM`` spans)."""
-        why = Why(HOURS, "the centre changed its opening hours")
+        why = Why(HOURS, f"the opening hours of {_EQUIPMENT} changed")
         return self._edit_resource(
             code, lambda spec, _: {**spec, "hours": hours}, editor, force, why
         )
