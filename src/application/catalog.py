@@ -1,5 +1,6 @@
 """Catalog application: locations, resources and appointment types, changed only here."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
@@ -111,18 +112,20 @@ class Catalog(BaseApplication):
         actor: Actor,
         *,
         expected_version: int | None,
+        also: Sequence[Aggregate] = (),
     ) -> CatalogChange:
         """Create or revise one entry, provided it is still as the caller last read it:
         at ``expected_version``, or absent when that is None. Otherwise IntegrityError, as
         when a concurrent save wins, so a caller retries both the same way and a change
         decided on what it read is never applied over someone else's. A resource is
-        attached to its location (and detached from the one it left)."""
+        attached to its location (and detached from the one it left). ``also`` are saved in
+        the same atomic write (a ``Stranding`` the change makes)."""
         existing = self.find(kind.create_id(spec["code"]), CatalogEntry)
         if (None if existing is None else existing.version) != expected_version:
             raise IntegrityError(f"{spec['code']!r} changed since it was read")
         changed: dict[UUID, CatalogEntry] = {}
         outcome = self._enter(kind, existing, spec, actor.meta(), changed)
-        recordings = self.save(*changed.values())
+        recordings = self.save(*changed.values(), *also)
         return _change([outcome], self.position_of(recordings))
 
     def _enter(

@@ -9,9 +9,13 @@ day, and the write model can only be asked about one calendar day at a time with
 bound on how far ahead patients book; the read model answers "every active booking of
 this resource still to come" in one indexed query. Waiting for the head first means
 every booking committed before the check is seen. A booking committed between the check
-and the catalog save is not (the two applications do not share a transaction); it was
-placed against the old hours, so a later notification issue should re-check stranded
-bookings downstream of ``Resource.Revised`` rather than trust this list alone.
+and the catalog save is not (the two applications do not share a transaction): it was
+placed against the old hours and stays booked outside the new ones.
+
+A change forced over stranded bookings saves a ``Stranding`` listing them with the change
+(one atomic write of the catalog), then settles it: each listed appointment moves to
+``needs_new_time`` and its calendar time is freed (``application.stranded``, which also
+settles a stranding left unsettled by a crash between the two writes).
 
 Only bookings the change itself strands are listed: those that fit the resource's
 windows before the change and not after it. A booking left outside by an earlier forced
@@ -21,10 +25,10 @@ change is not listed again, or every later edit of that resource would need ``fo
 import itertools
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Generic, Literal, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 from application import ports
@@ -39,6 +43,8 @@ from application.catalog_file import (
 from application.errors import ConcurrencyError, NotFoundError
 from application.ports import AppointmentReader, CatalogReader, Clock, ReadModelSync
 from application.scheduling import Scheduling
+from application.stranded import StrandedAppointments
+from domain.appointment import BLOCK, CLOSURE, HOURS, LOCATION, RESOURCE
 from domain.appointment_type import MODALITIES, AppointmentType
 from domain.context import Actor
 from domain.errors import DomainError, InvalidValueError
@@ -46,6 +52,7 @@ from domain.location import Location, site_on
 from domain.location import check_spec as check_location_spec
 from domain.resource import Resource, normalise_spec, windows_on
 from domain.schedule import Interval, local_days, merge_touching, zone
+from domain.stranding import Stranding
 
 T = TypeVar("T")
 
@@ -97,6 +104,7 @@ class Booking:
     start: datetime
     end: datetime
     timezone: str
+    resource_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -173,9 +181,27 @@ class EntryChange(Generic[T]):
     entry: T
     position: Position | None
     stranded: list[Booking] = field(default_factory=list)
+    displaced: list[Booking] = field(default_factory=list)
+    """The stranded appointments this change moved to ``needs_new_time`` (those still
+    booked at their stranded time when it was settled)."""
+    displaced_at: Position | None = None
+    """Where that move landed in the scheduling log."""
+
+
+@dataclass(frozen=True)
+class Why:
+    """What kind of change strands bookings (``domain.appointment``'s causes) and the
+    reason the appointments it strands are given, in the patient's words."""
+
+    cause: str
+    reason: str
 
 
 Spec = tuple[UUID, dict[str, Any]]
+Saved = tuple[EntryChange[T], Stranding | None]
+"""A change saved in the catalog, and the stranding saved with it (to settle next)."""
+_CHANGED = "the centre changed its opening times"
+_EQUIPMENT = "the equipment for this exam"
 Edit = Callable[[dict[str, Any], ZoneInfo], dict[str, Any]]
 """A change of a resource's spec, given the time zone of its location."""
 
@@ -213,7 +239,7 @@ class CatalogAdmin:
         location_id = Location.create_id(entry.code)
         editor.check_centre(location_id)
 
-        def attempt() -> EntryChange[Spec]:
+        def attempt() -> Saved[Spec]:
             current = self._maybe(self._catalog.location, location_id)
             lost: list[Booking] = []
             if current is not None:
@@ -225,12 +251,18 @@ class CatalogAdmin:
                         after=Opening(resource.spec, location_id, spec),
                     )
             self._refuse_unless_forced(lost, force)
+            why = Why(LOCATION, f"the centre changed the opening times of {spec['name']}")
+            stranding = _stranding(lost, why, editor)
             change = self._catalog.put(
-                Location, spec, editor.actor, expected_version=_version(current)
+                Location,
+                spec,
+                editor.actor,
+                expected_version=_version(current),
+                also=[stranding] if stranding else [],
             )
-            return _entry_change(change, (location_id, spec), lost)
+            return _entry_change(change, (location_id, spec), lost), stranding
 
-        return retrying(attempt)
+        return self._settled(retrying(attempt))
 
     def put_resource(
         self, entry: ResourceEntry, editor: Editor, *, force: bool = False
@@ -246,11 +278,13 @@ class CatalogAdmin:
         spec = parse_catalog(document).resources[0]
         resource_id = Resource.create_id(entry.code)
 
-        def attempt() -> EntryChange[ports.ResourceEntry]:
-            current = self._maybe(self._catalog.resource, resource_id)
-            return self._save_resource(current, spec, editor, force)
+        why = Why(RESOURCE, f"the centre changed the opening times of {entry.name}")
 
-        return retrying(attempt)
+        def attempt() -> Saved[ports.ResourceEntry]:
+            current = self._maybe(self._catalog.resource, resource_id)
+            return self._save_resource(current, spec, editor, force, why)
+
+        return self._settled(retrying(attempt))
 
     def put_appointment_type(
         self, entry: AppointmentTypeEntry, editor: Editor
@@ -274,12 +308,13 @@ class CatalogAdmin:
         self, code: str, day: date, reason: str, editor: Editor, *, force: bool = False
     ) -> EntryChange[ports.ResourceEntry]:
         """Close the resource for a whole local day (again: only the reason changes)."""
+        why = Why(CLOSURE, f"{_EQUIPMENT} is closed on {day.isoformat()}" + _because(reason))
 
         def edit(spec: dict[str, Any], _: ZoneInfo) -> dict[str, Any]:
             closures = [c for c in spec["closures"] if c["date"] != day.isoformat()]
             return {**spec, "closures": [*closures, {"date": day.isoformat(), "reason": reason}]}
 
-        return self._edit_resource(code, edit, editor, force)
+        return self._edit_resource(code, edit, editor, force, why)
 
     def remove_closure(
         self, code: str, day: date, editor: Editor
@@ -306,6 +341,11 @@ class CatalogAdmin:
     ) -> EntryChange[ports.ResourceEntry]:
         """Take the resource out of service from ``start`` to ``end`` (wall-clock times in
         its location's zone, or with offsets)."""
+        why = Why(
+            BLOCK,
+            f"{_EQUIPMENT} is out of service from {start.isoformat(timespec='minutes')}"
+            f" to {end.isoformat(timespec='minutes')}" + _because(reason),
+        )
 
         def edit(spec: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
             span = Interval(aware(start, tz), aware(end, tz))
@@ -313,7 +353,7 @@ class CatalogAdmin:
             block = {"start": span.start.isoformat(), "end": span.end.isoformat(), "reason": reason}
             return {**spec, "blocks": [*kept, block]}
 
-        return self._edit_resource(code, edit, editor, force)
+        return self._edit_resource(code, edit, editor, force, why)
 
     def remove_block(
         self, code: str, which: str, editor: Editor
@@ -330,7 +370,10 @@ class CatalogAdmin:
         self, code: str, hours: dict[str, list[str]], editor: Editor, *, force: bool = False
     ) -> EntryChange[ports.ResourceEntry]:
         """Replace the resource's weekly opening hours (weekday -> ``HH:MM-HH:MM`` spans)."""
-        return self._edit_resource(code, lambda spec, _: {**spec, "hours": hours}, editor, force)
+        why = Why(HOURS, f"the opening hours of {_EQUIPMENT} changed")
+        return self._edit_resource(
+            code, lambda spec, _: {**spec, "hours": hours}, editor, force, why
+        )
 
     # Queries ---------------------------------------------------------------------------
 
@@ -365,18 +408,41 @@ class CatalogAdmin:
     # Internals -------------------------------------------------------------------------
 
     def _edit_resource(
-        self, code: str, edit: Edit, editor: Editor, force: bool
+        self, code: str, edit: Edit, editor: Editor, force: bool, why: Why | None = None
     ) -> EntryChange[ports.ResourceEntry]:
-        def attempt() -> EntryChange[ports.ResourceEntry]:
+        def attempt() -> Saved[ports.ResourceEntry]:
             current = self._catalog.resource(Resource.create_id(code))
             tz = zone(self._catalog.location(current.location_id).timezone)
-            return self._save_resource(current, edit(current.spec, tz), editor, force)
+            return self._save_resource(current, edit(current.spec, tz), editor, force, why)
 
-        return retrying(attempt)
+        return self._settled(retrying(attempt))
+
+    def _settled(self, saved: "Saved[T]") -> EntryChange[T]:
+        """The change, with the appointments its stranding (if any) moved to
+        ``needs_new_time``; settled after the catalog's write (see ``application.stranded``)."""
+        change, stranding = saved
+        if stranding is None:
+            return change
+        settled = StrandedAppointments(self._scheduling).settle(stranding)
+        if settled.position is not None:
+            # The answer names the change's own position (one per answer); the read
+            # models show the appointments as needing a new time by the time it is read.
+            self._sync.wait(settled.position)
+        moved = set(settled.moved)
+        return replace(
+            change,
+            displaced=[b for b in change.stranded if b.id in moved],
+            displaced_at=settled.position,
+        )
 
     def _save_resource(
-        self, current: Resource | None, spec: dict[str, Any], editor: Editor, force: bool
-    ) -> EntryChange[ports.ResourceEntry]:
+        self,
+        current: Resource | None,
+        spec: dict[str, Any],
+        editor: Editor,
+        force: bool,
+        why: Why | None,
+    ) -> "Saved[ports.ResourceEntry]":
         """Check and save a resource's new spec (``current``: as read, None when new)."""
         spec = normalise_spec(spec)
         location = self._catalog.location(UUID(spec["location_id"]))
@@ -391,11 +457,18 @@ class CatalogAdmin:
                 after=Opening(spec, location.id, location.spec),
             )
         self._refuse_unless_forced(lost, force)
-        change = self._catalog.put(Resource, spec, editor.actor, expected_version=_version(current))
+        stranding = _stranding(lost, why or Why(RESOURCE, _CHANGED), editor)
+        change = self._catalog.put(
+            Resource,
+            spec,
+            editor.actor,
+            expected_version=_version(current),
+            also=[stranding] if stranding else [],
+        )
         entry = ports.ResourceEntry(
             Resource.create_id(spec["code"]), spec, location.id, location.spec
         )
-        return _entry_change(change, entry, lost)
+        return _entry_change(change, entry, lost), stranding
 
     def _known_location(self, code: str) -> Location:
         try:
@@ -410,7 +483,7 @@ class CatalogAdmin:
         if head and not self._sync.wait(Position(self._scheduling.name, head)):
             raise ConcurrencyError("the appointment list is catching up; please try again")
         return [
-            Booking(v.id, v.patient_id, v.location_id, v.start, v.end, v.timezone)
+            Booking(v.id, v.patient_id, v.location_id, v.start, v.end, v.timezone, resource_id)
             for v in self._appointments.active_on_resource(resource_id, self._clock.now())
         ]
 
@@ -437,6 +510,27 @@ def _version(aggregate: Any) -> int | None:
 
 def _block_span(block: dict[str, Any]) -> Interval:
     return Interval(datetime.fromisoformat(block["start"]), datetime.fromisoformat(block["end"]))
+
+
+def _because(reason: str) -> str:
+    return f" ({reason.strip()})" if reason.strip() else ""
+
+
+def _stranding(lost: list[Booking], why: Why, editor: Editor) -> Stranding | None:
+    """The stranding a forced change saves with itself (None when it strands nothing)."""
+    if not lost:
+        return None
+    return Stranding.record(
+        id=uuid4(),
+        cause=why.cause,
+        reason=why.reason,
+        bookings=[
+            Stranding.booking(b.id, b.resource_id, b.start, b.end)
+            for b in lost
+            if b.resource_id is not None
+        ],
+        meta=editor.actor.meta(),
+    )
 
 
 def _entry_change(change: CatalogChange, entry: T, lost: list[Booking]) -> EntryChange[T]:

@@ -2,7 +2,8 @@
 
 booked -> (rescheduled, same identity; modified: notes) -> checked_in -> completed
 booked -> cancelled | no_show
-booked -> needs_new_time (the RIS took the time) -> rescheduled | cancelled
+booked -> needs_new_time (the RIS took the time, or a forced catalog change closed it)
+    -> rescheduled | cancelled
 """
 
 from datetime import datetime, timedelta
@@ -44,8 +45,15 @@ CHECKED_IN = "checked_in"
 COMPLETED = "completed"
 CANCELLED = "cancelled"
 NO_SHOW = "no_show"
-NEEDS_NEW_TIME = "needs_new_time"  # the RIS took the time; the patient picks another
+NEEDS_NEW_TIME = "needs_new_time"  # the time no longer holds; the patient picks another
 ACTIVE = frozenset({BOOKED, CHECKED_IN})
+
+# What can take an appointment's time (``Appointment.Displaced.cause``): the RIS booking
+# it, or a staff change of the catalog forced over it.
+RIS = "ris"
+CLOSURE, BLOCK, HOURS, RESOURCE, LOCATION = "closure", "block", "hours", "resource", "location"
+CATALOG_CAUSES = frozenset({CLOSURE, BLOCK, HOURS, RESOURCE, LOCATION})
+DISPLACEMENT_CAUSES = CATALOG_CAUSES | {RIS}
 
 
 def check_bookable(span: Interval, windows: list[Interval], now: datetime) -> None:
@@ -162,6 +170,7 @@ class Appointment(Aggregate):
         self.reason = ""
         self.notes = ""
         self.reschedules = 0
+        self.displaced_by = ""  # the cause of the last displacement, if any
 
     @property
     def span(self) -> Interval:
@@ -284,25 +293,59 @@ class Appointment(Aggregate):
         self.status = NO_SHOW
         self.reason = reason
 
-    # The RIS took the time --------------------------------------------------------------
+    # The time no longer holds ---------------------------------------------------------
 
     class Displaced(Aggregate.Event):
+        """The appointment's time no longer holds and the patient must choose another.
+
+        ``cause`` says what took it (``ris``: the RIS booked it; ``closure``, ``block``,
+        ``hours``, ``resource``, ``location``: a staff change of the catalog forced over
+        it); ``by`` names who holds it now or who made the change; ``start`` and
+        ``timezone`` are the time it had (version 2 on)."""
+
         by: str
         reason: str
         meta: dict[str, str]
+        cause: str
+        start: datetime | None
+        timezone: str
 
-    def displace(self, *, by: str, reason: str, meta: dict[str, str]) -> None:
-        """The RIS booked this time itself (``by`` holds it now): the appointment needs a
-        new time. It leaves the active states, so its calendar time is freed."""
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Only the RIS displaced appointments before version 2; the time they had is
+            the appointment's own start as that event left it (not copied here)."""
+            state["cause"] = RIS
+            state["start"] = None
+            state["timezone"] = ""
+
+    def displace(self, *, by: str, reason: str, meta: dict[str, str], cause: str = "ris") -> None:
+        """The time no longer holds (the RIS booked it itself, or a forced change of the
+        catalog closed it): the appointment needs a new time. It leaves the active
+        states, so its calendar time is freed. Nothing happens when it needs one already."""
         if self.status == NEEDS_NEW_TIME:
             return
         self._require(frozenset({BOOKED}), "displace")
-        self._displaced(by=by, reason=reason, meta=meta)
+        if cause not in DISPLACEMENT_CAUSES:
+            raise InvalidValueError(f"unknown cause of a displacement: {cause!r}")
+        self._displaced(
+            by=by, reason=reason, meta=meta, cause=cause, start=self.start, timezone=self.timezone
+        )
 
     @event(Displaced)
-    def _displaced(self, by: str, reason: str, meta: dict[str, str]) -> None:
+    def _displaced(
+        self,
+        by: str,
+        reason: str,
+        meta: dict[str, str],
+        cause: str,
+        start: datetime | None,
+        timezone: str,
+    ) -> None:
         self.status = NEEDS_NEW_TIME
         self.reason = reason
+        self.displaced_by = cause
 
     # Merges of patient records ----------------------------------------------------------
 

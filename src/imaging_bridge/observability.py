@@ -4,9 +4,11 @@ this process's runtime (see adapters.metrics for what it shows)."""
 from adapters.access_log import BatchingAccessLog
 from adapters.metrics import MetricsServer, SystemCollector, serve_metrics
 from adapters.settings import Settings
+from application.catalog import Catalog
 from application.registry import Registry
 from application.ris.deliveries import Deliveries
 from application.scheduling import Scheduling
+from application.stranded import StrandingFollower
 from domain.ris.message_delivery import CHANNELS
 from imaging_bridge.bootstrap import Runtime
 from imaging_bridge.cli_common import fail
@@ -17,6 +19,7 @@ from projections.runners import PROJECTIONS
 FOLLOWERS: dict[str, list[str]] = {
     **{name: [application.name] for name, (application, _) in PROJECTIONS.items()},
     Deliveries.name: [Scheduling.name, Registry.name],
+    StrandingFollower.name: [Catalog.name],
 }
 
 

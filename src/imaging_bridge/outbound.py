@@ -15,7 +15,8 @@ from typing import Any
 
 import dramatiq
 import structlog
-from eventsourcing.projection import EventSourcedProjectionRunner
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.projection import EventSourcedProjectionRunner, ProjectionRunner
 from psycopg_pool import ConnectionPool
 
 from adapters.access_log import PostgresAccessLog
@@ -24,12 +25,14 @@ from adapters.hl7.pump import Pump
 from adapters.hl7.sender import Sender
 from adapters.settings import Settings
 from adapters.task_queue import declare_actor, enqueuer, make_broker
+from application.catalog import Catalog
 from application.ports import Clock
 from application.registry import RegistryLog
 from application.ris.deliveries import Deliveries
 from application.ris.delivery_desk import DeliveryDesk
 from application.ris.delivery_policy import DeliveryPolicy, recipients_env
 from application.scheduling import SchedulingLog
+from application.stranded import StrandingFollower
 from domain.ris.message_delivery import RetryPolicy
 from projections.deliveries_view import PostgresDeliveryReader
 
@@ -75,6 +78,7 @@ class Outbound:
     pool: ConnectionPool[Any] | None = None
     broker: Any = None
     _owns_deliveries: bool = False
+    _scheduling: SchedulingLog | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -88,6 +92,7 @@ class Outbound:
                     application_class=upstream, projection_class=DeliveryPolicy, env=env
                 )
                 self.runners.append(runner.__enter__())
+            self.runners.append(self._stranding_follower())
         self.pool = ConnectionPool(
             self.url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
         )
@@ -118,6 +123,18 @@ class Outbound:
             thread.start()
             self._threads.append(thread)
         return self
+
+    def _stranding_follower(self) -> Any:
+        """The follower that settles what forced catalog changes stranded (appointments
+        that need a new time), writing to the scheduling log (``application.stranded``)."""
+        self._scheduling = SchedulingLog(self.env)
+        follower: Any = ProjectionRunner(
+            application_class=Catalog,
+            projection_class=StrandingFollower.writing_to(self._scheduling),
+            view_class=PostgresTrackingRecorder,
+            env=self.env,
+        )
+        return follower.__enter__()
 
     def reader(self) -> PostgresDeliveryReader:
         if self.pool is None:
@@ -161,7 +178,12 @@ class Outbound:
             self.broker = None
         for runner in reversed(self.runners):
             runner.__exit__(None, None, None)
+            if isinstance(runner, ProjectionRunner):
+                runner.view.datastore.close()
         self.runners.clear()
+        if self._scheduling is not None:
+            self._scheduling.close()
+            self._scheduling = None
         if self.deliveries is not None and self._owns_deliveries:
             self.deliveries.close()
             self.deliveries = None

@@ -248,9 +248,11 @@ def test_closing_a_booked_day_is_refused_listing_the_booking_then_forced(
                 "id": booked["id"],
                 "start": "2026-12-01T10:00:00-05:00",
                 "end": "2026-12-01T10:30:00-05:00",
+                "patient": refused.json()["appointments"][0]["patient"],
             }
         ],
     }
+    assert refused.json()["appointments"][0]["patient"]["given_name"] == "Test"
     unchanged = client.get(f"{BASE}/resources/{US_RIVERSIDE}", headers=scheduler).json()
     assert unchanged["closures"] == []
 
@@ -265,9 +267,10 @@ def test_closing_a_booked_day_is_refused_listing_the_booking_then_forced(
     assert [a["id"] for a in forced.json()["stranded"]] == [booked["id"]]
     assert forced.json()["resource"]["closures"] == [{"date": TUESDAY, "reason": "Burst pipe"}]
     assert slot_times(client, runtime, forced, "us-abdomen", "riverside", TUESDAY) == []
-    # The appointment stays booked until it is rebooked (a later issue tells the patient).
+    # The appointment needs a new time (tests/integration/test_stranded_appointments.py).
+    assert [a["id"] for a in forced.json()["displaced"]] == [booked["id"]]
     mine = client.get(f"/v1/appointments/{booked['id']}", headers=patient).json()
-    assert mine["status"] == "booked"
+    assert mine["status"] == "needs_new_time"
     # A later change of the same resource does not list it again.
     later = client.post(
         f"{BASE}/resources/{US_RIVERSIDE}/closures", headers=scheduler, json={"date": WEDNESDAY}

@@ -12,6 +12,7 @@ from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, requires
 from api.schemas.appointments import ChangeAppointment
 from api.schemas.common import INSTANT_HELP, Created, ErrorBody, Instant
 from api.schemas.staff import (
+    AppointmentStatus,
     BreakGlassOut,
     BreakGlassRequest,
     ChangeRole,
@@ -158,6 +159,13 @@ def location_appointments(
         Instant,
         Query(description=f"starting before: {INSTANT_HELP}; at most 31 days on"),
     ],
+    status: Annotated[
+        AppointmentStatus | None,
+        Query(
+            description="only those in this state (needs_new_time: those whose time no longer"
+            " holds, after a forced closure, block or change of hours, or a booking of the RIS)"
+        ),
+    ] = None,
 ) -> list[StaffAppointmentOut]:
     if not start < end <= start + timedelta(days=31):
         raise InvalidQueryError("end must be after start and at most 31 days later")
@@ -166,6 +174,8 @@ def location_appointments(
         raise NotFoundError("no such location")
     consistency.before_read()
     found = services.appointments.at_location(location_id, start, end)
+    if status is not None:
+        found = [view for view in found if view.status == status]
     audit.read("appointment_list", str(location_id), None)
     briefs = Briefs(services)
     return [briefs.appointment(d) for d in services.appointment_details.all(found)]

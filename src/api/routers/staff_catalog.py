@@ -25,6 +25,7 @@ from api.deps import (
     requires,
 )
 from api.errors import ApiError
+from api.routers.staff import Briefs
 from api.schemas.catalog import AppointmentTypeOut, LocationOut
 from api.schemas.staff_catalog import (
     AppointmentTypeChangeOut,
@@ -122,12 +123,15 @@ def _resource_out(entry: ports.ResourceEntry) -> ResourceOut:
     )
 
 
-def _stranded_out(bookings: list[Booking]) -> list[StrandedAppointmentOut]:
+def _stranded_out(
+    bookings: list[Booking], briefs: Briefs | None = None
+) -> list[StrandedAppointmentOut]:
     return [
         StrandedAppointmentOut(
             id=str(b.id),
             start=b.start.astimezone(ZoneInfo(b.timezone)),
             end=b.end.astimezone(ZoneInfo(b.timezone)),
+            patient=None if briefs is None else briefs.patient(b.patient_id),
         )
         for b in bookings
     ]
@@ -137,11 +141,13 @@ def _stranded_out(bookings: list[Booking]) -> list[StrandedAppointmentOut]:
 class Write:
     """Runs one catalog command and answers for it: 201 when it created the entry, 200
     otherwise, 409 listing the appointments it would strand; the stranded appointments
-    listed are reads of patient data, so each is recorded in the access log."""
+    listed are reads of patient data, so each is recorded in the access log. A forced
+    change also lists those it moved to ``needs_new_time``, with who they are for."""
 
     consistency: Consistency
     audit: Audit
     response: Response
+    briefs: Briefs
 
     def run(
         self, command: Callable[[], EntryChange[T]], render: Callable[[EntryChange[T]], R]
@@ -153,10 +159,10 @@ class Write:
             refusal = StrandRefusalOut(
                 code="would_strand_appointments",
                 detail=error.detail,
-                appointments=_stranded_out(error.appointments),
+                appointments=_stranded_out(error.appointments, self.briefs),
             )
             return JSONResponse(refusal.model_dump(mode="json"), status_code=409)
-        self._log_reads(change.stranded)
+        self._log_reads(change.stranded)  # the displaced ones are among them
         self.consistency.wrote(change.position)
         self.response.status_code = 201 if change.outcome == "created" else 200
         return render(change)
@@ -169,7 +175,8 @@ class Write:
             lambda change: ResourceChangeOut(
                 outcome=change.outcome,
                 resource=_resource_out(change.entry),
-                stranded=_stranded_out(change.stranded),
+                stranded=_stranded_out(change.stranded, self.briefs),
+                displaced=_stranded_out(change.displaced, self.briefs),
             ),
         )
 
@@ -178,8 +185,10 @@ class Write:
             self.audit.read("appointment", str(booking.id), booking.patient_id)
 
 
-def get_write(consistency: ConsistencyDep, audit: AuditDep, response: Response) -> Write:
-    return Write(consistency, audit, response)
+def get_write(
+    consistency: ConsistencyDep, audit: AuditDep, response: Response, services: ServicesDep
+) -> Write:
+    return Write(consistency, audit, response, Briefs(services))
 
 
 WriteDep = Annotated[Write, Depends(get_write)]
@@ -261,7 +270,8 @@ def put_location(
         lambda change: LocationChangeOut(
             outcome=change.outcome,
             location=_location_out(change.entry),
-            stranded=_stranded_out(change.stranded),
+            stranded=_stranded_out(change.stranded, write.briefs),
+            displaced=_stranded_out(change.displaced, write.briefs),
         ),
     )
 

@@ -1,4 +1,5 @@
 from datetime import date, datetime
+from typing import Literal
 from uuid import UUID
 
 from pydantic import AliasChoices, BaseModel, Field
@@ -6,6 +7,10 @@ from pydantic import AliasChoices, BaseModel, Field
 from api.schemas.appointments import AppointmentOut
 from api.schemas.common import FromView, Password, Strict
 from api.schemas.patients import PatientProfile
+
+AppointmentStatus = Literal[
+    "booked", "checked_in", "completed", "cancelled", "no_show", "needs_new_time"
+]
 
 
 class CreateStaff(Strict):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.schemas.catalog import AppointmentTypeOut, LocationOut
 from api.schemas.common import Day, Moment, Strict
+from api.schemas.staff import PatientBrief
 from application.catalog_file import AppointmentTypeEntry, LocationEntry, ResourceEntry
 
 LocationIn = LocationEntry
@@ -61,6 +62,9 @@ class StrandedAppointmentOut(BaseModel):
     id: str
     start: datetime
     end: datetime
+    patient: PatientBrief | None = Field(
+        default=None, description="who it is for (none when the record cannot be read)"
+    )
 
 
 class StrandRefusalOut(BaseModel):
@@ -75,6 +79,12 @@ class LocationChangeOut(BaseModel):
     stranded: list[StrandedAppointmentOut] = Field(
         description="booked appointments the change left outside opening times (force=true)"
     )
+    displaced: list[StrandedAppointmentOut] = Field(
+        default_factory=list,
+        description="the stranded appointments moved to needs_new_time by this change: their"
+        " time is freed and their patients must choose a new one (GET /v1/staff/appointments"
+        "?status=needs_new_time lists them)",
+    )
 
 
 class ResourceChangeOut(BaseModel):
@@ -82,6 +92,12 @@ class ResourceChangeOut(BaseModel):
     resource: ResourceOut
     stranded: list[StrandedAppointmentOut] = Field(
         description="booked appointments the change left outside opening times (force=true)"
+    )
+    displaced: list[StrandedAppointmentOut] = Field(
+        default_factory=list,
+        description="the stranded appointments moved to needs_new_time by this change: their"
+        " time is freed and their patients must choose a new one (GET /v1/staff/appointments"
+        "?status=needs_new_time lists them)",
     )
 
 

@@ -21,7 +21,7 @@ from application.errors import NotFoundError
 from application.registry import RegistryLog
 from application.ris.deliveries import NAME
 from application.scheduling import SchedulingLog
-from domain.appointment import Appointment
+from domain.appointment import CATALOG_CAUSES, NEEDS_NEW_TIME, Appointment
 from domain.context import system_actor
 from domain.patient import Patient
 from domain.ris.message_delivery import MessageDelivery
@@ -34,6 +34,15 @@ SIU_TRIGGERS: dict[type[Any], str] = {
     Appointment.Modified: "SIU^S14",
     Appointment.Cancelled: "SIU^S15",
     Appointment.MarkedNoShow: "SIU^S26",
+    # A forced change of the catalog (closure, block, hours) displaced the appointment:
+    # the RIS hears that the booking no longer holds and frees its time, as for a
+    # cancellation (S15, SCH-25 "Cancelled", the reason in SCH-6). Not S14: a
+    # modification says the booking still holds, at a time that is now closed; not S13:
+    # there is no new time yet. The identity stays ours, so when the patient chooses a
+    # new time the RIS hears it as a new booking (S12 with the same SCH-1), not as a
+    # move of one it cancelled, and a cancellation then says nothing more
+    # (``DeliveryPolicy._trigger``). A displacement by the RIS itself is never echoed.
+    Appointment.Displaced: "SIU^S15",
 }
 ADT_TRIGGERS: dict[type[Any], str] = {
     Patient.Registered: "ADT^A04",
@@ -116,7 +125,7 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
 
     @singledispatchmethod
     def policy(self, domain_event: Any, processing_event: ProcessingEvent[UUID]) -> None:
-        message_type = SIU_TRIGGERS.get(type(domain_event)) or ADT_TRIGGERS.get(type(domain_event))
+        message_type = self._trigger(domain_event) or ADT_TRIGGERS.get(type(domain_event))
         if message_type is None or not self.recipients:
             return
         if domain_event.meta.get("source") in NOT_ECHOED_SOURCES:
@@ -145,6 +154,22 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
                 meta=meta,
             )
             processing_event.collect_events(delivery)
+
+    def _trigger(self, event: Any) -> str | None:
+        """The SIU an appointment event becomes, if any (see ``SIU_TRIGGERS``)."""
+        message_type = SIU_TRIGGERS.get(type(event))
+        if message_type is None:
+            return None
+        if isinstance(event, Appointment.Displaced):
+            return message_type if event.cause in CATALOG_CAUSES else None
+        if isinstance(event, Appointment.Rescheduled | Appointment.Cancelled):
+            before: Any = self._reader(SchedulingLog).repository.get(
+                event.originator_id, version=event.originator_version - 1
+            )
+            if before.status == NEEDS_NEW_TIME and before.displaced_by in CATALOG_CAUSES:
+                # The RIS cancelled it when it was displaced (S15).
+                return "SIU^S12" if isinstance(event, Appointment.Rescheduled) else None
+        return message_type
 
     def _introduce_patient(
         self,
