@@ -7,8 +7,16 @@ Consent is per channel, each with when and from where it was last given or withd
 starts with: e-mail on when an address is known (given at registration, the account's
 own), SMS and push off until the patient turns them on (SMS needs express consent; push
 needs a subscription anyway).
+
+Quiet hours are read in the patient's own ``zone`` when they chose one, else in the zone
+of the location the message is about (the centre's).
+
+Phone numbers are compared and texted in E.164 (``e164``): numbers typed with spaces,
+dots, dashes or brackets, with ``00`` for ``+``, or as a ten-digit North American number
+(the default calling code) all name the same phone.
 """
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -22,6 +30,26 @@ CHANNELS = (EMAIL, SMS, PUSH)
 LANGUAGES = ("en", "es")
 SOURCES = ("portal", "sms_stop", "sms_start", "staff", "registration", "ris", "provider")
 MAX_PUSH_SUBSCRIPTIONS = 10
+DEFAULT_CALLING_CODE = "1"  # North America: a bare ten-digit number is +1 and those digits
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+NANP = re.compile(r"1?([2-9][0-9]{2}[2-9][0-9]{6})")
+PHONE_PUNCTUATION = re.compile(r"[\s().\-/]")
+
+
+def e164(phone: str, default_calling_code: str = DEFAULT_CALLING_CODE) -> str | None:
+    """``phone`` in E.164 (``+`` and up to 15 digits), or None when it cannot be read as
+    one: ``+44 20 7946 0958``, ``0044 20 7946 0958``, ``(215) 555-0111`` and
+    ``1-215-555-0111`` (with the default calling code 1) are all understood; letters, a
+    national number of another plan, or too few or many digits are not."""
+    text = PHONE_PUNCTUATION.sub("", phone)
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if text.startswith("+"):
+        return text if E164.fullmatch(text) else None
+    if default_calling_code == "1":
+        national = NANP.fullmatch(text)
+        return f"+1{national.group(1)}" if national else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,8 @@ class ContactPreferences:
     language: str = "en"
     quiet_hours: QuietHours | None = None
     push_subscriptions: tuple[PushSubscription, ...] = field(default=())
+    zone: str | None = None
+    """The IANA zone the patient reads quiet hours in; None: the location's."""
 
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:
@@ -78,6 +108,15 @@ class ContactPreferences:
     def with_consent(self, consent: Consent) -> "ContactPreferences":
         others = tuple(c for c in self.consents if c.channel != consent.channel)
         return replace(self, consents=(*others, consent))
+
+    def with_language(self, language: str) -> "ContactPreferences":
+        return replace(self, language=language)
+
+    def with_quiet_hours(self, quiet_hours: QuietHours | None) -> "ContactPreferences":
+        return replace(self, quiet_hours=quiet_hours)
+
+    def with_zone(self, zone: str | None) -> "ContactPreferences":
+        return replace(self, zone=zone)
 
     def with_subscription(self, subscription: PushSubscription) -> "ContactPreferences":
         """The subscription added (replacing one of the same endpoint); the oldest dropped
