@@ -105,6 +105,17 @@ class ContactPreferences:
             return False
         return channel != PUSH or bool(self.push_subscriptions)
 
+    def reachable(self, channel: str, *, email: str, phone: str | None) -> bool:
+        """Whether a message on ``channel`` can go now: consented, and the record has the
+        address (an e-mail address, a phone ``e164`` reads, a subscribed browser)."""
+        if not self.allows(channel):
+            return False
+        if channel == EMAIL:
+            return bool(email)
+        if channel == SMS:
+            return phone is not None and e164(phone) is not None
+        return True
+
     def with_consent(self, consent: Consent) -> "ContactPreferences":
         others = tuple(c for c in self.consents if c.channel != consent.channel)
         return replace(self, consents=(*others, consent))

@@ -303,18 +303,18 @@ class Patient(Aggregate):
         self, channel: str, *, at: datetime, source: str, meta: dict[str, str]
     ) -> bool:
         """The patient agrees to hear on ``channel``; False (and no event) when they had
-        already. SMS needs a phone number that can be written in E.164; push needs a
-        subscription."""
+        already (even if the phone or the subscriptions went since). E-mail needs an
+        address, SMS a phone number ``e164`` reads, push a subscription."""
         _check_consent(channel, at, source)
+        current = self.preferences.consent(channel)
+        if current is not None and current.granted:
+            return False
         if channel == EMAIL and not self.email:
             raise InvalidValueError("e-mail needs an address on the record")
         if channel == SMS and (self.phone is None or e164(self.phone) is None):
             raise InvalidValueError("text messages need a mobile phone number on the record")
         if channel == PUSH and not self._contact.push_subscriptions:
             raise InvalidValueError("notifications need this browser to subscribe first")
-        current = self.preferences.consent(channel)
-        if current is not None and current.granted:
-            return False
         self._consent_given(channel=channel, at=at, source=source, meta=meta)
         return True
 

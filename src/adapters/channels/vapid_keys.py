@@ -13,6 +13,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid, VapidException
 
+from adapters.settings import Settings
+
+KEY_FILE = "vapid-key.pem"
+
 
 class VapidKeyError(ValueError):
     """A VAPID key that cannot be read; the message never holds the key."""
@@ -36,7 +40,10 @@ def vapid_from_file(path: Path) -> Vapid:
     vapid = Vapid()
     vapid.generate_keys()
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it a moment ago: use theirs
+        return load_vapid(path.read_text())
     with os.fdopen(descriptor, "wb") as file:
         file.write(vapid.private_pem())
     return vapid
@@ -48,3 +55,13 @@ def application_server_key(vapid: Vapid) -> str:
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     return base64.urlsafe_b64encode(point).rstrip(b"=").decode()
+
+
+def vapid_of(settings: Settings) -> Vapid:
+    """The key every part of a process signs pushes and answers browsers with:
+    VAPID_PRIVATE_KEY when set, else the one kept in ``DATA_DIR`` (made on first use).
+    VapidKeyError when the configured key cannot be read."""
+    configured = settings.vapid_private_key
+    if configured is not None and configured.get_secret_value().strip():
+        return load_vapid(configured.get_secret_value())
+    return vapid_from_file(Path(settings.data_dir) / KEY_FILE)
