@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from api.web.forms import Problems
 from api.web.i18n import N_
 from api.web.render import STATIC, render
-from api.web.visit import PatientForm, PatientPage, Visit
+from api.web.visit import PatientForm, PatientPage, PublicPage, Visit
 from domain.contact_preferences import EMAIL, PUSH, SMS, e164
 from domain.errors import InvalidValueError
 from domain.patient import Patient
@@ -178,11 +178,12 @@ def _quiet_hours(values: dict[str, str], problems: Problems) -> QuietHours | Non
 
 
 @router.get("/sw.js")
-def service_worker() -> Response:
+def service_worker(visit: PublicPage) -> Response:
     """The service worker, from the site's root so that it may serve every page: it shows
     the notifications the centre pushes and opens their link when one is tapped."""
-    return Response(
+    answer = Response(
         SERVICE_WORKER.read_bytes(),
         media_type="text/javascript",
         headers={"Cache-Control": "no-cache"},
     )
+    return visit.finish(answer)
