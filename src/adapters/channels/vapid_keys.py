@@ -8,6 +8,7 @@ configuration and development keeps one in ``DATA_DIR``.
 
 import base64
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -34,18 +35,22 @@ def load_vapid(text: str) -> Vapid:
 
 def vapid_from_file(path: Path) -> Vapid:
     """The key kept in ``path`` (PEM), made there (readable by this account only) on first
-    use: the development default."""
+    use: the development default. The file appears whole or not at all (written aside,
+    then linked into place), so processes starting together all use the first one made."""
     if path.exists():
         return load_vapid(path.read_text())
     vapid = Vapid()
     vapid.generate_keys()
     path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:  # mkstemp's file: this account only
+            file.write(vapid.private_pem())
+        os.link(draft, path)
     except FileExistsError:  # another process made it a moment ago: use theirs
         return load_vapid(path.read_text())
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(vapid.private_pem())
+    finally:
+        os.unlink(draft)
     return vapid
 
 
