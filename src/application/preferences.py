@@ -19,7 +19,6 @@ from uuid import UUID
 
 from application.base import retrying
 from application.channels import PushKeys
-from application.errors import NotFoundError
 from application.ports import Clock
 from application.registry import Registry
 from domain.contact_preferences import CHANNELS, SMS, ContactPreferences, e164
@@ -68,8 +67,9 @@ class Preferences:
         """The VAPID application server key browsers subscribe with (base64url)."""
 
     def preferences(self, patient_id: UUID) -> ContactPreferences:
-        """The patient's preferences now; NotFoundError for an unknown patient."""
-        return self._registry.patient(patient_id).preferences
+        """The patient's preferences now (the surviving record's, if ``patient_id`` was
+        merged into another); NotFoundError for an unknown patient."""
+        return self._registry.surviving_patient(patient_id).preferences
 
     def update(
         self,
@@ -182,10 +182,10 @@ class Preferences:
         return patients
 
     def _change(self, patient_id: UUID, change: Callable[[Patient], Any]) -> Patient:
+        """Apply ``change`` to the patient's surviving record and save it (again, from a
+        fresh read, when another writer got there first)."""
         def attempt() -> Patient:
-            patient = self._registry.patient(patient_id)
-            if patient.merged_into is not None:
-                raise NotFoundError("no such patient")
+            patient = self._registry.surviving_patient(patient_id)
             change(patient)
             self._registry.save(patient)
             return patient
