@@ -184,6 +184,7 @@ class Preferences:
     def _change(self, patient_id: UUID, change: Callable[[Patient], Any]) -> Patient:
         """Apply ``change`` to the patient's surviving record and save it (again, from a
         fresh read, when another writer got there first)."""
+
         def attempt() -> Patient:
             patient = self._registry.surviving_patient(patient_id)
             change(patient)
