@@ -52,6 +52,16 @@ def e164(phone: str, default_calling_code: str = DEFAULT_CALLING_CODE) -> str | 
     return None
 
 
+LOOPBACK_HTTP = re.compile(r"http://(127\.[0-9.]+|localhost|\[::1\])(:[0-9]{1,5})?/")
+
+
+def push_endpoint_allowed(endpoint: str) -> bool:
+    """An https push endpoint, or plain http on a loopback host (a local push service)."""
+    if any(c.isspace() for c in endpoint) or len(endpoint) > 2000:
+        return False
+    return endpoint.startswith("https://") or LOOPBACK_HTTP.match(endpoint) is not None
+
+
 @dataclass(frozen=True)
 class Consent:
     """One channel's consent as last given or withdrawn."""

@@ -17,6 +17,7 @@ from domain.contact_preferences import (
     ContactPreferences,
     PushSubscription,
     e164,
+    push_endpoint_allowed,
 )
 from domain.errors import InvalidValueError
 from domain.reminders import QuietHours
@@ -389,8 +390,10 @@ class Patient(Aggregate):
         self, *, endpoint: str, p256dh: str, auth: str, at: datetime, meta: dict[str, str]
     ) -> bool:
         """A browser subscribed to push (the same endpoint again replaces its keys); False
-        (and no event) when it is already there with these keys."""
-        if not endpoint.startswith("https://") or not p256dh or not auth:
+        (and no event) when it is already there with these keys. Browsers give https
+        endpoints; plain http is taken for a loopback host only (a local push service in
+        development and tests: the API and the portal take https alone)."""
+        if not push_endpoint_allowed(endpoint) or not p256dh or not auth:
             raise InvalidValueError("a push subscription needs an https endpoint and its keys")
         for known in self._contact.push_subscriptions:
             if (known.endpoint, known.p256dh, known.auth) == (endpoint, p256dh, auth):

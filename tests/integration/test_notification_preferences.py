@@ -229,6 +229,7 @@ def test_a_push_service_that_says_gone_removes_the_subscription(client, runtime)
     "body",
     [
         {**browser_subscription(), "endpoint": "http://push.example.org/plain"},
+        {**browser_subscription(), "endpoint": "http://127.0.0.1:9/push/local"},
         {**browser_subscription(), "keys": {"p256dh": "bm90IGEga2V5", "auth": "c2VjcmV0"}},
         {**browser_subscription(), "keys": {"p256dh": "!!", "auth": "??"}},
         {"endpoint": "https://push.example.org/send/x"},

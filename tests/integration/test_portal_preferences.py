@@ -151,6 +151,14 @@ def test_the_browser_subscription_comes_with_the_form(portal, runtime):
     )
     assert bad.status_code == 422
     assert "could not be set up for notifications" in bad.text
+    local = save(
+        portal,
+        push_control="1",
+        push="on",
+        push_endpoint="http://127.0.0.1:9/push/x",
+        **browser_keys(),
+    )
+    assert local.status_code == 422  # browsers give https endpoints: nothing else is taken
     off = save(portal, push_control="1")
     assert off.status_code == 303
     prefs = runtime.services.preferences.preferences(patient_of(runtime, "dee@example.org"))

@@ -16,6 +16,7 @@ from domain.contact_preferences import (
     Consent,
     ContactPreferences,
     e164,
+    push_endpoint_allowed,
 )
 from domain.errors import InvalidValueError
 from domain.patient import Patient
@@ -135,7 +136,7 @@ def test_language_quiet_hours_and_zone_change_only_when_different():
         (lambda p: p.give_consent(EMAIL, at=AT, source="rumour", meta=META), "source"),
         (
             lambda p: p.add_push_subscription(
-                endpoint="http://plain.example", p256dh="k", auth="a", at=AT, meta=META
+                endpoint="http://plain.example/", p256dh="k", auth="a", at=AT, meta=META
             ),
             "https",
         ),
@@ -241,3 +242,20 @@ def test_a_stored_patient_with_only_older_events_loads_with_the_defaults():
     loaded.give_consent(SMS, at=AT, source="portal", meta=META)
     app.save(loaded)
     assert app.repository.get(older.id).preferences.allows(SMS)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "allowed"),
+    [
+        ("https://fcm.googleapis.com/fcm/send/abc", True),
+        ("http://127.0.0.1:8123/push/abc", True),
+        ("http://localhost:9000/push/abc", True),
+        ("http://[::1]:9000/push/abc", True),
+        ("http://push.example.org/push/abc", False),
+        ("http://127.0.0.1.example.org/push", False),
+        ("ftp://127.0.0.1/push", False),
+        ("https://push.example.org/a b", False),
+    ],
+)
+def test_push_endpoints_are_https_or_a_local_push_service(endpoint, allowed):
+    assert push_endpoint_allowed(endpoint) is allowed

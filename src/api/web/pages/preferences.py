@@ -130,7 +130,9 @@ def change_preferences(visit: PatientPage, form: PatientForm) -> Response:
     if form.get("push_control"):
         consents[PUSH] = bool(values[PUSH])
         endpoint = form.get("push_endpoint", "").strip()
-        if endpoint and values[PUSH] and not problems:
+        if endpoint and not endpoint.startswith("https://"):  # as browsers give them
+            problems.add("push", N_("This browser could not be set up for notifications"))
+        elif endpoint and values[PUSH] and not problems:
             try:
                 services.preferences.add_push_subscription(
                     patient.id,
