@@ -259,3 +259,25 @@ def test_a_stored_patient_with_only_older_events_loads_with_the_defaults():
 )
 def test_push_endpoints_are_https_or_a_local_push_service(endpoint, allowed):
     assert push_endpoint_allowed(endpoint) is allowed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    area=st.integers(200, 999),
+    exchange=st.integers(200, 999),
+    line=st.integers(0, 9999),
+    style=st.sampled_from(
+        [
+            "+1 {a} {e} {l}",
+            "({a}) {e}-{l}",
+            "1-{a}-{e}-{l}",
+            "{a}.{e}.{l}",
+            "001 {a} {e} {l}",
+            "{a}{e}{l}",
+            "  +1({a}){e} {l} ",
+        ]
+    ),
+)
+def test_a_north_american_number_reads_the_same_however_it_is_written(area, exchange, line, style):
+    typed = style.format(a=area, e=exchange, l=f"{line:04d}")
+    assert e164(typed) == f"+1{area}{exchange}{line:04d}"
