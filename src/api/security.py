@@ -41,15 +41,23 @@ WEB_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
     " frame-ancestors 'none'; base-uri 'none'"
 )
+WEB_SCRIPTS = "script-src 'self'; worker-src 'self'"
 
 
-def web_csp(form_targets: tuple[str, ...] = ()) -> str:
+def web_csp(form_targets: tuple[str, ...] = (), *, scripts: bool = False) -> str:
     """The portal's policy; ``form_targets`` are origins a page's forms may also end up at
     (browsers hold a form's redirect to ``form-action`` too: the results page's "Open
-    result" answers with a redirect to the centre's viewer)."""
-    if not form_targets:
-        return WEB_CSP
-    return WEB_CSP.replace("form-action 'self';", f"form-action 'self' {' '.join(form_targets)};")
+    result" answers with a redirect to the centre's viewer). ``scripts``: the page runs
+    scripts from this server and may register this server's service worker (the
+    notification preferences page); never inline ones."""
+    policy = WEB_CSP
+    if form_targets:
+        policy = policy.replace(
+            "form-action 'self';", f"form-action 'self' {' '.join(form_targets)};"
+        )
+    if scripts:
+        policy = policy.replace("default-src 'none';", f"default-src 'none'; {WEB_SCRIPTS};")
+    return policy
 
 
 DOCS_CSP = (

@@ -19,6 +19,7 @@ from application.ports import (
     RateLimiter,
     ReadModelSync,
 )
+from application.preferences import Preferences
 from application.registry import Registry
 from application.ris.delivery_desk import DeliveryDesk
 from application.ris.inbound_desk import Hl7Inbound
@@ -65,3 +66,4 @@ class Services:
     activation: Activation
     patient_search: PatientSearch
     browser: BrowserSessions
+    preferences: Preferences

@@ -1,11 +1,27 @@
-"""Patient: demographics and contact details of a person who books exams."""
+"""Patient: demographics and contact details of a person who books exams, and how they
+want to hear from the centre (``Patient.preferences``)."""
 
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.contact_preferences import (
+    CHANNELS,
+    EMAIL,
+    LANGUAGES,
+    PUSH,
+    SMS,
+    SOURCES,
+    Consent,
+    ContactPreferences,
+    PushSubscription,
+    e164,
+    push_endpoint_allowed,
+)
 from domain.errors import InvalidValueError
+from domain.reminders import QuietHours
+from domain.schedule import zone as zone_named
 
 # HL7 table 0001: female, male, other, unknown, ambiguous, not applicable.
 ADMINISTRATIVE_SEXES = ("F", "M", "O", "U", "A", "N")
@@ -77,6 +93,9 @@ class Patient(Aggregate):
         self.administrative_sex = ""
         self.account_id: UUID | None = None
         self.activation_code_id: UUID | None = None
+        # A record the RIS made has no e-mail address when it is registered.
+        self.made_by_ris = not email
+        self._contact = ContactPreferences()
 
     @property
     def has_account(self) -> bool:
@@ -227,3 +246,191 @@ class Patient(Aggregate):
     @event(ActivationCodeIssued)
     def _activation_code_issued(self, code_id: UUID, meta: dict[str, str]) -> None:
         self.activation_code_id = code_id
+
+    # How the patient wants to hear from the centre ------------------------------------
+
+    class ConsentGiven(Aggregate.Event):
+        channel: str
+        at: datetime
+        source: str
+        meta: dict[str, str]
+
+    class ConsentWithdrawn(Aggregate.Event):
+        channel: str
+        at: datetime
+        source: str
+        meta: dict[str, str]
+
+    class LanguageChosen(Aggregate.Event):
+        language: str
+        meta: dict[str, str]
+
+    class QuietHoursSet(Aggregate.Event):
+        quiet_hours: str  # "21:00-08:00"
+        meta: dict[str, str]
+
+    class QuietHoursCleared(Aggregate.Event):
+        meta: dict[str, str]
+
+    class TimezoneChosen(Aggregate.Event):
+        zone: str | None  # None: the zone of the centre's location
+        meta: dict[str, str]
+
+    class PushSubscriptionAdded(Aggregate.Event):
+        endpoint: str
+        p256dh: str
+        auth: str
+        at: datetime
+        meta: dict[str, str]
+
+    class PushSubscriptionRemoved(Aggregate.Event):
+        endpoint: str
+        at: datetime
+        source: str
+        meta: dict[str, str]
+
+    @property
+    def preferences(self) -> ContactPreferences:
+        """The patient's preferences now. Until the patient says otherwise, e-mail is
+        consented from the moment the record had an address (``registration``, or ``ris``
+        for a record the RIS made and an account later claimed); SMS and push are off."""
+        contact = self._contact
+        if contact.consent(EMAIL) is None and self.email:
+            source = "ris" if self.made_by_ris else "registration"
+            contact = contact.with_consent(Consent(EMAIL, True, self.created_on, source))
+        return contact
+
+    def give_consent(
+        self, channel: str, *, at: datetime, source: str, meta: dict[str, str]
+    ) -> bool:
+        """The patient agrees to hear on ``channel``; False (and no event) when they had
+        already (even if the phone or the subscriptions went since). E-mail needs an
+        address, SMS a phone number ``e164`` reads, push a subscription."""
+        _check_consent(channel, at, source)
+        current = self.preferences.consent(channel)
+        if current is not None and current.granted:
+            return False
+        if channel == EMAIL and not self.email:
+            raise InvalidValueError("e-mail needs an address on the record")
+        if channel == SMS and (self.phone is None or e164(self.phone) is None):
+            raise InvalidValueError("text messages need a mobile phone number on the record")
+        if channel == PUSH and not self._contact.push_subscriptions:
+            raise InvalidValueError("notifications need this browser to subscribe first")
+        self._consent_given(channel=channel, at=at, source=source, meta=meta)
+        return True
+
+    @event(ConsentGiven)
+    def _consent_given(self, channel: str, at: datetime, source: str, meta: dict[str, str]) -> None:
+        self._contact = self._contact.with_consent(Consent(channel, True, at, source))
+
+    def withdraw_consent(
+        self, channel: str, *, at: datetime, source: str, meta: dict[str, str]
+    ) -> bool:
+        """The patient no longer wants ``channel``; False (and no event) when it was off."""
+        _check_consent(channel, at, source)
+        current = self.preferences.consent(channel)
+        if current is None or not current.granted:
+            return False
+        self._consent_withdrawn(channel=channel, at=at, source=source, meta=meta)
+        return True
+
+    @event(ConsentWithdrawn)
+    def _consent_withdrawn(
+        self, channel: str, at: datetime, source: str, meta: dict[str, str]
+    ) -> None:
+        self._contact = self._contact.with_consent(Consent(channel, False, at, source))
+
+    def choose_language(self, language: str, meta: dict[str, str]) -> bool:
+        """The language messages are written in; False (and no event) when unchanged."""
+        if language not in LANGUAGES:
+            raise InvalidValueError(f"language must be one of {', '.join(LANGUAGES)}")
+        if language == self._contact.language:
+            return False
+        self._language_chosen(language=language, meta=meta)
+        return True
+
+    @event(LanguageChosen)
+    def _language_chosen(self, language: str, meta: dict[str, str]) -> None:
+        self._contact = self._contact.with_language(language)
+
+    def set_quiet_hours(self, quiet_hours: QuietHours | None, meta: dict[str, str]) -> bool:
+        """The hours nothing but safety notices reach the patient (None: no quiet hours);
+        False (and no event) when unchanged."""
+        if quiet_hours == self._contact.quiet_hours:
+            return False
+        if quiet_hours is None:
+            self._quiet_hours_cleared(meta=meta)
+        else:
+            self._quiet_hours_set(quiet_hours=str(quiet_hours), meta=meta)
+        return True
+
+    @event(QuietHoursSet)
+    def _quiet_hours_set(self, quiet_hours: str, meta: dict[str, str]) -> None:
+        self._contact = self._contact.with_quiet_hours(QuietHours.parse(quiet_hours))
+
+    @event(QuietHoursCleared)
+    def _quiet_hours_cleared(self, meta: dict[str, str]) -> None:
+        self._contact = self._contact.with_quiet_hours(None)
+
+    def choose_timezone(self, zone: str | None, meta: dict[str, str]) -> bool:
+        """The IANA zone quiet hours are read in (None: the zone of the exam's location);
+        False (and no event) when unchanged."""
+        if zone is not None:
+            zone_named(zone)
+        if zone == self._contact.zone:
+            return False
+        self._timezone_chosen(zone=zone, meta=meta)
+        return True
+
+    @event(TimezoneChosen)
+    def _timezone_chosen(self, zone: str | None, meta: dict[str, str]) -> None:
+        self._contact = self._contact.with_zone(zone)
+
+    def add_push_subscription(
+        self, *, endpoint: str, p256dh: str, auth: str, at: datetime, meta: dict[str, str]
+    ) -> bool:
+        """A browser subscribed to push (the same endpoint again replaces its keys); False
+        (and no event) when it is already there with these keys. Browsers give https
+        endpoints; plain http is taken for a loopback host only (a local push service in
+        development and tests: the API and the portal take https alone)."""
+        if not push_endpoint_allowed(endpoint) or not p256dh or not auth:
+            raise InvalidValueError("a push subscription needs an https endpoint and its keys")
+        for known in self._contact.push_subscriptions:
+            if (known.endpoint, known.p256dh, known.auth) == (endpoint, p256dh, auth):
+                return False
+        self._push_subscription_added(endpoint=endpoint, p256dh=p256dh, auth=auth, at=at, meta=meta)
+        return True
+
+    @event(PushSubscriptionAdded)
+    def _push_subscription_added(
+        self, endpoint: str, p256dh: str, auth: str, at: datetime, meta: dict[str, str]
+    ) -> None:
+        subscription = PushSubscription(endpoint, p256dh, auth, at)
+        self._contact = self._contact.with_subscription(subscription)
+
+    def remove_push_subscription(
+        self, endpoint: str, *, at: datetime, source: str, meta: dict[str, str]
+    ) -> bool:
+        """The browser at ``endpoint`` gets no more pushes (the patient removed it, or the
+        push service said it is gone); False (and no event) when it was not there."""
+        if source not in SOURCES:
+            raise InvalidValueError(f"source must be one of {', '.join(SOURCES)}")
+        if all(s.endpoint != endpoint for s in self._contact.push_subscriptions):
+            return False
+        self._push_subscription_removed(endpoint=endpoint, at=at, source=source, meta=meta)
+        return True
+
+    @event(PushSubscriptionRemoved)
+    def _push_subscription_removed(
+        self, endpoint: str, at: datetime, source: str, meta: dict[str, str]
+    ) -> None:
+        self._contact = self._contact.without_subscription(endpoint)
+
+
+def _check_consent(channel: str, at: datetime, source: str) -> None:
+    if channel not in CHANNELS:
+        raise InvalidValueError(f"channel must be one of {', '.join(CHANNELS)}")
+    if source not in SOURCES:
+        raise InvalidValueError(f"source must be one of {', '.join(SOURCES)}")
+    if at.tzinfo is None:
+        raise InvalidValueError("a consent's time carries its offset")

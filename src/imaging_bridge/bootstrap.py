@@ -12,11 +12,14 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg_pool import ConnectionPool
+from py_vapid import Vapid
 
 from adapters.access_log import BatchingAccessLog
 from adapters.at_rest import AtRestCipher
 from adapters.break_glass import PostgresAlertReader, PostgresBreakGlassStore
 from adapters.calendar_gate import AdvisoryLockGate
+from adapters.channels.vapid_keys import VapidKeyError, application_server_key, vapid_of
+from adapters.channels.web_push import valid_keys
 from adapters.clock import SystemClock
 from adapters.database import (
     NoDatabaseError,
@@ -60,6 +63,7 @@ from application.digests import KeyedDigest
 from application.patient_merges import PatientMerges
 from application.patient_search import PatientSearch
 from application.ports import Clock, PasswordHasher
+from application.preferences import Preferences
 from application.registry import Registry
 from application.ris.deliveries import Deliveries
 from application.ris.delivery_desk import DeliveryDesk
@@ -79,6 +83,7 @@ from projections.catalog_cache import CachedCatalogReader
 from projections.deliveries_view import PostgresDeliveryReader
 from projections.orders_view import PostgresOrderReader
 from projections.patient_lookup import PostgresPatientLookup
+from projections.patient_phones import PostgresPhoneIndex
 from projections.patient_records import PostgresPatientRecords
 from projections.runners import Projections
 
@@ -172,6 +177,8 @@ class Runtime:
     """Warnings for the operator, found while starting (e.g. a changed signing key)."""
     migrations: list[str] = field(default_factory=list)
     """The migrations this start applied."""
+    vapid: Vapid | None = None
+    """The VAPID key pushes are signed with (the one ``GET /v1/push/public-key`` gives)."""
     listener: BackgroundListener | None = None
     outbound: list[Outbound] = field(default_factory=list)
     closed: bool = False
@@ -367,6 +374,10 @@ def _wire(
 ) -> Runtime:
     clock = clock or SystemClock()
     hasher = hasher or Argon2PasswordHasher()
+    try:
+        vapid = vapid_of(settings)
+    except VapidKeyError as error:
+        raise StartupError(f"VAPID_PRIVATE_KEY: {error}") from None
     # Catalog aggregates change rarely and every booking reads several: keep them cached
     # (the library fast-forwards a cached aggregate with any newer events before use).
     catalog = Catalog({**env, "AGGREGATE_CACHE_MAXSIZE": "5000"})
@@ -456,6 +467,13 @@ def _wire(
             clock=clock,
             limits=limits,
         ),
+        preferences=Preferences(
+            registry=registry,
+            phones=PostgresPhoneIndex(pool, env["CIPHER_KEY"]),
+            clock=clock,
+            valid_keys=valid_keys,
+            push_public_key=application_server_key(vapid),
+        ),
     )
     inbound = InboundEffects(
         registry=registry,
@@ -465,4 +483,4 @@ def _wire(
         settings=InboundSettings(),
         merges=merges,
     )
-    return Runtime(settings, url, env, services, projections, pool, inbound, cipher)
+    return Runtime(settings, url, env, services, projections, pool, inbound, cipher, vapid=vapid)

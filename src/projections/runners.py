@@ -26,6 +26,7 @@ from projections.orders_view import OrdersProjection
 from projections.parked import ParkedRow, parked_events, parking
 from projections.patient_lookup import PatientLookupProjection
 from projections.patient_merges import PatientMergesProjection
+from projections.patient_phones import PatientPhonesProjection
 from projections.progress import PROGRESS, TrackingListener
 from projections.view import ReadModelView
 
@@ -37,6 +38,7 @@ PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
     DeliveriesViewProjection.name: (Deliveries, DeliveriesViewProjection),
     PatientMergesProjection.name: (RegistryLog, PatientMergesProjection),
     PatientLookupProjection.name: (RegistryLog, PatientLookupProjection),
+    PatientPhonesProjection.name: (RegistryLog, PatientPhonesProjection),
 }
 """Every read model by name, with the application whose log it follows."""
 Progress = Callable[[int, int], None]
@@ -61,7 +63,7 @@ class Projections(ReadModelSync):
 
     def _start(self, name: str) -> None:
         application_class, projection_class = PROJECTIONS[name]
-        if issubclass(projection_class, PatientLookupProjection):
+        if issubclass(projection_class, PatientLookupProjection | PatientPhonesProjection):
             projection_class = projection_class.keyed(self._env["CIPHER_KEY"])
         runner = ProjectionRunner(
             application_class=application_class,

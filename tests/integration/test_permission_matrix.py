@@ -9,6 +9,7 @@ get the handler's own success status; a refused call (the same valid request) ge
 without a session and 403 for a role without the permission. A route added without a
 valid call in ``ROUTES`` fails the test that compares the two tables."""
 
+import base64
 import email
 import email.policy
 import itertools
@@ -22,6 +23,8 @@ from uuid import UUID
 
 import pyotp
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from adapters.clock import SystemClock
@@ -510,6 +513,27 @@ RESOURCE = "/v1/staff/catalog/resources/riverside-mri-2"
 DELIVERY = "/v1/admin/deliveries/{delivery}"
 INBOUND = "/v1/admin/hl7/inbound/{inbound}"
 
+PUSH_ENDPOINT = "https://push.example.org/send/matrix"
+PREFERENCES = {
+    "channels": {"email": {"enabled": True}, "sms": {"enabled": False}, "push": {"enabled": False}},
+    "language": "es",
+    "quiet_hours": "21:00-08:00",
+    "timezone": "America/New_York",
+}
+
+
+def push_subscription() -> dict[str, Any]:
+    """A browser's ``PushSubscription.toJSON()``, with a real P-256 key."""
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    keys = {"p256dh": point, "auth": b"matrix-auth-16by"}
+    encoded = {k: base64.urlsafe_b64encode(v).rstrip(b"=").decode() for k, v in keys.items()}
+    return {"endpoint": PUSH_ENDPOINT, "expirationTime": None, "keys": encoded}
+
+
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/healthz"): Route(200, fixed("/healthz")),
     ("GET", "/readyz"): Route(200, fixed("/readyz")),
@@ -548,6 +572,19 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/v1/me/results"): Route(200, fixed("/v1/me/results")),
     ("POST", "/v1/me/results/{result_id}/link"): Route(200, fixed("/v1/me/results/{result}/link")),
     ("GET", "/.well-known/jwks.json"): Route(200, fixed("/.well-known/jwks.json")),
+    ("GET", "/v1/me/notification-preferences"): Route(
+        200, fixed("/v1/me/notification-preferences")
+    ),
+    ("PUT", "/v1/me/notification-preferences"): Route(
+        200, fixed("/v1/me/notification-preferences", json=PREFERENCES)
+    ),
+    ("POST", "/v1/me/push-subscriptions"): Route(
+        201, with_body("/v1/me/push-subscriptions", lambda w, _: push_subscription())
+    ),
+    ("DELETE", "/v1/me/push-subscriptions"): Route(
+        204, fixed("/v1/me/push-subscriptions", params={"endpoint": PUSH_ENDPOINT})
+    ),
+    ("GET", "/v1/push/public-key"): Route(200, fixed("/v1/push/public-key")),
     ("GET", "/v1/appointments/{appointment_id}"): Route(200, fixed(APPOINTMENT)),
     ("PATCH", "/v1/appointments/{appointment_id}"): Route(
         200, fixed(APPOINTMENT, json={"notes": "needs a wheelchair"})

@@ -30,6 +30,7 @@ READ_MODELS = {
     "deliveries_view": ("rm_deliveries", "rm_delivery_attempts"),
     "patient_merges": ("rm_patient_merges",),
     "patient_lookup": ("rm_patient_lookup",),
+    "patient_phones": ("rm_patient_phones",),
 }
 
 
@@ -109,6 +110,8 @@ def live_history(client, runtime, clock, outside: Outside) -> None:
     records and a RIS booking; deliveries sent and ACKed."""
     lift_booking_caps(runtime)
     headers = register(client, "kim@example.org")
+    phone = client.patch("/v1/patients/me", headers=headers, json={"phone": "+1 312 555 0142"})
+    assert phone.status_code == 200, phone.text
     types, locations = catalog_ids(client)
     ids = []
     for hour in (8, 9, 10, 11):

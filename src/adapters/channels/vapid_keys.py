@@ -8,10 +8,15 @@ configuration and development keeps one in ``DATA_DIR``.
 
 import base64
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid, VapidException
+
+from adapters.settings import Settings
+
+KEY_FILE = "vapid-key.pem"
 
 
 class VapidKeyError(ValueError):
@@ -30,15 +35,22 @@ def load_vapid(text: str) -> Vapid:
 
 def vapid_from_file(path: Path) -> Vapid:
     """The key kept in ``path`` (PEM), made there (readable by this account only) on first
-    use: the development default."""
+    use: the development default. The file appears whole or not at all (written aside,
+    then linked into place), so processes starting together all use the first one made."""
     if path.exists():
         return load_vapid(path.read_text())
     vapid = Vapid()
     vapid.generate_keys()
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(vapid.private_pem())
+    descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as file:  # mkstemp's file: this account only
+            file.write(vapid.private_pem())
+        os.link(draft, path)
+    except FileExistsError:  # another process made it a moment ago: use theirs
+        return load_vapid(path.read_text())
+    finally:
+        os.unlink(draft)
     return vapid
 
 
@@ -48,3 +60,13 @@ def application_server_key(vapid: Vapid) -> str:
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     return base64.urlsafe_b64encode(point).rstrip(b"=").decode()
+
+
+def vapid_of(settings: Settings) -> Vapid:
+    """The key every part of a process signs pushes and answers browsers with:
+    VAPID_PRIVATE_KEY when set, else the one kept in ``DATA_DIR`` (made on first use).
+    VapidKeyError when the configured key cannot be read."""
+    configured = settings.vapid_private_key
+    if configured is not None and configured.get_secret_value().strip():
+        return load_vapid(configured.get_secret_value())
+    return vapid_from_file(Path(settings.data_dir) / KEY_FILE)

@@ -84,7 +84,10 @@ class Pages:
             }
             for language, translations in self.translations.items()
         }
-        self.static = {"portal.css": StaticFile(STATIC / "portal.css", "text/css")}
+        self.static = {
+            "portal.css": StaticFile(STATIC / "portal.css", "text/css"),
+            "push.js": StaticFile(STATIC / "push.js", "text/javascript"),
+        }
 
     def text(self, visit: Visit, message: str, **variables: Any) -> str:
         """A message translated outside a template (e.g. a calendar file)."""

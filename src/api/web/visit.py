@@ -30,6 +30,7 @@ CHALLENGE_COOKIE = "ib_challenge"  # the sign-in's second-factor challenge (5 mi
 LANGUAGE_COOKIE = "lang"
 LANGUAGE_COOKIE_AGE = timedelta(days=365)
 FORM_TARGETS = "form_targets"  # request state: origins this page's forms may redirect to
+PAGE_SCRIPTS = "page_scripts"  # request state: this page runs our own scripts
 
 
 STAFF_ELSEWHERE = N_(
@@ -170,6 +171,11 @@ class Visit:
         """Let this page's forms end up at ``origin`` (added to the CSP's form-action)."""
         state = self.request.scope.setdefault("state", {})
         state[FORM_TARGETS] = (*state.get(FORM_TARGETS, ()), origin)
+
+    def allow_scripts(self) -> None:
+        """Let this page run scripts from this server (and register a service worker):
+        the CSP of every other page allows none."""
+        self.request.scope.setdefault("state", {})[PAGE_SCRIPTS] = True
 
     def finish(self, response: R) -> R:
         """Set and clear the cookies this visit decided on."""
