@@ -56,6 +56,7 @@ from application.auth import AuthService, SessionLimits
 from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
 from application.digests import KeyedDigest
+from application.messaging import Messaging, MessagingLog
 from application.patient_merges import PatientMerges
 from application.patient_search import PatientSearch
 from application.ports import Clock, PasswordHasher
@@ -79,6 +80,7 @@ from projections.orders_view import PostgresOrderReader
 from projections.patient_lookup import PostgresPatientLookup
 from projections.patient_records import PostgresPatientRecords
 from projections.runners import Projections
+from projections.secure_threads import PostgresThreadReader
 
 log = structlog.get_logger(__name__)
 
@@ -263,6 +265,7 @@ class Runtime:
             self.services.scheduling,
             self.services.registry,
             self.services.deliveries.deliveries,
+            self.services.messaging.log,
         ):
             app.close()
         self.pool.close()
@@ -306,7 +309,10 @@ def build(
             else f"the development event key in {Path(settings.data_dir) / 'dev-event-key'}"
         ),
         signing_key=signing_key,
-        event_tables=[f"{app.name}_events" for app in (Catalog, Scheduling, Registry, Deliveries)],
+        event_tables=[
+            f"{app.name}_events"
+            for app in (Catalog, Scheduling, Registry, Deliveries, MessagingLog)
+        ],
     )
     for notice in notices:
         log.warning("startup_notice", notice=notice)
@@ -413,6 +419,7 @@ def _wire(
     )
     catalog_view = CachedCatalogReader(pool)
     access_log = BatchingAccessLog(pool)
+    staff_access = StaffAccess(appointments, PostgresBreakGlassStore(pool), clock)
     services = Services(
         catalog=catalog,
         scheduling=scheduling,
@@ -427,7 +434,7 @@ def _wire(
         health=Health(pool, projections),
         access_log=access_log,
         rate_limiter=PostgresRateLimiter(pool),
-        staff_access=StaffAccess(appointments, PostgresBreakGlassStore(pool), clock),
+        staff_access=staff_access,
         hl7_inbound=Hl7Inbound(inbound_store, clock, access_log),
         deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock, access_log),
         alerts=PostgresAlertReader(pool),
@@ -449,6 +456,9 @@ def _wire(
             signer=signer,
             clock=clock,
             limits=limits,
+        ),
+        messaging=Messaging(
+            MessagingLog(env), PostgresThreadReader(pool), staff_access, registry, clock
         ),
     )
     inbound = InboundEffects(
