@@ -21,7 +21,15 @@ from api.errors import STATUS_BY_CODE, log_unhandled
 from api.security import web_csp
 from api.web.i18n import LANGUAGES, N_
 from api.web.one_read import OneCatalogReadPerRequest
-from api.web.pages import account, activation, appointments, booking, records, signing_in
+from api.web.pages import (
+    account,
+    activation,
+    appointments,
+    booking,
+    messages,
+    records,
+    signing_in,
+)
 from api.web.render import Pages
 from api.web.visit import (
     FORM_TARGETS,
@@ -64,7 +72,7 @@ def create_web_app(services: Services) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.state.pages = Pages()
-    for module in (signing_in, booking, appointments, records, activation, account):
+    for module in (signing_in, booking, appointments, records, messages, activation, account):
         app.include_router(module.router)
     app.add_api_route("/static/{name}", static_file, methods=["GET"], include_in_schema=False)
     app.add_api_route("/{rest:path}", not_found, methods=["GET"], include_in_schema=False)
