@@ -127,7 +127,17 @@ def test_the_same_message_twice_is_kept_once():
 
 @pytest.mark.parametrize(
     "body",
-    ["", "   ", "\n\n", "x" * 5001, "bell \x07", "nul \x00", "del \x7f", "c1 \x85 x", "sep \u2028 x"],
+    [
+        "",
+        "   ",
+        "\n\n",
+        "x" * 5001,
+        "bell \x07",
+        "nul \x00",
+        "del \x7f",
+        "c1 \x85 x",
+        "sep \u2028 x",
+    ],
 )
 def test_bad_bodies_are_refused(body):
     with pytest.raises(InvalidValueError):
