@@ -7,10 +7,19 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 
-from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, record_access, requires
+from api.deps import (
+    ActorDep,
+    AuditDep,
+    Consistency,
+    ConsistencyDep,
+    ServicesDep,
+    record_access,
+    requires,
+)
 from api.errors import ApiError
 from api.limits import patient_rate_limit
 from api.schemas.messages import NewMessage, NewThread, PostedOut, ThreadOut, ThreadsOut
+from application.base import Position
 from application.errors import NotFoundError
 from application.permissions import Permission
 from application.ports import Principal
@@ -43,6 +52,17 @@ def patient_of(principal: Principal) -> UUID:
     return principal.patient_id
 
 
+def list_read(consistency: Consistency, services: Services) -> None:
+    """Before a thread list: this client's own writes (``Consistency``), and with several
+    API worker processes, everything the messaging log holds so far (a write may have gone
+    through another worker)."""
+    consistency.before_read()
+    if getattr(consistency.request.app.state, "several_workers", False):
+        head = services.messaging.log.recorder.max_notification_id()
+        if head:
+            services.sync.wait(Position(services.messaging.log.name, head))
+
+
 def log_write(request: Request, services: Services, principal: Principal, thread_id: UUID) -> None:
     """A message written to a patient's thread, in the access log."""
     record_access(
@@ -66,7 +86,7 @@ def threads(
     audit: AuditDep,
 ) -> ThreadsOut:
     """Latest message first; ``unread`` when the centre wrote since you last looked."""
-    consistency.before_read()
+    list_read(consistency, services)
     found = services.messaging.threads_of(patient_of(patient))
     audit.read(RESOURCE, "*", patient.patient_id)
     return ThreadsOut.model_validate({"items": found}, from_attributes=True)

@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 
 from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, record_access, requires
+from api.routers.messages import list_read
 from api.schemas.messages import (
     Assignment,
     NewMessage,
@@ -68,7 +69,7 @@ def threads(
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 50,
 ) -> StaffThreadsOut:
     """Latest message first."""
-    consistency.before_read()
+    list_read(consistency, services)
     query = StaffFilter(principal.account_id, assigned, unread, status, limit)
     found = services.messaging.staff_threads(principal, query)
     for summary in found:
