@@ -8,6 +8,7 @@ and reopen the threads of patients they may reach, and may write to a patient fi
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -83,23 +84,25 @@ class Messaging:
         """A patient's message in one of their threads (NotFoundError for anyone else's;
         ThreadClosedError when it is closed)."""
         self.own(patient_id, thread_id)
-        return self._post(thread_id, PATIENT, body, actor)
+        posted = self.log.change(thread_id, self._message(PATIENT, body, actor))
+        return replace(posted, patient_id=patient_id)
 
     def threads_of(self, patient_id: UUID) -> list[ThreadSummary]:
         """The patient's threads, latest message first."""
         return self._summaries(self._reader.for_patient(patient_id), PATIENT)
 
     def own(self, patient_id: UUID, thread_id: UUID) -> SecureThread:
-        """The patient's thread; NotFoundError when it is not theirs (or does not exist)."""
+        """The patient's thread (or one of a record merged into theirs); NotFoundError
+        when it is not theirs (or does not exist)."""
         thread = self.log.find(thread_id, SecureThread)
-        if thread is None or thread.patient_id != patient_id:
+        if thread is None or self._patient_of(thread) != patient_id:
             raise NotFoundError(NO_THREAD)
         return thread
 
     def read(self, patient_id: UUID, thread_id: UUID, actor: Actor) -> tuple[ThreadView, Posted]:
         """The patient's thread with every message, as they see it before this read;
         their side is then marked read."""
-        view = ThreadView.of(self.own(patient_id, thread_id))
+        view = ThreadView.of(self.own(patient_id, thread_id), patient_id)
         now = self._clock.now()
         marked = self.log.change(thread_id, lambda t: t.read_by_patient(now, actor.meta()))
         return view, marked
@@ -108,16 +111,16 @@ class Messaging:
 
     def staff_threads(self, principal: Principal, query: StaffFilter) -> list[ThreadSummary]:
         """Threads matching ``query`` whose patients ``principal`` may reach."""
-        rows = [r for r in self._reader.for_staff(query) if self._reach(principal, r.patient_id)]
-        return self._summaries(rows, STAFF)
+        return self._summaries(self._reader.for_staff(query), STAFF, principal)
 
     def staff_view(self, principal: Principal, thread_id: UUID) -> ThreadView:
         """A thread as staff see it, without marking it read."""
         thread = self.log.find(thread_id, SecureThread)
-        reach = None if thread is None else self._reach(principal, thread.patient_id)
-        if thread is None or reach is None:
+        patient_id = None if thread is None else self._patient_of(thread)
+        reach = None if patient_id is None else self._reach(principal, patient_id)
+        if thread is None or patient_id is None or reach is None:
             raise NotFoundError(NO_THREAD)
-        return ThreadView.of(thread, reach.how, reach.reason)
+        return ThreadView.of(thread, patient_id, reach.how, reach.reason)
 
     def staff_read(
         self, principal: Principal, thread_id: UUID, actor: Actor
@@ -141,29 +144,38 @@ class Messaging:
         return self._start(patient_id, subject, body, STAFF, actor)
 
     def reply(self, principal: Principal, thread_id: UUID, body: str, actor: Actor) -> Posted:
-        self.staff_view(principal, thread_id)
-        return self._post(thread_id, STAFF, body, actor)
+        """A message to the patient (ThreadClosedError when the thread is closed)."""
+        message = self._message(STAFF, body, actor)
+        return self._staff_change(principal, thread_id, message)
 
     def assign(
         self, principal: Principal, thread_id: UUID, staff_id: UUID | None, actor: Actor
     ) -> Posted:
         """Give the thread to a member of staff who answers secure messages (themselves
         or another), or to nobody (None)."""
-        self.staff_view(principal, thread_id)
         if staff_id is not None:
+            self.staff_view(principal, thread_id)  # 404 before anything about the assignee
             self._check_assignee(staff_id)
         now = self._clock.now()
-        return self.log.change(thread_id, lambda t: t.assign(staff_id, now, actor.meta()))
+        return self._staff_change(
+            principal, thread_id, lambda t: t.assign(staff_id, now, actor.meta())
+        )
 
     def close(self, principal: Principal, thread_id: UUID, actor: Actor) -> Posted:
-        self.staff_view(principal, thread_id)
         now = self._clock.now()
-        return self.log.change(thread_id, lambda t: t.close(now, actor.meta()))
+        return self._staff_change(principal, thread_id, lambda t: t.close(now, actor.meta()))
 
     def reopen(self, principal: Principal, thread_id: UUID, actor: Actor) -> Posted:
-        self.staff_view(principal, thread_id)
         now = self._clock.now()
-        return self.log.change(thread_id, lambda t: t.reopen(now, actor.meta()))
+        return self._staff_change(principal, thread_id, lambda t: t.reopen(now, actor.meta()))
+
+    def _staff_change(
+        self, principal: Principal, thread_id: UUID, command: Callable[[SecureThread], None]
+    ) -> Posted:
+        """``command`` on a thread whose patient ``principal`` may reach (NotFoundError
+        otherwise); the write names the patient's surviving record."""
+        view = self.staff_view(principal, thread_id)
+        return replace(self.log.change(thread_id, command), patient_id=view.patient_id)
 
     # --- shared -------------------------------------------------------------------------
 
@@ -181,20 +193,27 @@ class Messaging:
         )
         return Posted(thread.id, patient_id, self.log.position_of(self.log.save(thread)))
 
-    def _post(self, thread_id: UUID, role: str, body: str, actor: Actor) -> Posted:
+    def _message(self, role: str, body: str, actor: Actor) -> Callable[[SecureThread], None]:
+        """The command that posts one message (the same message again on a retry)."""
         message_id = uuid4()
         now: datetime = self._clock.now()
-        return self.log.change(
-            thread_id,
-            lambda t: t.post(
+
+        def post(thread: SecureThread) -> None:
+            thread.post(
                 message_id=message_id,
                 author_role=role,
                 author_id=actor.id,
                 body=body,
                 at=now,
                 meta=actor.meta(),
-            ),
-        )
+            )
+
+        return post
+
+    def _patient_of(self, thread: SecureThread) -> UUID:
+        """The thread's patient as the registry knows them now: the surviving record
+        when theirs was merged into another (an account linked to the centre's record)."""
+        return self._registry.surviving_id(thread.patient_id)
 
     def _reach(self, principal: Principal, patient_id: UUID) -> Reach | None:
         try:
@@ -210,16 +229,23 @@ class Messaging:
         if account.disabled or not allows(account.role, Permission.MESSAGES_STAFF):
             raise InvalidValueError("no member of staff with that id answers messages")
 
-    def _summaries(self, rows: list[ThreadRow], side: str) -> list[ThreadSummary]:
+    def _summaries(
+        self, rows: list[ThreadRow], side: str, principal: Principal | None = None
+    ) -> list[ThreadSummary]:
+        """The rows with their subjects (and for staff, only the patients ``principal``
+        may reach), each naming the patient's surviving record."""
         found = []
         for row in rows:
             thread = self.log.find(row.id, SecureThread)
             if thread is None:
                 continue  # a row without its thread: never written so; left out
+            patient_id = self._patient_of(thread)
+            if principal is not None and self._reach(principal, patient_id) is None:
+                continue
             found.append(
                 ThreadSummary(
                     id=row.id,
-                    patient_id=row.patient_id,
+                    patient_id=patient_id,
                     subject=thread.subject,
                     status=row.status,
                     assigned_to=row.assigned_to,

@@ -94,10 +94,13 @@ class ThreadView:
     reach_reason: str = ""
 
     @classmethod
-    def of(cls, thread: SecureThread, reach: str = "own", reason: str = "") -> "ThreadView":
+    def of(
+        cls, thread: SecureThread, patient_id: UUID, reach: str = "own", reason: str = ""
+    ) -> "ThreadView":
+        """The thread as ``patient_id`` (its patient's surviving record) or staff see it."""
         return cls(
             id=thread.id,
-            patient_id=thread.patient_id,
+            patient_id=patient_id,
             subject=thread.subject,
             status=thread.status,
             assigned_to=thread.assigned_to,

@@ -7,11 +7,13 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
+from psycopg.sql import SQL
 from psycopg_pool import ConnectionPool
 
 from application.messaging_views import StaffFilter, ThreadReader, ThreadRow
 from domain.secure_thread import CLOSED, OPEN, PATIENT, SecureThread
 from projections.changes import Change, Update, Upsert
+from projections.orders_view import FAMILY
 from projections.view import ReadModelView
 
 TABLE = "rm_secure_threads"
@@ -73,17 +75,21 @@ COLUMNS = (
 )
 
 
+THREADS_OF = FAMILY + SQL(
+    f"SELECT {COLUMNS} FROM {TABLE} WHERE patient_id IN (SELECT id FROM family)"  # noqa: S608
+    " ORDER BY last_message_at DESC, id LIMIT %(limit)s"
+)
+
+
 class PostgresThreadReader(ThreadReader):
     def __init__(self, pool: ConnectionPool[Any]) -> None:
         self._pool = pool
 
     def for_patient(self, patient_id: UUID, limit: int = 100) -> list[ThreadRow]:
+        """The threads of the patient's record and of every record merged with it (an
+        account linked to the centre's record keeps its threads)."""
         with self._pool.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {COLUMNS} FROM {TABLE} WHERE patient_id = %s"  # noqa: S608
-                " ORDER BY last_message_at DESC, id LIMIT %s",
-                (patient_id, limit),
-            ).fetchall()
+            rows = conn.execute(THREADS_OF, {"patient": patient_id, "limit": limit}).fetchall()
         return [ThreadRow(*row) for row in rows]
 
     def for_staff(self, query: StaffFilter) -> list[ThreadRow]:

@@ -11,7 +11,7 @@ import pytest
 from application.base import Position
 from domain.location import Location
 from tests.integration.test_phi_at_rest import scan
-from tests.support import book, catalog_ids, register, staff_headers
+from tests.support import RIS_BIRTH, book, catalog_ids, register, ris_patient, staff_headers
 
 pytestmark = pytest.mark.integration
 
@@ -292,3 +292,34 @@ def test_the_text_is_in_no_table_in_clear(client, runtime, scene):
     hits, read = scan(runtime.url, needles)
     assert {"public.messaging_events.state", "public.phi_access_log.reason"} <= read
     assert hits == [], "\n".join(hits)
+
+
+def test_threads_follow_an_account_linked_to_the_centres_record(client, runtime, clock):
+    # Given Ana wrote to the centre before linking her account to the RIS's record of her
+    ana = register(client, "ana@example.org")
+    thread_id = start(client, ana)
+    ris_id = ris_patient(runtime)
+    desk = staff_headers(client, runtime, clock, "scheduler")
+    code = client.post(f"/v1/staff/patients/{ris_id}/activation-codes", headers=desk)
+    assert code.status_code == 201, code.text
+
+    # When she links it (her record merges into the centre's)
+    linked = client.post(
+        "/v1/me/activation",
+        headers=ana,
+        json={"code": code.json()["code"], "birth_date": RIS_BIRTH.isoformat()},
+    )
+    assert linked.status_code == 200, linked.text
+    fresh = {"Authorization": f"Bearer {linked.json()['tokens']['access_token']}"}
+    caught_up(runtime)
+    head = runtime.services.registry.recorder.max_notification_id()
+    assert runtime.services.sync.wait(Position("registry", head))
+
+    # Then her thread is still hers, listed and readable, and staff see the centre's record
+    assert thread_id in listed(client, runtime, "/v1/me/messages", fresh)
+    assert client.get(f"/v1/me/messages/{thread_id}", headers=fresh).status_code == 200
+    reply = client.post(f"/v1/me/messages/{thread_id}", headers=fresh, json={"body": "Still me"})
+    assert reply.status_code == 201, reply.text
+    assert listed(client, runtime, "/v1/staff/messages", desk)[thread_id]["patient_id"] == ris_id
+    staff_view = client.get(f"/v1/staff/messages/{thread_id}", headers=desk).json()
+    assert staff_view["patient_id"] == ris_id
