@@ -12,6 +12,7 @@ from application.base import Position
 from application.communications.messaging_notices import notice_id
 from application.notices.envelope import NoticeEnvelope
 from application.notices.kinds import NewSecureMessage
+from application.notices.renderer import NoticeTemplates
 from application.ports import Principal
 from domain.context import Actor, system_actor
 from domain.secure_thread import SecureThread
@@ -73,6 +74,20 @@ def test_a_staff_reply_is_one_email_notice_without_its_content(client, runtime, 
         assert envelope.language == "en"
         assert SECRET not in str(delivery.payload)
         assert "Call us" not in str(delivery.payload)
+        # ... which renders to an e-mail that links to the thread and quotes nothing of it
+        rendered = NoticeTemplates().render(
+            envelope.notice,
+            delivery.channel,
+            envelope.language,
+            base_url="https://portal.example.org",
+            centre_name="Imaging Bridge Demo Centre",
+            version=envelope.version,
+        )
+        assert rendered.url == f"https://portal.example.org/messages/{thread.thread_id}"
+        assert rendered.url in rendered.text
+        for part in (rendered.subject, rendered.text, rendered.html):
+            assert SECRET not in part
+            assert "Call us" not in part
     # ... and none for the patient's own messages: the store holds these two only
     head = deliveries.recorder.max_notification_id() or 0
     assert runtime.services.sync.wait(Position(deliveries.name, head))
