@@ -399,6 +399,7 @@ def _wire(
         signing_key, settings.jwt_key_id, timedelta(minutes=settings.access_token_minutes)
     )
     throttle = PostgresThrottle(pool)
+    staff_access = StaffAccess(appointments, PostgresBreakGlassStore(pool), clock)
     merges = PatientMerges(scheduling, PostgresPatientRecords(pool), projections)
     sessions = PostgresSessionStore(pool)
     refresh_tokens = PostgresRefreshTokenStore(pool)
@@ -419,7 +420,6 @@ def _wire(
     )
     catalog_view = CachedCatalogReader(pool)
     access_log = BatchingAccessLog(pool)
-    staff_access = StaffAccess(appointments, PostgresBreakGlassStore(pool), clock)
     services = Services(
         catalog=catalog,
         scheduling=scheduling,
