@@ -26,6 +26,7 @@ STATUS_BY_CODE = {
     "booking_limit_reached": 409,
     "order_not_waiting": 409,
     "no_viewer": 409,
+    "thread_closed": 409,
     "invalid_credentials": 401,
     "invalid_token": 401,
     "second_factor_required": 401,

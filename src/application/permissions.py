@@ -30,10 +30,14 @@ class Permission(StrEnum):
     """See, redrive and replay outbound and inbound integration messages."""
     BILLING_MANAGE = "billing:manage"
     """Invoices, payments and ledger sync."""
+    MESSAGES_OWN = "messages:own"
+    """A patient's own secure messages with the centre."""
+    MESSAGES_STAFF = "messages:staff"
+    """Staff: answer patients' secure messages (list, read, reply, assign, close)."""
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    "patient": frozenset({Permission.OWN_RECORDS}),
+    "patient": frozenset({Permission.OWN_RECORDS, Permission.MESSAGES_OWN}),
     "scheduler": frozenset(
         {
             Permission.APPOINTMENTS_READ,
@@ -41,6 +45,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.PATIENTS_READ,
             Permission.CATALOG_WRITE,
             Permission.BREAK_GLASS,
+            Permission.MESSAGES_STAFF,
         }
     ),
     "billing": frozenset({Permission.PATIENTS_READ, Permission.BILLING_MANAGE}),

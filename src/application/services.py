@@ -9,6 +9,7 @@ from application.appointment_details import AppointmentDetails
 from application.auth import AuthService
 from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
+from application.messaging import Messaging
 from application.patient_search import PatientSearch
 from application.ports import (
     AccessLog,
@@ -67,3 +68,4 @@ class Services:
     patient_search: PatientSearch
     browser: BrowserSessions
     preferences: Preferences
+    messaging: Messaging

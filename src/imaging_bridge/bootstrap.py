@@ -60,6 +60,7 @@ from application.auth import AuthService, SessionLimits
 from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
 from application.digests import KeyedDigest
+from application.messaging import Messaging, MessagingLog
 from application.patient_merges import PatientMerges
 from application.patient_search import PatientSearch
 from application.ports import Clock, PasswordHasher
@@ -86,6 +87,7 @@ from projections.patient_lookup import PostgresPatientLookup
 from projections.patient_phones import PostgresPhoneIndex
 from projections.patient_records import PostgresPatientRecords
 from projections.runners import Projections
+from projections.secure_threads import PostgresThreadReader
 
 log = structlog.get_logger(__name__)
 
@@ -272,6 +274,7 @@ class Runtime:
             self.services.scheduling,
             self.services.registry,
             self.services.deliveries.deliveries,
+            self.services.messaging.log,
         ):
             app.close()
         self.pool.close()
@@ -315,7 +318,10 @@ def build(
             else f"the development event key in {Path(settings.data_dir) / 'dev-event-key'}"
         ),
         signing_key=signing_key,
-        event_tables=[f"{app.name}_events" for app in (Catalog, Scheduling, Registry, Deliveries)],
+        event_tables=[
+            f"{app.name}_events"
+            for app in (Catalog, Scheduling, Registry, Deliveries, MessagingLog)
+        ],
     )
     for notice in notices:
         log.warning("startup_notice", notice=notice)
@@ -408,6 +414,7 @@ def _wire(
         signing_key, settings.jwt_key_id, timedelta(minutes=settings.access_token_minutes)
     )
     throttle = PostgresThrottle(pool)
+    staff_access = StaffAccess(appointments, PostgresBreakGlassStore(pool), clock)
     merges = PatientMerges(scheduling, PostgresPatientRecords(pool), projections)
     sessions = PostgresSessionStore(pool)
     refresh_tokens = PostgresRefreshTokenStore(pool)
@@ -444,7 +451,7 @@ def _wire(
         health=Health(pool, projections),
         access_log=access_log,
         rate_limiter=PostgresRateLimiter(pool),
-        staff_access=StaffAccess(appointments, PostgresBreakGlassStore(pool), clock),
+        staff_access=staff_access,
         hl7_inbound=Hl7Inbound(inbound_store, clock, access_log),
         deliveries=DeliveryDesk(deliveries, PostgresDeliveryReader(pool), clock, access_log),
         alerts=PostgresAlertReader(pool),
@@ -473,6 +480,9 @@ def _wire(
             clock=clock,
             valid_keys=valid_keys,
             push_public_key=application_server_key(vapid),
+        ),
+        messaging=Messaging(
+            MessagingLog(env), PostgresThreadReader(pool), staff_access, registry, clock
         ),
     )
     inbound = InboundEffects(

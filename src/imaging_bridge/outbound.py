@@ -26,6 +26,8 @@ from adapters.hl7.sender import Sender
 from adapters.settings import Settings
 from adapters.task_queue import declare_actor, enqueuer, make_broker
 from application.catalog import Catalog
+from application.communications.messaging_notices import MessagingNotices
+from application.messaging import MessagingLog
 from application.ports import Clock
 from application.registry import RegistryLog
 from application.ris.deliveries import Deliveries
@@ -86,6 +88,11 @@ class Outbound:
         settings = self.settings
         destinations = destinations_of(settings)
         if self.policy:
+            # Staff's secure messages -> "new message" notices to the patient.
+            notices: Any = EventSourcedProjectionRunner(
+                application_class=MessagingLog, projection_class=MessagingNotices, env=self.env
+            )
+            self.runners.append(notices.__enter__())
             env = policy_env(self.env, destinations)
             for upstream in (SchedulingLog, RegistryLog):
                 runner: Any = EventSourcedProjectionRunner(

@@ -14,6 +14,7 @@ from psycopg.sql import SQL, Identifier
 
 from application.base import Position
 from application.catalog import Catalog
+from application.messaging import MessagingLog
 from application.ports import ReadModelSync
 from application.registry import RegistryLog
 from application.ris.deliveries import Deliveries
@@ -28,6 +29,7 @@ from projections.patient_lookup import PatientLookupProjection
 from projections.patient_merges import PatientMergesProjection
 from projections.patient_phones import PatientPhonesProjection
 from projections.progress import PROGRESS, TrackingListener
+from projections.secure_threads import SecureThreadsProjection
 from projections.view import ReadModelView
 
 PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
@@ -39,6 +41,7 @@ PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
     PatientMergesProjection.name: (RegistryLog, PatientMergesProjection),
     PatientLookupProjection.name: (RegistryLog, PatientLookupProjection),
     PatientPhonesProjection.name: (RegistryLog, PatientPhonesProjection),
+    SecureThreadsProjection.name: (MessagingLog, SecureThreadsProjection),
 }
 """Every read model by name, with the application whose log it follows."""
 Progress = Callable[[int, int], None]

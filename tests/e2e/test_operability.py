@@ -323,6 +323,7 @@ def test_deliveries_list_says_when_it_is_empty_and_refuses_unknown_statuses(cli_
 def test_projections_list_every_read_model_and_rebuild_shows_progress(cli_env):
     read_models = ["catalog_view", "appointment_history", "availability", "orders"]
     read_models += ["deliveries_view", "patient_merges", "patient_lookup", "patient_phones"]
+    read_models += ["secure_threads"]
     assert run("catalog", "load", str(DEMO), env=cli_env).returncode == 0
 
     status = run("projections", "status", env=cli_env)

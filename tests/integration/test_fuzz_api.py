@@ -141,7 +141,13 @@ def known_values(
     )
     assert booked.status_code == 201, booked.text
     resources = client.get("/v1/staff/catalog/resources", headers=scheduler).json()
+    thread = client.post(
+        "/v1/me/messages", headers=patient, json={"subject": "Parking", "body": "Is there any?"}
+    )
+    assert thread.status_code == 201, thread.text
     return {
+        "thread_id": [thread.json()["thread_id"]],
+        "staff_id": [str(target) for target in targets[:1]],
         "appointment_id": [booked.json()["id"]],
         "patient_id": [client.get("/v1/patients/me", headers=patient).json()["id"]],
         "account_id": [str(target) for target in targets],

@@ -205,6 +205,8 @@ def test_metrics_follow_real_traffic(runtime, client, metrics_url, outbound, pee
         ("patient_merges", "registry"),
         ("deliveries", "scheduling"),
         ("deliveries", "registry"),
+        ("secure_threads", "messaging"),
+        ("deliveries", "messaging"),
     }
     assert (
         during.value(

@@ -306,6 +306,11 @@ def build_world(runtime, client, clock) -> World:
         actor=system_actor(source="hl7-inbound"),
     )
 
+    # A secure thread the patient started.
+    w.objects["thread"] = services.messaging.start(
+        patient, "About my scan", "Is it normal?", PATIENT_ACTOR
+    ).thread_id
+
     clock.set(slot_from(slots, now + hour) + timedelta(minutes=5))  # the no-show may be marked
     return w
 
@@ -534,6 +539,8 @@ def push_subscription() -> dict[str, Any]:
     return {"endpoint": PUSH_ENDPOINT, "expirationTime": None, "keys": encoded}
 
 
+THREAD = "/v1/me/messages/{thread}"
+STAFF_THREAD = "/v1/staff/messages/{thread}"
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/healthz"): Route(200, fixed("/healthz")),
     ("GET", "/readyz"): Route(200, fixed("/readyz")),
@@ -585,6 +592,37 @@ ROUTES: dict[tuple[str, str], Route] = {
         204, fixed("/v1/me/push-subscriptions", params={"endpoint": PUSH_ENDPOINT})
     ),
     ("GET", "/v1/push/public-key"): Route(200, fixed("/v1/push/public-key")),
+    # Secure messages
+    ("GET", "/v1/me/messages"): Route(200, fixed("/v1/me/messages")),
+    ("POST", "/v1/me/messages"): Route(
+        201, fixed("/v1/me/messages", json={"subject": "A question", "body": "Hello"})
+    ),
+    ("GET", "/v1/me/messages/{thread_id}"): Route(200, fixed(THREAD)),
+    ("POST", "/v1/me/messages/{thread_id}"): Route(201, fixed(THREAD, json={"body": "Thanks"})),
+    ("GET", "/v1/staff/messages"): Route(200, fixed("/v1/staff/messages")),
+    ("POST", "/v1/staff/messages"): Route(
+        201,
+        with_body(
+            "/v1/staff/messages",
+            lambda w, _: {
+                "patient_id": str(w.objects["patient"]),
+                "subject": "Your preparation",
+                "body": "Please fast",
+            },
+        ),
+    ),
+    ("GET", "/v1/staff/messages/{thread_id}"): Route(200, fixed(STAFF_THREAD)),
+    ("POST", "/v1/staff/messages/{thread_id}"): Route(
+        201, fixed(STAFF_THREAD, json={"body": "Yes"})
+    ),
+    ("POST", "/v1/staff/messages/{thread_id}/assign"): Route(
+        200,
+        with_body(
+            STAFF_THREAD + "/assign", lambda w, _: {"staff_id": str(w.accounts["scheduler"])}
+        ),
+    ),
+    ("POST", "/v1/staff/messages/{thread_id}/close"): Route(200, fixed(STAFF_THREAD + "/close")),
+    ("POST", "/v1/staff/messages/{thread_id}/reopen"): Route(200, fixed(STAFF_THREAD + "/reopen")),
     ("GET", "/v1/appointments/{appointment_id}"): Route(200, fixed(APPOINTMENT)),
     ("PATCH", "/v1/appointments/{appointment_id}"): Route(
         200, fixed(APPOINTMENT, json={"notes": "needs a wheelchair"})
@@ -839,6 +877,11 @@ def test_an_allowed_role_is_refused_what_is_not_its_own_with_404(world):
         (elsewhere, "PATCH", STAFF_APPOINTMENT, {"notes": "not my centre"}),
         (elsewhere, "POST", STAFF_APPOINTMENT + "/check-in", None),
         (elsewhere, "GET", "/v1/staff/patients/{patient}", None),
+        (stranger, "GET", THREAD, None),
+        (stranger, "POST", THREAD, {"body": "not mine"}),
+        (elsewhere, "GET", STAFF_THREAD, None),
+        (elsewhere, "POST", STAFF_THREAD, {"body": "not my centre"}),
+        (elsewhere, "POST", STAFF_THREAD + "/close", None),
     ]
     for account, method, path, body in calls:
         response = w.client.request(

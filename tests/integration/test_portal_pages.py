@@ -48,6 +48,8 @@ def patient_pages(appointment_id: str, ids) -> list[str]:
         f"/book/check?{journey}&start=2026-12-02T09:00:00-06:00",
         "/orders",
         "/results",
+        "/messages",
+        "/messages/new",
         "/profile",
         "/security",
         "/security/two-factor",
@@ -154,7 +156,7 @@ def test_a_staff_session_is_refused_patient_pages(portal, runtime, clock, client
         ).status_code
         == 303
     )
-    for path in ("/appointments", "/book", "/profile"):
+    for path in ("/appointments", "/book", "/profile", "/messages"):
         refused = portal.get(path)
         assert refused.status_code == 403, path
         assert "This page is for patients" in refused.text

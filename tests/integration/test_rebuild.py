@@ -31,6 +31,7 @@ READ_MODELS = {
     "patient_merges": ("rm_patient_merges",),
     "patient_lookup": ("rm_patient_lookup",),
     "patient_phones": ("rm_patient_phones",),
+    "secure_threads": ("rm_secure_threads",),
 }
 
 
@@ -149,6 +150,15 @@ def live_history(client, runtime, clock, outside: Outside) -> None:
         json={"date": "2026-12-07", "reason": "maintenance"},
     )
     assert closed.status_code == 200, closed.text
+    # A secure thread the patient starts, the desk reads and closes (no staff message:
+    # its e-mail notice is no delivery the RIS takes)
+    thread = client.post(
+        "/v1/me/messages", headers=headers, json={"subject": "Parking", "body": "Is there any?"}
+    )
+    assert thread.status_code == 201, thread.text
+    thread_path = f"/v1/staff/messages/{thread.json()['thread_id']}"
+    assert client.get(thread_path, headers=scheduler).status_code == 200
+    assert client.post(f"{thread_path}/close", headers=scheduler).status_code == 200
 
     inbound = runtime.inbound
     for text in (
@@ -167,6 +177,9 @@ def live_history(client, runtime, clock, outside: Outside) -> None:
     assert outside.send_all() > 0
     sync(runtime)
     outside.caught_up()
+    messaging = runtime.services.messaging.log
+    head = messaging.recorder.max_notification_id() or 0
+    assert runtime.projections.wait(Position(messaging.name, head), timeout=30)
     assert client.get("/v1/appointments", headers=headers).status_code == 200
 
 

@@ -26,6 +26,7 @@ from api.web.pages import (
     activation,
     appointments,
     booking,
+    messages,
     preferences,
     records,
     signing_in,
@@ -73,7 +74,16 @@ def create_web_app(services: Services) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.state.pages = Pages()
-    for module in (signing_in, booking, appointments, records, activation, account, preferences):
+    for module in (
+        signing_in,
+        booking,
+        appointments,
+        records,
+        messages,
+        activation,
+        account,
+        preferences,
+    ):
         app.include_router(module.router)
     app.add_api_route("/static/{name}", static_file, methods=["GET"], include_in_schema=False)
     app.add_api_route("/{rest:path}", not_found, methods=["GET"], include_in_schema=False)
