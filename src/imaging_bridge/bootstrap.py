@@ -214,6 +214,8 @@ class Runtime:
             workers=workers,
             pump_interval=pump_interval,
             deliveries=self.services.deliveries.deliveries,
+            patients=self.services.registry.patient_by_id,
+            follow_ups=getattr(self.services, "preferences", None),
         )
         self.outbound.append(outbound)
         return outbound.start()

@@ -19,11 +19,21 @@ from eventsourcing.projection import EventSourcedProjectionRunner
 from psycopg_pool import ConnectionPool
 
 from adapters.access_log import PostgresAccessLog
+from adapters.channels.recipients import PatientLookup, PreferencesOf, preferences_of
+from adapters.channels.setup import channel_senders, notice_settings
+from adapters.channels.worker import ChannelWorker, ConsentFollowUps
 from adapters.hl7.destinations import Destination, parse_destinations
 from adapters.hl7.pump import Pump
 from adapters.hl7.sender import Sender
 from adapters.settings import Settings
-from adapters.task_queue import declare_actor, enqueuer, make_broker
+from adapters.task_queue import (
+    NOTICE_ACTOR_NAME,
+    NOTICE_QUEUE,
+    declare_actor,
+    enqueuer,
+    make_broker,
+)
+from application.channels import PATIENT_CHANNELS
 from application.ports import Clock
 from application.registry import RegistryLog
 from application.ris.deliveries import Deliveries
@@ -70,6 +80,9 @@ class Outbound:
     workers: int = 2
     pump_interval: float = 0.2
     deliveries: Deliveries | None = None
+    patients: PatientLookup | None = None  # the registry's patient_by_id, for notices
+    preferences: PreferencesOf = preferences_of
+    follow_ups: ConsentFollowUps | None = None  # services.preferences, when there is one
     runners: list[Any] = field(default_factory=list)
     worker: Any = None
     pool: ConnectionPool[Any] | None = None
@@ -107,17 +120,49 @@ class Outbound:
                 tls_cafile=str(cafile) if cafile else None,
             )
             declare_actor(self.broker, sender.send)
+            if self.patients is not None:
+                declare_actor(
+                    self.broker,
+                    self.notice_worker().send,
+                    actor_name=NOTICE_ACTOR_NAME,
+                    queue_name=NOTICE_QUEUE,
+                )
             self.worker = dramatiq.Worker(  # type: ignore[no-untyped-call, unused-ignore]
                 self.broker, worker_threads=self.workers, worker_timeout=100
             )
             self.worker.start()
         if self.pump:
             lease = timedelta(seconds=settings.delivery_lease_seconds)
-            pump = Pump(self.reader(), self.pool, enqueuer(self.broker), self.clock, lease=lease)
-            thread = threading.Thread(target=self._pump_loop, args=(pump,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            hl7 = Pump(self.reader(), self.pool, enqueuer(self.broker), self.clock, lease=lease)
+            notices = Pump(
+                self.reader(),
+                self.pool,
+                enqueuer(self.broker, actor_name=NOTICE_ACTOR_NAME, queue_name=NOTICE_QUEUE),
+                self.clock,
+                lease=lease,
+                channels=PATIENT_CHANNELS,
+            )
+            for pump in (hl7, notices):
+                thread = threading.Thread(target=self._pump_loop, args=(pump,), daemon=True)
+                thread.start()
+                self._threads.append(thread)
         return self
+
+    def notice_worker(self) -> ChannelWorker:
+        """The body of the ``send_notice`` actor: e-mail, SMS and push, through the
+        channels the settings name (their development defaults when unset)."""
+        if self.deliveries is None or self.patients is None:
+            raise RuntimeError("the notice worker needs the deliveries and the patients")
+        return ChannelWorker(
+            self.deliveries,
+            channel_senders(self.settings),
+            self.patients,
+            self.clock,
+            retry_policy_of(self.settings),
+            notice_settings(self.settings),
+            preferences=self.preferences,
+            follow_ups=self.follow_ups,
+        )
 
     def reader(self) -> PostgresDeliveryReader:
         if self.pool is None:

@@ -9,9 +9,13 @@ configuration and development keeps one in ``DATA_DIR``.
 import base64
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid, VapidException
+
+if TYPE_CHECKING:
+    from adapters.settings import Settings
 
 
 class VapidKeyError(ValueError):
@@ -48,3 +52,11 @@ def application_server_key(vapid: Vapid) -> str:
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     return base64.urlsafe_b64encode(point).rstrip(b"=").decode()
+
+
+def vapid_of(settings: "Settings") -> Vapid:
+    """``VAPID_PRIVATE_KEY``, else the development key kept in ``DATA_DIR/vapid.pem``."""
+    configured = settings.vapid_private_key
+    if configured is not None:
+        return load_vapid(configured.get_secret_value())
+    return vapid_from_file(Path(settings.data_dir) / "vapid.pem")
