@@ -50,7 +50,8 @@ def test_a_reminder_arrives_in_the_patients_language_with_both_parts(
     assert email["Subject"].startswith("Recordatorio: su cita del ")
     text = email.get_body(("plain",)).get_content()
     html = email.get_body(("html",)).get_content()
-    assert CENTRE in text and "Riverside" in text
+    assert CENTRE in text
+    assert "Riverside" in text
     assert f"{BASE_URL}/appointments/" in text
     assert '<html lang="es">' in html
     # And the delivery is acknowledged with the message id as its receipt
