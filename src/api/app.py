@@ -30,6 +30,7 @@ from api.routers import (
     patients,
     records,
     slots,
+    sms_hooks,
     staff,
     staff_catalog,
     staff_patients,
@@ -93,6 +94,7 @@ def create_app(
         audit,
         admin_deliveries,
         admin_hl7,
+        sms_hooks,
     )
     for router in routers:
         app.include_router(router.router, responses=ERROR_RESPONSES)

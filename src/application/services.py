@@ -25,6 +25,7 @@ from application.ris.inbound_desk import Hl7Inbound
 from application.ris.patient_records import PatientRecords
 from application.scheduling import Scheduling
 from application.slot_search import SlotSearch
+from application.sms_hooks import SmsHooks
 
 
 class Health(Protocol):
@@ -63,3 +64,4 @@ class Services:
     activation: Activation
     patient_search: PatientSearch
     browser: BrowserSessions
+    sms_hooks: SmsHooks

@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from adapters.access_log import BatchingAccessLog
 from adapters.at_rest import AtRestCipher
 from adapters.break_glass import PostgresAlertReader, PostgresBreakGlassStore
+from adapters.channels.sms_callbacks import TwilioCallbacks
 from adapters.clock import SystemClock
 from adapters.database import (
     NoDatabaseError,
@@ -69,6 +70,7 @@ from application.ris.patient_records import PatientRecords, ViewerSettings
 from application.scheduling import BookingLimits, Scheduling
 from application.services import Services
 from application.slot_search import SlotSearch
+from application.sms_hooks import SmsHooks
 from domain.errors import DomainError
 from imaging_bridge.outbound import Outbound, destinations_of
 from projections.appointment_history import PostgresAppointmentReader
@@ -452,7 +454,17 @@ def _wire(
             clock=clock,
             limits=limits,
         ),
+        sms_hooks=SmsHooks(
+            deliveries,
+            TwilioCallbacks(
+                token.get_secret_value() if (token := settings.twilio_auth_token) else ""
+            ),
+            clock,
+            public_base_url=settings.base_url,
+            centre_name=settings.centre_name,
+        ),
     )
+    services.sms_hooks.consent = getattr(services, "preferences", None)
     inbound = InboundEffects(
         registry=registry,
         scheduling=scheduling,

@@ -731,6 +731,23 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/admin/hl7/inbound/{message_id}/replay"): Route(
         200, own("/v1/admin/hl7/inbound/{target}/replay", "inbound", json={"reason": "mapped"})
     ),
+    # The SMS provider's callbacks: public, authenticated by the provider's signature alone,
+    # so a call without one is refused whoever makes it (signed ones: test_sms_hooks.py)
+    ("POST", "/v1/hooks/twilio/status"): Route(
+        403,
+        fixed(
+            "/v1/hooks/twilio/status",
+            params={"delivery": str(uuid.UUID(int=1))},
+            data={"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"},
+        ),
+    ),
+    ("POST", "/v1/hooks/twilio/inbound"): Route(
+        403,
+        fixed(
+            "/v1/hooks/twilio/inbound",
+            data={"MessageSid": "SM" + "1" * 32, "From": "+15555550123", "To": "+15550100"},
+        ),
+    ),
 }
 
 
