@@ -40,7 +40,6 @@ from adapters.hl7.processor import InboundProcessor
 from adapters.key_checks import check_keys
 from adapters.keys import load_or_create_cipher_key
 from adapters.limits import PostgresRateLimiter, PostgresThrottle
-from adapters.mailer import OutboxMailer
 from adapters.migrations import apply_migrations, migrations_dir
 from adapters.passwords import Argon2PasswordHasher
 from adapters.second_factor import PyotpSecondFactor
@@ -57,6 +56,7 @@ from application.auth import AuthService, SessionLimits
 from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
 from application.digests import KeyedDigest
+from application.notices.password_resets import QueuedPasswordResets
 from application.patient_merges import PatientMerges
 from application.patient_search import PatientSearch
 from application.ports import Clock, PasswordHasher
@@ -410,10 +410,9 @@ def _wire(
         second_factor=PyotpSecondFactor(),
         one_time=PostgresOneTimeUse(pool),
         throttle=throttle,
-        mailer=OutboxMailer(settings.data_dir / "outbox"),
+        resets=QueuedPasswordResets(deliveries),
         clock=clock,
         limits=limits,
-        reset_link=settings.reset_link_template,
     )
     catalog_view = CachedCatalogReader(pool)
     access_log = BatchingAccessLog(pool)

@@ -9,8 +9,6 @@ get the handler's own success status; a refused call (the same valid request) ge
 without a session and 403 for a role without the permission. A route added without a
 valid call in ``ROUTES`` fails the test that compares the two tables."""
 
-import email
-import email.policy
 import itertools
 import json
 import uuid
@@ -43,6 +41,7 @@ from tests.support import (
     place_order,
     report_result,
     reset_link_token_in,
+    sent_mail,
     settle,
 )
 
@@ -160,18 +159,17 @@ class World:
         return str(pyotp.TOTP(secret).at(self.clock.now()))
 
     def reset_token(self, account_id: UUID) -> str:
-        """Ask for a reset link as the account's owner would, and read it from the outbox."""
+        """Ask for a reset link as the account's owner would, and read it from the e-mail
+        the channel's worker sends."""
         address = self.email_of(account_id)
         self.services.auth.request_password_reset(address, system_actor())
-        outbox = self.runtime.settings.data_dir / "outbox"
-        for path in sorted(outbox.glob("*.eml")):
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if message["To"] != address or path.name in self._resets_read:
+        for message in sent_mail(self.runtime):
+            if message["To"] != address or message["Message-ID"] in self._resets_read:
                 continue
-            self._resets_read.add(path.name)
-            body = message.get_body().get_content()  # type: ignore[union-attr]
+            self._resets_read.add(message["Message-ID"])
+            body = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
             return reset_link_token_in(body)
-        raise AssertionError(f"no reset link for {address} in the outbox")
+        raise AssertionError(f"no reset link for {address} was sent")
 
 
 def slot_from(slots: list[datetime], at_or_after: datetime) -> datetime:
