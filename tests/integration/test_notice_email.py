@@ -8,6 +8,7 @@ import pytest
 
 from adapters.channels.email_smtp import SmtpSender
 from adapters.channels.smtp_url import parse_smtp_url
+from application.notices.kinds import PasswordReset
 from tests.integration.notices import (
     BASE_URL,
     CENTRE,
@@ -139,3 +140,35 @@ def test_a_stale_version_is_not_sent_twice(runtime, client, clock, smtp_server):
     # Then it is stale: the server saw one message
     assert again == "stale"
     assert len(smtp_server.received) == 1
+
+
+def test_a_reset_link_goes_where_reset_link_says_even_in_quiet_hours(
+    runtime, client, clock, smtp_server
+):
+    # Given a staff member (no patient record) who asked for a reset link at 23:30
+    clock.set(datetime(2026, 12, 2, 22, 30, tzinfo=UTC))
+    delivery = queue_notice(
+        runtime,
+        None,
+        "email",
+        PasswordReset(token="tok.en-123", valid_minutes=30),
+        address="desk@staff.example.org",
+    )
+    worker = channel_worker(
+        runtime,
+        smtp(smtp_server),
+        quiet="21:00-08:00",
+        reset_link="https://id.centre.example/reset?from=mail&token={token}",
+    )
+
+    # When the worker sends it
+    assert send_current(worker, runtime, delivery.id) == "accepted"
+
+    # Then it went at once to the account's address, linking where RESET_LINK says
+    [mail] = smtp_server.received
+    assert mail.rcpt_tos == ["desk@staff.example.org"]
+    text = mail.message.get_body(("plain",)).get_content()
+    html = mail.message.get_body(("html",)).get_content()
+    assert "https://id.centre.example/reset?from=mail&token=tok.en-123" in text
+    assert "https://id.centre.example/reset?from=mail&amp;token=tok.en-123" in html
+    assert f"{BASE_URL}/reset-password" not in text + html
