@@ -26,6 +26,7 @@ from adapters.hl7.destinations import Destination, parse_destinations
 from adapters.hl7.pump import Pump
 from adapters.hl7.sender import Sender
 from adapters.settings import Settings
+from adapters.startup import StartupError
 from adapters.task_queue import (
     NOTICE_ACTOR_NAME,
     NOTICE_QUEUE,
@@ -153,9 +154,13 @@ class Outbound:
         channels the settings name (their development defaults when unset)."""
         if self.deliveries is None or self.patients is None:
             raise RuntimeError("the notice worker needs the deliveries and the patients")
+        try:
+            senders = channel_senders(self.settings)
+        except ValueError as error:  # SMTP_URL, TWILIO_*, VAPID_*: the message names which
+            raise StartupError(f"patient channels: {error}") from None
         return ChannelWorker(
             self.deliveries,
-            channel_senders(self.settings),
+            senders,
             self.patients,
             self.clock,
             retry_policy_of(self.settings),

@@ -45,6 +45,7 @@ from application.channels import (
     SUBSCRIPTION_GONE,
     UNSUBSCRIBED,
     ChannelSender,
+    MessageError,
     OutboundMessage,
     PermanentFailure,
     PushNotice,
@@ -60,6 +61,7 @@ from application.notices.renderer import NoticeTemplates, RenderedNotice
 from application.ports import Clock
 from application.ris.deliveries import Deliveries
 from domain.context import Actor, system_actor
+from domain.errors import InvalidValueError
 from domain.reminders import QuietHours, hold_until
 from domain.ris.message_delivery import MessageDelivery, RetryPolicy
 
@@ -150,7 +152,13 @@ class ChannelWorker:
                 return self._record(delivery, PermanentFailure(NO_CONSENT, reason))
             if not envelope.exempt:
                 quiet = quiet_hours(preferences, self.settings.default_quiet_hours)
-                until = hold_until(now, quiet, quiet_zone(envelope, preferences))
+                try:
+                    until = hold_until(now, quiet, quiet_zone(envelope, preferences))
+                except InvalidValueError as error:  # an unknown zone: better sent than stuck
+                    log.warning(
+                        "quiet_hours_unreadable", delivery_id=str(delivery.id), error=error.detail
+                    )
+                    until = now
                 if until > now:
                     return self._hold(delivery, until, quiet)
         if envelope.address:
@@ -166,10 +174,12 @@ class ChannelWorker:
             rendered = self._render(envelope, delivery.channel)
         except NoticeError as error:
             return self._record(delivery, PermanentFailure(NOT_A_NOTICE, error.detail))
-        outcomes = [
-            (target, self.senders[delivery.channel].send(message(delivery, rendered, target)))
-            for target in targets
-        ]
+        try:
+            messages = [(target, message(delivery, rendered, target)) for target in targets]
+        except MessageError as error:  # e.g. a template that renders an empty subject
+            return self._record(delivery, PermanentFailure(NOT_A_NOTICE, str(error)))
+        sender = self.senders[delivery.channel]
+        outcomes = [(target, sender.send(outbound)) for target, outbound in messages]
         result = self._record(delivery, combined([outcome for _, outcome in outcomes]))
         if result != "lost":
             self._follow_up(delivery, envelope, outcomes)
