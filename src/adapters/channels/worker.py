@@ -60,6 +60,7 @@ from application.notices.kinds import NoticeError, PasswordReset
 from application.notices.renderer import NoticeTemplates, RenderedNotice
 from application.ports import Clock
 from application.ris.deliveries import Deliveries
+from domain.contact_preferences import ContactPreferences
 from domain.context import Actor, system_actor
 from domain.errors import InvalidValueError
 from domain.reminders import QuietHours, hold_until
@@ -81,6 +82,14 @@ class ConsentFollowUps(Protocol):
     ) -> object: ...
 
     def sms_stop(self, phone: str, at: datetime, actor: Actor) -> object: ...
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Wait until ``until`` before sending (the patient's quiet hours)."""
+
+    until: datetime
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -142,25 +151,11 @@ class ChannelWorker:
             return self._record(delivery, PermanentFailure(NOT_A_NOTICE, error.detail))
         patient = self._patient(envelope)
         preferences = self.preferences(patient) if patient is not None else None
-        requested = isinstance(envelope.notice, PasswordReset)  # asked for this minute
-        if not requested:
-            if preferences is None:
-                reason = "the notice names no patient record that exists"
-                return self._record(delivery, PermanentFailure(NO_ADDRESS, reason))
-            if not preferences.allows(delivery.channel):
-                reason = f"no consent to {delivery.channel} at the time of sending"
-                return self._record(delivery, PermanentFailure(NO_CONSENT, reason))
-            if not envelope.exempt:
-                quiet = quiet_hours(preferences, self.settings.default_quiet_hours)
-                try:
-                    until = hold_until(now, quiet, quiet_zone(envelope, preferences))
-                except InvalidValueError as error:  # an unknown zone: better sent than stuck
-                    log.warning(
-                        "quiet_hours_unreadable", delivery_id=str(delivery.id), error=error.detail
-                    )
-                    until = now
-                if until > now:
-                    return self._hold(delivery, until, quiet)
+        match self._gate(delivery, envelope, preferences, now):
+            case PermanentFailure() as refusal:
+                return self._record(delivery, refusal)
+            case Hold(until=until, reason=reason):
+                return self._hold(delivery, until, reason)
         if envelope.address:
             targets = [Address(envelope.address)]
         elif patient is not None and preferences is not None:
@@ -185,6 +180,33 @@ class ChannelWorker:
             self._follow_up(delivery, envelope, outcomes)
         return result
 
+    def _gate(
+        self,
+        delivery: MessageDelivery,
+        envelope: NoticeEnvelope,
+        preferences: ContactPreferences | None,
+        now: datetime,
+    ) -> PermanentFailure | Hold | None:
+        """Whether the notice may go now: refused for good without a patient record or
+        consent, held inside quiet hours (unless exempt). A password reset is what the
+        person asked for this minute: it always may."""
+        if isinstance(envelope.notice, PasswordReset):
+            return None
+        if preferences is None:
+            return PermanentFailure(NO_ADDRESS, "the notice names no patient record that exists")
+        if not preferences.allows(delivery.channel):
+            reason = f"no consent to {delivery.channel} at the time of sending"
+            return PermanentFailure(NO_CONSENT, reason)
+        if envelope.exempt:
+            return None
+        quiet = quiet_hours(preferences, self.settings.default_quiet_hours)
+        try:
+            until = hold_until(now, quiet, quiet_zone(envelope, preferences))
+        except InvalidValueError as error:  # an unknown zone: better sent than stuck
+            log.warning("quiet_hours_unreadable", delivery_id=str(delivery.id), error=error.detail)
+            return None
+        return Hold(until, f"quiet hours {quiet}") if until > now else None
+
     def _patient(self, envelope: NoticeEnvelope) -> Any:
         if envelope.patient_id is None:
             return None
@@ -204,8 +226,8 @@ class ChannelWorker:
             rendered = with_link(rendered, self.settings.reset_link.format(token=notice.token))
         return rendered
 
-    def _hold(self, delivery: MessageDelivery, until: datetime, quiet: QuietHours | None) -> str:
-        delivery.hold(until=until, reason=f"quiet hours {quiet}", meta=self.actor.meta())
+    def _hold(self, delivery: MessageDelivery, until: datetime, reason: str) -> str:
+        delivery.hold(until=until, reason=reason, meta=self.actor.meta())
         if not self.writer.save(delivery):
             return "lost"
         log.info("notice_held", delivery_id=str(delivery.id), until=until.isoformat())
