@@ -2,6 +2,7 @@
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from adapters.passwords import Argon2PasswordHasher
 from application.catalog_file import CatalogSpecs, parse_catalog
@@ -279,6 +280,47 @@ def reset_link_token_in(text: str) -> str:
     found = re.search(RESET_LINK_TOKEN, text)
     assert found, "no reset link in the message"
     return found.group(1)
+
+
+def sent_mail(runtime) -> list[Any]:
+    """Send every e-mail delivery due (password resets, notices) through the channel
+    worker into the development Maildir (``DATA_DIR/mail``), as a running worker would;
+    the messages sent, in the order they were queued."""
+    import mailbox
+    from email import message_from_bytes
+    from email import policy as email_policy
+
+    from adapters.channels.maildir import MaildirSender
+    from adapters.channels.setup import notice_settings
+    from adapters.channels.worker import ChannelWorker
+    from domain.ris.message_delivery import MessageDelivery, RetryPolicy
+
+    app = runtime.services.deliveries.deliveries
+    folder = runtime.settings.data_dir / "mail"
+    worker = ChannelWorker(
+        app,
+        {"email": MaildirSender(folder, runtime.settings.mail_from)},
+        runtime.services.registry.patient_by_id,
+        runtime.services.clock,
+        RetryPolicy(),
+        notice_settings(runtime.settings),
+    )
+    queued = [
+        event.originator_id
+        for notification in app.recorder.select_notifications(start=1, limit=100_000)
+        if isinstance(event := app.mapper.to_domain_event(notification), MessageDelivery.Queued)
+        and event.channel == "email"
+    ]
+    for delivery_id in queued:
+        delivery = app.delivery(delivery_id)
+        if delivery.is_due(runtime.services.clock.now()):
+            worker.send(delivery_id, delivery.version)
+    box = mailbox.Maildir(folder, create=True)
+    by_delivery = {}
+    for key in box.keys():  # noqa: SIM118 - a Maildir is not a dict
+        message = message_from_bytes(box.get_bytes(key), policy=email_policy.default)
+        by_delivery[message["Message-ID"].strip("<>").split("@")[0]] = message
+    return [by_delivery[str(d)] for d in queued if str(d) in by_delivery]
 
 
 # The web portal (api.web) through its forms -------------------------------------------

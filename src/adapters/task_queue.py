@@ -1,6 +1,7 @@
 """The task queue between the pump and the sending threads: dramatiq on PostgreSQL
-(``dramatiq-postgres``, psycopg 3) or on RabbitMQ, the ``send_delivery`` actor, and the
-pump's enqueuer.
+(``dramatiq-postgres``, psycopg 3) or on RabbitMQ, the ``send_delivery`` actor (HL7, queue
+``hl7``) and the ``send_notice`` actor (e-mail, SMS, push, queue ``notices``), and the
+pumps' enqueuers.
 
 Message ids are deterministic (``task_id``: one per version of one delivery), and the
 PostgreSQL broker upserts on the message id: handing out one version twice while its task
@@ -38,6 +39,8 @@ from psycopg_pool import ConnectionPool
 
 QUEUE = "hl7"
 ACTOR_NAME = "send_delivery"
+NOTICE_QUEUE = "notices"  # e-mail, SMS and push: never behind a slow RIS
+NOTICE_ACTOR_NAME = "send_notice"
 TASK_NAMESPACE = UUID("0d8f0a4e-3f4a-4d0c-9b8e-5d7c1f6a2b91")
 SCHEMA = "dramatiq"
 POOL_SIZE = 8  # a consumer's connection per queue, the LISTEN one, acks and enqueues
@@ -107,7 +110,8 @@ def make_broker(url: str, *, worker_timeout_ms: int = 30_000, broker_url: str = 
         rabbit = RabbitmqBroker(url=broker_url, middleware=middleware)
         # Declare the queue and its delay queue on the server now: a worker's consumer of
         # the delay queue could otherwise start before either exists (NOT_FOUND).
-        rabbit.declare_queue(QUEUE, ensure=True)
+        for queue_name in (QUEUE, NOTICE_QUEUE):
+            rabbit.declare_queue(queue_name, ensure=True)
         return rabbit
     pool: ConnectionPool[Any] = ConnectionPool(
         url,
@@ -121,26 +125,36 @@ def make_broker(url: str, *, worker_timeout_ms: int = 30_000, broker_url: str = 
     return _PostgresBroker(pool=pool, results=False, middleware=middleware)
 
 
-def declare_actor(broker: Any, send: Callable[[UUID, int], object]) -> Any:
+def declare_actor(
+    broker: Any,
+    send: Callable[[UUID, int], object],
+    *,
+    actor_name: str = ACTOR_NAME,
+    queue_name: str = QUEUE,
+) -> Any:
     """The ``send_delivery`` actor on ``broker``, sending through ``send`` (a
-    ``Sender``'s)."""
+    ``Sender``'s); ``send_notice`` on the ``notices`` queue for the patient channels."""
 
     def send_delivery(delivery_id: str, version: int) -> None:
         send(UUID(delivery_id), version)
 
-    declare = dramatiq.actor(broker=broker, actor_name=ACTOR_NAME, queue_name=QUEUE, max_retries=0)
+    declare = dramatiq.actor(
+        broker=broker, actor_name=actor_name, queue_name=queue_name, max_retries=0
+    )
     return declare(send_delivery)
 
 
-def enqueuer(broker: Any) -> Callable[[list[tuple[UUID, int]]], None]:
+def enqueuer(
+    broker: Any, *, actor_name: str = ACTOR_NAME, queue_name: str = QUEUE
+) -> Callable[[list[tuple[UUID, int]]], None]:
     """A pump dispatch that enqueues with deterministic message ids (in one statement
     on the PostgreSQL broker)."""
 
     def dispatch(handed_out: list[tuple[UUID, int]]) -> None:
         messages: list[dramatiq.Message[Any]] = [
             dramatiq.Message(
-                queue_name=QUEUE,
-                actor_name=ACTOR_NAME,
+                queue_name=queue_name,
+                actor_name=actor_name,
                 args=(str(delivery_id), version),
                 kwargs={},
                 options={},

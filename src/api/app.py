@@ -32,6 +32,7 @@ from api.routers import (
     preferences,
     records,
     slots,
+    sms_hooks,
     staff,
     staff_catalog,
     staff_messages,
@@ -99,6 +100,7 @@ def create_app(
         audit,
         admin_deliveries,
         admin_hl7,
+        sms_hooks,
     )
     for router in routers:
         app.include_router(router.router, responses=ERROR_RESPONSES)

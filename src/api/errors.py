@@ -34,6 +34,7 @@ STATUS_BY_CODE = {
     "second_factor_state": 409,
     "delivery_state": 409,
     "forbidden": 403,
+    "bad_signature": 403,
     "too_many_attempts": 429,
     "try_again": 503,
 }

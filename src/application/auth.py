@@ -18,12 +18,13 @@ from application.errors import (
 from application.passwords import check_password
 from application.ports import (
     Clock,
-    Mailer,
     OneTimeUse,
     PasswordHasher,
+    PasswordResetSender,
     Principal,
     RefreshGrant,
     RefreshTokenStore,
+    ResetRequest,
     SecondFactor,
     Session,
     SessionStore,
@@ -104,16 +105,6 @@ def _password_fingerprint(account: Account) -> str:
     return _fingerprint(account.password_hash)
 
 
-def _reset_message(link: str) -> tuple[str, str]:
-    """Subject and body of the password-reset e-mail."""
-    return (
-        "Reset your Imaging Bridge password",
-        "Someone asked to reset the password of your Imaging Bridge account.\n"
-        f"To choose a new one, open this link within 30 minutes:\n\n{link}\n\n"
-        "If it was not you, ignore this message; your password stays as it is.\n",
-    )
-
-
 class AuthService:
     """Issues and checks everything the API accepts as proof of who is calling."""
 
@@ -128,10 +119,9 @@ class AuthService:
         second_factor: SecondFactor,
         one_time: OneTimeUse,
         throttle: Throttle,
-        mailer: Mailer,
+        resets: PasswordResetSender,
         clock: Clock,
         limits: SessionLimits | None = None,
-        reset_link: str = "http://127.0.0.1:8000/reset-password?token={token}",
     ) -> None:
         self._registry = registry
         self._hasher = hasher
@@ -141,10 +131,9 @@ class AuthService:
         self._second_factor = second_factor
         self._one_time = one_time
         self._throttle = throttle
-        self._mailer = mailer
+        self._resets = resets
         self._clock = clock
         self._limits = limits or SessionLimits()
-        self._reset_link = reset_link
         self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
 
     # Signing in ----------------------------------------------------------------------
@@ -360,25 +349,35 @@ class AuthService:
     def request_password_reset(self, email: str, actor: Actor) -> None:
         """Send a single-use, expiring reset link if the account exists. The answer is
         the same either way and so is the work: both paths look the address up once, sign
-        a link and write the message; only a live account's is sent. What is left unequal
+        a link; only a live account's is handed to the e-mail channel. What is left unequal
         (handing the message over) the caller hides by answering no sooner than
         RESET_FLOOR_SECONDS after the request began."""
         account = self._account_by_email(email)
         if account is not None and account.disabled:
             account = None
+        now = self._clock.now()
+        reference = secrets.token_hex(16)
         token = self._signer.issue_purpose(
             str(account.id if account else uuid4()),
             "password-reset",
             RESET_LIFETIME,
-            self._clock.now(),
+            now,
             extra={
-                "jti": secrets.token_hex(16),
+                "jti": reference,
                 "pwf": _fingerprint(account.password_hash if account else self._dummy_hash),
             },
         )
-        message = _reset_message(self._reset_link.format(token=token))
         if account is not None:
-            self._mailer.send(account.email, *message)
+            request = ResetRequest(
+                account_id=account.id,
+                patient_id=account.patient_id,
+                address=account.email,
+                token=token,
+                valid_minutes=int(RESET_LIFETIME.total_seconds() // 60),
+                reference=reference,
+                at=now,
+            )
+            self._resets.send_reset(request, actor)
 
     def reset_password(self, token: str, new_password: str, actor: Actor) -> None:
         """Use a reset link once: set the new password and end every session."""

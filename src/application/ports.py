@@ -401,12 +401,27 @@ class SecondFactor(ABC):
         """The time step the code belongs to (allowing one step of drift), or None."""
 
 
-class Mailer(ABC):
-    """Messages to people (e-mail when the communications channel lands)."""
+@dataclass(frozen=True)
+class ResetRequest:
+    """A password-reset link to send: to the account's e-mail ``address``, carrying
+    ``token`` (good for ``valid_minutes``), asked for at ``at``. ``reference`` is unique
+    to the request (the token's id), ``patient_id`` the account's patient record if any."""
+
+    account_id: UUID
+    patient_id: UUID | None
+    address: str
+    token: str
+    valid_minutes: int
+    reference: str
+    at: datetime
+
+
+class PasswordResetSender(ABC):
+    """Sends password-reset links (a delivery on the e-mail channel)."""
 
     @abstractmethod
-    def send(self, to: str, subject: str, body: str) -> None:
-        """Hand one message over for delivery."""
+    def send_reset(self, request: ResetRequest, actor: Actor) -> None:
+        """Hand one reset link over for delivery; once per ``request.reference``."""
 
 
 @dataclass(frozen=True)

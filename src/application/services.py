@@ -28,6 +28,7 @@ from application.ris.patient_records import PatientRecords
 from application.scheduling import Scheduling
 from application.slot_answers import SlotAnswers
 from application.slot_search import SlotSearch
+from application.sms_hooks import SmsHooks
 
 
 class Health(Protocol):
@@ -69,3 +70,4 @@ class Services:
     browser: BrowserSessions
     preferences: Preferences
     messaging: Messaging
+    sms_hooks: SmsHooks

@@ -18,6 +18,7 @@ from adapters.access_log import BatchingAccessLog
 from adapters.at_rest import AtRestCipher
 from adapters.break_glass import PostgresAlertReader, PostgresBreakGlassStore
 from adapters.calendar_gate import AdvisoryLockGate
+from adapters.channels.sms_callbacks import TwilioCallbacks
 from adapters.channels.vapid_keys import VapidKeyError, application_server_key, vapid_of
 from adapters.channels.web_push import valid_keys
 from adapters.clock import SystemClock
@@ -43,7 +44,6 @@ from adapters.hl7.processor import InboundProcessor
 from adapters.key_checks import check_keys
 from adapters.keys import load_or_create_cipher_key
 from adapters.limits import PostgresRateLimiter, PostgresThrottle
-from adapters.mailer import OutboxMailer
 from adapters.migrations import apply_migrations, migrations_dir
 from adapters.passwords import Argon2PasswordHasher
 from adapters.second_factor import PyotpSecondFactor
@@ -61,6 +61,7 @@ from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
 from application.digests import KeyedDigest
 from application.messaging import Messaging, MessagingLog
+from application.notices.password_resets import QueuedPasswordResets
 from application.patient_merges import PatientMerges
 from application.patient_search import PatientSearch
 from application.ports import Clock, PasswordHasher
@@ -76,6 +77,7 @@ from application.scheduling import BookingLimits, Scheduling
 from application.services import Services
 from application.slot_answers import SlotAnswers
 from application.slot_search import SlotSearch
+from application.sms_hooks import SmsHooks
 from domain.errors import DomainError
 from imaging_bridge.outbound import Outbound, destinations_of
 from projections.appointment_history import PostgresAppointmentReader
@@ -225,6 +227,8 @@ class Runtime:
             workers=workers,
             pump_interval=pump_interval,
             deliveries=self.services.deliveries.deliveries,
+            patients=self.services.registry.patient_by_id,
+            follow_ups=self.services.preferences,
         )
         self.outbound.append(outbound)
         return outbound.start()
@@ -428,10 +432,9 @@ def _wire(
         second_factor=PyotpSecondFactor(),
         one_time=PostgresOneTimeUse(pool),
         throttle=throttle,
-        mailer=OutboxMailer(settings.data_dir / "outbox"),
+        resets=QueuedPasswordResets(deliveries),
         clock=clock,
         limits=limits,
-        reset_link=settings.reset_link_template,
     )
     catalog_view = CachedCatalogReader(pool)
     access_log = BatchingAccessLog(pool)
@@ -484,7 +487,17 @@ def _wire(
         messaging=Messaging(
             MessagingLog(env), PostgresThreadReader(pool), staff_access, registry, clock
         ),
+        sms_hooks=SmsHooks(
+            deliveries,
+            TwilioCallbacks(
+                token.get_secret_value() if (token := settings.twilio_auth_token) else ""
+            ),
+            clock,
+            public_base_url=settings.base_url,
+            centre_name=settings.centre_name,
+        ),
     )
+    services.sms_hooks.consent = services.preferences
     inbound = InboundEffects(
         registry=registry,
         scheduling=scheduling,

@@ -20,12 +20,23 @@ from eventsourcing.projection import EventSourcedProjectionRunner, ProjectionRun
 from psycopg_pool import ConnectionPool
 
 from adapters.access_log import PostgresAccessLog
+from adapters.channels.recipients import PatientLookup, PreferencesOf, preferences_of
+from adapters.channels.setup import channel_senders, notice_settings
+from adapters.channels.worker import ChannelWorker, ConsentFollowUps
 from adapters.hl7.destinations import Destination, parse_destinations
 from adapters.hl7.pump import Pump
 from adapters.hl7.sender import Sender
 from adapters.settings import Settings
-from adapters.task_queue import declare_actor, enqueuer, make_broker
+from adapters.startup import StartupError
+from adapters.task_queue import (
+    NOTICE_ACTOR_NAME,
+    NOTICE_QUEUE,
+    declare_actor,
+    enqueuer,
+    make_broker,
+)
 from application.catalog import Catalog
+from application.channels import PATIENT_CHANNELS
 from application.communications.messaging_notices import MessagingNotices
 from application.messaging import MessagingLog
 from application.ports import Clock
@@ -75,6 +86,9 @@ class Outbound:
     workers: int = 2
     pump_interval: float = 0.2
     deliveries: Deliveries | None = None
+    patients: PatientLookup | None = None  # the registry's patient_by_id, for notices
+    preferences: PreferencesOf = preferences_of
+    follow_ups: ConsentFollowUps | None = None  # services.preferences, when there is one
     runners: list[Any] = field(default_factory=list)
     worker: Any = None
     pool: ConnectionPool[Any] | None = None
@@ -119,16 +133,32 @@ class Outbound:
                 tls_cafile=str(cafile) if cafile else None,
             )
             declare_actor(self.broker, sender.send)
+            if self.patients is not None:
+                declare_actor(
+                    self.broker,
+                    self.notice_worker().send,
+                    actor_name=NOTICE_ACTOR_NAME,
+                    queue_name=NOTICE_QUEUE,
+                )
             self.worker = dramatiq.Worker(  # type: ignore[no-untyped-call, unused-ignore]
                 self.broker, worker_threads=self.workers, worker_timeout=100
             )
             self.worker.start()
         if self.pump:
             lease = timedelta(seconds=settings.delivery_lease_seconds)
-            pump = Pump(self.reader(), self.pool, enqueuer(self.broker), self.clock, lease=lease)
-            thread = threading.Thread(target=self._pump_loop, args=(pump,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            hl7 = Pump(self.reader(), self.pool, enqueuer(self.broker), self.clock, lease=lease)
+            notices = Pump(
+                self.reader(),
+                self.pool,
+                enqueuer(self.broker, actor_name=NOTICE_ACTOR_NAME, queue_name=NOTICE_QUEUE),
+                self.clock,
+                lease=lease,
+                channels=PATIENT_CHANNELS,
+            )
+            for pump in (hl7, notices):
+                thread = threading.Thread(target=self._pump_loop, args=(pump,), daemon=True)
+                thread.start()
+                self._threads.append(thread)
         return self
 
     def _stranding_follower(self) -> Any:
@@ -142,6 +172,26 @@ class Outbound:
             env=self.env,
         )
         return follower.__enter__()
+
+    def notice_worker(self) -> ChannelWorker:
+        """The body of the ``send_notice`` actor: e-mail, SMS and push, through the
+        channels the settings name (their development defaults when unset)."""
+        if self.deliveries is None or self.patients is None:
+            raise RuntimeError("the notice worker needs the deliveries and the patients")
+        try:
+            senders = channel_senders(self.settings)
+        except ValueError as error:  # SMTP_URL, TWILIO_*, VAPID_*: the message names which
+            raise StartupError(f"patient channels: {error}") from None
+        return ChannelWorker(
+            self.deliveries,
+            senders,
+            self.patients,
+            self.clock,
+            retry_policy_of(self.settings),
+            notice_settings(self.settings),
+            preferences=self.preferences,
+            follow_ups=self.follow_ups,
+        )
 
     def reader(self) -> PostgresDeliveryReader:
         if self.pool is None:

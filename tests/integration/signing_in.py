@@ -1,14 +1,11 @@
 """Signing in again as someone the tests already made: a staff member with both factors,
-and the links a password reset writes to the outbox."""
+and the links a password reset sends by e-mail."""
 
-import email
-import email.policy
 import re
 from datetime import timedelta
-from pathlib import Path
 
 from domain.location import Location
-from tests.support import RESET_LINK_TOKEN, staff_headers, totp_now
+from tests.support import RESET_LINK_TOKEN, sent_mail, staff_headers, totp_now
 
 STAFF_PASSWORD = "staff member long password"  # what tests.support.staff_headers sets
 
@@ -47,12 +44,11 @@ def bearer(tokens: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-def reset_tokens(outbox: Path) -> dict[str, str]:
-    """The token of every reset link in the outbox, by file name."""
+def reset_tokens(runtime) -> dict[str, str]:
+    """The token of every reset link sent by e-mail, by Message-ID, in the order asked."""
     tokens = {}
-    for path in sorted(outbox.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        found = re.search(RESET_LINK_TOKEN, message.get_content())
-        assert found, path
-        tokens[path.name] = found.group(1)
+    for message in sent_mail(runtime):
+        found = re.search(RESET_LINK_TOKEN, message.get_body(("plain",)).get_content())
+        assert found, message["Message-ID"]
+        tokens[message["Message-ID"]] = found.group(1)
     return tokens

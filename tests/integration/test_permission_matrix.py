@@ -10,8 +10,6 @@ without a session and 403 for a role without the permission. A route added witho
 valid call in ``ROUTES`` fails the test that compares the two tables."""
 
 import base64
-import email
-import email.policy
 import itertools
 import json
 import uuid
@@ -46,6 +44,7 @@ from tests.support import (
     place_order,
     report_result,
     reset_link_token_in,
+    sent_mail,
     settle,
 )
 
@@ -163,18 +162,17 @@ class World:
         return str(pyotp.TOTP(secret).at(self.clock.now()))
 
     def reset_token(self, account_id: UUID) -> str:
-        """Ask for a reset link as the account's owner would, and read it from the outbox."""
+        """Ask for a reset link as the account's owner would, and read it from the e-mail
+        the channel's worker sends."""
         address = self.email_of(account_id)
         self.services.auth.request_password_reset(address, system_actor())
-        outbox = self.runtime.settings.data_dir / "outbox"
-        for path in sorted(outbox.glob("*.eml")):
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if message["To"] != address or path.name in self._resets_read:
+        for message in sent_mail(self.runtime):
+            if message["To"] != address or message["Message-ID"] in self._resets_read:
                 continue
-            self._resets_read.add(path.name)
-            body = message.get_body().get_content()  # type: ignore[union-attr]
+            self._resets_read.add(message["Message-ID"])
+            body = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
             return reset_link_token_in(body)
-        raise AssertionError(f"no reset link for {address} in the outbox")
+        raise AssertionError(f"no reset link for {address} was sent")
 
 
 def slot_from(slots: list[datetime], at_or_after: datetime) -> datetime:
@@ -805,6 +803,23 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/v1/admin/hl7/inbound/{message_id}"): Route(200, fixed(INBOUND)),
     ("POST", "/v1/admin/hl7/inbound/{message_id}/replay"): Route(
         200, own("/v1/admin/hl7/inbound/{target}/replay", "inbound", json={"reason": "mapped"})
+    ),
+    # The SMS provider's callbacks: public, authenticated by the provider's signature alone,
+    # so a call without one is refused whoever makes it (signed ones: test_sms_hooks.py)
+    ("POST", "/v1/hooks/twilio/status"): Route(
+        403,
+        fixed(
+            "/v1/hooks/twilio/status",
+            params={"delivery": str(uuid.UUID(int=1))},
+            data={"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"},
+        ),
+    ),
+    ("POST", "/v1/hooks/twilio/inbound"): Route(
+        403,
+        fixed(
+            "/v1/hooks/twilio/inbound",
+            data={"MessageSid": "SM" + "1" * 32, "From": "+15555550123", "To": "+15550100"},
+        ),
     ),
 }
 

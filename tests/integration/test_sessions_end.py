@@ -100,10 +100,9 @@ def test_refresh_of_an_account_disabled_behind_the_sessions_back_is_refused(clie
 def test_a_reset_link_dies_when_the_password_changes_after_it_was_sent(client, runtime):
     # Given a patient who asked for a reset link, then changed the password while signed in
     headers = register(client, "lee@example.org")
-    outbox = runtime.settings.data_dir / "outbox"
     asked = client.post("/v1/auth/password-reset", json={"email": "lee@example.org"})
     assert asked.status_code == 202
-    (token,) = reset_tokens(outbox).values()
+    (token,) = reset_tokens(runtime).values()
     changed = client.post(
         "/v1/auth/password",
         headers=headers,
@@ -125,11 +124,10 @@ def test_a_reset_link_dies_when_the_password_changes_after_it_was_sent(client, r
 
 def test_using_one_reset_link_voids_the_others_sent_before(client, runtime):
     register(client, "mo@example.org")
-    outbox = runtime.settings.data_dir / "outbox"
     for _ in range(2):
         asked = client.post("/v1/auth/password-reset", json={"email": "mo@example.org"})
         assert asked.status_code == 202
-    one, other = reset_tokens(outbox).values()
+    one, other = reset_tokens(runtime).values()
 
     used = client.post(
         "/v1/auth/password-reset/confirm", json={"token": one, "new_password": "the link used"}

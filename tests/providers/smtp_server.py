@@ -53,6 +53,11 @@ class _Handler:
                 login=login,
             )
         )
+        if self.server.stall_after_data & set(envelope.rcpt_tos):
+            self.server.stall_after_data -= set(envelope.rcpt_tos)  # once
+            self.server.stalls += 1
+            while not self.server.released.is_set():  # kept it, and says nothing yet
+                await asyncio.sleep(0.05)
         return "250 Message accepted for delivery"
 
 
@@ -64,7 +69,9 @@ class SmtpServer:
     ``implicit_tls``: a context for SMTPS (TLS from the first byte);
     ``credentials``: ``(user, password)`` a client must log in with (over TLS);
     ``refuse``: recipient -> the reply its RCPT gets, e.g. ``"550 5.1.1 No such user"``;
-    ``hang_up_after_data``: recipients whose message it reads, then hangs up without a reply.
+    ``hang_up_after_data``: recipients whose message it reads, then hangs up without a reply;
+    ``stall_after_data``: recipients whose (first) message it keeps, then answers nothing
+    until the server stops (``stalls`` counts them).
     """
 
     starttls: ssl.SSLContext | None = None
@@ -72,6 +79,9 @@ class SmtpServer:
     credentials: tuple[str, str] | None = None
     refuse: dict[str, str] = field(default_factory=dict)
     hang_up_after_data: set[str] = field(default_factory=set)
+    stall_after_data: set[str] = field(default_factory=set)
+    stalls: int = 0
+    released: threading.Event = field(default_factory=threading.Event)
     received: list[ReceivedMail] = field(default_factory=list)
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
@@ -119,6 +129,7 @@ class SmtpServer:
         assert self._loop is not None
         assert self._server is not None
         assert self._thread is not None
+        self.released.set()
         self._loop.call_soon_threadsafe(self._server.close)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)

@@ -115,6 +115,23 @@ def test_hl7_outbound_needs_every_message_and_200_per_second_with_two_workers():
     assert [v.met for v in outbound.verdicts(one_worker)] == [True, None]
 
 
+def test_notices_burst_needs_every_reminder_within_60_seconds_with_two_workers():
+    burst = load("notices_burst")
+    result = {
+        "messages": 1000,
+        "acknowledged": 1000,
+        "workers": 2,
+        "seconds_to_all_acknowledged": 18.5,
+    }
+    assert [v.met for v in burst.verdicts(result)] == [True, True]
+    assert [v.met for v in burst.verdicts({**result, "seconds_to_all_acknowledged": 75})] == [
+        True,
+        False,
+    ]
+    assert [v.met for v in burst.verdicts({**result, "acknowledged": 990})] == [False, None]
+    assert [v.met for v in burst.verdicts({**result, "workers": 1})] == [True, None]
+
+
 def test_hl7_inbound_needs_300_per_second_from_8_connections():
     inbound = load("hl7_inbound")
     assert inbound.verdicts({"messages_per_second": 917.6}, 8)[0].met is True

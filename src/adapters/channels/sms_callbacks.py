@@ -1,6 +1,7 @@
 """What Twilio posts to us: delivery status callbacks and inbound messages.
 
-The API route will call ``valid_signature`` first and refuse (403) anything that fails
+The API route calls ``valid_signature`` first (through ``TwilioCallbacks``, the
+application's ``SmsCallbackReader``) and refuses (403) anything that fails
 it: the ``X-Twilio-Signature`` header is an HMAC of the full URL Twilio posted to and the
 form's parameters under the account's auth token (``RequestValidator``). Behind a proxy,
 the URL must be the public one Twilio used, not the one the process sees.
@@ -15,6 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from twilio.request_validator import RequestValidator
+
+from application.sms_hooks import InboundSms as InboundMessage
+from application.sms_hooks import SmsCallbackReader, StatusReport
+from domain.errors import InvalidValueError
 
 STOP, START, HELP = "stop", "start", "help"
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
@@ -96,3 +101,28 @@ def parse_status(params: Mapping[str, str]) -> SmsStatus:
     """The status callback in Twilio's form parameters."""
     sid, status = _required(params, "MessageSid", "MessageStatus")
     return SmsStatus(sid, status.lower(), params.get("ErrorCode", ""))
+
+
+class TwilioCallbacks(SmsCallbackReader):
+    """Twilio's callbacks, checked with the account's auth token (``TWILIO_AUTH_TOKEN``;
+    without one nothing is accepted)."""
+
+    def __init__(self, auth_token: str) -> None:
+        self._auth_token = auth_token
+
+    def signed(self, url: str, params: Mapping[str, str], signature: str) -> bool:
+        return bool(self._auth_token) and valid_signature(self._auth_token, url, params, signature)
+
+    def status(self, params: Mapping[str, str]) -> StatusReport:
+        try:
+            found = parse_status(params)
+        except CallbackError as error:
+            raise InvalidValueError(f"not a status callback: {error}") from None
+        return StatusReport(found.message_sid, found.status, found.error_code)
+
+    def inbound(self, params: Mapping[str, str]) -> InboundMessage:
+        try:
+            found = parse_inbound(params)
+        except CallbackError as error:
+            raise InvalidValueError(f"not an inbound message: {error}") from None
+        return InboundMessage(found.message_sid, found.sender, found.keyword)

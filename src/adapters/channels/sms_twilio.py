@@ -56,7 +56,8 @@ class TwilioConfigError(ValueError):
 @dataclass(frozen=True)
 class TwilioConfig:
     """The account, who sends (an E.164 number, or a Messaging Service SID ``MG…``),
-    where the API is, and where Twilio should post delivery status."""
+    where the API is, and where Twilio should post delivery status (``{delivery_id}`` in
+    that URL is replaced by each message's delivery id)."""
 
     account_sid: str
     auth_token: str = field(repr=False)
@@ -144,8 +145,10 @@ class TwilioSmsSender(ChannelSender):
             if config.sender.startswith("MG")
             else {"from_": config.sender}
         )
-        if config.status_callback:
-            sender["status_callback"] = config.status_callback
+        if config.status_callback:  # ``{delivery_id}`` in it names the message's delivery
+            sender["status_callback"] = config.status_callback.replace(
+                "{delivery_id}", str(message.delivery_id)
+            )
         try:
             created = self.client.messages.create(to=message.recipient, body=message.text, **sender)
         except (TwilioRestException, TwilioServiceException) as error:

@@ -2,7 +2,8 @@
 
 It hands out only the earliest pending delivery of each (recipient, patient), so a
 later message never overtakes an earlier one; each hand-out is keyed by the delivery's
-version and leased, so a task lost with a killed worker is handed out again.
+version and leased, so a task lost with a killed worker is handed out again. One pump
+serves one queue: HL7 (``channels=("hl7",)``) or the patient channels (e-mail, SMS, push).
 """
 
 from collections.abc import Callable
@@ -27,8 +28,10 @@ class Pump:
         clock: Clock,
         *,
         lease: timedelta = timedelta(seconds=30),
+        channels: tuple[str, ...] = ("hl7",),
     ) -> None:
         self.reader = reader
+        self.channels = channels
         self.pool = pool
         self.dispatch = dispatch
         self.clock = clock
@@ -37,7 +40,11 @@ class Pump:
     def run_once(self) -> int:
         """Hand out every due head whose current version is not leased; how many."""
         now = self.clock.now()
-        rows = self.reader.due(now, unleased_since=now - self.lease)
+        rows = [
+            row
+            for channel in self.channels
+            for row in self.reader.due(now, channel=channel, unleased_since=now - self.lease)
+        ]
         if not rows:
             return 0
         with self.pool.connection() as conn:

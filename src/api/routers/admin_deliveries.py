@@ -19,7 +19,9 @@ from application.ports import Principal
 router = APIRouter(prefix="/v1/admin/deliveries", tags=["admin: deliveries"])
 
 Operator = Annotated[Principal, requires(Permission.DELIVERIES_OPERATE)]
-Status = Literal["queued", "retrying", "ambiguous", "acknowledged", "dead_lettered"]
+Status = Literal[
+    "queued", "retrying", "ambiguous", "acknowledged", "dead_lettered", "withdrawn", "undeliverable"
+]
 Channel = Literal["hl7", "email", "sms", "push", "ledger"]
 
 
@@ -44,10 +46,15 @@ class DeliveryOut(FromView):
 
 
 class AttemptOut(FromView):
-    kind: Literal["attempt", "dead_lettered", "redriven"]
+    kind: Literal[
+        "attempt", "dead_lettered", "redriven", "withdrawn", "held", "undeliverable", "receipt"
+    ]
     number: int
     outcome: str
-    code: str = Field(description="MSA-1 of the ACK, or a transport code")
+    code: str = Field(
+        description="MSA-1 of the ACK, a transport code, or the channel's outcome code"
+        " (sent, no_consent, invalid_recipient, ...; a receipt's provider error code)"
+    )
     detail: str
     at: datetime
     next_attempt_at: datetime | None
