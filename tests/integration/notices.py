@@ -1,7 +1,6 @@
 """Helpers of the patient-channel tests: patients with addresses, notice deliveries queued
 as the notice policy queues them, and a channel worker on a test runtime."""
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -12,7 +11,7 @@ from application.channels import ChannelSender
 from application.notices.envelope import NoticeEnvelope
 from application.notices.kinds import Notice, Reminder, Visit
 from application.notices.renderer import NoticeTemplates
-from domain.contact_preferences import Consent, ContactPreferences, PushSubscription
+from domain.contact_preferences import ContactPreferences
 from domain.context import system_actor
 from domain.reminders import QuietHours
 from domain.ris.message_delivery import MessageDelivery, RetryPolicy
@@ -98,49 +97,37 @@ def queue_notice(
 
 
 class Preferences:
-    """Preferences the tests give patients (the portal's preferences are not part of the
-    channel worker): by patient id, else the defaults."""
+    """The patients' preferences as the tests set them, through the real preferences
+    service of the runtime (the same calls the portal and the API make)."""
 
-    def __init__(self) -> None:
-        self.by_patient: dict[UUID, ContactPreferences] = {}
-        self.stopped: list[str] = []
+    def __init__(self, runtime: Runtime) -> None:
+        self.service = runtime.services.preferences
+        self.actor = system_actor(source="test")
 
     def grant(self, patient_id: UUID, *channels: str, quiet: str = "") -> None:
-        consents = tuple(Consent(c, True, NOON, "portal") for c in channels)
-        current = self.by_patient.get(patient_id, ContactPreferences())
-        self.by_patient[patient_id] = replace(
-            current,
-            consents=consents,
+        """Consent to exactly ``channels`` (the others withdrawn), and maybe quiet hours
+        (none otherwise: the worker's default then applies). Push needs a subscription
+        first (``subscribe``)."""
+        self.service.update(
+            patient_id,
+            consents={channel: channel in channels for channel in ("email", "sms", "push")},
             quiet_hours=QuietHours.parse(quiet) if quiet else None,
+            actor=self.actor,
         )
 
     def withdraw(self, patient_id: UUID, channel: str) -> None:
-        self.by_patient[patient_id] = self.by_patient[patient_id].with_consent(
-            Consent(channel, False, NOON, "portal")
-        )
+        self.service.update(patient_id, consents={channel: False}, actor=self.actor)
 
     def subscribe(self, patient_id: UUID, endpoint: str, p256dh: str, auth: str) -> None:
-        current = self.by_patient.get(patient_id, ContactPreferences())
-        self.by_patient[patient_id] = current.with_subscription(
-            PushSubscription(endpoint, p256dh, auth, NOON)
-        )
+        self.service.add_push_subscription(patient_id, endpoint, p256dh, auth, self.actor)
 
-    def remove_push_subscription(
-        self, patient_id: UUID, endpoint: str, actor: object, source: str = "provider"
-    ) -> None:
-        self.by_patient[patient_id] = self.by_patient[patient_id].without_subscription(endpoint)
-
-    def sms_stop(self, phone: str, at: datetime, actor: object) -> None:
-        self.stopped.append(phone)
-
-    def of(self, patient: Any) -> ContactPreferences:
-        return self.by_patient.get(patient.id) or preferences_of(patient)
+    def of(self, patient_id: UUID) -> ContactPreferences:
+        return self.service.preferences(patient_id)
 
 
 def channel_worker(
     runtime: Runtime,
     senders: dict[str, ChannelSender],
-    preferences: Preferences | None = None,
     *,
     quiet: str = "",
     reset_link: str = "",
@@ -158,8 +145,8 @@ def channel_worker(
             default_quiet_hours=QuietHours.parse(quiet) if quiet else None,
             reset_link=reset_link,
         ),
-        preferences=preferences.of if preferences else preferences_of,
-        follow_ups=preferences,  # type: ignore[arg-type]
+        preferences=preferences_of,
+        follow_ups=runtime.services.preferences,
     )
 
 

@@ -67,15 +67,13 @@ def test_consent_withdrawn_after_queueing_refuses_the_delivery_and_sends_nothing
     # Given a reminder queued while the patient allowed e-mail
     clock.set(NOON)
     patient = new_patient(client, "ben@example.org")
-    preferences = Preferences()
+    preferences = Preferences(runtime)
     preferences.grant(patient, "email")
     delivery = queue_notice(runtime, patient, "email")
 
     # When the patient turns e-mail off before it goes
     preferences.withdraw(patient, "email")
-    outcome = send_current(
-        channel_worker(runtime, smtp(smtp_server), preferences), runtime, delivery.id
-    )
+    outcome = send_current(channel_worker(runtime, smtp(smtp_server)), runtime, delivery.id)
 
     # Then nothing was sent and the delivery ended, refused for want of consent
     assert outcome == "rejected"
@@ -90,10 +88,10 @@ def test_quiet_hours_hold_a_reminder_until_they_end(runtime, client, clock, smtp
     late = datetime(2026, 12, 2, 22, 30, tzinfo=UTC)
     clock.set(late)
     patient = new_patient(client, "carla@example.org")
-    preferences = Preferences()
+    preferences = Preferences(runtime)
     preferences.grant(patient, "email", quiet="21:00-08:00")
     delivery = queue_notice(runtime, patient, "email", reminder("Europe/Madrid"))
-    worker = channel_worker(runtime, smtp(smtp_server), preferences)
+    worker = channel_worker(runtime, smtp(smtp_server))
 
     # When the worker gets it
     outcome = send_current(worker, runtime, delivery.id)
@@ -114,13 +112,11 @@ def test_quiet_hours_hold_a_reminder_until_they_end(runtime, client, clock, smtp
 def test_an_exempt_notice_goes_during_quiet_hours(runtime, client, clock, smtp_server):
     clock.set(datetime(2026, 12, 2, 22, 30, tzinfo=UTC))
     patient = new_patient(client, "dora@example.org")
-    preferences = Preferences()
+    preferences = Preferences(runtime)
     preferences.grant(patient, "email", quiet="21:00-08:00")
     delivery = queue_notice(runtime, patient, "email", exempt=True)
 
-    outcome = send_current(
-        channel_worker(runtime, smtp(smtp_server), preferences), runtime, delivery.id
-    )
+    outcome = send_current(channel_worker(runtime, smtp(smtp_server)), runtime, delivery.id)
 
     assert outcome == "accepted"
     assert len(smtp_server.received) == 1

@@ -43,21 +43,19 @@ def twilio(fake) -> dict[str, TwilioSmsSender]:
     return {"sms": TwilioSmsSender(config)}
 
 
-def sms_patient(client, email: str) -> tuple[object, Preferences]:
+def sms_patient(runtime, client, email: str) -> tuple[object, Preferences]:
     patient = new_patient(client, email, phone=PHONE)
-    preferences = Preferences()
+    preferences = Preferences(runtime)
     preferences.grant(patient, "email", "sms")
     return patient, preferences
 
 
 def test_an_sms_reminder_goes_to_the_patients_phone(runtime, client, clock, fake_twilio):
     clock.set(NOON)
-    patient, preferences = sms_patient(client, "sam@example.org")
+    patient, _preferences = sms_patient(runtime, client, "sam@example.org")
     delivery = queue_notice(runtime, patient, "sms")
 
-    outcome = send_current(
-        channel_worker(runtime, twilio(fake_twilio), preferences), runtime, delivery.id
-    )
+    outcome = send_current(channel_worker(runtime, twilio(fake_twilio)), runtime, delivery.id)
 
     assert outcome == "accepted"
     [sent] = fake_twilio.messages
@@ -71,10 +69,10 @@ def test_an_sms_reminder_goes_to_the_patients_phone(runtime, client, clock, fake
 
 def test_an_sms_rate_limited_once_is_retried_then_sent(runtime, client, clock, fake_twilio):
     clock.set(NOON)
-    patient, preferences = sms_patient(client, "tim@example.org")
+    patient, _preferences = sms_patient(runtime, client, "tim@example.org")
     delivery = queue_notice(runtime, patient, "sms")
     fake_twilio.fail_next(PHONE, RATE_LIMITED)
-    worker = channel_worker(runtime, twilio(fake_twilio), preferences)
+    worker = channel_worker(runtime, twilio(fake_twilio))
 
     # The first try is refused for now: the delivery waits, with backoff
     assert send_current(worker, runtime, delivery.id) == "error"
@@ -93,13 +91,11 @@ def test_an_sms_rate_limited_once_is_retried_then_sent(runtime, client, clock, f
 
 def test_an_invalid_number_is_dead_lettered_and_shown_to_staff(runtime, client, clock, fake_twilio):
     clock.set(NOON)
-    patient, preferences = sms_patient(client, "una@example.org")
+    patient, _preferences = sms_patient(runtime, client, "una@example.org")
     delivery = queue_notice(runtime, patient, "sms")
     fake_twilio.fail_next(PHONE, INVALID_NUMBER)
 
-    outcome = send_current(
-        channel_worker(runtime, twilio(fake_twilio), preferences), runtime, delivery.id
-    )
+    outcome = send_current(channel_worker(runtime, twilio(fake_twilio)), runtime, delivery.id)
 
     assert outcome == "rejected"
     assert fake_twilio.messages == []
@@ -126,17 +122,18 @@ def test_an_sms_to_a_number_that_replied_stop_withdraws_sms_consent(
     runtime, client, clock, fake_twilio
 ):
     clock.set(NOON)
-    patient, preferences = sms_patient(client, "vic@example.org")
+    patient, preferences = sms_patient(runtime, client, "vic@example.org")
     delivery = queue_notice(runtime, patient, "sms")
     fake_twilio.fail_next(PHONE, UNSUBSCRIBED)
 
-    outcome = send_current(
-        channel_worker(runtime, twilio(fake_twilio), preferences), runtime, delivery.id
-    )
+    outcome = send_current(channel_worker(runtime, twilio(fake_twilio)), runtime, delivery.id)
 
     assert outcome == "rejected"
     assert runtime.services.deliveries.deliveries.delivery(delivery.id).last_code == "unsubscribed"
-    assert preferences.stopped == [PHONE]
+    # The number's SMS consent is withdrawn at once, as by a STOP: nothing more goes to it.
+    sms = preferences.of(patient).consent("sms")
+    assert sms is not None
+    assert (sms.granted, sms.source) == (False, "sms_stop")
 
 
 @pytest.fixture
@@ -146,13 +143,13 @@ def vapid() -> Vapid:
     return key
 
 
-def push_patient(client, push_service, vapid, email: str):
+def push_patient(runtime, client, push_service, vapid, email: str):
     patient = new_patient(client, email)
     browser = push_service.subscribe(application_server_key(vapid))
-    preferences = Preferences()
-    preferences.grant(patient, "push")
+    preferences = Preferences(runtime)
     keys = browser.keys
     preferences.subscribe(patient, browser.endpoint, keys.p256dh, keys.auth)
+    preferences.grant(patient, "push")
     return patient, browser, preferences
 
 
@@ -162,12 +159,12 @@ def pusher(vapid) -> dict[str, WebPushSender]:
 
 def test_a_push_arrives_and_decrypts_to_the_notice(runtime, client, clock, push_service, vapid):
     clock.set(NOON)
-    patient, browser, preferences = push_patient(client, push_service, vapid, "pia@example.org")
+    patient, browser, _preferences = push_patient(
+        runtime, client, push_service, vapid, "pia@example.org"
+    )
     delivery = queue_notice(runtime, patient, "push")
 
-    outcome = send_current(
-        channel_worker(runtime, pusher(vapid), preferences), runtime, delivery.id
-    )
+    outcome = send_current(channel_worker(runtime, pusher(vapid)), runtime, delivery.id)
 
     assert outcome == "accepted"
     [received] = push_service.received
@@ -184,10 +181,12 @@ def test_a_push_rate_limited_waits_as_long_as_the_service_asked(
     runtime, client, clock, push_service, vapid
 ):
     clock.set(NOON)
-    patient, browser, preferences = push_patient(client, push_service, vapid, "quin@example.org")
+    patient, browser, _preferences = push_patient(
+        runtime, client, push_service, vapid, "quin@example.org"
+    )
     delivery = queue_notice(runtime, patient, "push")
     push_service.answer_next(browser, 429, Retry_After="3")
-    worker = channel_worker(runtime, pusher(vapid), preferences)
+    worker = channel_worker(runtime, pusher(vapid))
 
     assert send_current(worker, runtime, delivery.id) == "error"
     waiting = runtime.services.deliveries.deliveries.delivery(delivery.id)
@@ -201,21 +200,21 @@ def test_a_push_rate_limited_waits_as_long_as_the_service_asked(
 
 def test_a_gone_push_subscription_is_removed(runtime, client, clock, push_service, vapid):
     clock.set(NOON)
-    patient, browser, preferences = push_patient(client, push_service, vapid, "rui@example.org")
+    patient, browser, preferences = push_patient(
+        runtime, client, push_service, vapid, "rui@example.org"
+    )
     delivery = queue_notice(runtime, patient, "push")
     push_service.answer_next(browser, 410)
 
-    outcome = send_current(
-        channel_worker(runtime, pusher(vapid), preferences), runtime, delivery.id
-    )
+    outcome = send_current(channel_worker(runtime, pusher(vapid)), runtime, delivery.id)
 
     assert outcome == "rejected"
     ended = runtime.services.deliveries.deliveries.delivery(delivery.id)
     assert ended.status == "dead_lettered"
     assert ended.last_code == "subscription_gone"
-    assert preferences.by_patient[patient].push_subscriptions == ()
+    assert preferences.of(patient).push_subscriptions == ()
     # And the next push notice finds no way to reach the patient: refused, not sent
     later = queue_notice(runtime, patient, "push")
-    worker = channel_worker(runtime, pusher(vapid), preferences)
+    worker = channel_worker(runtime, pusher(vapid))
     assert send_current(worker, runtime, later.id) == "rejected"
     assert runtime.services.deliveries.deliveries.delivery(later.id).last_code == "no_consent"

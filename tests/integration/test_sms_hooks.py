@@ -43,11 +43,11 @@ def sent_sms(runtime, client, clock, fake_twilio):
     """An SMS reminder sent through the fake Twilio: the delivery and its message SID."""
     clock.set(NOON)
     patient = new_patient(client, "sol@example.org", phone=PHONE)
-    preferences = Preferences()
+    preferences = Preferences(runtime)
     preferences.grant(patient, "sms")
     delivery = queue_notice(runtime, patient, "sms")
     config = TwilioConfig(ACCOUNT_SID, AUTH_TOKEN, "+15550100", base_url=fake_twilio.base_url)
-    worker = channel_worker(runtime, {"sms": TwilioSmsSender(config)}, preferences)
+    worker = channel_worker(runtime, {"sms": TwilioSmsSender(config)})
     assert send_current(worker, runtime, delivery.id) == "accepted"
     [message] = fake_twilio.messages
     return delivery, message["Sid"]
@@ -166,34 +166,43 @@ def test_help_is_answered_with_the_centres_name(runtime, client, hooks):
     assert runtime.settings.centre_name in answer.text
 
 
-@pytest.mark.parametrize(("body", "expected"), [("STOP", "stop"), ("  start. ", "start")])
-def test_stop_and_start_change_sms_consent(runtime, client, hooks, body, expected):
-    changes: list[tuple[str, str]] = []
+def test_stop_stops_further_sms_at_once_and_start_gives_it_back(
+    runtime, client, clock, hooks, fake_twilio
+):
+    clock.set(NOON)
+    # The record's number is written as the patient typed it; Twilio sends E.164.
+    patient = new_patient(client, "stop@example.org", phone="(555) 555-0123")
+    preferences = Preferences(runtime)
+    preferences.grant(patient, "email", "sms")
+    pending = queue_notice(runtime, patient, "sms")
 
-    class Consent:  # the preferences service's two calls, recorded
-        def sms_stop(self, phone, at, actor):
-            changes.append(("stop", phone))
-
-        def sms_start(self, phone, at, actor):
-            changes.append(("start", phone))
-
-    hooks.consent = Consent()
-    answer = signed_post(client, runtime, "/v1/hooks/twilio/inbound", inbound(body))
+    answer = signed_post(client, runtime, "/v1/hooks/twilio/inbound", inbound(" Stop. "))
 
     assert answer.status_code == 200, answer.text
     assert answer.text.endswith("<Response></Response>")
-    assert changes == [(expected, PHONE)]
+    sms = preferences.of(patient).consent("sms")
+    assert sms is not None
+    assert (sms.granted, sms.source) == (False, "sms_stop")
+    config = TwilioConfig(ACCOUNT_SID, AUTH_TOKEN, "+15550100", base_url=fake_twilio.base_url)
+    worker = channel_worker(runtime, {"sms": TwilioSmsSender(config)})
+    assert send_current(worker, runtime, pending.id) == "rejected"  # queued before the STOP
+    assert runtime.services.deliveries.deliveries.delivery(pending.id).last_code == "no_consent"
+    assert fake_twilio.messages == []
+
+    again = signed_post(client, runtime, "/v1/hooks/twilio/inbound", inbound("START"))
+    assert again.status_code == 200, again.text
+    assert preferences.of(patient).allows("sms")
+    later = queue_notice(runtime, patient, "sms")
+    assert send_current(worker, runtime, later.id) == "accepted"
+    assert [m["To"] for m in fake_twilio.messages] == [PHONE]
 
 
 def test_an_unsigned_inbound_message_changes_nothing(runtime, client, hooks):
-    changes: list[str] = []
+    patient = new_patient(client, "unsigned@example.org", phone=PHONE)
+    preferences = Preferences(runtime)
+    preferences.grant(patient, "email", "sms")
 
-    class Consent:
-        def sms_stop(self, phone, at, actor):
-            changes.append(phone)
-
-    hooks.consent = Consent()
     answer = client.post("/v1/hooks/twilio/inbound", data=inbound("STOP"))
 
     assert answer.status_code == 403
-    assert changes == []
+    assert preferences.of(patient).allows("sms")
