@@ -23,10 +23,12 @@ from api.routers import (
     admin_hl7,
     appointments,
     audit,
+    audit_communications,
     auth,
     catalog,
     health,
     jwks,
+    notifications,
     patients,
     records,
     slots,
@@ -93,6 +95,8 @@ def create_app(
         audit,
         admin_deliveries,
         admin_hl7,
+        notifications,
+        audit_communications,
     )
     for router in routers:
         app.include_router(router.router, responses=ERROR_RESPONSES)

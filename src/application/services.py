@@ -9,6 +9,7 @@ from application.appointment_details import AppointmentDetails
 from application.auth import AuthService
 from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
+from application.communications.records import Communications
 from application.patient_search import PatientSearch
 from application.ports import (
     AccessLog,
@@ -63,3 +64,5 @@ class Services:
     activation: Activation
     patient_search: PatientSearch
     browser: BrowserSessions
+    communications: Communications
+    """What was sent to each patient: their notifications, the compliance record."""
