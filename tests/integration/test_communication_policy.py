@@ -291,3 +291,21 @@ def test_a_patient_with_no_channel_is_recorded_undeliverable(runtime, policy):
     assert invitation.status == "undeliverable"
     assert "no e-mail address" in invitation.end_reason
     assert envelope(invitation).notice.needs_account
+
+
+def test_a_booking_and_its_cancellation_processed_in_one_batch_leave_nothing_pending(runtime):
+    """The policy starts after both happened: it processes them in one write, and the
+    cancellation withdraws the reminders the booking queued in that same write."""
+    patient = new_patient(runtime)
+    appointment = book(runtime, patient)
+    runtime.services.scheduling.cancel(appointment, reason="cannot come", actor=PATIENT, owner=None)
+    policy = runtime.start_outbound(pump=False, workers=0)
+    try:
+        caught_up(policy)
+    finally:
+        policy.stop()
+
+    for number in (1, 2):
+        reminder = delivery(runtime, f"{appointment}:1:reminder:{number}", patient)
+        assert reminder.status == "withdrawn"
+        assert reminder.end_reason == "the appointment was cancelled"

@@ -3,19 +3,19 @@ which notice, to whom, over which channels, when."""
 
 from copy import copy
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from eventsourcing.application import ProcessingEvent
 
 from application.communications.audience import Audience, audience, language_for
 from application.communications.causes import (
-    MAX_REMINDERS,
     PATIENT_CHANNELS,
     RIS_SOURCE,
     SOON,
     SOURCE,
     offset_text,
+    plan_reminders,
     reminder_cause,
     reminder_ids,
 )
@@ -35,7 +35,7 @@ from application.notices.kinds import (
 from domain.appointment import Appointment
 from domain.context import system_actor
 from domain.patient import Patient
-from domain.reminders import AFTER_QUIET_HOURS, hold_until, reminder_schedule
+from domain.reminders import hold_until
 from domain.ris.message_delivery import MessageDelivery
 from domain.ris.order import DONE_STATUSES
 
@@ -154,8 +154,14 @@ class Notices:
         """Withdraw the reminders the appointment's event at ``version`` scheduled and
         that are still waiting (one sent or being sent stays as it is)."""
         candidates = reminder_ids(self.event.originator_id, version, patient_id)
-        for delivery_id in self.policy.existing(candidates):
-            delivery: MessageDelivery = self.policy.repository.get(delivery_id)
+        collected = self.processing_event.aggregates  # queued by an event of this batch
+        for delivery_id in [c for c in candidates if c in collected] + self.policy.existing(
+            [c for c in candidates if c not in collected]
+        ):
+            delivery = cast(
+                MessageDelivery,
+                collected.get(delivery_id) or self.policy.repository.get(delivery_id),
+            )
             if delivery.withdraw(reason=reason, meta=self.meta):
                 self.processing_event.collect_events(delivery)
 
@@ -167,25 +173,26 @@ class Notices:
         if offsets is None:
             offsets = self.policy.offsets
         chosen = self._audience(patient, Reminder.kind) if patient is not None else None
-        schedule = reminder_schedule(
+        planned = plan_reminders(
             visit.start,
             visit.zone,
             offsets,
             self.now,
-            quiet_hours=chosen.quiet_hours if chosen else self.policy.quiet_hours,
-            patient_zone=chosen.zone if chosen else None,
-        )[-MAX_REMINDERS:]
-        for number, reminder in enumerate(reversed(schedule), start=1):
-            cause = reminder_cause(self.event.originator_id, self.event.originator_version, number)
-            held = reminder.placement == AFTER_QUIET_HOURS
+            chosen.quiet_hours if chosen else self.policy.quiet_hours,
+            chosen.zone if chosen else None,
+        )
+        for reminder in planned:
+            cause = reminder_cause(
+                self.event.originator_id, self.event.originator_version, reminder.number
+            )
             extra = {"offset": offset_text(reminder.offset), "placement": reminder.placement}
             self.send(
                 patient,
                 patient_id,
                 Reminder(visit),
                 cause=cause,
-                due=reminder.planned if held else reminder.due,
-                hold=reminder.due if held else None,
+                due=reminder.due_at,
+                hold=reminder.held_until,
                 extra=extra,
                 quiet_checked=True,
             )

@@ -49,6 +49,8 @@ from domain.reminders import QuietHours
 from domain.ris.order import ImagingOrder
 
 TRACKING_TABLE = "communications_tracking"
+# The most upstream events recorded in one write while catching up.
+BATCH = 100
 
 
 class _UtcClock(Clock):
@@ -94,6 +96,8 @@ class CommunicationPolicy(EventSourcedProjection[UUID]):
         self._scheduling = SchedulingLog(dict(self.env))
         self._registry = RegistryLog(dict(self.env))
         self._visits = VisitWriter(Catalog(dict(self.env)))
+        self._pending: list[tuple[Any, Tracking]] = []
+        self._head = 0
 
     def construct_recorder(self) -> Any:
         """The deliveries store's events, with tracking of this policy's own (the HL7
@@ -120,15 +124,43 @@ class CommunicationPolicy(EventSourcedProjection[UUID]):
         super().close()
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """As the library does, once more when a worker changed a delivery this event
-        withdraws at the same moment (the event store refuses the older version)."""
+        """Process the events waiting in the log together: while the log holds more
+        after this one (up to ``BATCH``), keep what they decide in memory; then record it
+        all in one write with the tracking of the last (a day's bulk import is not one
+        commit per booking). Nothing is recorded before that write, so a stop midway
+        processes them again, exactly once. Live, each event is written at once."""
+        self._pending.append((domain_event, tracking))
+        if len(self._pending) < BATCH and tracking.notification_id < self._log_head(
+            tracking.notification_id
+        ):
+            return
+        pending, self._pending = self._pending, []
+        self._record_batch(pending)
+
+    def _log_head(self, reached: int) -> int:
+        """The last position of the followed log (asked again once ``reached`` it)."""
+        if reached >= self._head:
+            self._head = self._scheduling.recorder.max_notification_id() or 0
+        return self._head
+
+    def _record_batch(self, pending: list[tuple[Any, Tracking]]) -> None:
+        """As the library records one event, for several; decided again when a worker
+        changed a delivery one of them withdraws at the same moment (the event store
+        refuses the older version)."""
         for attempt in range(5):
+            processing_event = ProcessingEvent[UUID](tracking=pending[-1][1])
+            for domain_event, _ in pending:
+                self.policy(domain_event, processing_event)
             try:
-                super().process_event(domain_event, tracking)
-                return
+                recordings = self._record(processing_event)
             except IntegrityError:
                 if attempt == 4:
                     raise
+                continue
+            self._take_snapshots(processing_event)
+            self.notify(processing_event.events)
+            self._notify(recordings)
+            return
 
     def policy(self, domain_event: Any, processing_event: ProcessingEvent[UUID]) -> None:
         now = self.clock.now()
