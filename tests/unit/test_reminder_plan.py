@@ -20,7 +20,7 @@ from application.communications.causes import (
 )
 from domain.reminders import AFTER_QUIET_HOURS
 from domain.ris.message_delivery import MessageDelivery
-from tests.unit.test_reminder_schedule import cases, quiet_at
+from tests.unit.test_reminder_schedule import DAY, HOUR, cases, quiet_at
 
 APPOINTMENT = UUID("0b8a3c4e-3a53-4c1e-9f55-0d6f1a1e2b3c")
 PATIENT = UUID("6f1d2c3b-4a59-4e8f-8b7a-1c2d3e4f5a6b")
@@ -74,3 +74,12 @@ def test_with_more_offsets_than_kept_the_nearest_to_the_exam_are_queued():
     offsets = [timedelta(hours=h) for h in range(1, 16)]
     planned = plan_reminders(start, "UTC", offsets, start - timedelta(days=2), None, None)
     assert [r.offset for r in planned] == offsets[:MAX_REMINDERS]
+
+
+def test_an_exam_type_sets_its_own_offsets_or_none_or_leaves_the_centres():
+    from application.communications.visits import exam_offsets
+
+    assert exam_offsets({"reminder_offsets": "2h, 48h"}) == (timedelta(hours=48), 2 * HOUR)
+    assert exam_offsets({"reminder_offsets": ["24h", "2h"]}) == (DAY, 2 * HOUR)
+    assert exam_offsets({"reminder_offsets": ""}) == ()  # no reminders for this exam
+    assert exam_offsets({}) is None  # the centre's apply

@@ -8,6 +8,7 @@ else, in English, with the centre's default quiet hours.
 """
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from application.notices.renderer import NoticeTemplates
@@ -59,7 +60,7 @@ def audience(
     if preferences is not None and preferences.quiet_hours is not None:
         quiet = preferences.quiet_hours
     zone = getattr(preferences, "timezone", None) or None
-    carriers = templates.channels(kind)
+    carriers = _carriers(templates, kind)
     allowed = consented(patient)
     channels = tuple(c for c in carriers if c in allowed)
     reason = ""
@@ -72,6 +73,13 @@ def audience(
         if preferences is None and not allowed:
             reason = "the patient has no e-mail address and no other channel consented"
     return Audience(channels, language, quiet, zone, reason)
+
+
+@cache
+def _carriers(templates: NoticeTemplates, kind: str) -> tuple[str, ...]:
+    """The channels with a template for ``kind`` (the published templates do not change
+    while the process runs)."""
+    return templates.channels(kind)
 
 
 def language_for(templates: NoticeTemplates, kind: str, channel: str, language: str) -> str:

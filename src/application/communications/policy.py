@@ -37,6 +37,7 @@ from psycopg.sql import SQL, Identifier
 from application.base import DateAsISO, tolerating_concurrent_ddl
 from application.catalog import Catalog
 from application.communications.notices import Notices
+from application.communications.patients import Patients
 from application.communications.visits import VisitWriter
 from application.notices.renderer import NoticeTemplates
 from application.ports import Clock
@@ -50,7 +51,7 @@ from domain.ris.order import ImagingOrder
 
 TRACKING_TABLE = "communications_tracking"
 # The most upstream events recorded in one write while catching up.
-BATCH = 100
+BATCH = 500
 
 
 class _UtcClock(Clock):
@@ -95,6 +96,7 @@ class CommunicationPolicy(EventSourcedProjection[UUID]):
         self.notice_templates: NoticeTemplates = CommunicationPolicy.templates
         self._scheduling = SchedulingLog(dict(self.env))
         self._registry = RegistryLog(dict(self.env))
+        self._patients = Patients(self._registry)
         self._visits = VisitWriter(Catalog(dict(self.env)))
         self._pending: list[tuple[Any, Tracking]] = []
         self._head = 0
@@ -149,14 +151,19 @@ class CommunicationPolicy(EventSourcedProjection[UUID]):
         refuses the older version)."""
         for attempt in range(5):
             processing_event = ProcessingEvent[UUID](tracking=pending[-1][1])
-            for domain_event, _ in pending:
-                self.policy(domain_event, processing_event)
+            self._patients.prefetch(
+                e.patient_id for e, _ in pending if isinstance(e, Appointment.Booked)
+            )
             try:
+                for domain_event, _ in pending:
+                    self.policy(domain_event, processing_event)
                 recordings = self._record(processing_event)
             except IntegrityError:
                 if attempt == 4:
                     raise
                 continue
+            finally:
+                self._patients.clear()
             self._take_snapshots(processing_event)
             self.notify(processing_event.events)
             self._notify(recordings)
@@ -183,12 +190,7 @@ class CommunicationPolicy(EventSourcedProjection[UUID]):
 
     def patient(self, patient_id: UUID) -> Patient | None:
         """The patient's record (the surviving one, when it was merged into another)."""
-        patient = self._registry.find(patient_id, Patient)
-        for _ in range(10):  # a merge chain is short; a cycle would be a bug upstream
-            if patient is None or patient.merged_into is None:
-                break
-            patient = self._registry.find(patient.merged_into, Patient)
-        return patient
+        return self._patients.get(patient_id)
 
     def appointment_events(self, appointment_id: UUID, version: int) -> list[Any]:
         return list(self._scheduling.events.get(appointment_id, lte=version))
