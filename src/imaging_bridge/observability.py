@@ -4,6 +4,7 @@ this process's runtime (see adapters.metrics for what it shows)."""
 from adapters.access_log import BatchingAccessLog
 from adapters.metrics import MetricsServer, SystemCollector, serve_metrics
 from adapters.settings import Settings
+from application.communications.policy import TRACKING_TABLE
 from application.registry import Registry
 from application.ris.deliveries import Deliveries
 from application.scheduling import Scheduling
@@ -13,10 +14,13 @@ from imaging_bridge.cli_common import fail
 from projections.runners import PROJECTIONS
 
 # Every read model and policy, and the logs it follows; each tracks its position in
-# ``<name>_tracking`` (the delivery policy's is the deliveries application's own).
+# ``<name>_tracking`` (the delivery policy's is the deliveries application's own; the
+# communication policy's ``communications_tracking``).
+COMMUNICATIONS = TRACKING_TABLE.removesuffix("_tracking")
 FOLLOWERS: dict[str, list[str]] = {
     **{name: [application.name] for name, (application, _) in PROJECTIONS.items()},
     Deliveries.name: [Scheduling.name, Registry.name],
+    COMMUNICATIONS: [Scheduling.name],
 }
 
 
