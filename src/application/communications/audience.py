@@ -63,16 +63,21 @@ def audience(
     carriers = _carriers(templates, kind)
     allowed = consented(patient)
     channels = tuple(c for c in carriers if c in allowed)
-    reason = ""
-    if not channels:
-        reason = (
-            "the patient consented to no channel"
-            if not allowed
-            else f"no {kind} template for {', '.join(allowed)} (consented)"
-        )
-        if preferences is None and not allowed:
-            reason = "the patient has no e-mail address and no other channel consented"
+    reason = "" if channels else _no_channel(preferences, allowed, kind)
     return Audience(channels, language, quiet, zone, reason)
+
+
+def _no_channel(preferences: ContactPreferences | None, allowed: tuple[str, ...], kind: str) -> str:
+    """Why a notice of ``kind`` has no channel to go by."""
+    if preferences is None:
+        return "the patient has no e-mail address and no other channel consented"
+    if allowed:
+        return f"no {kind} template for {', '.join(allowed)} (the channels consented)"
+    consents = [preferences.consent(c) for c in (EMAIL, SMS, "push")]
+    granted = [c.channel for c in consents if c is not None and c.granted]
+    if granted:
+        return f"consented to {', '.join(granted)} but no address or subscription for them"
+    return "the patient consented to no channel"
 
 
 @cache
