@@ -309,3 +309,26 @@ def test_a_booking_and_its_cancellation_processed_in_one_batch_leave_nothing_pen
         reminder = delivery(runtime, f"{appointment}:1:reminder:{number}", patient)
         assert reminder.status == "withdrawn"
         assert reminder.end_reason == "the appointment was cancelled"
+
+
+def test_an_appointment_the_ris_displaced_asks_for_a_new_time_and_withdraws_reminders(
+    runtime, policy, clock
+):
+    patient = new_patient(runtime)
+    appointment_id = book(runtime, patient)
+    caught_up(policy)
+    clock.set(datetime(2026, 12, 3, 4, 0, tzinfo=UTC))  # 23:00 in New York, the exam in 34 h
+    appointment = runtime.services.scheduling.appointment(appointment_id)
+    appointment.displace(by="RIS:F9", reason="the RIS took the time", meta=RIS.meta())
+    runtime.services.scheduling.save(appointment)
+    caught_up(policy)
+
+    asked = delivery(runtime, f"{appointment_id}:2:needs_new_time", patient)
+    notice = envelope(asked)
+    assert asked.status == "queued"
+    assert asked.next_attempt_at is None  # soon: at once, quiet hours or not ...
+    assert notice.exempt
+    assert notice.notice.outside_quiet_hours  # ... and it says so
+    for number in (1, 2):
+        reminder = delivery(runtime, f"{appointment_id}:1:reminder:{number}", patient)
+        assert reminder.status == "withdrawn"
