@@ -257,8 +257,9 @@ def test_an_order_invites_and_a_final_result_says_only_that_a_result_is_availabl
     invitation = delivery(runtime, f"{order}:1:invitation", patient)
     assert invitation.message_type == "order_invitation"
     assert envelope(invitation).notice.order_id == str(order)
-    events = list(deliveries(runtime).events.get(invitation.id))
-    assert len(events) == 1
+    # 06:00 in Chicago, where most of the centre's locations are: quiet hours, so the
+    # invitation waits until 08:00 there.
+    assert invitation.next_attempt_at == datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
     results = [
         d
         for d in (

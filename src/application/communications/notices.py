@@ -250,7 +250,8 @@ class Notices:
             chosen = Audience((), "en", None, None, "the patient's record was not found")
         else:
             chosen = self._audience(patient, notice.kind)
-        zone = chosen.zone or getattr(getattr(notice, "visit", None), "zone", None) or "UTC"
+        visit = getattr(notice, "visit", None)
+        zone = chosen.zone or (visit.zone if visit else self.policy.visits.centre_zone())
         if not exempt and not quiet_checked and chosen.quiet_hours is not None:
             start = due or self.now
             until = hold_until(start, chosen.quiet_hours, zone)

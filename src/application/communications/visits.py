@@ -63,6 +63,7 @@ class VisitWriter:
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
         self._specs: dict[UUID, tuple[float, dict[str, Any]]] = {}
+        self._zone: tuple[float, str] | None = None
 
     @property
     def catalog(self) -> Catalog:
@@ -105,6 +106,17 @@ class VisitWriter:
             exam_name=str(exam.get("name", "")),
             preparation=str(exam.get("preparation", "")),
         )
+
+    def centre_zone(self) -> str:
+        """The zone most of the catalog's locations keep (the first by code on a tie;
+        UTC without any): where quiet hours are read for a notice about no visit (an
+        invitation, a result) when the patient has not set a zone of their own."""
+        now = time.monotonic()
+        if self._zone is None or now - self._zone[0] >= SPEC_TTL:
+            zones = [z for _, z in sorted(self._catalog.location_timezones().items())]
+            chosen = max(zones, key=zones.count) if zones else "UTC"
+            self._zone = (now, chosen)
+        return self._zone[1]
 
     def offsets(self, appointment_type_id: UUID) -> tuple[timedelta, ...] | None:
         return exam_offsets(self.spec(appointment_type_id, "exam"))
