@@ -50,8 +50,10 @@ from domain.reminders import QuietHours
 from domain.ris.order import ImagingOrder
 
 TRACKING_TABLE = "communications_tracking"
-# The most upstream events recorded in one write while catching up.
-BATCH = 500
+# The most upstream events recorded in one write while catching up (~60 delivery events).
+# The library pipelines a write's inserts: with a few hundred in one write, the embedded
+# server's Unix socket stalled the pipeline for good (found with 100 and 500 here).
+BATCH = 20
 
 
 class _UtcClock(Clock):
