@@ -23,11 +23,13 @@ from api.routers import (
     admin_hl7,
     appointments,
     audit,
+    audit_communications,
     auth,
     catalog,
     health,
     jwks,
     messages,
+    notifications,
     patients,
     preferences,
     records,
@@ -101,6 +103,8 @@ def create_app(
         admin_deliveries,
         admin_hl7,
         sms_hooks,
+        notifications,
+        audit_communications,
     )
     for router in routers:
         app.include_router(router.router, responses=ERROR_RESPONSES)

@@ -105,6 +105,12 @@ class AppointmentTypeEntry(_Strict):
         description="the RIS's procedure codes (OBR-4.1 of its orders) this exam performs:"
         " a patient with such an order may book it; unset: none",
     )
+    reminder_offsets: str | None = Field(
+        default=None,
+        max_length=100,
+        description="reminders before this exam, e.g. 72h,24h,2h (empty: none); unset:"
+        " the centre's REMINDER_OFFSETS",
+    )
 
 
 class CatalogFile(_Strict):

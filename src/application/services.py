@@ -9,6 +9,7 @@ from application.appointment_details import AppointmentDetails
 from application.auth import AuthService
 from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
+from application.communications.records import Communications
 from application.messaging import Messaging
 from application.patient_search import PatientSearch
 from application.ports import (
@@ -71,3 +72,5 @@ class Services:
     preferences: Preferences
     messaging: Messaging
     sms_hooks: SmsHooks
+    communications: Communications
+    """What was sent to each patient: their notifications, the compliance record."""

@@ -6,6 +6,7 @@ from uuid import UUID
 from domain.catalog_entry import CatalogEntry
 from domain.errors import InvalidValueError
 from domain.identifiers import derived_id
+from domain.reminders import parse_offsets
 
 # How many days ahead an exam may be booked when its spec names no ``booking_horizon_days``
 # (specs written before horizons existed have none).
@@ -79,6 +80,9 @@ def check_spec(spec: dict[str, Any]) -> None:
             f"a booking horizon is between 1 and {MAX_BOOKING_HORIZON_DAYS} days"
         )
     _check_procedure_codes(spec.get("procedure_codes"))
+    offsets = spec.get("reminder_offsets")
+    if offsets is not None:
+        parse_offsets(str(offsets))  # InvalidValueError naming a bad one
     cpt = str(spec["cpt"])
     if not (len(cpt) == 5 and cpt[:4].isdigit() and cpt[4].isalnum()):
         raise InvalidValueError(f"CPT code {cpt!r} is not five characters (e.g. 70551)")

@@ -59,6 +59,7 @@ from application.appointment_details import AppointmentDetails
 from application.auth import AuthService, SessionLimits
 from application.browser_sessions import BrowserSessions
 from application.catalog import Catalog
+from application.communications.records import Communications
 from application.digests import KeyedDigest
 from application.messaging import Messaging, MessagingLog
 from application.notices.password_resets import QueuedPasswordResets
@@ -86,6 +87,7 @@ from projections.catalog_cache import CachedCatalogReader
 from projections.deliveries_view import PostgresDeliveryReader
 from projections.orders_view import PostgresOrderReader
 from projections.patient_lookup import PostgresPatientLookup
+from projections.patient_notices import PostgresNoticeRows
 from projections.patient_phones import PostgresPhoneIndex
 from projections.patient_records import PostgresPatientRecords
 from projections.runners import Projections
@@ -469,6 +471,13 @@ def _wire(
             clock=clock,
         ),
         patient_search=PatientSearch(registry, PostgresPatientLookup(pool, env["CIPHER_KEY"])),
+        communications=Communications(
+            PostgresNoticeRows(pool),
+            deliveries,
+            clock,
+            base_url=settings.base_url,
+            centre_name=settings.centre_name,
+        ),
         browser=BrowserSessions(
             registry=registry,
             sessions=sessions,

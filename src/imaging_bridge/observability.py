@@ -5,6 +5,7 @@ from adapters.access_log import BatchingAccessLog
 from adapters.metrics import MetricsServer, SystemCollector, serve_metrics
 from adapters.settings import Settings
 from application.catalog import Catalog
+from application.communications.policy import TRACKING_TABLE
 from application.messaging import MessagingLog
 from application.registry import Registry
 from application.ris.deliveries import Deliveries
@@ -17,11 +18,13 @@ from projections.runners import PROJECTIONS
 
 # Every read model and policy, and the logs it follows; each tracks its position in
 # ``<name>_tracking`` (the delivery policy's and the new-message notices' is the
-# deliveries application's own).
+# deliveries application's own; the communication policy's ``communications_tracking``).
+COMMUNICATIONS = TRACKING_TABLE.removesuffix("_tracking")
 FOLLOWERS: dict[str, list[str]] = {
     **{name: [application.name] for name, (application, _) in PROJECTIONS.items()},
     Deliveries.name: [Scheduling.name, Registry.name, MessagingLog.name],
     StrandingFollower.name: [Catalog.name],
+    COMMUNICATIONS: [Scheduling.name],
 }
 
 

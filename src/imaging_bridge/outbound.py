@@ -1,5 +1,6 @@
 """The outbound part of a process, wired by the composition root (``bootstrap.build``):
-the delivery policy that turns events into deliveries, the pump that hands due
+the delivery policy that turns events into HL7 deliveries and the communication policy
+that turns them into notices to patients, the pump that hands due
 deliveries to the task queue, and the dramatiq workers that send them.
 
 ``serve`` runs it whole; ``imaging-bridge worker`` runs the pump and the workers only
@@ -38,6 +39,7 @@ from adapters.task_queue import (
 from application.catalog import Catalog
 from application.channels import PATIENT_CHANNELS
 from application.communications.messaging_notices import MessagingNotices
+from application.communications.policy import CommunicationPolicy
 from application.messaging import MessagingLog
 from application.ports import Clock
 from application.registry import RegistryLog
@@ -46,6 +48,7 @@ from application.ris.delivery_desk import DeliveryDesk
 from application.ris.delivery_policy import DeliveryPolicy, recipients_env
 from application.scheduling import SchedulingLog
 from application.stranded import StrandingFollower
+from domain.reminders import QuietHours, parse_offsets
 from domain.ris.message_delivery import RetryPolicy
 from projections.deliveries_view import PostgresDeliveryReader
 
@@ -71,6 +74,16 @@ def policy_env(env: dict[str, str], destinations: list[Destination]) -> dict[str
     """The policy runners' environment: the library's settings plus the names of the
     recipients (``DeliveryPolicy`` reads them from its env)."""
     return {**env, **recipients_env([destination.name for destination in destinations])}
+
+
+def communication_policy_of(settings: Settings, clock: Clock) -> type[CommunicationPolicy]:
+    """The communication policy with the centre's reminder offsets and quiet hours."""
+    quiet = settings.default_quiet_hours.strip()
+    return CommunicationPolicy.configured(
+        clock=clock,
+        offsets=parse_offsets(settings.reminder_offsets),
+        quiet_hours=QuietHours.parse(quiet) if quiet else None,
+    )
 
 
 @dataclass
@@ -114,6 +127,12 @@ class Outbound:
                 )
                 self.runners.append(runner.__enter__())
             self.runners.append(self._stranding_follower())
+            communications: Any = EventSourcedProjectionRunner(
+                application_class=SchedulingLog,
+                projection_class=communication_policy_of(settings, self.clock),
+                env=self.env,
+            )
+            self.runners.append(communications.__enter__())
         self.pool = ConnectionPool(
             self.url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
         )

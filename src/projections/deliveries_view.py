@@ -17,6 +17,7 @@ from projections.view import ReadModelView
 TABLE = "rm_deliveries"
 ATTEMPTS = "rm_delivery_attempts"
 PENDING = ("queued", "retrying", "ambiguous")
+PATIENT_CHANNELS = ("email", "sms", "push")
 
 
 def delivery_changes(event: Any, position: int) -> list[Change]:
@@ -42,7 +43,7 @@ def delivery_changes(event: Any, position: int) -> list[Change]:
             ]
         case MessageDelivery.Held():
             return [
-                _delivery(event, next_attempt_at=event.until),
+                _delivery(event, next_attempt_at=event.until, held_until=event.until),
                 _history(event, kind="held", detail=event.reason, at=event.timestamp),
             ]
         case MessageDelivery.FoundUndeliverable():
@@ -90,6 +91,8 @@ def _queued(event: Any, position: int) -> Change:
             "status": "queued",
             "attempts": 0,
             "next_attempt_at": event.due_at,
+            "due_at": event.due_at,
+            "patient_id": _patient_of(event),
             "created_at": event.timestamp,
             "version": event.originator_version,
             "updated_at": event.timestamp,
@@ -97,8 +100,20 @@ def _queued(event: Any, position: int) -> Change:
     )
 
 
+def _patient_of(event: Any) -> UUID | None:
+    """The patient a notice delivery is for (its payload's ``patient_id``); None for
+    other deliveries (HL7, a password reset without a patient record)."""
+    if event.channel not in PATIENT_CHANNELS:
+        return None
+    try:
+        return UUID(str(event.payload.get("patient_id", "")))
+    except ValueError:
+        return None
+
+
 def _attempted(event: Any) -> list[Change]:
     status = {"accepted": "acknowledged", "no_answer": "ambiguous"}.get(event.outcome, "retrying")
+    sent = {"sent_at": event.at} if event.outcome == "accepted" else {}
     return [
         _delivery(
             event,
@@ -107,6 +122,7 @@ def _attempted(event: Any) -> list[Change]:
             next_attempt_at=event.next_attempt_at,
             last_code=event.code,
             last_detail=event.detail,
+            **sent,
         ),
         _history(
             event,

@@ -95,7 +95,8 @@ def book(runtime: Runtime, patient: UUID, start: datetime) -> UUID:
 
 
 def deliveries(ob: Outbound, **filters: Any) -> list[Any]:
-    return ob.desk().search(**filters, limit=1000)
+    """The HL7 deliveries (the patients' notices are not this test's)."""
+    return ob.desk().search(**{"channel": "hl7", **filters}, limit=1000)
 
 
 def show(ob: Outbound, delivery_id: UUID) -> tuple[Any, list[Any]]:

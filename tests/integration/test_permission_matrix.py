@@ -575,6 +575,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/v1/appointments"): Route(200, fixed("/v1/appointments")),
     ("GET", "/v1/me/orders"): Route(200, fixed("/v1/me/orders")),
     ("GET", "/v1/me/results"): Route(200, fixed("/v1/me/results")),
+    ("GET", "/v1/me/notifications"): Route(200, fixed("/v1/me/notifications")),
     ("POST", "/v1/me/results/{result_id}/link"): Route(200, fixed("/v1/me/results/{result}/link")),
     ("GET", "/.well-known/jwks.json"): Route(200, fixed("/.well-known/jwks.json")),
     ("GET", "/v1/me/notification-preferences"): Route(
@@ -791,6 +792,12 @@ ROUTES: dict[tuple[str, str], Route] = {
         200, lambda w, _: Call("/v1/audit/access", params={"patient_id": str(w.objects["patient"])})
     ),
     ("GET", "/v1/audit/alerts"): Route(200, fixed("/v1/audit/alerts")),
+    ("GET", "/v1/audit/patients/{patient_id}/communications"): Route(
+        200,
+        lambda w, _: Call(
+            f"/v1/audit/patients/{w.objects['patient']}/communications", params={"content": "1"}
+        ),
+    ),
     # Operators of the integration
     ("GET", "/v1/admin/deliveries"): Route(
         200, fixed("/v1/admin/deliveries", params={"status": "dead_lettered"})

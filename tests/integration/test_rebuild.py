@@ -78,7 +78,7 @@ class Outside:
         )
         self.caught_up()
         sent = 0
-        for delivery in self.outbound.desk().search(status="queued", limit=100):
+        for delivery in self.outbound.desk().search(status="queued", channel="hl7", limit=100):
             assert sender.send(delivery.id, delivery.version) == ACCEPTED
             sent += 1
         return sent

@@ -25,7 +25,7 @@ from application.notices.kinds import NEW_SECURE_MESSAGE, NewSecureMessage
 from application.notices.renderer import NoticeTemplates
 from application.registry import RegistryLog
 from application.ris.deliveries import NAME
-from domain.contact_preferences import EMAIL, ContactPreferences
+from domain.contact_preferences import EMAIL
 from domain.context import system_actor
 from domain.patient import Patient
 from domain.ris.message_delivery import MessageDelivery
@@ -51,17 +51,13 @@ def email_refusal(patient: Patient | None) -> str:
         return "the patient's record was not found"
     if not getattr(patient, "email", ""):
         return "the patient has no e-mail address"
-    preferences = getattr(patient, "preferences", None)
-    if isinstance(preferences, ContactPreferences) and not preferences.allows(EMAIL):
+    if not patient.preferences.allows(EMAIL):
         return "the patient withdrew consent to e-mail"
     return ""
 
 
 def language_of(patient: Patient | None) -> str:
-    preferences = getattr(patient, "preferences", None)
-    if isinstance(preferences, ContactPreferences):
-        return preferences.language
-    return DEFAULT_LANGUAGE
+    return DEFAULT_LANGUAGE if patient is None else patient.preferences.language
 
 
 class MessagingNotices(EventSourcedProjection[UUID]):

@@ -66,12 +66,15 @@ class Reminder:
 @dataclass(frozen=True)
 class OrderInvitation:
     """The RIS sent an order: the patient is asked to book. Without an account, the link
-    carries ``activation_token`` (to create one); with one, it leads to booking."""
+    carries ``activation_token`` (to create one); with one, it leads to booking.
+    ``needs_account`` without a token (the policy issues no codes: they are secrets staff
+    hand over) leads to the activation page, where the code staff gave goes in."""
 
     kind: ClassVar[str] = ORDER_INVITATION
     order_id: str
     exam_name: str = ""
     activation_token: str | None = None
+    needs_account: bool = False
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,10 @@ class PortalLinks:
     def activate(self, token: str) -> str:
         return self._at("activate", query={"token": token})
 
+    def activate_page(self) -> str:
+        """The activation page without a code (the patient types the one staff gave)."""
+        return self._at("activate")
+
     def results(self) -> str:
         return self._at("results")
 

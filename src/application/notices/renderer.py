@@ -181,8 +181,10 @@ def main_link(notice: Notice, links: PortalLinks) -> str:
     match notice:
         case BookingConfirmation(visit=visit) | Reminder(visit=visit) | BookingMoved(visit=visit):
             return links.appointment(visit.appointment_id)
-        case OrderInvitation(order_id=order_id, activation_token=token):
-            return links.activate(token) if token else links.book(order_id)
+        case OrderInvitation(order_id=order_id, activation_token=token, needs_account=needs):
+            if token:
+                return links.activate(token)
+            return links.activate_page() if needs else links.book(order_id)
         case ResultAvailable():
             return links.results()
         case BookingCancelled():

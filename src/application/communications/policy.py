@@ -1,0 +1,216 @@
+"""The communication policy: what happened to a patient's bookings and orders becomes
+notice deliveries (e-mail, SMS, push) in the ``deliveries`` store, exactly once.
+
+It follows the Scheduling log with tracking of its own (``communications_tracking``),
+beside the HL7 policy that writes to the same store:
+
+- ``Appointment.Booked``: a booking confirmation now, and reminders due at the offsets
+  before the exam (the exam type's, else the centre's), placed around quiet hours
+  (``domain.reminders``); a reminder whose time has passed is not created.
+- ``Appointment.Rescheduled``: the pending reminders of the old time withdrawn and new
+  ones queued, in the same write as the tracking record; the patient who moved it gets a
+  confirmation, anyone else's move (staff, the RIS) a "booking moved" notice.
+- ``Appointment.Cancelled``: the reminders withdrawn; when the centre or the RIS
+  cancelled, a "booking cancelled" notice. ``Appointment.Displaced``: the reminders
+  withdrawn and a "choose a new time" notice. Both go during quiet hours when the exam
+  was less than 48 hours away (and say so).
+- ``ImagingOrder.Placed``: an invitation to book; ``ImagingOrder.ResultReferenced``
+  (final or corrected): "a result is available", nothing else.
+
+Each notice goes over every channel the patient consented to that has a template for
+its kind (``audience``); with none, it is recorded as undeliverable. Identities derive
+from the cause (``{appointment}:{version}:reminder:{n}``, n counting from the exam
+backwards, at most ``MAX_REMINDERS``), so the reminders a later change withdraws are
+found from the version that scheduled them, without a read model.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Tracking
+from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.projection import EventSourcedProjection
+from psycopg.sql import SQL, Identifier
+
+from application.base import DateAsISO, tolerating_concurrent_ddl
+from application.catalog import Catalog
+from application.communications.notices import Notices
+from application.communications.patients import Patients
+from application.communications.visits import VisitWriter
+from application.notices.renderer import NoticeTemplates
+from application.ports import Clock
+from application.registry import RegistryLog
+from application.ris.deliveries import NAME
+from application.scheduling import SchedulingLog
+from domain.appointment import Appointment
+from domain.patient import Patient
+from domain.reminders import QuietHours
+from domain.ris.order import ImagingOrder
+
+TRACKING_TABLE = "communications_tracking"
+# The most upstream events recorded in one write while catching up (~60 delivery events).
+# The library pipelines a write's inserts: with a few hundred in one write, the embedded
+# server's Unix socket stalled the pipeline for good (found with 100 and 500 here).
+BATCH = 20
+
+
+class _UtcClock(Clock):
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class CommunicationPolicy(EventSourcedProjection[UUID]):
+    """Scheduling events -> notice deliveries to patients, exactly once (see the module).
+
+    Run one ``EventSourcedProjectionRunner`` on ``SchedulingLog`` with the class that
+    ``configured`` returns (it carries the clock, the centre's offsets and quiet hours).
+    """
+
+    name = NAME
+    clock: ClassVar[Clock] = _UtcClock()
+    offsets: ClassVar[tuple[timedelta, ...]] = (timedelta(hours=72), timedelta(hours=24))
+    quiet_hours: ClassVar[QuietHours | None] = QuietHours.parse("21:00-08:00")
+    templates: ClassVar[NoticeTemplates | None] = None
+
+    @classmethod
+    def configured(
+        cls,
+        *,
+        clock: Clock,
+        offsets: tuple[timedelta, ...],
+        quiet_hours: QuietHours | None,
+    ) -> type["CommunicationPolicy"]:
+        """This policy with a clock, the centre's reminder offsets and default quiet hours."""
+        attributes = {
+            "name": NAME,
+            "clock": clock,
+            "offsets": offsets,
+            "quiet_hours": quiet_hours,
+        }
+        return type(cls.__name__, (cls,), attributes)
+
+    def __init__(self, env: Any = None) -> None:
+        tolerating_concurrent_ddl(self, lambda: super(CommunicationPolicy, self).__init__(env))
+        if CommunicationPolicy.templates is None:
+            CommunicationPolicy.templates = NoticeTemplates()
+        self.notice_templates: NoticeTemplates = CommunicationPolicy.templates
+        self._scheduling = SchedulingLog(dict(self.env))
+        self._registry = RegistryLog(dict(self.env))
+        self._patients = Patients(self._registry)
+        self._visits = VisitWriter(Catalog(dict(self.env)))
+        self._pending: list[tuple[Any, Tracking]] = []
+        self._head = 0
+
+    def construct_recorder(self) -> Any:
+        """The deliveries store's events, with tracking of this policy's own (the HL7
+        policy tracks the same upstream logs in the store's tracking table)."""
+        factory: Any = self.factory
+        recorder = type(factory).process_recorder_class(
+            datastore=factory.datastore,
+            events_table_name=f"{NAME}_events",
+            tracking_table_name=TRACKING_TABLE,
+        )
+        if not isinstance(recorder, PostgresProcessRecorder):
+            raise TypeError("the communication policy needs the PostgreSQL event store")
+        if factory.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    def close(self) -> None:
+        for reader in (self._scheduling, self._registry, self._visits.catalog):
+            reader.close()
+        super().close()
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """Process the events waiting in the log together: while the log holds more
+        after this one (up to ``BATCH``), keep what they decide in memory; then record it
+        all in one write with the tracking of the last (a day's bulk import is not one
+        commit per booking). Nothing is recorded before that write, so a stop midway
+        processes them again, exactly once. Live, each event is written at once."""
+        self._pending.append((domain_event, tracking))
+        if len(self._pending) < BATCH and tracking.notification_id < self._log_head(
+            tracking.notification_id
+        ):
+            return
+        pending, self._pending = self._pending, []
+        self._record_batch(pending)
+
+    def _log_head(self, reached: int) -> int:
+        """The last position of the followed log (asked again once ``reached`` it)."""
+        if reached >= self._head:
+            self._head = self._scheduling.recorder.max_notification_id() or 0
+        return self._head
+
+    def _record_batch(self, pending: list[tuple[Any, Tracking]]) -> None:
+        """As the library records one event, for several; decided again when a worker
+        changed a delivery one of them withdraws at the same moment (the event store
+        refuses the older version)."""
+        for attempt in range(5):
+            processing_event = ProcessingEvent[UUID](tracking=pending[-1][1])
+            self._patients.prefetch(
+                e.patient_id for e, _ in pending if isinstance(e, Appointment.Booked)
+            )
+            try:
+                for domain_event, _ in pending:
+                    self.policy(domain_event, processing_event)
+                recordings = self._record(processing_event)
+            except IntegrityError:
+                if attempt == 4:
+                    raise
+                continue
+            finally:
+                self._patients.clear()
+            self._take_snapshots(processing_event)
+            self.notify(processing_event.events)
+            self._notify(recordings)
+            return
+
+    def policy(self, domain_event: Any, processing_event: ProcessingEvent[UUID]) -> None:
+        now = self.clock.now()
+        notices = Notices(self, domain_event, processing_event, now)
+        match domain_event:
+            case Appointment.Booked():
+                notices.booked()
+            case Appointment.Rescheduled():
+                notices.rescheduled()
+            case Appointment.Cancelled():
+                notices.cancelled()
+            case Appointment.Displaced():
+                notices.displaced()
+            case ImagingOrder.Placed():
+                notices.order_placed()
+            case ImagingOrder.ResultReferenced():
+                notices.result_referenced()
+
+    # What the notices read --------------------------------------------------------------
+
+    def patient(self, patient_id: UUID) -> Patient | None:
+        """The patient's record (the surviving one, when it was merged into another)."""
+        return self._patients.get(patient_id)
+
+    def appointment_events(self, appointment_id: UUID, version: int) -> list[Any]:
+        return list(self._scheduling.events.get(appointment_id, lte=version))
+
+    def order(self, order_id: UUID, version: int) -> Any:
+        return self._scheduling.repository.get(order_id, version=version)
+
+    def existing(self, delivery_ids: list[UUID]) -> list[UUID]:
+        """Those of ``delivery_ids`` the store holds (one query)."""
+        recorder: Any = self.recorder
+        statement = SQL("SELECT DISTINCT originator_id FROM {}.{} WHERE originator_id = ANY(%s)")
+        query = statement.format(
+            Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
+        )
+        with recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(query, (delivery_ids,))
+            return [row["originator_id"] for row in curs.fetchall()]
+
+    @property
+    def visits(self) -> VisitWriter:
+        return self._visits
