@@ -52,13 +52,13 @@ def new_patient(runtime: Runtime, n: int = 1) -> UUID:
     ).patient_id
 
 
-def book(runtime: Runtime, patient: UUID, start: datetime = EXAM) -> UUID:
+def book(runtime: Runtime, patient: UUID, start: datetime = EXAM, actor: Actor = PATIENT) -> UUID:
     return runtime.services.scheduling.book(
         patient_id=patient,
         appointment_type_id=AppointmentType.create_id("ct-head"),
         location_id=Location.create_id("riverside"),
         start=start,
-        actor=PATIENT,
+        actor=actor,
     ).appointment.id
 
 
@@ -219,14 +219,23 @@ def runtime_sync(runtime: Runtime) -> None:
     assert runtime.services.sync.wait(Position("deliveries", head), timeout=30)
 
 
-def test_a_confirmation_queued_in_quiet_hours_waits_for_their_end(runtime, policy, clock):
+def test_in_quiet_hours_a_patients_own_booking_is_confirmed_at_once_and_staffs_waits(
+    runtime, policy, clock
+):
     clock.set(datetime(2026, 11, 30, 3, 0, tzinfo=UTC))  # 22:00 EST
-    patient = new_patient(runtime)
-    appointment = book(runtime, patient)
+    patient, other = new_patient(runtime), new_patient(runtime, 2)
+    own = book(runtime, patient)
+    by_staff = book(runtime, other, EXAM + timedelta(hours=1), actor=STAFF)
     caught_up(policy)
 
-    confirmation = delivery(runtime, f"{appointment}:1:confirmation", patient)
-    assert confirmation.next_attempt_at == datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
+    # The answer to what the patient just did goes now (no hold; the worker sends it too).
+    confirmation = delivery(runtime, f"{own}:1:confirmation", patient)
+    assert confirmation.next_attempt_at is None
+    assert envelope(confirmation).exempt
+    # A booking someone else made for them waits for the morning.
+    told = delivery(runtime, f"{by_staff}:1:confirmation", other)
+    assert told.next_attempt_at == datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
+    assert not envelope(told).exempt
 
 
 def test_the_ris_moving_a_booking_tells_the_patient(runtime, policy):
@@ -290,7 +299,7 @@ def test_a_patient_with_no_channel_is_recorded_undeliverable(runtime, policy):
 
     invitation = delivery(runtime, f"{order}:1:invitation", patient)
     assert invitation.status == "undeliverable"
-    assert "no e-mail address" in invitation.end_reason
+    assert invitation.end_reason == "the patient consented to no channel"
     assert envelope(invitation).notice.needs_account
 
 

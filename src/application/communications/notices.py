@@ -72,7 +72,10 @@ class Notices:
             event.timezone,
         )
         patient = self.policy.patient(event.patient_id)
-        self.send(patient, event.patient_id, BookingConfirmation(visit), "confirmation")
+        # A patient who just booked expects the confirmation now, even at night: the
+        # answer to their own action, not a message out of the blue.
+        own = self._by_patient()
+        self.send(patient, event.patient_id, BookingConfirmation(visit), "confirmation", exempt=own)
         self.remind(patient, event.patient_id, visit, event.appointment_type_id)
 
     def rescheduled(self) -> None:
@@ -81,7 +84,8 @@ class Notices:
         visit = self._visit_of(after)
         patient = self.policy.patient(after.patient_id)
         if self._by_patient():
-            self.send(patient, after.patient_id, BookingConfirmation(visit), "confirmation")
+            confirmation = BookingConfirmation(visit)
+            self.send(patient, after.patient_id, confirmation, "confirmation", exempt=True)
         else:
             exempt = self._soon(min(before.start, after.start))
             quiet = exempt and self._in_quiet_hours(patient, BookingMoved.kind, visit.zone)
