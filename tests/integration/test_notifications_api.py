@@ -76,15 +76,16 @@ def test_my_notifications_list_the_confirmation_and_the_reminders_with_their_due
 
     assert answer.status_code == 200, answer.text
     items = answer.json()["items"]
-    # Booked at 07:00 in New York (the test clock): the confirmation waits for the end of
-    # the quiet hours (21:00-08:00), the reminders fall outside them.
+    # Booked at 07:00 in New York (the test clock), inside the quiet hours (21:00-08:00):
+    # the confirmation of the patient's own booking is due at once all the same; the
+    # reminders fall outside them.
     assert {(i["kind"], i["channel"], i["status"]) for i in items} == {
-        ("booking_confirmation", "email", "held"),
+        ("booking_confirmation", "email", "queued"),
         ("reminder", "email", "queued"),
     }
     assert len(items) == 3
     [confirmation] = [i for i in items if i["kind"] == "booking_confirmation"]
-    assert datetime.fromisoformat(confirmation["due_at"]) == datetime(2026, 11, 30, 13, tzinfo=UTC)
+    assert confirmation["due_at"] is None
     dues = sorted(datetime.fromisoformat(i["due_at"]) for i in items if i["kind"] == "reminder")
     assert dues == [EXAM - timedelta(days=3), EXAM - timedelta(days=1)]
     assert set(items[0]) == {
@@ -174,7 +175,7 @@ def test_an_undeliverable_notice_shows_in_the_record_and_the_notifications(
     [invitation] = record["items"]
     assert invitation["notification"]["kind"] == "order_invitation"
     assert invitation["notification"]["status"] == "undeliverable"
-    assert "no e-mail address" in invitation["reason"]
+    assert invitation["reason"] == "the patient consented to no channel"
     assert [h["kind"] for h in invitation["history"]] == ["undeliverable"]
     # What GET /v1/me/notifications answers once this patient signs in.
     [mine] = runtime.services.communications.mine(patient)
