@@ -380,6 +380,20 @@ def read_cases(w: dict[str, Any]) -> list[Read]:
             "/v1/me/results", "patient", "/v1/me/results", {}, "patient_actor", "patient",
             patient_id, "result", "*",
         ),
+        Read(
+            "/v1/me/notifications", "patient", "/v1/me/notifications", {}, "patient_actor",
+            "patient", patient_id, "notification", "*",
+        ),
+        Read(
+            "/v1/me/notification-preferences", "patient", "/v1/me/notification-preferences",
+            {}, "patient_actor", "patient", patient_id, "notification_preferences",
+            str(patient_id),
+        ),
+        Read(
+            "/v1/audit/patients/{patient_id}/communications", "compliance",
+            f"/v1/audit/patients/{patient_id}/communications", {}, "compliance_actor",
+            "compliance", patient_id, "communications", "*",
+        ),
         # Someone else's appointment: refused (404), and logged as such.
         Read(
             "/v1/appointments/{appointment_id}", "other", f"/v1/appointments/{appointment}",
