@@ -142,9 +142,17 @@ def a_patients_day(client, data_dir: Path) -> list[str]:
     assert (
         client.post("/v1/auth/password-reset", json={"email": PATIENT["email"]}).status_code == 202
     )
-    # The server's e-mail worker sends it into its development Maildir
-    [message] = wait_until(lambda: list(mailbox.Maildir(data_dir / "mail", create=True)))
-    text = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+
+    # The server's e-mail worker sends it into its development Maildir (beside the
+    # booking's confirmation).
+    def reset_mail() -> list[email.message.EmailMessage]:
+        found = [
+            email.message_from_bytes(m.as_bytes(), policy=email.policy.default)
+            for m in mailbox.Maildir(data_dir / "mail", create=True)
+        ]
+        return [m for m in found if m["Subject"] == "Reset your password"]  # type: ignore[misc]
+
+    [text] = wait_until(reset_mail)
     reset_token = reset_link_token_in(text.get_body(("plain",)).get_content())  # type: ignore[union-attr]
     handed_out.append(reset_token)
     reset = client.post(
