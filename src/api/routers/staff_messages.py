@@ -9,7 +9,15 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import ActorDep, AuditDep, ConsistencyDep, ServicesDep, record_access, requires
+from api.deps import (
+    ActorDep,
+    AuditDep,
+    Consistency,
+    ConsistencyDep,
+    ServicesDep,
+    record_access,
+    requires,
+)
 from api.routers.messages import list_read
 from api.schemas.messages import (
     Assignment,
@@ -31,14 +39,17 @@ RESOURCE = "secure_thread"
 Answerer = Annotated[Principal, requires(Permission.MESSAGES_STAFF)]
 
 
-def logged(
+def answered(
     request: Request,
     services: Services,
     principal: Principal,
+    consistency: Consistency,
     posted: Posted,
     action: str,
-) -> None:
-    """A change to a patient's thread (a message, assignment, closing), in the access log."""
+) -> PostedOut:
+    """The answer to a change of a patient's thread (a message, assignment, closing): its
+    position noted for read-your-writes, the change in the access log."""
+    consistency.wrote(posted.position)
     record_access(
         request,
         services,
@@ -50,6 +61,7 @@ def logged(
         action=action,
         outcome="allowed",
     )
+    return PostedOut(thread_id=posted.thread_id)
 
 
 @router.get("", response_model=StaffThreadsOut, summary="Patients' conversations with the centre")
@@ -93,9 +105,7 @@ def start(
     posted = services.messaging.staff_start(
         principal, body.patient_id, body.subject, body.body, actor
     )
-    consistency.wrote(posted.position)
-    logged(request, services, principal, posted, "post")
-    return PostedOut(thread_id=posted.thread_id)
+    return answered(request, services, principal, consistency, posted, "post")
 
 
 @router.get("/{thread_id}", response_model=StaffThreadOut, summary="One conversation")
@@ -138,9 +148,7 @@ def reply(
     request: Request,
 ) -> PostedOut:
     posted = services.messaging.reply(principal, thread_id, body.body, actor)
-    consistency.wrote(posted.position)
-    logged(request, services, principal, posted, "post")
-    return PostedOut(thread_id=thread_id)
+    return answered(request, services, principal, consistency, posted, "post")
 
 
 @router.post(
@@ -156,9 +164,7 @@ def assign(
     request: Request,
 ) -> PostedOut:
     posted = services.messaging.assign(principal, thread_id, body.staff_id, actor)
-    consistency.wrote(posted.position)
-    logged(request, services, principal, posted, "assign")
-    return PostedOut(thread_id=thread_id)
+    return answered(request, services, principal, consistency, posted, "assign")
 
 
 @router.post("/{thread_id}/close", response_model=PostedOut, summary="Close it")
@@ -171,9 +177,7 @@ def close(
     request: Request,
 ) -> PostedOut:
     posted = services.messaging.close(principal, thread_id, actor)
-    consistency.wrote(posted.position)
-    logged(request, services, principal, posted, "close")
-    return PostedOut(thread_id=thread_id)
+    return answered(request, services, principal, consistency, posted, "close")
 
 
 @router.post("/{thread_id}/reopen", response_model=PostedOut, summary="Open it again")
@@ -186,6 +190,4 @@ def reopen(
     request: Request,
 ) -> PostedOut:
     posted = services.messaging.reopen(principal, thread_id, actor)
-    consistency.wrote(posted.position)
-    logged(request, services, principal, posted, "reopen")
-    return PostedOut(thread_id=thread_id)
+    return answered(request, services, principal, consistency, posted, "reopen")
