@@ -75,7 +75,7 @@ NOT_A_NOTICE = "not_a_notice"
 
 class ConsentFollowUps(Protocol):
     """What the preferences service does when a provider says an address is gone
-    (``services.preferences``; the worker calls what it finds of it)."""
+    (``services.preferences``)."""
 
     def remove_push_subscription(
         self, patient_id: UUID, endpoint: str, actor: Actor, source: str = "provider"
@@ -265,21 +265,19 @@ class ChannelWorker:
     ) -> None:
         """Tell the preferences service what the provider said about an address."""
         service = self.follow_ups
+        if service is None:
+            return
         for target, outcome in outcomes:
             if not isinstance(outcome, PermanentFailure):
                 continue
             if outcome.code == SUBSCRIPTION_GONE and envelope.patient_id is not None:
-                remove = getattr(service, "remove_push_subscription", None)
-                if remove is not None:
-                    remove(envelope.patient_id, target.recipient, self.actor, source="provider")
-                log.info(
-                    "push_subscription_gone", delivery_id=str(delivery.id), removed=bool(remove)
+                service.remove_push_subscription(
+                    envelope.patient_id, target.recipient, self.actor, source="provider"
                 )
+                log.info("push_subscription_gone", delivery_id=str(delivery.id))
             elif outcome.code == UNSUBSCRIBED and delivery.channel == SMS:
-                stop = getattr(service, "sms_stop", None)
-                if stop is not None:
-                    stop(target.recipient, self.clock.now(), self.actor)
-                log.info("sms_unsubscribed", delivery_id=str(delivery.id), withdrawn=bool(stop))
+                service.sms_stop(target.recipient, self.clock.now(), self.actor)
+                log.info("sms_unsubscribed", delivery_id=str(delivery.id))
 
 
 def message(
