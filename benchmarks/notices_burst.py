@@ -61,9 +61,9 @@ from imaging_bridge.bootstrap import Runtime, build  # noqa: E402
 from imaging_bridge.outbound import Outbound  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import MACHINE_PG  # noqa: E402
 from _targets import Target, Verdict, add_check_argument, exit_code  # noqa: E402
 
-MACHINE_PG = "postgresql://postgres@127.0.0.1:5432"
 TARGET_WORKERS = 2
 TARGET_MESSAGES = 1000
 TARGET = Target("1,000 due reminders acknowledged by the providers", "<", 60, "s", "with 2 workers")

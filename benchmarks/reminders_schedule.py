@@ -59,9 +59,9 @@ from imaging_bridge.catalog_loader import decode, demo_catalog_text  # noqa: E40
 from imaging_bridge.outbound import communication_policy_of  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import MACHINE_PG  # noqa: E402
 from _targets import Target, Verdict, add_check_argument, exit_code  # noqa: E402
 
-MACHINE_PG = "postgresql://postgres@127.0.0.1:5432"
 TARGET_APPOINTMENTS = 10_000
 TARGET = Target("reminders scheduled for 10,000 appointments", "<", 30, "s", "(policy catching up)")
 EVERY_ONE = Target("bookings the policy had not processed before the timeout", "<=", 0, "")
