@@ -65,6 +65,19 @@ def normalise_code(code: str) -> str:
     return "-".join(raw[i : i + GROUP_LENGTH] for i in range(0, len(raw), GROUP_LENGTH))
 
 
+def issue_code(
+    patient: Patient, digest: KeyedDigest, now: datetime, meta: dict[str, str]
+) -> tuple[IssuedCode, ActivationCode]:
+    """A new code for ``patient`` (it replaces any earlier one): the code to hand over
+    once, and the aggregate to save together with the patient."""
+    code, expires_at = new_code(), now + LIFETIME
+    issued = ActivationCode.issue(
+        code_digest=digest.hex(code), patient_id=patient.id, expires_at=expires_at, meta=meta
+    )
+    patient.issue_activation_code(issued.id, meta)
+    return IssuedCode(code, expires_at, patient.id), issued
+
+
 class Activation:
     def __init__(
         self,
@@ -85,20 +98,12 @@ class Activation:
 
     def issue(self, patient_id: UUID, actor: Actor) -> IssuedCode:
         """A new code for the patient (the surviving record of a merge): shown once."""
-        code = new_code()
-        expires_at = self._clock.now() + LIFETIME
 
         def attempt() -> IssuedCode:
             patient = self._registry.surviving_patient(patient_id)
-            issued = ActivationCode.issue(
-                code_digest=self._digest.hex(code),
-                patient_id=patient.id,
-                expires_at=expires_at,
-                meta=actor.meta(),
-            )
-            patient.issue_activation_code(issued.id, actor.meta())
-            self._registry.save(patient, issued)
-            return IssuedCode(code, expires_at, patient.id)
+            issued, code = issue_code(patient, self._digest, self._clock.now(), actor.meta())
+            self._registry.save(patient, code)
+            return issued
 
         return retrying(attempt, tries=5, busy="the patient is being changed elsewhere; try again")
 

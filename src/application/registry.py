@@ -233,11 +233,13 @@ class Registry(RegistryLog):
         actor: Actor,
         patient_id: UUID | None = None,
         administrative_sex: str = "",
+        email: str | None = None,
     ) -> UUID:
         """The patient named by any of ``identifiers`` ((authority, value) pairs), made
         known if new, given every identifier, and (with ``update_demographics``) the
-        demographics sent. ``patient_id`` is our own id when the RIS echoes it (the
-        patient registered here). Repeating a call changes nothing."""
+        demographics sent, with the e-mail address notices may go to. ``patient_id`` is
+        our own id when the RIS echoes it (the patient registered here). Repeating a call
+        changes nothing."""
         if not identifiers and patient_id is None:
             raise IncompletePatientError("the message names no patient identifier")
         today = self._clock.now().date()
@@ -264,6 +266,7 @@ class Registry(RegistryLog):
                     )
             if update_demographics or found is None:
                 patient.record_sex(administrative_sex, actor.meta())
+                patient.record_ris_email(email or "", actor.meta())
             pending: list[Any] = [patient]
             for (authority, value), owner in zip(identifiers, owners, strict=True):
                 patient.identify(authority=authority, value=value, meta=actor.meta())

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.account import normalise_email
 from domain.contact_preferences import (
     CHANNELS,
     EMAIL,
@@ -93,6 +94,7 @@ class Patient(Aggregate):
         self.administrative_sex = ""
         self.account_id: UUID | None = None
         self.activation_code_id: UUID | None = None
+        self.ris_email = ""
         # A record the RIS made has no e-mail address when it is registered.
         self.made_by_ris = not email
         self._contact = ContactPreferences()
@@ -102,6 +104,12 @@ class Patient(Aggregate):
         """Someone signs in as this patient: they registered here (their record carries
         the account's e-mail address) or an account was linked to it."""
         return bool(self.email) or self.account_id is not None
+
+    @property
+    def notice_email(self) -> str:
+        """Where e-mail notices go: the account's address when someone signs in as the
+        patient, else the one the RIS sent (PID-13), else none."""
+        return self.email or self.ris_email
 
     # Identifiers, demographics from the RIS, merges -----------------------------------
 
@@ -132,6 +140,10 @@ class Patient(Aggregate):
 
     class ActivationCodeIssued(Aggregate.Event):
         code_id: UUID
+        meta: dict[str, str]
+
+    class RisEmailRecorded(Aggregate.Event):
+        email: str
         meta: dict[str, str]
 
     def identify(self, *, authority: str, value: str, meta: dict[str, str]) -> None:
@@ -247,6 +259,22 @@ class Patient(Aggregate):
     def _activation_code_issued(self, code_id: UUID, meta: dict[str, str]) -> None:
         self.activation_code_id = code_id
 
+    def record_ris_email(self, email: str, meta: dict[str, str]) -> bool:
+        """The e-mail address the RIS holds for the patient (PID-13), kept apart from the
+        account's: notices may go there, nobody signs in with it. False (and no event) when
+        unchanged; an empty value says nothing and changes nothing."""
+        if not email.strip():
+            return False
+        address = normalise_email(email)
+        if address == self.ris_email:
+            return False
+        self._ris_email_recorded(email=address, meta=meta)
+        return True
+
+    @event(RisEmailRecorded)
+    def _ris_email_recorded(self, email: str, meta: dict[str, str]) -> None:
+        self.ris_email = email
+
     # How the patient wants to hear from the centre ------------------------------------
 
     class ConsentGiven(Aggregate.Event):
@@ -293,9 +321,10 @@ class Patient(Aggregate):
     def preferences(self) -> ContactPreferences:
         """The patient's preferences now. Until the patient says otherwise, e-mail is
         consented from the moment the record had an address (``registration``, or ``ris``
-        for a record the RIS made and an account later claimed); SMS and push are off."""
+        for a record the RIS made, with the address the RIS sent or the one of an account
+        that later claimed it); SMS and push are off."""
         contact = self._contact
-        if contact.consent(EMAIL) is None and self.email:
+        if contact.consent(EMAIL) is None and self.notice_email:
             source = "ris" if self.made_by_ris else "registration"
             contact = contact.with_consent(Consent(EMAIL, True, self.created_on, source))
         return contact
@@ -310,7 +339,7 @@ class Patient(Aggregate):
         current = self.preferences.consent(channel)
         if current is not None and current.granted:
             return False
-        if channel == EMAIL and not self.email:
+        if channel == EMAIL and not self.notice_email:
             raise InvalidValueError("e-mail needs an address on the record")
         if channel == SMS and (self.phone is None or e164(self.phone) is None):
             raise InvalidValueError("text messages need a mobile phone number on the record")

@@ -4,6 +4,7 @@ MalformedMessageError (never another exception) for anything else."""
 from datetime import UTC, date, datetime
 from uuid import UUID
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -115,3 +116,25 @@ def test_any_text_after_a_header_reads_or_is_malformed(tail):
         read("MSH" + tail)
     except MalformedMessageError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("contacts", "expected"),
+    [
+        ("^NET^Internet^Ana.Lopez@Example.org", "ana.lopez@example.org"),
+        ("(407)939-1289^^^theMainMouse@disney.com", "themainmouse@disney.com"),
+        ("(416)111-1111^PRN^PH~^NET^X.400^b@c.example", "b@c.example"),
+        ("ana@example.org", "ana@example.org"),  # older feeds: XTN-1
+        ("(416)111-1111", None),
+        ("^NET^Internet^not an address@", None),
+        ("^NET^Internet^@example.org", None),
+        ("", None),
+    ],
+)
+def test_the_email_address_the_ris_holds_is_read_from_pid_13(contacts, expected):
+    parsed = read(
+        "MSH|^~\\&|RIS|FAC|IB|IB|20260101||ADT^A04|1|P|2.5\r"
+        f"PID|||MRN1^^^HOSP^MR||DOE^JANE||19800229|F|||||{contacts}"
+    )
+    assert parsed.patient is not None
+    assert parsed.patient.email == expected

@@ -25,6 +25,10 @@ class Someone:
     phone: str | None = None
     preferences: ContactPreferences = REGISTERED
 
+    @property
+    def notice_email(self) -> str:
+        return self.email
+
 
 def consents(
     *channels: str, language: str = "en", quiet_hours: QuietHours | None = None

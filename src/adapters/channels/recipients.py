@@ -40,7 +40,7 @@ class Address:
 def addresses(channel: str, patient: Any, preferences: ContactPreferences) -> list[Address]:
     """The patient's current addresses on ``channel`` (several for push: one per browser)."""
     if channel == EMAIL:
-        email = getattr(patient, "email", "") or ""
+        email = getattr(patient, "notice_email", "") or ""
         return [Address(email)] if email else []
     if channel == SMS:
         phone = e164(getattr(patient, "phone", "") or "")

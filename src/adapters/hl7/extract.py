@@ -9,6 +9,7 @@ result statuses), so the application never decides on HL7 vocabulary.
 """
 
 import re
+from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta, timezone
 
 from application.ris.inbound_ports import InboundMessage, MessageKind, MessageReader
@@ -22,6 +23,8 @@ from application.ris.parsed import (
     ResultData,
     ScheduleData,
 )
+from domain.account import normalise_email
+from domain.errors import InvalidValueError
 from domain.patient import ADMINISTRATIVE_SEXES
 from domain.ris.order import CORRECTED, FINAL, PRELIMINARY, OrderIntent
 
@@ -209,6 +212,7 @@ class Hl7Extractor(MessageReader):
         name = m.field(pid, 5)
         phone = m.component(m.field(pid, 13), 1)
         return PatientData(
+            email=self._email(m, m.field(pid, 13)),
             identifiers=identifiers,
             family_name=m.component(name, 1),
             given_name=m.component(name, 2),
@@ -216,6 +220,19 @@ class Hl7Extractor(MessageReader):
             phone=phone or None,
             administrative_sex=administrative_sex(m.component(m.field(pid, 8), 1)),
         )
+
+    @staticmethod
+    def _email(m: _Message, value: str) -> str | None:
+        """The first e-mail address among the home contacts (PID-13): XTN-4, where
+        feeds put it whatever the use code says (``^NET^Internet^a@b.org``, or after a
+        phone number), or XTN-1 in feeds that write it there; None when none reads as one."""
+        for repetition in m.repetitions(value):
+            for number in (4, 1):
+                candidate = m.component(repetition, number)
+                if "@" in candidate:
+                    with suppress(InvalidValueError):
+                        return normalise_email(candidate)
+        return None
 
     def _merged(self, m: _Message) -> tuple[Identifier, ...]:
         mrg = m.first("MRG")

@@ -35,7 +35,7 @@ def document(patient: Patient) -> PreferencesOut:
             enabled=consent is not None and consent.granted,
             since=consent.at if consent else None,
             source=consent.source if consent else None,
-            ready=prefs.reachable(channel, email=patient.email, phone=patient.phone),
+            ready=prefs.reachable(channel, email=patient.notice_email, phone=patient.phone),
         )
     return PreferencesOut(
         channels=ChannelsOut(**channels),

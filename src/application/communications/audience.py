@@ -35,7 +35,7 @@ def consented(patient: Any) -> tuple[str, ...]:
     """The channels the patient consented to and that have an address to go to (SMS: a
     phone that reads as E.164; push: a subscription, which ``allows`` checks)."""
     preferences: ContactPreferences = patient.preferences
-    addresses = {EMAIL: bool(patient.email), SMS: e164(patient.phone or "") is not None}
+    addresses = {EMAIL: bool(patient.notice_email), SMS: e164(patient.phone or "") is not None}
     return tuple(
         channel
         for channel in (EMAIL, SMS, "push")

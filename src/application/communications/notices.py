@@ -207,10 +207,14 @@ class Notices:
         event = self.event
         patient = self.policy.patient(event.patient_id)
         needs_account = patient is not None and not patient.has_account
+        reachable = patient is not None and self._audience(patient, OrderInvitation.kind).channels
+        token = None
+        if patient is not None and needs_account and reachable:
+            token = self.policy.activation_code(patient, self.meta)
         notice = OrderInvitation(
             order_id=str(event.originator_id),
             exam_name=event.procedure_text,
-            activation_token=None,
+            activation_token=token,
             needs_account=needs_account,
         )
         self.send(patient, event.patient_id, notice, "invitation")

@@ -34,11 +34,13 @@ from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.projection import EventSourcedProjection
 from psycopg.sql import SQL, Identifier
 
+from application.activation import PURPOSE, issue_code
 from application.base import DateAsISO, tolerating_concurrent_ddl
 from application.catalog import Catalog
 from application.communications.notices import Notices
 from application.communications.patients import Patients
 from application.communications.visits import VisitWriter
+from application.digests import KeyedDigest
 from application.notices.renderer import NoticeTemplates
 from application.ports import Clock
 from application.registry import RegistryLog
@@ -99,6 +101,7 @@ class CommunicationPolicy(EventSourcedProjection[UUID]):
         self._scheduling = SchedulingLog(dict(self.env))
         self._registry = RegistryLog(dict(self.env))
         self._patients = Patients(self._registry)
+        self._activation_digest = KeyedDigest.from_cipher_key(self.env["CIPHER_KEY"], PURPOSE)
         self._visits = VisitWriter(Catalog(dict(self.env)))
         self._pending: list[tuple[Any, Tracking]] = []
         self._head = 0
@@ -196,6 +199,14 @@ class CommunicationPolicy(EventSourcedProjection[UUID]):
 
     def appointment_events(self, appointment_id: UUID, version: int) -> list[Any]:
         return list(self._scheduling.events.get(appointment_id, lte=version))
+
+    def activation_code(self, patient: Patient, meta: dict[str, str]) -> str:
+        """A new activation code for ``patient``, saved in the registry at once (the
+        invitation carries it). A batch decided again issues another: the latest code is
+        the one that works, and the latest decision is the one recorded."""
+        issued, code = issue_code(patient, self._activation_digest, self.clock.now(), meta)
+        self._registry.save(patient, code)
+        return issued.code
 
     def order(self, order_id: UUID, version: int) -> Any:
         return self._scheduling.repository.get(order_id, version=version)

@@ -9,7 +9,7 @@ from datetime import datetime
 from uuid import UUID
 
 from application.notices.envelope import NoticeEnvelope
-from application.notices.kinds import NoticeError
+from application.notices.kinds import NoticeError, without_secrets
 from application.notices.renderer import NoticeTemplates, RenderedNotice
 from application.ports import Clock
 from application.ris.deliveries import Deliveries
@@ -149,7 +149,7 @@ class Communications:
         if envelope is not None and content:
             try:
                 rendered = self._templates.render(
-                    envelope.notice,
+                    without_secrets(envelope.notice),
                     row.channel,
                     envelope.language,
                     base_url=self._base_url,

@@ -9,7 +9,7 @@ Clinical words (the exam's name, its preparation) are in ``Visit.exam_name`` and
 ``Visit.preparation``; only e-mail templates use them, never SMS or push.
 """
 
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, get_type_hints
 
@@ -66,9 +66,11 @@ class Reminder:
 @dataclass(frozen=True)
 class OrderInvitation:
     """The RIS sent an order: the patient is asked to book. Without an account, the link
-    carries ``activation_token`` (to create one); with one, it leads to booking.
-    ``needs_account`` without a token (the policy issues no codes: they are secrets staff
-    hand over) leads to the activation page, where the code staff gave goes in."""
+    carries ``activation_token``, a new activation code the policy issued for this
+    invitation (with it and their birth date they create their account on the centre's
+    record); with one, it leads to booking. ``needs_account`` without a token (an
+    invitation queued before codes went out in them) leads to the activation page, where
+    a code staff gave goes in."""
 
     kind: ClassVar[str] = ORDER_INVITATION
     order_id: str
@@ -140,6 +142,20 @@ Notice = (
     | NewSecureMessage
     | PasswordReset
 )
+WITHHELD = "WITHHELD"
+
+
+def without_secrets(notice: Notice) -> Notice:
+    """The notice with its one-time secrets (a reset token, an activation code) replaced:
+    what is shown when a sent message is rendered again for someone else to read."""
+    match notice:
+        case PasswordReset():
+            return replace(notice, token=WITHHELD)
+        case OrderInvitation(activation_token=str()):
+            return replace(notice, activation_token=WITHHELD)
+    return notice
+
+
 NOTICE_TYPES: dict[str, type[Notice]] = {
     cls.kind: cls
     for cls in (

@@ -148,6 +148,7 @@ class InboundEffects(InboundHandler):
             birth_date=patient.birth_date,
             phone=patient.phone,
             administrative_sex=patient.administrative_sex,
+            email=patient.email,
             update_demographics=update,
             actor=actor,
         )

@@ -32,6 +32,7 @@ class PatientData:
     family_name: str = ""
     birth_date: date | None = None
     phone: str | None = None
+    email: str | None = None  # PID-13's e-mail address: where notices may go, not a sign-in
     administrative_sex: str = ""  # HL7 table 0001 (F, M, O, U, A, N); empty when not sent
 
 

@@ -94,7 +94,7 @@ def _page(
         values=values or _values(patient),
         problems=problems or Problems(),
         done=done,
-        email=patient.email,
+        email=patient.notice_email,
         phone=patient.phone if patient.phone and e164(patient.phone) else "",
         devices=len(prefs.push_subscriptions),
         push_key=visit.services.preferences.push_public_key,
