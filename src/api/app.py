@@ -39,6 +39,7 @@ from api.routers import (
     staff_catalog,
     staff_messages,
     staff_patients,
+    staff_preferences,
 )
 from api.schemas.common import ErrorBody
 from api.security import install_request_hygiene, install_security
@@ -97,6 +98,7 @@ def create_app(
         jwks,
         staff,
         staff_patients,
+        staff_preferences,
         staff_catalog,
         staff_messages,
         audit,

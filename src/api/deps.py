@@ -290,6 +290,7 @@ class Audit:
         *,
         outcome: str = "allowed",
         reason: str = "",
+        action: str = "read",
     ) -> None:
         record_access(
             self.request,
@@ -299,7 +300,7 @@ class Audit:
             patient_id=patient_id,
             resource=resource,
             resource_id=resource_id,
-            action="read",
+            action=action,
             outcome=outcome,
             reason=reason,
         )

@@ -420,6 +420,11 @@ def read_cases(w: dict[str, Any]) -> list[Read]:
             {}, "scheduler_actor", "scheduler", patient_id, "patient", str(patient_id),
         ),
         Read(
+            "/v1/staff/patients/{patient_id}/notification-preferences", "scheduler",
+            f"/v1/staff/patients/{patient_id}/notification-preferences", {}, "scheduler_actor",
+            "scheduler", patient_id, "notification_preferences", str(patient_id),
+        ),
+        Read(
             PATH, "compliance", PATH, {"patient_id": str(patient_id)}, "compliance_actor",
             "compliance", patient_id, "access_log", f"patient_id={patient_id}",
         ),

@@ -686,6 +686,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/staff/patients/{patient_id}/activation-codes"): Route(
         201, fixed("/v1/staff/patients/{ris_patient}/activation-codes")
     ),
+    ("GET", "/v1/staff/patients/{patient_id}/notification-preferences"): Route(
+        200, fixed("/v1/staff/patients/{ris_patient}/notification-preferences")
+    ),
+    ("PATCH", "/v1/staff/patients/{patient_id}/notification-preferences"): Route(
+        200,
+        fixed("/v1/staff/patients/{ris_patient}/notification-preferences", json={"language": "es"}),
+    ),
     ("POST", "/v1/me/activation"): Route(200, activation),
     ("GET", "/v1/staff/accounts/{account_id}"): Route(
         200, fixed("/v1/staff/accounts/{staff_target}")

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import ActorDep, AuditDep, ServicesDep, record_access, requires
+from api.deps import ActorDep, Audit, AuditDep, ServicesDep, record_access, requires
 from api.errors import ApiError
 from api.schemas.common import Day, ErrorBody
 from api.schemas.staff import ActivationCodeOut, PatientFound, PatientSearchOut, StaffPatientOut
@@ -35,6 +35,18 @@ def _reach(services: Services, principal: Principal, patient_id: UUID) -> Reach 
         return services.staff_access.reach_patient(principal, patient_id)
     except NotFoundError:
         return None
+
+
+def reach_or_404(
+    services: Services, principal: Principal, patient_id: UUID, audit: Audit, resource: str
+) -> Reach:
+    """How the staff member reaches the patient; a 404 (and an access-log row saying so)
+    for a patient who does not exist or is out of their reach, alike."""
+    reach = _reach(services, principal, patient_id)
+    if reach is None or services.patient_search.summary(patient_id) is None:
+        audit.read(resource, str(patient_id), patient_id, outcome="denied_or_missing")
+        raise NotFoundError("no such patient")
+    return reach
 
 
 @router.get(
@@ -82,10 +94,9 @@ def search(
 def patient(
     patient_id: UUID, principal: PatientsReader, services: ServicesDep, audit: AuditDep
 ) -> StaffPatientOut:
-    reach = _reach(services, principal, patient_id)
-    found = services.patient_search.summary(patient_id) if reach is not None else None
-    if reach is None or found is None:
-        audit.read("patient", str(patient_id), patient_id, outcome="denied_or_missing")
+    reach = reach_or_404(services, principal, patient_id, audit, "patient")
+    found = services.patient_search.summary(patient_id)
+    if found is None:
         raise NotFoundError("no such patient")
     audit.read("patient", str(patient_id), found.id, reason=reach.reason)
     return StaffPatientOut.model_validate(found)

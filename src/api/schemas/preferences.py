@@ -92,3 +92,18 @@ class PublicKeyOut(BaseModel):
         description="the VAPID application server key (base64url uncompressed P-256 point):"
         " the applicationServerKey of pushManager.subscribe"
     )
+
+
+class StaffChannelsIn(Strict):
+    email: bool | None = None
+    sms: bool | None = None
+    push: Literal[False] | None = Field(
+        default=None, description="staff may turn push off; only the patient's browser turns it on"
+    )
+
+
+class StaffPreferencesIn(Strict):
+    """What the patient asked the front desk to change; what is not sent stays."""
+
+    channels: StaffChannelsIn = Field(default_factory=StaffChannelsIn)
+    language: Literal["en", "es"] | None = None
