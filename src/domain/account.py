@@ -13,6 +13,7 @@ from domain.identifiers import derived_id
 
 ROLES = ("patient", "scheduler", "billing", "compliance", "admin", "integration")
 STAFF_ROLES = frozenset(ROLES) - {"patient"}
+UNSAFE_IN_ADDRESS = frozenset('@<>()[],;:\\"')  # in the local part or the domain
 
 
 class EmailTakenError(DomainError):
@@ -30,10 +31,18 @@ class AccountDisabledError(DomainError):
 
 
 def normalise_email(email: str) -> str:
-    """Lower-cased and stripped; the minimal shape check, the rest is the mail server's."""
+    """Lower-cased and stripped; the minimal shape check, the rest is the mail server's:
+    one ``@`` between a local part and a dotted domain, and nothing a mail header or an
+    SMTP command could be bent with (spaces, control characters, ``<>()[],;:\\"``)."""
     email = email.strip().lower()
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or len(email) > 254 or " " in email:
+    if (
+        not local
+        or "." not in domain
+        or "" in domain.split(".")
+        or len(email) > 254
+        or any(c.isspace() or not c.isprintable() or c in UNSAFE_IN_ADDRESS for c in local + domain)
+    ):
         raise InvalidValueError("a valid e-mail address is required")
     return email
 

@@ -138,3 +138,23 @@ def test_the_email_address_the_ris_holds_is_read_from_pid_13(contacts, expected)
     )
     assert parsed.patient is not None
     assert parsed.patient.email == expected
+
+
+@pytest.mark.parametrize(
+    "contacts",
+    [
+        "^NET^Internet^a@b@c.org",  # two at signs
+        "^NET^Internet^a\\X01\\b@x.org",  # an escape we do not decode stays a backslash
+        "^NET^Internet^a\\X0D0A\\Bcc: x@y.org",
+        "^NET^Internet^" + "a" * 300 + "@x.org",
+        "^NET^Internet^a@x..org",
+        "^NET^Internet^<a@x.org>",
+    ],
+)
+def test_an_address_a_mail_header_could_be_bent_with_is_not_taken(contacts):
+    parsed = read(
+        "MSH|^~\\&|RIS|FAC|IB|IB|20260101||ADT^A04|1|P|2.5\r"
+        f"PID|||MRN1^^^HOSP^MR||DOE^JANE||19800229|F|||||{contacts}"
+    )
+    assert parsed.patient is not None
+    assert parsed.patient.email is None
