@@ -1,0 +1,96 @@
+"""HL7 deliveries handed straight to the sending threads of the process that pumps them
+(``LocalHandoff``), or through the task queue with ``OUTBOUND_HANDOFF=broker``: the pump
+leases no more than the threads take, and both ways every booking reaches the RIS once."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+
+from adapters.hl7.handoff import LocalHandoff
+from adapters.hl7.pump import Pump
+from domain.ris.message_delivery import MessageDelivery
+from tests.integration.mllp_peer import field_of, wait_until
+from tests.integration.test_outbound_hl7 import (  # noqa: F401 - fixtures
+    DAY,
+    book,
+    by_type,
+    new_patient,
+    outbound_factory,
+    outbound_settings,
+    peer,
+)
+from tests.support import SettableClock
+
+pytestmark = pytest.mark.integration
+
+T = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def delivery(n: int) -> MessageDelivery:
+    return MessageDelivery.queue(
+        channel="hl7",
+        recipient="ris",
+        message_type="SIU^S12",
+        cause=f"handoff:{n}",
+        cause_at=T + timedelta(minutes=n),
+        ordering_key=f"patient-{n}",
+        payload={},
+        meta={"actor_id": "test"},
+    )
+
+
+def test_the_pump_leases_no_more_than_the_sending_threads_take(runtime):
+    outbound = runtime.start_outbound(policy=False, pump=False, workers=0)
+    outbound.deliveries.save(*(delivery(n) for n in range(20)))
+    reader = outbound.reader()
+    wait_until(lambda: len(reader.search(limit=100)) == 20)
+    gate, sent = threading.Event(), []
+
+    def send(delivery_id: UUID, version: int) -> None:
+        gate.wait(30)  # a slow receiver: the first send holds its thread
+        sent.append(delivery_id)
+
+    handoff = LocalHandoff(send, threads=1, depth=4).start()
+    pump = Pump(
+        reader,
+        outbound.pool,
+        handoff.dispatch,
+        SettableClock(T + timedelta(hours=1)),
+        room=handoff.room,
+    )
+    try:
+        assert pump.run_once() == 4  # the queue's size: one thread x depth 4
+        wait_until(lambda: handoff.room() == 1)  # the thread took one and waits
+        assert pump.run_once() == 1
+        assert pump.run_once() == 0
+        with outbound.pool.connection() as conn:
+            leased = conn.execute("SELECT count(*) FROM delivery_dispatch").fetchone()[0]
+        assert leased == 5  # the other 15 stay free for other processes' pumps
+        gate.set()
+        wait_until(lambda: len(sent) == 5)
+        assert pump.run_once() == 4
+    finally:
+        gate.set()
+        handoff.stop()
+    assert len(set(sent)) == len(sent)
+
+
+@pytest.mark.parametrize("handoff", ["local", "broker"])
+def test_bookings_reach_the_ris_once_each_either_way(runtime, peer, outbound_factory, handoff):  # noqa: F811
+    ob = outbound_factory(outbound_settings(runtime, peer, outbound_handoff=handoff))
+    assert (ob._handoff is not None) == (handoff == "local")
+    for n in range(5):
+        book(runtime, new_patient(runtime, 100 + n), DAY + timedelta(minutes=15 * n))
+
+    wait_until(
+        lambda: (
+            len(by_type(ob, "SIU^S12")) == 5
+            and all(d.status == "acknowledged" for d in by_type(ob, "SIU^S12"))
+        )
+    )
+    siu = [m for m in peer.messages() if field_of(m, "MSH", 9).startswith("SIU^S12")]
+    assert sorted(field_of(m, "MSH", 10) for m in siu) == sorted(
+        d.control_id for d in by_type(ob, "SIU^S12")
+    )
