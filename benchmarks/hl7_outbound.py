@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ from domain.ris.message_delivery import MessageDelivery  # noqa: E402
 from imaging_bridge.bootstrap import Runtime, build  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import MACHINE_PG, log  # noqa: E402
+from _harness import MACHINE_PG, _cpu_seconds, log  # noqa: E402
 from _targets import Target, Verdict, add_check_argument, exit_code  # noqa: E402
 
 START, END = b"\x0b", b"\x1c\x0d"
@@ -169,6 +170,17 @@ def verdicts(result: dict[str, Any]) -> list[Verdict]:
     return [EVERY_ONE.check(missing), TARGET.check(rate), RATIO.check(ratio)]
 
 
+def run_threads(count: int, body: Callable[[], None], timeout: float) -> float:
+    """Run ``body`` on ``count`` threads until each returns (or ``timeout``); seconds."""
+    started = time.monotonic()
+    pool = [threading.Thread(target=body, daemon=True) for _ in range(count)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=timeout)
+    return time.monotonic() - started
+
+
 def transport_floor(port: int, messages: int, threads: int) -> dict[str, Any]:
     """The same SIU^S12 texts sent by a plain sender (``MllpClient``, no database, no
     queue) on ``threads`` threads to the same peer: the rate the transport allows."""
@@ -200,13 +212,7 @@ def transport_floor(port: int, messages: int, threads: int) -> dict[str, Any]:
                 with lock:
                     accepted[0] += 1
 
-    started = time.monotonic()
-    pool = [threading.Thread(target=body, daemon=True) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(timeout=300)
-    elapsed = time.monotonic() - started
+    elapsed = run_threads(threads, body, timeout=300)
     return {
         "floor_messages": messages,
         "floor_threads": threads,
@@ -263,7 +269,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         command = [sys.executable, "-c", WORKER, "--threads", str(args.threads)]
         command += ["--data-dir", str(data_dir)]
         log(f"starting {args.workers} worker processes x {args.threads} threads")
-        started = time.monotonic()
+        started, own_cpu = time.monotonic(), time.process_time()
         for _ in range(args.workers):
             workers.append(
                 subprocess.Popen(
@@ -276,6 +282,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.2)
             done = acknowledged(runtime)
         elapsed = time.monotonic() - started
+        # CPU per message: this process keeps the read models; the workers pump and send.
+        cpu = {
+            "workers": round(sum(_cpu_seconds(worker.pid) for worker in workers), 2),
+            "projections_and_peer": round(time.process_time() - own_cpu, 2),
+        }
     finally:
         stop_workers(workers)
         runtime.close()
@@ -294,6 +305,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rate_end_to_end_per_s": round(done / elapsed, 1),
             "peer_acks": len(acks),
             "peer_ack_rate_per_s": round(len(acks) / ack_span, 1) if ack_span else None,
+            "cpu_seconds": cpu,
+            "worker_cpu_ms_per_message": round(cpu["workers"] / max(done, 1) * 1000, 2),
             "cpus": os.cpu_count(),
             "loadavg_at_end": os.getloadavg()[0],
             "pg": args.pg,

@@ -170,7 +170,9 @@ class Outbound:
         if self.pump:
             lease = timedelta(seconds=settings.delivery_lease_seconds)
             if sender is not None and settings.outbound_handoff == "local":
-                self._handoff = LocalHandoff(sender.send, self.workers).start()
+                self._handoff = LocalHandoff(
+                    sender.send, self.workers, lease=lease.total_seconds()
+                ).start()
                 hl7 = Pump(
                     self.reader(),
                     self.pool,

@@ -3,14 +3,14 @@
 leases no more than the threads take, and both ways every booking reaches the RIS once."""
 
 import threading
-from datetime import UTC, datetime, timedelta
-from uuid import UUID
+import time
+from datetime import timedelta
+from uuid import UUID, uuid4
 
 import pytest
 
 from adapters.hl7.handoff import LocalHandoff
 from adapters.hl7.pump import Pump
-from domain.ris.message_delivery import MessageDelivery
 from tests.integration.mllp_peer import field_of, wait_until
 from tests.integration.test_outbound_hl7 import (  # noqa: F401 - fixtures
     DAY,
@@ -21,29 +21,15 @@ from tests.integration.test_outbound_hl7 import (  # noqa: F401 - fixtures
     outbound_settings,
     peer,
 )
+from tests.integration.test_pump import T, delivery
 from tests.support import SettableClock
 
 pytestmark = pytest.mark.integration
 
-T = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-
-def delivery(n: int) -> MessageDelivery:
-    return MessageDelivery.queue(
-        channel="hl7",
-        recipient="ris",
-        message_type="SIU^S12",
-        cause=f"handoff:{n}",
-        cause_at=T + timedelta(minutes=n),
-        ordering_key=f"patient-{n}",
-        payload={},
-        meta={"actor_id": "test"},
-    )
-
 
 def test_the_pump_leases_no_more_than_the_sending_threads_take(runtime):
     outbound = runtime.start_outbound(policy=False, pump=False, workers=0)
-    outbound.deliveries.save(*(delivery(n) for n in range(20)))
+    outbound.deliveries.save(*(delivery(f"patient-{n}", n) for n in range(20)))
     reader = outbound.reader()
     wait_until(lambda: len(reader.search(limit=100)) == 20)
     gate, sent = threading.Event(), []
@@ -52,7 +38,7 @@ def test_the_pump_leases_no_more_than_the_sending_threads_take(runtime):
         gate.wait(30)  # a slow receiver: the first send holds its thread
         sent.append(delivery_id)
 
-    handoff = LocalHandoff(send, threads=1, depth=4).start()
+    handoff = LocalHandoff(send, threads=1, lease=30, depth=4).start()
     pump = Pump(
         reader,
         outbound.pool,
@@ -94,3 +80,25 @@ def test_bookings_reach_the_ris_once_each_either_way(runtime, peer, outbound_fac
     assert sorted(field_of(m, "MSH", 10) for m in siu) == sorted(
         d.control_id for d in by_type(ob, "SIU^S12")
     )
+
+
+def test_a_handout_that_waited_half_its_lease_is_not_sent():
+    gate, sent = threading.Event(), []
+
+    def send(delivery_id: UUID, version: int) -> None:
+        gate.wait(30)
+        sent.append(delivery_id)
+
+    handoff = LocalHandoff(send, threads=1, lease=0.2, depth=4).start()
+    first, second = uuid4(), uuid4()
+    try:
+        handoff.dispatch([(first, 1)])
+        wait_until(lambda: handoff.room() == 4)  # the thread holds the first
+        handoff.dispatch([(second, 1)])
+        time.sleep(0.15)  # the second waits past half its lease (0.1 s)...
+        gate.set()
+        wait_until(lambda: handoff.room() == 4)
+    finally:
+        gate.set()
+        handoff.stop()
+    assert sent == [first]  # ...so it is left to the pump that leases it next

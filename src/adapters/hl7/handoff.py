@@ -10,11 +10,13 @@ broker: what a dead process held is handed out again after the lease, and a seco
 of one version loses on the version (``Sender``).
 
 The queue is kept short (``depth`` per thread; the pump asks ``room()`` before it leases),
-so a slow receiver never holds more leased work than its threads can send inside a lease.
+and a hand-out that waited in it for half its lease is dropped unsent: by then another
+pump may hand that version out again, and only the holder of a lease should send.
 """
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from uuid import UUID
 
@@ -31,14 +33,15 @@ class LocalHandoff:
     drained to half its size, so the pump can lease more at once instead of on its next
     round."""
 
-    def __init__(self, send: Send, threads: int, *, depth: int = 8) -> None:
+    def __init__(self, send: Send, threads: int, *, lease: float, depth: int = 32) -> None:
         if threads < 1:
             raise ValueError("a hand-off needs at least one sending thread")
         self.send = send
         self.threads = threads
         self.size = threads * depth
+        self.patience = lease / 2  # seconds a hand-out may wait for a thread
         self.wanting = threading.Event()
-        self._queue: queue.Queue[tuple[UUID, int] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[UUID, int, float] | None] = queue.Queue()
         self._workers: list[threading.Thread] = []
 
     def start(self) -> "LocalHandoff":
@@ -53,8 +56,9 @@ class LocalHandoff:
         return max(0, self.size - self._queue.qsize())
 
     def dispatch(self, handed_out: list[tuple[UUID, int]]) -> None:
-        for item in handed_out:
-            self._queue.put(item)
+        now = time.monotonic()
+        for delivery_id, version in handed_out:
+            self._queue.put((delivery_id, version, now))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Let each thread finish its send; what is still queued is dropped (its lease
@@ -72,9 +76,13 @@ class LocalHandoff:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
+            delivery_id, version, handed_at = item
             try:
-                self.send(*item)
+                if time.monotonic() - handed_at < self.patience:
+                    self.send(delivery_id, version)
+                else:
+                    log.warning("delivery_handout_expired", delivery_id=str(delivery_id))
             except Exception:  # logged; the lease hands it out again
-                log.exception("delivery_send_failed", delivery_id=str(item[0]))
+                log.exception("delivery_send_failed", delivery_id=str(delivery_id))
             if self._queue.qsize() <= self.size // 2:
                 self.wanting.set()
