@@ -254,9 +254,10 @@ class Outbound:
         )
 
     def _pump_loop(self, pump: Pump, wanting: threading.Event | None) -> None:
-        """Pump; after a round that handed work out, pump again once the sending threads
-        want more (``wanting``) or after ``pump_interval``; after an idle round, once the
-        deliveries read model moves, or after ``_idle_wait()``."""
+        """Pump; after a round that handed work out (or found the threads' queue full),
+        pump again once the sending threads want more (``wanting``) or after
+        ``pump_interval``; after an idle round, once the deliveries read model moves, or
+        after ``_idle_wait()``."""
         idle = self._idle_wait()
         while not self._stop.is_set():
             seen = PROGRESS.generation(Deliveries.name)
@@ -267,9 +268,10 @@ class Outbound:
             except Exception:  # logged; the next round tries again
                 log.exception("delivery_pump_failed")
                 handed = 0
-            if handed and wanting is not None:
+            full = pump.room is not None and pump.room() == 0
+            if (handed or full) and wanting is not None:
                 wanting.wait(self.pump_interval)
-            elif handed:
+            elif handed or pump.found:  # found but lost to another pump: more may be due
                 self._stop.wait(self.pump_interval)
             else:
                 PROGRESS.wait_for(

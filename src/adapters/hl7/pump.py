@@ -41,10 +41,12 @@ class Pump:
         self.clock = clock
         self.lease = lease
         self.room = room
+        self.found = 0  # due heads the last round saw (leased by it or by another pump)
 
     def run_once(self) -> int:
         """Hand out every due head whose current version is not leased; how many."""
         most = MOST if self.room is None else min(MOST, self.room())
+        self.found = 0
         if most <= 0:
             return 0
         now = self.clock.now()
@@ -54,6 +56,7 @@ class Pump:
             for channel in self.channels
             for row in self.reader.due(now, channel=channel, limit=most, unleased_since=since)
         ]
+        self.found = len(rows)
         if not rows:
             return 0
         with self.pool.connection() as conn:
