@@ -7,7 +7,10 @@ RabbitMQ with ``BROKER_URL``, plus the pump) that render (the send path's text r
 held to hl7apy's output by a test), send to an MLLP peer on loopback answering AA, and
 record each attempt. Measured: from the workers' start until the deliveries read model shows
 every delivery acknowledged (rate = messages / that time), and the rate at which the
-peer sent ACKs (first to last). Target (issue 4): at least 200 SIU/s with two workers.
+peer sent ACKs (first to last). Then the transport floor: the same messages sent to the
+same peer by a plain sender (``MllpClient`` on ``--floor-threads`` threads, no database, no
+queue). Targets (issue 12): at least 400 SIU/s with two workers, and at least half the
+floor. ``run`` is what ``ratios.py`` calls.
 
 Runs on a fresh database ``ib_bench_<random>`` on the machine's PostgreSQL
 (127.0.0.1:5432) with ``--pg machine``, else on an embedded server in a temporary folder.
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,18 +55,17 @@ from domain.ris.message_delivery import MessageDelivery  # noqa: E402
 from imaging_bridge.bootstrap import Runtime, build  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import MACHINE_PG, _cpu_seconds, log  # noqa: E402
 from _targets import Target, Verdict, add_check_argument, exit_code  # noqa: E402
 
 START, END = b"\x0b", b"\x1c\x0d"
 WORKER = "import typer; from imaging_bridge.deliveries_cli import worker; typer.run(worker)"
-MACHINE_PG = "postgresql://postgres@127.0.0.1:5432"
 TARGET_WORKERS = 2
-TARGET = Target("SIU^S12 delivered and ACKed", ">=", 200, "SIU/s", "with 2 workers")
+TARGET = Target("SIU^S12 delivered and ACKed", ">=", 400, "SIU/s", "with 2 workers")
+RATIO = Target(
+    "end to end ÷ transport floor", ">=", 0.5, "", "2 workers vs a plain sender on 8 threads"
+)
 EVERY_ONE = Target("messages not acknowledged before the timeout", "<=", 0, "")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class AckingPeer:
@@ -95,7 +98,13 @@ class AckingPeer:
             writer.close()
 
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.close)
+        async def shut() -> None:
+            self.server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
 
@@ -161,22 +170,81 @@ def acknowledged(runtime: Runtime) -> int:
 def verdicts(result: dict[str, Any]) -> list[Verdict]:
     """Every message acknowledged, and the rate target at its number of workers."""
     missing = result["messages"] - result["acknowledged"]
-    rate = result["rate_end_to_end_per_s"] if result["workers"] == TARGET_WORKERS else None
-    return [EVERY_ONE.check(missing), TARGET.check(rate)]
+    at_target = result["workers"] == TARGET_WORKERS
+    rate = result["rate_end_to_end_per_s"] if at_target else None
+    ratio = result.get("ratio_to_floor") if at_target else None
+    return [EVERY_ONE.check(missing), TARGET.check(rate), RATIO.check(ratio)]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_threads(count: int, body: Callable[[], None], timeout: float) -> float:
+    """Run ``body`` on ``count`` threads until each returns (or ``timeout``); seconds."""
+    started = time.monotonic()
+    pool = [threading.Thread(target=body, daemon=True) for _ in range(count)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=timeout)
+    return time.monotonic() - started
+
+
+def transport_floor(port: int, messages: int, threads: int) -> dict[str, Any]:
+    """The same SIU^S12 texts sent by a plain sender (``MllpClient``, no database, no
+    queue) on ``threads`` threads to the same peer: the rate the transport allows."""
+    from adapters.hl7.mllp_client import MllpClient
+    from adapters.hl7.render import render_fast
+
+    now = datetime.now(UTC)
+    texts = [
+        render_fast(
+            "SIU^S12",
+            payload(n, str(uuid4()), now + timedelta(minutes=15 * n)),
+            f"F{n}",
+            recipient="ris",
+        )
+        for n in range(messages)
+    ]
+    work = iter(enumerate(texts))
+    lock = threading.Lock()
+    accepted = [0]
+
+    def body() -> None:
+        client = MllpClient("127.0.0.1", port, timeout=10)
+        while True:
+            with lock:
+                item = next(work, None)
+            if item is None:
+                return
+            if client.send(item[1], f"F{item[0]}").outcome == "accepted":
+                with lock:
+                    accepted[0] += 1
+
+    elapsed = run_threads(threads, body, timeout=300)
+    return {
+        "floor_messages": messages,
+        "floor_threads": threads,
+        "floor_accepted": accepted[0],
+        "floor_rate_per_s": round(accepted[0] / elapsed, 1),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--per-patient", type=int, default=1, help="deliveries per patient")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--threads", type=int, default=4, help="sending threads per worker")
+    parser.add_argument(
+        "--floor-threads",
+        type=int,
+        default=8,
+        help="threads of the plain sender that measures the transport floor, after the"
+        " end-to-end run (0: no floor)",
+    )
     parser.add_argument("--pg", choices=["embedded", "machine"], default="embedded")
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
-    add_check_argument(parser)
-    args = parser.parse_args()
 
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """One end-to-end run, then the transport floor to the same peer: the result."""
     data_dir = Path(tempfile.mkdtemp(prefix="ib-bench-hl7-"))
     if args.pg == "machine":
         server = MACHINE_PG
@@ -190,7 +258,6 @@ def main() -> int:
     destinations = f"ris=127.0.0.1:{peer.port};timeout=10"
     # The projections keep the deliveries read model the workers' pumps read.
     runtime = build(settings, url=url)
-    checked: list[Verdict] = []
     try:
         deliveries = runtime.services.deliveries.deliveries
         log(f"queueing {args.messages} SIU^S12 deliveries")
@@ -208,7 +275,7 @@ def main() -> int:
         command = [sys.executable, "-c", WORKER, "--threads", str(args.threads)]
         command += ["--data-dir", str(data_dir)]
         log(f"starting {args.workers} worker processes x {args.threads} threads")
-        started = time.monotonic()
+        started, own_cpu = time.monotonic(), time.process_time()
         for _ in range(args.workers):
             workers.append(
                 subprocess.Popen(
@@ -221,9 +288,20 @@ def main() -> int:
             time.sleep(0.2)
             done = acknowledged(runtime)
         elapsed = time.monotonic() - started
+        # CPU per message: this process keeps the read models; the workers pump and send.
+        cpu = {
+            "workers": round(sum(_cpu_seconds(worker.pid) for worker in workers), 2),
+            "projections_and_peer": round(time.process_time() - own_cpu, 2),
+        }
+    finally:
+        stop_workers(workers)
+        runtime.close()
+        drop_database(url)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    try:
         acks = sorted(peer.acks)
         ack_span = (acks[-1] - acks[0]) if len(acks) > 1 else 0.0
-        result = {
+        result: dict[str, Any] = {
             "messages": args.messages,
             "acknowledged": done,
             "workers": args.workers,
@@ -233,29 +311,48 @@ def main() -> int:
             "rate_end_to_end_per_s": round(done / elapsed, 1),
             "peer_acks": len(acks),
             "peer_ack_rate_per_s": round(len(acks) / ack_span, 1) if ack_span else None,
+            "cpu_seconds": cpu,
+            "worker_cpu_ms_per_message": round(cpu["workers"] / max(done, 1) * 1000, 2),
             "cpus": os.cpu_count(),
+            "loadavg_at_end": os.getloadavg()[0],
             "pg": args.pg,
             "broker": "rabbitmq" if os.environ.get("BROKER_URL", "").startswith("amqp") else "pg",
         }
-        checked = verdicts(result)
-        result["targets"] = [verdict.line() for verdict in checked]
-        print(json.dumps(result, indent=2))
-        for verdict in checked:
-            print(verdict.line())
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2))
+        if args.floor_threads:
+            log(f"transport floor: {args.messages} messages on {args.floor_threads} threads")
+            result.update(transport_floor(peer.port, args.messages, args.floor_threads))
+            result["ratio_to_floor"] = round(
+                result["rate_end_to_end_per_s"] / result["floor_rate_per_s"], 2
+            )
+        return result
     finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-        runtime.close()
         peer.close()
-        drop_database(url)
-        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    add_check_argument(parser)
+    args = parser.parse_args()
+    result = run(args)
+    checked = verdicts(result)
+    result["targets"] = [verdict.line() for verdict in checked]
+    print(json.dumps(result, indent=2))
+    for verdict in checked:
+        print(verdict.line())
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
     return exit_code(checked, args.no_check)
 
 

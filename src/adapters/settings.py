@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     delivery_max_delay: float = Field(default=600.0, gt=0, description="seconds")
     delivery_give_up_after: float = Field(default=259_200.0, gt=0, description="seconds")
     delivery_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    outbound_handoff: Literal["local", "broker"] = Field(
+        default="local",
+        description="local: a process that pumps and sends hands HL7 deliveries to its own"
+        " sending threads; broker: through the task queue (for `worker --no-pump` processes)",
+    )
     # Patient channels: e-mail, SMS, web push; the notices they carry.
     centre_name: str = Field(default="Imaging Bridge Demo Centre", min_length=1, max_length=80)
     smtp_url: SecretStr | None = Field(

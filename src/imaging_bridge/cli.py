@@ -93,6 +93,13 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=32, help="API worker processes (this one runs the rest)")
     ] = 1,
+    outbound: Annotated[
+        str,
+        typer.Option(
+            help="inline: the outbound policies, pumps and sending threads run in this"
+            " process; process: in a child process, started and stopped with this one"
+        ),
+    ] = "inline",
 ) -> None:
     """Run the API and everything behind it.
 
@@ -101,6 +108,10 @@ def serve(
     """
     from imaging_bridge.bootstrap import SERVE
     from imaging_bridge.observability import start_metrics_server
+    from imaging_bridge.outbound_process import WITHOUT_OUTBOUND, start_child, stop_child
+
+    if outbound not in ("inline", "process"):
+        fail(f"--outbound must be inline or process, not {outbound!r}")
 
     settings = settings_for(data_dir, host=host, port=port, mllp_port=mllp_port)
     tls = _tls_options(settings)
@@ -112,10 +123,12 @@ def serve(
     # default one ends the process on the spot, before the runtime closes (access log
     # flush, embedded PostgreSQL stop). Handled as Ctrl-C is, the same orderly unwind runs.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with runtime_for(settings, SERVE, create=True) as runtime:
+    parts = SERVE if outbound == "inline" else WITHOUT_OUTBOUND
+    with runtime_for(settings, parts, create=True) as runtime:
         if demo:
             _seed_demo(runtime)
         _describe_hl7(runtime)
+        child = start_child(runtime) if outbound == "process" else None
         # Further listeners of this process start here, before the API line: once it is
         # printed, everything else is up.
         metrics = start_metrics_server(settings, runtime)
@@ -129,6 +142,8 @@ def serve(
             )
             _run_api(runtime, workers, tls)
         finally:
+            if child is not None:
+                stop_child(child)
             if metrics is not None:
                 metrics.stop()
 

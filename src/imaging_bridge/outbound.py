@@ -6,6 +6,12 @@ deliveries to the task queue, and the dramatiq workers that send them.
 ``serve`` runs it whole; ``imaging-bridge worker`` runs the pump and the workers only
 (several processes may pump: hand-outs are leased per delivery version). The deliveries
 read model the pump reads is one of the projections (``projections.runners``).
+
+A process that pumps and sends hands its HL7 deliveries straight to its own sending
+threads (``LocalHandoff``; ``OUTBOUND_HANDOFF=broker`` sends them through the task queue
+instead, for ``worker --no-pump`` processes). A pump that found nothing to do sleeps until
+the deliveries read model moves (``projections.progress``: at once in a process that runs
+the projections) or, at the latest, a retry's base delay (2 s by default) later.
 """
 
 import threading
@@ -25,6 +31,7 @@ from adapters.channels.recipients import PatientLookup, PreferencesOf, preferenc
 from adapters.channels.setup import channel_senders, notice_settings
 from adapters.channels.worker import ChannelWorker, ConsentFollowUps
 from adapters.hl7.destinations import Destination, parse_destinations
+from adapters.hl7.handoff import LocalHandoff
 from adapters.hl7.pump import Pump
 from adapters.hl7.sender import Sender
 from adapters.settings import Settings
@@ -51,6 +58,9 @@ from application.stranded import StrandingFollower
 from domain.reminders import QuietHours, parse_offsets
 from domain.ris.message_delivery import RetryPolicy
 from projections.deliveries_view import PostgresDeliveryReader
+from projections.progress import PROGRESS
+
+IDLE_WAIT = 2.0  # seconds an idle pump sleeps unless the deliveries read model moves
 
 log = structlog.get_logger(__name__)
 
@@ -108,6 +118,7 @@ class Outbound:
     broker: Any = None
     _owns_deliveries: bool = False
     _scheduling: SchedulingLog | None = None
+    _handoff: LocalHandoff | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -142,15 +153,8 @@ class Outbound:
             self._owns_deliveries = True
         if self.workers or self.pump:
             self.broker = make_broker(self.url, broker_url=settings.broker_url)
-        if self.workers:
-            cafile = settings.hl7_tls_cafile
-            sender = Sender(
-                self.deliveries,
-                destinations,
-                self.clock,
-                retry_policy_of(settings),
-                tls_cafile=str(cafile) if cafile else None,
-            )
+        sender = self._sender(destinations) if self.workers else None
+        if sender is not None:
             declare_actor(self.broker, sender.send)
             if self.patients is not None:
                 declare_actor(
@@ -165,7 +169,20 @@ class Outbound:
             self.worker.start()
         if self.pump:
             lease = timedelta(seconds=settings.delivery_lease_seconds)
-            hl7 = Pump(self.reader(), self.pool, enqueuer(self.broker), self.clock, lease=lease)
+            if sender is not None and settings.outbound_handoff == "local":
+                self._handoff = LocalHandoff(
+                    sender.send, self.workers, lease=lease.total_seconds()
+                ).start()
+                hl7 = Pump(
+                    self.reader(),
+                    self.pool,
+                    self._handoff.dispatch,
+                    self.clock,
+                    lease=lease,
+                    room=self._handoff.room,
+                )
+            else:
+                hl7 = Pump(self.reader(), self.pool, enqueuer(self.broker), self.clock, lease=lease)
             notices = Pump(
                 self.reader(),
                 self.pool,
@@ -175,10 +192,22 @@ class Outbound:
                 channels=PATIENT_CHANNELS,
             )
             for pump in (hl7, notices):
-                thread = threading.Thread(target=self._pump_loop, args=(pump,), daemon=True)
+                wanting = self._handoff.wanting if pump is hl7 and self._handoff else None
+                thread = threading.Thread(target=self._pump_loop, args=(pump, wanting), daemon=True)
                 thread.start()
                 self._threads.append(thread)
         return self
+
+    def _sender(self, destinations: list[Destination]) -> Sender:
+        assert self.deliveries is not None
+        cafile = self.settings.hl7_tls_cafile
+        return Sender(
+            self.deliveries,
+            destinations,
+            self.clock,
+            retry_policy_of(self.settings),
+            tls_cafile=str(cafile) if cafile else None,
+        )
 
     def _stranding_follower(self) -> Any:
         """The follower that settles what forced catalog changes stranded (appointments
@@ -224,13 +253,41 @@ class Outbound:
             self.deliveries, self.reader(), self.clock, PostgresAccessLog(self.pool)
         )
 
-    def _pump_loop(self, pump: Pump) -> None:
+    def _pump_loop(self, pump: Pump, wanting: threading.Event | None) -> None:
+        """Pump; after a round that handed work out (or found the threads' queue full),
+        pump again once the sending threads want more (``wanting``) or after
+        ``pump_interval``; after an idle round, once the deliveries read model moves, or
+        after ``_idle_wait()``."""
+        idle = self._idle_wait()
         while not self._stop.is_set():
+            seen = PROGRESS.generation(Deliveries.name)
+            if wanting is not None:
+                wanting.clear()
             try:
-                pump.run_once()
+                handed = pump.run_once()
             except Exception:  # logged; the next round tries again
                 log.exception("delivery_pump_failed")
-            self._stop.wait(self.pump_interval)
+                handed = 0
+            full = pump.room is not None and pump.room() == 0
+            if (handed or full) and wanting is not None:
+                wanting.wait(self.pump_interval)
+            elif handed or pump.found:  # found but lost to another pump: more may be due
+                self._stop.wait(self.pump_interval)
+            else:
+                PROGRESS.wait_for(
+                    Deliveries.name,
+                    lambda seen=seen: (  # type: ignore[misc]
+                        self._stop.is_set() or PROGRESS.generation(Deliveries.name) != seen
+                    ),
+                    timeout=idle,
+                )
+
+    def _idle_wait(self) -> float:
+        """Time-driven work (a retry's delay, a lease that ran out) is found at the
+        latest this long after it falls due; never sooner than ``pump_interval``."""
+        settings = self.settings
+        longest = min(IDLE_WAIT, settings.delivery_base_delay, settings.delivery_lease_seconds)
+        return max(self.pump_interval, longest)
 
     def wait_caught_up(self, timeout: float = 10.0) -> None:
         """Until the policy runners have processed their logs."""
@@ -243,9 +300,15 @@ class Outbound:
     def stop(self) -> None:
         """Stop pumping and sending, then the policy; idempotent."""
         self._stop.set()
+        # Wakes the idle pumps (and anyone else waiting on the deliveries read model,
+        # who checks again and waits on).
+        PROGRESS.advanced(Deliveries.name)
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        if self._handoff is not None:
+            self._handoff.stop()
+            self._handoff = None
         if self.worker is not None:
             self.worker.stop(timeout=10_000)
             self.worker = None

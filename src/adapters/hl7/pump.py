@@ -4,6 +4,7 @@ It hands out only the earliest pending delivery of each (recipient, patient), so
 later message never overtakes an earlier one; each hand-out is keyed by the delivery's
 version and leased, so a task lost with a killed worker is handed out again. One pump
 serves one queue: HL7 (``channels=("hl7",)``) or the patient channels (e-mail, SMS, push).
+With ``room`` (a ``LocalHandoff``'s), it leases no more than the sending threads take now.
 """
 
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from psycopg_pool import ConnectionPool
 
 from application.ports import Clock
 from application.ris.delivery_views import DeliveryReader
+
+MOST = 500  # hand-outs per round, at most
 
 
 class Pump:
@@ -29,6 +32,7 @@ class Pump:
         *,
         lease: timedelta = timedelta(seconds=30),
         channels: tuple[str, ...] = ("hl7",),
+        room: Callable[[], int] | None = None,
     ) -> None:
         self.reader = reader
         self.channels = channels
@@ -36,15 +40,23 @@ class Pump:
         self.dispatch = dispatch
         self.clock = clock
         self.lease = lease
+        self.room = room
+        self.found = 0  # due heads the last round saw (leased by it or by another pump)
 
     def run_once(self) -> int:
         """Hand out every due head whose current version is not leased; how many."""
+        most = MOST if self.room is None else min(MOST, self.room())
+        self.found = 0
+        if most <= 0:
+            return 0
         now = self.clock.now()
+        since = now - self.lease
         rows = [
             row
             for channel in self.channels
-            for row in self.reader.due(now, channel=channel, unleased_since=now - self.lease)
+            for row in self.reader.due(now, channel=channel, limit=most, unleased_since=since)
         ]
+        self.found = len(rows)
         if not rows:
             return 0
         with self.pool.connection() as conn:
