@@ -312,6 +312,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="bytes of unfinished frames held across all MLLP connections",
     )
+    hl7_inbound_processors: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="threads applying stored inbound HL7 messages in serve (in order per patient)",
+    )
 
     @field_validator("hl7_senders")
     @classmethod
