@@ -303,12 +303,15 @@ class MllpListener:
 class ProcessorWakeup:
     """Tells the inbound processors (in any process) that messages wait: ``NOTIFY
     hl7_inbound`` after the INSERTs have committed. One NOTIFY covers every message
-    stored before it is sent, so a burst sends a few, not one per message; and it goes
-    in its own transaction, because a NOTIFY inside the INSERT's would make the
-    listener's commits wait for each other (PostgreSQL serialises notifying commits)."""
+    stored before it is sent, and at most one goes out per ``spacing`` seconds, so a
+    burst sends a few, not one per message. PostgreSQL serialises notifying commits
+    (the event stores' saves notify too): so the NOTIFY goes in its own transaction,
+    not the INSERT's, which would make the listener's commits wait for each other, and
+    rarely, as busy processors look again on their own anyway."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], spacing: float = 0.05) -> None:
         self._pool = pool
+        self._spacing = spacing
         self._pending = False
         self._task: asyncio.Task[None] | None = None
 
@@ -327,6 +330,7 @@ class ProcessorWakeup:
                 # The processors look again on their own after a while.
                 log.warning("hl7_inbound_notify_failed", exc_info=True)
                 return
+            await asyncio.sleep(self._spacing)
 
     async def close(self) -> None:
         if self._task is not None:
