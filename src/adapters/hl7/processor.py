@@ -138,6 +138,8 @@ class InboundProcessor:
             if lanes:
                 with conn.cursor() as cursor:
                     cursor.executemany(SET_LANE, lanes)
+        if lanes:
+            self.wakeup.poke()  # other processors of this process may claim them now
         return len(lanes)
 
     def process_one(self) -> bool:
