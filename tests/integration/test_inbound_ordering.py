@@ -19,8 +19,9 @@ import pytest
 
 from adapters.hl7.framing import frame
 from adapters.hl7.listener import BackgroundListener, ListenerConfig
-from adapters.hl7.processor import InboundProcessors
+from adapters.hl7.processor import InboundProcessor, InboundProcessors
 from adapters.hl7.wakeup import Wakeup, listen
+from application.errors import ConcurrencyError
 from application.ris.inbound_ports import InboundHandler, InboundMessage
 from tests.integration.test_hl7_listener import read_frame, segments
 
@@ -216,3 +217,37 @@ def test_a_stored_message_wakes_the_processors_of_any_process(runtime):
     # Then the listening thread was woken
     assert woken
     assert wakeup.generation > seen
+
+
+def test_a_lost_race_in_a_batch_keeps_what_was_handled_before_it(runtime):
+    # Given three patients' messages, the second of which loses a race once
+    class Racing(InboundHandler):
+        def __init__(self) -> None:
+            self.handled: list[str] = []
+            self.raced = False
+
+        def ordering_key(self, message: InboundMessage) -> str | None:
+            return message.control_id
+
+        def handle(self, message: InboundMessage) -> str:
+            if message.control_id == "R1" and not self.raced:
+                self.raced = True
+                raise ConcurrencyError("another writer was first")
+            self.handled.append(message.control_id)
+            return "applied"
+
+    config = ListenerConfig(host="127.0.0.1", port=0)
+    with BackgroundListener(runtime.url, config, cipher=runtime.cipher) as listener:
+        send_all(listener.port, [adt("A04", f"R{p}", f"MRN{p}", f"FAM{p}") for p in range(3)])
+    handler = Racing()
+    processor = InboundProcessor(runtime.pool, handler, runtime.cipher, batch=3)
+
+    # When one processor takes all three in one batch
+    with pytest.raises(ConcurrencyError):
+        processor.process_pending(10)
+
+    # Then the first is processed, the other two wait; and next time they are applied
+    assert outcomes(runtime.url)["R0"] == "processed applied"
+    assert waiting(runtime.url) == 2
+    assert processor.process_pending(10) == 2
+    assert handler.handled == ["R0", "R1", "R2"]

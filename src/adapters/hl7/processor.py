@@ -58,7 +58,7 @@ WHERE m.status = 'received' AND m.lane IS NOT NULL
     AND (m.lane <> '*' OR NOT EXISTS (
         SELECT 1 FROM hl7_inbound AS e WHERE e.status = 'received' AND e.seq < m.seq
     ))
-ORDER BY m.seq LIMIT 1 FOR UPDATE OF m SKIP LOCKED
+ORDER BY m.seq LIMIT %s FOR UPDATE OF m SKIP LOCKED
 """
 WAITING = "SELECT EXISTS (SELECT 1 FROM hl7_inbound WHERE status = 'received')"
 MARK = """
@@ -66,6 +66,8 @@ UPDATE hl7_inbound SET status = %s, outcome = %s, error = %s, processed_at = now
 WHERE id = %s
 """
 SORT_BATCH = 200
+# Messages claimed and marked in one transaction: fewer claims and commits per message.
+CLAIM_BATCH = 10
 
 
 def inbound_message(message_id: UUID, raw: bytes) -> tuple[InboundMessage, str | None]:
@@ -104,11 +106,13 @@ class InboundProcessor:
         handler: InboundHandler,
         cipher: AtRestCipher,
         wakeup: Wakeup | None = None,
+        batch: int = CLAIM_BATCH,
     ) -> None:
         self.pool = pool
         self.handler = handler
         self.cipher = cipher
         self.wakeup = wakeup or Wakeup()
+        self.batch = batch
 
     def _open(
         self, message_id: UUID, stored: Any, raw_format: int
@@ -142,41 +146,61 @@ class InboundProcessor:
             self.wakeup.poke()  # other processors of this process may claim them now
         return len(lanes)
 
-    def process_one(self) -> bool:
-        """Handle the oldest message whose turn it is; False when none is (nothing
-        waits, or everything waiting waits for messages in other processors' hands)."""
-        handled = self._claim_and_handle()
+    def process_some(self, most: int) -> int:
+        """Handle up to ``most`` of the oldest messages whose turn it is, in one
+        transaction; how many (0: nothing waits, or everything waiting waits for
+        messages in other processors' hands)."""
+        handled = self._claim_and_handle(most)
         if not handled and self.sort_lanes():
-            handled = self._claim_and_handle()
+            handled = self._claim_and_handle(most)
         return handled
 
-    def _claim_and_handle(self) -> bool:
+    def process_one(self) -> bool:
+        """Handle the oldest message whose turn it is; False when none is."""
+        return self.process_some(1) == 1
+
+    def _claim_and_handle(self, most: int) -> int:
+        """Claim up to ``most`` messages (no two of one lane, as each waits for the
+        earlier ones), handle them one by one and mark them in the claim's transaction.
+        A lost race or an outage stops the batch: what was handled before it is kept,
+        the rest waits, and the error goes up once that is committed."""
+        stopped: Exception | None = None
+        handled = 0
         with self.pool.connection() as conn, conn.transaction():
-            row = conn.execute(CLAIM).fetchone()
-            if row is None:
-                return False
-            message_id = row[0]
-            message, problem = self._open(*row)
-            if message is None:
-                # Another key, or an altered row: kept for the operator, who can replay
-                # it once the right key is configured.
-                conn.execute(MARK, ("quarantined", None, UNREADABLE, message_id))
-                log.warning("hl7_inbound_unreadable", id=str(message_id))
-                return True
-            if problem is not None:
-                conn.execute(MARK, ("quarantined", None, problem, message_id))
-                log.info("hl7_inbound_quarantined", id=str(message_id), error=problem)
-                return True
-            conn.execute(MARK, self._handled(message))
-        self.wakeup.poke()
-        return True
+            for row in conn.execute(CLAIM, (most,)).fetchall():
+                try:
+                    conn.execute(MARK, self._mark(*row))
+                except PASSING as error:
+                    stopped = error
+                    break
+                handled += 1
+        if handled:
+            self.wakeup.poke()
+        if stopped is not None:
+            raise stopped
+        return handled
+
+    def _mark(
+        self, message_id: UUID, stored: Any, raw_format: int
+    ) -> tuple[str, str | None, str | None, UUID]:
+        """What to mark a claimed message with, once handled if it can be."""
+        message, problem = self._open(message_id, stored, raw_format)
+        if message is None:
+            # Another key, or an altered row: kept for the operator, who can replay it
+            # once the right key is configured.
+            log.warning("hl7_inbound_unreadable", id=str(message_id))
+            return "quarantined", None, UNREADABLE, message_id
+        if problem is not None:
+            log.info("hl7_inbound_quarantined", id=str(message_id), error=problem)
+            return "quarantined", None, problem, message_id
+        return self._handled(message)
 
     def _handled(self, message: InboundMessage) -> tuple[str, str | None, str | None, UUID]:
         """What to mark the message with once the handler has had it."""
         try:
             outcome = self.handler.handle(message)
         except PASSING:
-            raise  # the claim rolls back: the message waits, and ``run`` tries again
+            raise  # the message waits, and ``run`` tries again
         except DomainError as error:
             log.info("hl7_inbound_quarantined", id=str(message.id), error=error.code)
             return "quarantined", None, f"{error.code}: {error.detail}", message.id
@@ -188,8 +212,11 @@ class InboundProcessor:
     def process_pending(self, limit: int = 1000) -> int:
         """Handle up to ``limit`` waiting messages; how many were handled."""
         done = 0
-        while done < limit and self.process_one():
-            done += 1
+        while done < limit:
+            handled = self.process_some(min(self.batch, limit - done))
+            if not handled:
+                break
+            done += handled
         return done
 
     def waiting(self) -> bool:
