@@ -189,8 +189,8 @@ def drain(pool: object, handler: object, seconds: float) -> dict[str, object]:
 
 def processing_rate(url: str, seconds: float) -> dict[str, object]:
     """The processing stage behind the listener, with a handler that does nothing: the
-    cost of claiming, reading the envelope, decoding and marking, one message per
-    transaction (the real handler's own cost comes on top)."""
+    cost of claiming, reading the envelope, decoding and marking by one processor, up to
+    ``CLAIM_BATCH`` messages per transaction; the real handler's own cost comes on top."""
     from adapters.database import reader_pool
     from application.ris.inbound_ports import InboundHandler, InboundMessage
 
@@ -208,7 +208,7 @@ def processing_rate(url: str, seconds: float) -> dict[str, object]:
 def applying_rate(url: str, seconds: float) -> dict[str, object]:
     """The processing stage with the real handler, as ``serve`` runs it: hl7apy parse,
     then the application command (ORU: a result kept for review, as no order matches;
-    ADT^A08: the patient created or updated under the RIS MRN), one message at a time."""
+    ADT^A08: the patient created or updated under the RIS MRN), one processor."""
     import shutil
     import tempfile
 

@@ -251,3 +251,22 @@ def test_a_lost_race_in_a_batch_keeps_what_was_handled_before_it(runtime):
     assert waiting(runtime.url) == 2
     assert processor.process_pending(10) == 2
     assert handler.handled == ["R0", "R1", "R2"]
+
+
+def test_a_fault_in_the_ordering_key_does_not_hold_the_feed_up(runtime):
+    # Given a handler whose ordering key fails
+    class Faulty(InboundHandler):
+        def ordering_key(self, message: InboundMessage) -> str | None:
+            raise RuntimeError("a bug")
+
+        def handle(self, message: InboundMessage) -> str:
+            return "applied"
+
+    config = ListenerConfig(host="127.0.0.1", port=0)
+    with BackgroundListener(runtime.url, config, cipher=runtime.cipher) as listener:
+        send_all(listener.port, [adt("A04", f"F{p}", f"MRN{p}", f"FAM{p}") for p in range(2)])
+
+    # When a processor runs, then both messages are handled (in the feed's order)
+    processor = InboundProcessor(runtime.pool, Faulty(), runtime.cipher)
+    assert processor.process_pending(10) == 2
+    assert outcomes(runtime.url) == {"F0": "processed applied", "F1": "processed applied"}

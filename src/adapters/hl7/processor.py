@@ -129,7 +129,13 @@ class InboundProcessor:
         key may be patient data), or the barrier."""
         if message is None or problem is not None:
             return BARRIER  # quarantined as soon as its turn comes
-        key = self.handler.ordering_key(message)
+        try:
+            key = self.handler.ordering_key(message)
+        except Exception:
+            # A fault here must not hold the feed up: the message keeps the feed's order,
+            # and the handler says what is wrong with it when its turn comes.
+            log.exception("hl7_inbound_ordering_key_failed", id=str(message.id))
+            return BARRIER
         if key is None:
             return BARRIER
         return self.cipher.digest(b"hl7_inbound.lane/" + key.encode()).hex()
