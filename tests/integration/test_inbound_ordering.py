@@ -85,25 +85,37 @@ def waiting(url: str) -> int:
 
 
 @contextmanager
-def processors(runtime, handler: InboundHandler) -> Iterator[None]:
-    """``PROCESSORS`` processors and their LISTEN thread running while the block runs."""
+def processors(runtime, handler: InboundHandler, groups: int = 1) -> Iterator[None]:
+    """``PROCESSORS`` processors running while the block runs, in ``groups`` groups as
+    ``serve`` processes run them (each its own pool, wake-ups and LISTEN connection)."""
     stop = threading.Event()
-    group = InboundProcessors(runtime.url, handler, runtime.cipher, PROCESSORS)
-    thread = threading.Thread(target=group.run, args=(stop,))
-    thread.start()
+    threads = [
+        threading.Thread(
+            target=InboundProcessors(
+                runtime.url, handler, runtime.cipher, PROCESSORS // groups
+            ).run,
+            args=(stop,),
+        )
+        for _ in range(groups)
+    ]
+    for thread in threads:
+        thread.start()
     try:
         yield
     finally:
         stop.set()
-        thread.join(60)
+        for thread in threads:
+            thread.join(60)
 
 
-def feed_and_apply(runtime, handler: InboundHandler, messages: list[bytes]) -> None:
+def feed_and_apply(
+    runtime, handler: InboundHandler, messages: list[bytes], groups: int = 1
+) -> None:
     """Send ``messages`` to the listener with the processors running; return once none
     is left waiting."""
     config = ListenerConfig(host="127.0.0.1", port=0)
     with (
-        processors(runtime, handler),
+        processors(runtime, handler, groups),
         BackgroundListener(runtime.url, config, cipher=runtime.cipher) as listener,
     ):
         send_all(listener.port, messages)
@@ -121,7 +133,8 @@ def outcomes(url: str) -> dict[str, str]:
     return dict(found)
 
 
-def test_each_patients_messages_are_applied_in_arrival_order_by_several_processors(runtime):
+@pytest.mark.parametrize("groups", [1, 2], ids=["one process", "two processes"])
+def test_each_patients_messages_are_applied_in_arrival_order_by_several_processors(runtime, groups):
     # Given 20 patients, each registered (A04) then renamed four times (A08), each
     # patient's messages one after another, so that four processors taking the next
     # four messages would take one patient's at once
@@ -134,8 +147,8 @@ def test_each_patients_messages_are_applied_in_arrival_order_by_several_processo
         expected[p] = f"FAM{p}V{renames}"
     watching = Watching(runtime.inbound)
 
-    # When they arrive while four processors run
-    feed_and_apply(runtime, watching, messages)
+    # When they arrive while four processors run (in one process, or two in each of two)
+    feed_and_apply(runtime, watching, messages, groups)
 
     # Then every message was applied, each patient's one after another (the next begun
     # after the previous ended), and each patient has the name of the last message
