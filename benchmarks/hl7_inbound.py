@@ -4,6 +4,11 @@ sending the next message (as interface engines do). Reports messages/s ACKed and
 latency, then checks that every ACKed message is in PostgreSQL (stored, committed with
 synchronous_commit on, before its ACK left).
 
+``--serve`` measures what the issue asks of ``imaging-bridge serve`` instead: 3,000
+ADT^A04 (new patients, one each) from 8 connections back to back through the running
+server's listener and inbound processors; ACKed/s, applied/s (until no message is left
+``received``) and their ratio.
+
 The listener runs in its own process (one asyncio loop, as ``imaging-bridge
 mllp-listen`` runs it); the load generator in this one. Loopback only; a fresh
 database ``ib_bench_hl7_<random>`` on the machine's PostgreSQL, dropped afterwards.
@@ -184,8 +189,8 @@ def drain(pool: object, handler: object, seconds: float) -> dict[str, object]:
 
 def processing_rate(url: str, seconds: float) -> dict[str, object]:
     """The processing stage behind the listener, with a handler that does nothing: the
-    cost of claiming, reading the envelope, decoding and marking, one message per
-    transaction (the real handler's own cost comes on top)."""
+    cost of claiming, reading the envelope, decoding and marking by one processor, up to
+    ``CLAIM_BATCH`` messages per transaction; the real handler's own cost comes on top."""
     from adapters.database import reader_pool
     from application.ris.inbound_ports import InboundHandler, InboundMessage
 
@@ -203,7 +208,7 @@ def processing_rate(url: str, seconds: float) -> dict[str, object]:
 def applying_rate(url: str, seconds: float) -> dict[str, object]:
     """The processing stage with the real handler, as ``serve`` runs it: hl7apy parse,
     then the application command (ORU: a result kept for review, as no order matches;
-    ADT^A08: the patient created or updated under the RIS MRN), one message at a time."""
+    ADT^A08: the patient created or updated under the RIS MRN), one processor."""
     import shutil
     import tempfile
 
@@ -230,6 +235,84 @@ def applying_rate(url: str, seconds: float) -> dict[str, object]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def a04(n: int, connection: int) -> bytes:
+    """A new patient: one of its own per message."""
+    return (
+        "MSH|^~\\&|RIS|CENTRE|BRIDGE|US|20261127120000||ADT^A04^ADT_A01|"
+        f"N{connection}-{n}|P|2.5.1\r"
+        "EVN|A04|20261127120000\r"
+        f"PID|1||NEW{connection}X{n}^^^CENTRE^MR||DOE^JOHN||19700101|M\r"
+        "PV1|1|O\r"
+    ).encode("latin-1")
+
+
+async def send_all(port: int, connection: int, count: int) -> int:
+    """Send ``count`` A04s back to back, each after the previous ACK; how many got AA."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    accepted = 0
+    try:
+        for n in range(count):
+            writer.write(b"\x0b" + a04(n, connection) + b"\x1c\x0d")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.readuntil(b"\x1c\x0d"), timeout=30)
+            accepted += b"MSA|AA|" in answer
+    finally:
+        writer.close()
+    return accepted
+
+
+async def feed(port: int, connections: int, messages: int) -> int:
+    share = messages // connections
+    results = await asyncio.gather(*(send_all(port, c, share) for c in range(connections)))
+    return sum(results)
+
+
+def statuses(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT status || coalesce(' ' || outcome, ''), count(*) FROM hl7_inbound GROUP BY 1"
+        ).fetchall()
+    return {str(status): int(count) for status, count in rows}
+
+
+def serve_ratio(messages: int, connections: int, timeout: float) -> dict[str, object]:
+    """``serve`` on a fresh database of the machine's PostgreSQL: ACKed/s and applied/s
+    of ``messages`` new-patient A04s, both timed from the first message sent."""
+    from _harness import Server, free_port, git_state
+
+    os.environ["MLLP_PORT"] = str(mllp_port := free_port())
+    with Server(pg="machine") as server:
+        url = server.database_url
+        assert url is not None
+        load = Path("/proc/loadavg").read_text().split()[:3]
+        started = time.monotonic()
+        accepted = asyncio.run(feed(mllp_port, connections, messages))
+        acked = time.monotonic() - started
+        while time.monotonic() - started < timeout:
+            if statuses(url).get("received", 0) == 0:
+                break
+            time.sleep(0.05)
+        applied = time.monotonic() - started
+        outcome = statuses(url)
+    sent = messages // connections * connections
+    return {
+        "mode": "serve",
+        "git": git_state(),
+        "messages": sent,
+        "connections": connections,
+        "acked_aa": accepted,
+        "ack_seconds": round(acked, 2),
+        "acked_per_second": round(accepted / acked, 1),
+        "applied_seconds": round(applied, 2),
+        "applied_per_second": round(sent / applied, 1),
+        "ratio_applied_to_acked": round((sent / applied) / (accepted / acked), 3),
+        "statuses": outcome,
+        "loadavg_at_start": load,
+        "loadavg_at_end": Path("/proc/loadavg").read_text().split()[:3],
+        "cpus": os.cpu_count(),
+    }
+
+
 def verdicts(result: dict[str, object], connections: int) -> list[Verdict]:
     """The ACK rate target, at its number of connections."""
     rate = result["messages_per_second"] if connections == TARGET_CONNECTIONS else None
@@ -245,8 +328,18 @@ def main() -> int:
         "--postgres", default=os.environ.get("BENCH_PG", MACHINE_PG), help="server to use"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="measure imaging-bridge serve: --messages new-patient A04s, applied/s / ACKed/s",
+    )
+    parser.add_argument("--messages", type=int, default=3000, help="with --serve")
     add_check_argument(parser)
     args = parser.parse_args()
+    if args.serve:
+        quiet_logs()
+        print(json.dumps(serve_ratio(args.messages, args.connections, 600.0), indent=2))
+        return 0
     seconds = min(max(args.seconds, 1.0), 120.0)
     quiet_logs()
 

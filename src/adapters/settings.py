@@ -317,6 +317,14 @@ class Settings(BaseSettings):
         ge=1024,
         description="bytes of unfinished frames held across all MLLP connections",
     )
+    # 2: on 2 cores, 4 applied hardly faster (the registry's saves go one at a time) and
+    # slowed the listener's ACKs (benchmarks/RESULTS.md, HL7 inbound in serve).
+    hl7_inbound_processors: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="threads applying stored inbound HL7 messages in serve (in order per patient)",
+    )
 
     @field_validator("hl7_senders")
     @classmethod

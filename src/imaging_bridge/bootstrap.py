@@ -40,7 +40,7 @@ from adapters.hl7.listener import (
     listener_config,
     ssl_context_from,
 )
-from adapters.hl7.processor import InboundProcessor
+from adapters.hl7.processor import InboundProcessors
 from adapters.key_checks import check_keys
 from adapters.keys import load_or_create_cipher_key
 from adapters.limits import PostgresRateLimiter, PostgresThrottle
@@ -253,10 +253,12 @@ class Runtime:
             ) from None
 
     def _start_inbound(self) -> None:
-        """Apply stored inbound HL7 messages on a background thread, in arrival order."""
-        processor = InboundProcessor(self.pool, self.inbound, self.cipher)
+        """Apply stored inbound HL7 messages on background threads, in order per patient."""
+        processors = InboundProcessors(
+            self.url, self.inbound, self.cipher, self.settings.hl7_inbound_processors
+        )
         thread = threading.Thread(
-            target=processor.run, args=(self._stop,), name="hl7-inbound", daemon=True
+            target=processors.run, args=(self._stop,), name="hl7-inbound", daemon=True
         )
         thread.start()
         self._threads.append(thread)

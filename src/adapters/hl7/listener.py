@@ -9,7 +9,8 @@ budget for all connections; each message's MSH is read cheaply (see ``envelope``
 must name the sender (MSH-3/MSH-4) of an entry that admitted the connection, else it is
 answered AR and kept in quarantine. The raw bytes and the ACK they get are written in
 one committed INSERT, and only then is the ACK sent. A duplicate gets the ACK it got the
-first time. Nothing here parses the whole message: that is the processing stage's job.
+first time. Nothing here parses the whole message: that is the processing stage's job;
+a new message wakes it (``NOTIFY hl7_inbound``, see ``ProcessorWakeup``).
 If the database cannot take the message, no ACK is sent and the connection is closed,
 so the sender retries.
 """
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+import psycopg
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
@@ -48,6 +50,7 @@ from adapters.hl7.senders import (
     peer_address,
     with_certificate,
 )
+from adapters.hl7.wakeup import CHANNEL
 
 __all__ = [
     "BackgroundListener",
@@ -90,6 +93,7 @@ class MllpListener:
         self._pool: AsyncConnectionPool[Any] | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.admission = Admission(self.config.limits)
+        self._wakeup: ProcessorWakeup | None = None
 
     async def start(self) -> None:
         self._pool = AsyncConnectionPool(
@@ -101,6 +105,7 @@ class MllpListener:
         )
         await self._pool.open(wait=True, timeout=30)
         self._writer = AsyncInboundWriter(self._pool, self.cipher)
+        self._wakeup = ProcessorWakeup(self._pool)
         # Plain TCP first: TLS starts per connection once its address and slot are checked.
         try:
             self._server = await asyncio.start_server(
@@ -131,6 +136,8 @@ class MllpListener:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
+        if self._wakeup is not None:
+            await self._wakeup.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -279,6 +286,8 @@ class MllpListener:
             ack=problem.ack_code if problem else "AA",
             duplicate=stored.duplicate,
         )
+        if problem is None and not stored.duplicate and self._wakeup is not None:
+            self._wakeup.soon()
         if sender is None:
             # Never the stored ACK of an authorised twin: this sender gets its refusal.
             log.warning(
@@ -289,6 +298,44 @@ class MllpListener:
             )
             return ack
         return stored.ack
+
+
+class ProcessorWakeup:
+    """Tells the inbound processors (in any process) that messages wait: ``NOTIFY
+    hl7_inbound`` after the INSERTs have committed. One NOTIFY covers every message
+    stored before it is sent, and at most one goes out per ``spacing`` seconds, so a
+    burst sends a few, not one per message. PostgreSQL serialises notifying commits
+    (the event stores' saves notify too): so the NOTIFY goes in its own transaction,
+    not the INSERT's, which would make the listener's commits wait for each other, and
+    rarely, as busy processors look again on their own anyway."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], spacing: float = 0.05) -> None:
+        self._pool = pool
+        self._spacing = spacing
+        self._pending = False
+        self._task: asyncio.Task[None] | None = None
+
+    def soon(self) -> None:
+        self._pending = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._pending:
+            self._pending = False
+            try:
+                async with self._pool.connection() as conn:
+                    await conn.execute(f"NOTIFY {CHANNEL}")
+            except psycopg.Error:
+                # The processors look again on their own after a while.
+                log.warning("hl7_inbound_notify_failed", exc_info=True)
+                return
+            await asyncio.sleep(self._spacing)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 class StorageUnavailableError(Exception):

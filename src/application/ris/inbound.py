@@ -113,6 +113,28 @@ class InboundEffects(InboundHandler):
         actor = system_actor(request_id=str(message.id), source="hl7-inbound")
         return handler(message, parsed, actor)
 
+    def ordering_key(self, message: InboundMessage) -> str | None:
+        """One patient's messages are applied in order: the key is the patient's first
+        identifier, as ``_key`` reads it. The RIS's bookings share calendars, so they keep
+        their order among themselves; a merge (it changes two patients) and anything
+        unreadable or naming no patient keep the order of the whole feed (None); a
+        message we ignore has nothing to be ordered with."""
+        kind = self._reader.kind(message)
+        if kind is None:
+            return f"message {message.id}"
+        if kind in (MessageKind.BOOKING_MADE, MessageKind.BOOKING_FREED):
+            return "ris bookings"
+        if kind is MessageKind.MERGE:
+            return None
+        try:
+            patient = self._reader.read(message).patient
+        except DomainError:
+            return None
+        if patient is None or not patient.identifiers:
+            return None
+        authority, value = self._key(message, patient.identifiers[0])
+        return f"patient {authority.strip().upper()}\x1f{value.strip().upper()}"
+
     # ADT ----------------------------------------------------------------------------
 
     def _patient(self, message: InboundMessage, parsed: ParsedMessage, actor: Actor) -> str:

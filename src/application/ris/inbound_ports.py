@@ -33,6 +33,14 @@ class InboundHandler(ABC):
         nothing). Returns a short outcome (``applied``, ``ignored``, ``kept_for_review``);
         raises a DomainError when the message cannot be applied (it is quarantined)."""
 
+    def ordering_key(self, message: InboundMessage) -> str | None:
+        """What the message must be applied in order with: messages of the same key
+        are applied in arrival order, messages of different keys may be applied at once
+        by several processors. None (here, for every message) asks for the strictest
+        order: everything received before it is applied first, and nothing received
+        after it passes it."""
+        return None
+
 
 class MessageKind(StrEnum):
     """What an inbound message asks of us."""
