@@ -415,7 +415,11 @@ def _wire(
     inbound_store = PostgresInboundStore(pool, cipher)
     if seal_old_rows:
         inbound_store.seal_rows_in_clear()  # any stored before migration 0016
-    projections = Projections(env)
+    messaging_log = MessagingLog(env)
+    # The read models follow these applications' logs through their own pools.
+    projections = Projections(
+        env, {app.name: app for app in (catalog, scheduling, registry, deliveries, messaging_log)}
+    )
     signer = JwtSigner(
         signing_key, settings.jwt_key_id, timedelta(minutes=settings.access_token_minutes)
     )
@@ -494,7 +498,7 @@ def _wire(
             push_public_key=application_server_key(vapid),
         ),
         messaging=Messaging(
-            MessagingLog(env), PostgresThreadReader(pool), staff_access, registry, clock
+            messaging_log, PostgresThreadReader(pool), staff_access, registry, clock
         ),
         sms_hooks=SmsHooks(
             deliveries,

@@ -1,6 +1,7 @@
 """A PostgreSQL read-model view: applies row changes and the tracking record together."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
@@ -17,15 +18,44 @@ from projections.progress import CHANNEL, PROGRESS
 class ReadModelView(PostgresTrackingRecorder):
     """The tracking recorder of one projection, which also owns its read-model tables."""
 
+    _batch: list[Sequence[Change]] | None = None
+    _batch_tracking: Tracking | None = None
+
     def apply(self, changes: Sequence[Change], tracking: Tracking) -> None:
-        """Apply ``changes`` and record ``tracking`` in one transaction.
+        """Apply ``changes`` and record ``tracking`` in one transaction (inside
+        ``batch()``: keep them for the batch's transaction).
 
         An event that was already tracked makes the tracking insert fail, which
         rolls the changes back: re-processing changes nothing.
         """
+        if self._batch is not None:
+            self._batch.append(changes)
+            self._batch_tracking = tracking
+            return
+        self._write([changes], tracking)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect what ``apply`` is given meanwhile and write it all, with the last
+        tracking record only, in one transaction when the block ends (nothing when it
+        raises). Tracking is a high-water mark (``has_tracking_id`` compares with the
+        greatest id), so the batch's last id stands for every event in it; the events
+        are still applied in order, and all or none of them are. One thread only: the
+        thread that follows this view's log."""
+        self._batch, self._batch_tracking = [], None
+        try:
+            yield
+            changes, tracking = self._batch, self._batch_tracking
+        finally:
+            self._batch, self._batch_tracking = None, None
+        if tracking is not None:
+            self._write(changes, tracking)
+
+    def _write(self, changes: Sequence[Sequence[Change]], tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:
-            for change in changes:
-                self._execute(curs, change)
+            for event_changes in changes:
+                for change in event_changes:
+                    self._execute(curs, change)
             self._insert_tracking(curs, tracking)
             self._notify(curs, tracking)
         PROGRESS.advanced(tracking.application_name)
