@@ -132,11 +132,11 @@ class Listener:
 
     def _listen(self, conn: psycopg.Connection) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([conn.fileno(), self._wake_r], [], [])
-            if conn.fileno() in ready:
-                # Whatever arrived (a closed connection raises OperationalError here).
-                for notify in conn.notifies(timeout=0):
-                    self._heard(notify.channel, notify.payload)
+            # Whatever has arrived (a closed connection raises OperationalError here),
+            # then sleep until more does.
+            for notify in conn.notifies(timeout=0):
+                self._heard(notify.channel, notify.payload)
+            select.select([conn.fileno(), self._wake_r], [], [])
 
 
 class TrackingListener(Listener):
