@@ -217,6 +217,7 @@ def make_broker(url: str, *, worker_timeout_ms: int = 30_000, broker_url: str = 
         kwargs={"application_name": "imaging-bridge-task-queue"},
         check=ConnectionPool.check_connection,
         open=False,
+        num_workers=1,  # threads that open connections in the background: one is plenty
     )
     pool.open(wait=True, timeout=30)
     return _PostgresBroker(pool=pool, results=False, middleware=middleware)
