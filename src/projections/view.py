@@ -53,9 +53,12 @@ class ReadModelView(PostgresTrackingRecorder):
 
     def _write(self, changes: Sequence[Sequence[Change]], tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:
-            for event_changes in changes:
-                for change in event_changes:
-                    self._execute(curs, change)
+            # Pipelined: a batch's statements go out without waiting for each answer (an
+            # error still fails the transaction, at the latest when the tracking is read).
+            with curs.connection.pipeline():
+                for event_changes in changes:
+                    for change in event_changes:
+                        self._execute(curs, change)
             self._insert_tracking(curs, tracking)
             self._notify(curs, tracking)
         PROGRESS.advanced(tracking.application_name)
