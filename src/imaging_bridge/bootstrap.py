@@ -46,6 +46,7 @@ from adapters.keys import load_or_create_cipher_key
 from adapters.limits import PostgresRateLimiter, PostgresThrottle
 from adapters.migrations import apply_migrations, migrations_dir
 from adapters.passwords import Argon2PasswordHasher
+from adapters.quiet_subscription import TOPIC as QUIET_RECORDER
 from adapters.second_factor import PyotpSecondFactor
 from adapters.sessions import PostgresOneTimeUse, PostgresSessionStore
 from adapters.settings import Settings
@@ -314,6 +315,8 @@ def build(
         # concurrent CREATE statements from several workers would trip over each other.
         env["CREATE_TABLE"] = "n"
     env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
+    # Subscriptions (the outbound policies' runners) that sleep until their log grows.
+    env["APPLICATION_RECORDER_TOPIC"] = QUIET_RECORDER
     env["CIPHER_KEY"], signing_key = _keys(settings)
     notices = check_keys(
         url,
