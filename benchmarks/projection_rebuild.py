@@ -7,7 +7,8 @@ events/s. The same script runs on any commit that has ``Projections.rebuild``: i
 compares one transaction per event (the library's runner) with batches
 (``projections.log_follower``).
 
-Runs on a fresh database ``ib_bench_<random>`` on the machine's PostgreSQL.
+Runs on a fresh database ``ib_bench_<random>`` on the machine's PostgreSQL, or with
+``--pg embedded`` on an embedded server in a temporary folder (Unix socket).
 
     python benchmarks/projection_rebuild.py                       # 20,000 bookings
     python benchmarks/projection_rebuild.py --read-model availability
@@ -27,7 +28,12 @@ from uuid import uuid4
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from adapters.database import drop_database, ensure_database, with_dbname  # noqa: E402
+from adapters.database import (  # noqa: E402
+    drop_database,
+    ensure_database,
+    start_embedded,
+    with_dbname,
+)
 from adapters.settings import Settings  # noqa: E402
 from application.catalog_file import parse_catalog  # noqa: E402
 from domain.context import system_actor  # noqa: E402
@@ -44,10 +50,14 @@ def main() -> int:
     parser.add_argument("--appointments", type=int, default=20_000)
     parser.add_argument("--patients", type=int, default=500)
     parser.add_argument("--read-model", default="appointment_history")
+    parser.add_argument("--pg", choices=["embedded", "machine"], default="machine")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="ib-bench-rebuild-"))
-    url = with_dbname(MACHINE_PG, f"ib_bench_{uuid4().hex[:10]}")
+    server = (
+        MACHINE_PG if args.pg == "machine" else start_embedded(data_dir / "pg", delete_at_exit=True)
+    )
+    url = with_dbname(server, f"ib_bench_{uuid4().hex[:10]}")
     ensure_database(url)
     settings = Settings(environment="test", data_dir=data_dir, database_url=url, db_pool_size=5)
     runtime = build(settings, TOOL, url=url)
@@ -65,6 +75,7 @@ def main() -> int:
         elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
         result = {
             "read_model": args.read_model,
+            "pg": args.pg,
             "events": events,
             "seconds": round(elapsed, 2),
             "events_per_s": round(events / elapsed),

@@ -14,6 +14,8 @@ from projections.changes import Change, Delete, Lookup, Update, Upsert
 from projections.parked import PARK_ALERT, PARK_EVENT, Parked
 from projections.progress import CHANNEL, PROGRESS
 
+SYNC_EVERY = 100
+
 
 class ReadModelView(PostgresTrackingRecorder):
     """The tracking recorder of one projection, which also owns its read-model tables."""
@@ -55,10 +57,13 @@ class ReadModelView(PostgresTrackingRecorder):
         with self.datastore.transaction(commit=True) as curs:
             # Pipelined: a batch's statements go out without waiting for each answer (an
             # error still fails the transaction, at the latest when the tracking is read).
-            with curs.connection.pipeline():
-                for event_changes in changes:
-                    for change in event_changes:
-                        self._execute(curs, change)
+            # A sync every SYNC_EVERY statements bounds what is in flight (benchmarks/
+            # RESULTS.md saw the library's long pipelines stall on a Unix socket).
+            with curs.connection.pipeline() as pipeline:
+                for n, change in enumerate((c for event in changes for c in event), 1):
+                    self._execute(curs, change)
+                    if n % SYNC_EVERY == 0:
+                        pipeline.sync()
             self._insert_tracking(curs, tracking)
             self._notify(curs, tracking)
         PROGRESS.advanced(tracking.application_name)

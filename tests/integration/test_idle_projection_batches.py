@@ -23,7 +23,7 @@ from tests.support import SettableClock, demo_specs
 
 pytestmark = pytest.mark.integration
 
-RENAMES = 30
+RENAMES = 120  # more row changes than a pipeline sync (view.SYNC_EVERY) covers
 BAD = "Bad name"  # the one rename PostgreSQL refuses (a NUL is put in it)
 real_catalog_changes = catalog_view.catalog_changes
 
@@ -87,7 +87,7 @@ def parked_ids(runtime: Runtime) -> list[int]:
 def test_a_backlog_is_applied_in_one_transaction_per_batch(
     quiet_runtime: Runtime, writes: list[int]
 ) -> None:
-    # Given a catalog log of some fifty events that no read model has seen
+    # Given a catalog log of some 140 events that no read model has seen
     code, head = backlog(quiet_runtime, [f"Renamed {n}" for n in range(RENAMES)])
     assert head > RENAMES
 
