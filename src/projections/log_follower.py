@@ -8,7 +8,9 @@ see ``projections.runners``), reads what is new once for all its read models, an
 it to each in batches: one transaction per batch, holding the batch's row changes and its
 last tracking record (``ReadModelView.batch``). A batch that fails is applied again one
 event at a time, each in its own transaction, the way the library's runner does, so that
-an event the read model cannot apply is parked on its own (``projections.parked``)."""
+an event the read model cannot apply is parked on its own (``projections.parked``).
+Every event of the log reaches every read model of it (a projection's ``topics`` are not
+used to filter: none of ours declares any)."""
 
 import threading
 from collections.abc import Sequence
