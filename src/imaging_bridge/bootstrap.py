@@ -46,6 +46,7 @@ from adapters.keys import load_or_create_cipher_key
 from adapters.limits import PostgresRateLimiter, PostgresThrottle
 from adapters.migrations import apply_migrations, migrations_dir
 from adapters.passwords import Argon2PasswordHasher
+from adapters.quiet_subscription import TOPIC as QUIET_RECORDER
 from adapters.second_factor import PyotpSecondFactor
 from adapters.sessions import PostgresOneTimeUse, PostgresSessionStore
 from adapters.settings import Settings
@@ -316,6 +317,8 @@ def build(
         # concurrent CREATE statements from several workers would trip over each other.
         env["CREATE_TABLE"] = "n"
     env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
+    # Subscriptions (the outbound policies' runners) that sleep until their log grows.
+    env["APPLICATION_RECORDER_TOPIC"] = QUIET_RECORDER
     env["CIPHER_KEY"], signing_key = _keys(settings)
     notices = check_keys(
         url,
@@ -417,7 +420,11 @@ def _wire(
     inbound_store = PostgresInboundStore(pool, cipher)
     if seal_old_rows:
         inbound_store.seal_rows_in_clear()  # any stored before migration 0016
-    projections = Projections(env)
+    messaging_log = MessagingLog(env)
+    # The read models follow these applications' logs through their own pools.
+    projections = Projections(
+        env, {app.name: app for app in (catalog, scheduling, registry, deliveries, messaging_log)}
+    )
     signer = JwtSigner(
         signing_key, settings.jwt_key_id, timedelta(minutes=settings.access_token_minutes)
     )
@@ -496,7 +503,7 @@ def _wire(
             push_public_key=application_server_key(vapid),
         ),
         messaging=Messaging(
-            MessagingLog(env), PostgresThreadReader(pool), staff_access, registry, clock
+            messaging_log, PostgresThreadReader(pool), staff_access, registry, clock
         ),
         sms_hooks=SmsHooks(
             deliveries,

@@ -6,13 +6,16 @@ inside it (for other processes: the API workers of ``serve --workers N`` hear it
 ``TrackingListener``). ``Projections.wait`` sleeps on ``PROGRESS`` until its tracking
 position is reached or its time runs out."""
 
+import os
+import select
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import psycopg
 import structlog
+from psycopg.sql import SQL, Identifier
 
 log = structlog.get_logger(__name__)
 
@@ -76,38 +79,76 @@ class Progress:
 PROGRESS = Progress()
 
 
-class TrackingListener:
-    """LISTENs on ``CHANNEL`` on a connection of its own and advances ``progress`` for each
-    notification, for a process that serves reads while another runs the projections.
-    Reconnects after a lost connection (waiters re-check on their own meanwhile)."""
+class Listener:
+    """LISTENs on ``channels`` on a connection of its own and calls ``heard(channel,
+    payload)`` for each notification; ``connected()`` after each (re)connect, since a
+    notification sent while it was not listening is lost. Sleeps in ``select`` on the
+    connection's socket and a pipe of its own, with no timeout: an idle process wakes for
+    nothing (psycopg's ``notifies()`` wakes ten times a second to look for Ctrl-C)."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection], progress: Progress) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection],
+        channels: Sequence[str],
+        heard: Callable[[str, str], None],
+        connected: Callable[[], None] = lambda: None,
+        name: str = "listener",
+    ) -> None:
         self._connect = connect
-        self._progress = progress
+        self._channels = list(channels)
+        self._heard = heard
+        self._connected = connected
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
         self.listening = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tracking-listener", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        os.write(self._wake_w, b"x")
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 with self._connect() as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    for channel in self._channels:
+                        conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
                     self.listening.set()
-                    self._progress.advanced_all()
-                    while not self._stop.is_set():
-                        # The timeout only lets the thread see stop(): it wakes for a
-                        # notification as soon as one arrives.
-                        for notify in conn.notifies(timeout=1.0):
-                            self._progress.advanced(notify.payload)
+                    self._connected()
+                    self._listen(conn)
             except psycopg.OperationalError as error:
                 self.listening.clear()
-                log.warning("tracking_listener_disconnected", error=type(error).__name__)
+                log.warning(
+                    "listener_disconnected", listener=self._thread.name, error=type(error).__name__
+                )
                 self._stop.wait(1.0)
+
+    def _listen(self, conn: psycopg.Connection) -> None:
+        while not self._stop.is_set():
+            # Whatever has arrived (a closed connection raises OperationalError here),
+            # then sleep until more does.
+            for notify in conn.notifies(timeout=0):
+                self._heard(notify.channel, notify.payload)
+            select.select([conn.fileno(), self._wake_r], [], [])
+
+
+class TrackingListener(Listener):
+    """Advances ``progress`` for each notification on ``CHANNEL``, for a process that
+    serves reads while another runs the projections (waiters re-check on their own while
+    it reconnects)."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection], progress: Progress) -> None:
+        super().__init__(
+            connect,
+            [CHANNEL],
+            lambda _, payload: progress.advanced(payload),
+            progress.advanced_all,
+            name="tracking-listener",
+        )

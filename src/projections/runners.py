@@ -1,14 +1,17 @@
-"""Running the projections: one eventsourcing ProjectionRunner per read model,
-waiting on tracking positions, health, and rebuilding a read model from the log."""
+"""Running the projections: one follower thread per event log for the read models fed by
+it (``projections.log_follower``), waiting on tracking positions, health, and rebuilding
+a read model from the log."""
 
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import psycopg
+from eventsourcing.application import Application
 from eventsourcing.persistence import InfrastructureFactory
-from eventsourcing.projection import Projection, ProjectionRunner
+from eventsourcing.postgres import PostgresDatastore, PostgresFactory
+from eventsourcing.projection import Projection
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
@@ -23,12 +26,13 @@ from projections.appointment_history import AppointmentHistoryProjection
 from projections.availability import AvailabilityProjection
 from projections.catalog_view import CatalogProjection
 from projections.deliveries_view import DeliveriesViewProjection
+from projections.log_follower import LogFollower, ReadModel
 from projections.orders_view import OrdersProjection
-from projections.parked import ParkedRow, parked_events, parking
+from projections.parked import ParkedRow, parked_events
 from projections.patient_lookup import PatientLookupProjection
 from projections.patient_merges import PatientMergesProjection
 from projections.patient_phones import PatientPhonesProjection
-from projections.progress import PROGRESS, TrackingListener
+from projections.progress import PROGRESS, Listener, TrackingListener
 from projections.secure_threads import SecureThreadsProjection
 from projections.view import ReadModelView
 
@@ -45,16 +49,31 @@ PROJECTIONS: dict[str, tuple[type[Any], type[Projection[ReadModelView]]]] = {
 }
 """Every read model by name, with the application whose log it follows."""
 Progress = Callable[[int, int], None]
+VIEWS = "read_models"
+"""The environment name of the views' shared pool (``READ_MODELS_POSTGRES_POOL_SIZE``...)."""
+LISTEN_APPLICATION_NAME = "imaging-bridge-listen"
 
 
 class Projections(ReadModelSync):
-    """Every read model of the process, kept up to date from the event log."""
+    """Every read model of the process, kept up to date from the event logs.
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    One ``LogFollower`` thread per log feeds the read models of that log, woken by one
+    LISTEN connection for every log (``projections.progress.Listener``); the views share
+    one connection pool. ``logs`` are the process's applications by name (their pools
+    serve the log reads too); a log without one gets an application made here."""
+
+    def __init__(
+        self, env: Mapping[str, str], logs: Mapping[str, Application[Any]] | None = None
+    ) -> None:
         self._env = dict(env)
-        self._runners: dict[str, ProjectionRunner[Any, ReadModelView]] = {}
-        self._readers: dict[str, ReadModelView] = {}
-        # Readiness: the log's head when each runner started, until it has caught up.
+        self._logs: dict[str, Application[Any]] = dict(logs or {})
+        self._own_logs: list[Application[Any]] = []
+        self._followers: dict[str, LogFollower] = {}  # by application name
+        self._views: dict[str, ReadModelView] = {}
+        self._views_lock = threading.Lock()
+        self._datastore: PostgresDatastore | None = None
+        self._log_listener: Listener | None = None
+        # Readiness: the log's head when each read model started, until it has caught up.
         self._start_heads: dict[str, int] = {}
         self._heads_asked = False
         self._listener: TrackingListener | None = None
@@ -63,39 +82,65 @@ class Projections(ReadModelSync):
     def start(self) -> None:
         for name in PROJECTIONS:
             self._start(name)
+        by_channel = {follower.channel: follower for follower in self._followers.values()}
+        self._log_listener = Listener(
+            self._connect,
+            list(by_channel),
+            lambda channel, _: by_channel[channel].wake(),
+            self._wake_all,  # what was recorded while it was not listening
+            name="log-listener",
+        )
+        self._log_listener.start()
+
+    def _wake_all(self) -> None:
+        for follower in list(self._followers.values()):
+            follower.wake()
 
     def _start(self, name: str) -> None:
         application_class, projection_class = PROJECTIONS[name]
         if issubclass(projection_class, PatientLookupProjection | PatientPhonesProjection):
             projection_class = projection_class.keyed(self._env["CIPHER_KEY"])
-        runner = ProjectionRunner(
-            application_class=application_class,
-            projection_class=parking(projection_class),  # see projections/parked.py
-            view_class=ReadModelView,
-            env=self._env,
-        )
-        self._runners[name] = runner.__enter__()
-        self._start_heads[name] = runner.app.recorder.max_notification_id() or 0
+        follower = self._follower(application_class)
+        self._start_heads[name] = follower.app.recorder.max_notification_id() or 0
+        follower.attach(ReadModel(name, projection_class, self._view(name)))
+
+    def _follower(self, application_class: type[Any]) -> LogFollower:
+        """The follower of ``application_class``'s log (started on first use)."""
+        log_name = application_class.name
+        if log_name not in self._followers:
+            app = self._logs.get(log_name)
+            if app is None:
+                app = application_class(self._env)
+                self._own_logs.append(app)
+            self._followers[log_name] = follower = LogFollower(app)
+            follower.start()
+        return self._followers[log_name]
+
+    def _models(self) -> dict[str, ReadModel]:
+        """The read models this process keeps, by name."""
+        return {n: m for f in self._followers.values() for n, m in f.models.items()}
 
     def stop(self) -> None:
-        for name in list(self._runners):
-            self._stop(name)
-        for reader in self._readers.values():
-            reader.datastore.close()
-        self._readers.clear()
+        if self._log_listener is not None:
+            self._log_listener.stop()
+            self._log_listener = None
+        for follower in self._followers.values():
+            follower.stop()
+        self._followers.clear()
+        for app in self._own_logs:
+            app.close()
+        self._own_logs.clear()
+        if self._datastore is not None:
+            self._datastore.close()
+            self._datastore = None
+        self._views.clear()
         if self._listener is not None:
             self._listener.stop()
             self._listener = None
 
-    def _stop(self, name: str) -> None:
-        runner = self._runners.pop(name)
-        runner.stop()
-        runner.__exit__(None, None, None)
-        runner.view.datastore.close()
-
     def running(self) -> dict[str, bool]:
-        """Each read model and whether its runner is still processing events."""
-        return {name: not r.is_interrupted.is_set() for name, r in self._runners.items()}
+        """Each read model kept here and whether it is still processing events."""
+        return {name: model.error is None for name, model in self._models().items()}
 
     def lag(self) -> dict[str, int]:
         """How many notifications each read model is behind its application's log
@@ -128,28 +173,29 @@ class Projections(ReadModelSync):
         return {name: n for name, n in self.lag().items() if n > 0}
 
     def caught_up(self) -> bool:
-        """Every runner here has processed the log as it was when readiness was first
+        """Every read model kept here has processed the log as it was when readiness was first
         asked (a process that starts far behind, or seeds data at start-up like
         ``serve --demo``, is not ready until then; later lag does not count)."""
+        models = self._models()
         if not self._heads_asked:
             self._heads_asked = True
             for name in list(self._start_heads):
-                runner = self._runners.get(name)
-                if runner is not None:
-                    head = runner.app.recorder.max_notification_id() or 0
+                if name in models:
+                    head = self._log_of(name).recorder.max_notification_id() or 0
                     self._start_heads[name] = max(self._start_heads[name], head)
         for name, head in list(self._start_heads.items()):
-            runner = self._runners.get(name)
-            if runner is None or (runner.view.max_tracking_id(runner.app_name) or 0) >= head:
+            model = models.get(name)
+            log_name = PROJECTIONS[name][0].name
+            if model is None or (model.view.max_tracking_id(log_name) or 0) >= head:
                 self._start_heads.pop(name, None)
         return not self._start_heads
 
     # --- end of parked events ---
 
     def healthy(self, max_lag: int = 1000) -> bool:
-        """Runners here are all running; without runners here (an API worker), every read
+        """Read models kept here are all running; without any here (an API worker), every read
         model is being kept up by another process (not more than ``max_lag`` behind)."""
-        if self._runners:
+        if self._models():
             return all(self.running().values()) and self.caught_up()
         return all(behind <= max_lag for behind in self.lag().values())
 
@@ -168,7 +214,7 @@ class Projections(ReadModelSync):
             if application_class.name == position.application
         ]
         recheck = None
-        if any(name not in self._runners for name in PROJECTIONS):
+        if any(name not in self._models() for name in PROJECTIONS):
             # Another process runs (some) projections: their views' NOTIFY wakes us
             # through the listener; a re-check each half second covers a notification
             # sent while the listener was (re)connecting.
@@ -187,19 +233,7 @@ class Projections(ReadModelSync):
         with self._listener_lock:
             if self._listener is not None:
                 return
-            env = self._env
-            self._listener = TrackingListener(
-                lambda: psycopg.connect(
-                    dbname=env["POSTGRES_DBNAME"],
-                    host=env["POSTGRES_HOST"],
-                    port=env["POSTGRES_PORT"],
-                    user=env["POSTGRES_USER"],
-                    password=env.get("POSTGRES_PASSWORD", ""),
-                    autocommit=True,
-                    connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
-                ),
-                PROGRESS,
-            )
+            self._listener = TrackingListener(self._connect, PROGRESS)
             self._listener.start()
 
     @staticmethod
@@ -213,19 +247,43 @@ class Projections(ReadModelSync):
             row = curs.fetchone()
         return int((row or {}).get("head") or 0)
 
-    def _view(self, name: str) -> ReadModelView:
-        return self._runners[name].view if name in self._runners else self._reader(name)
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A connection of its own, for LISTEN."""
+        env = self._env
+        return psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env.get("POSTGRES_PASSWORD", ""),
+            autocommit=True,
+            connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
+            application_name=LISTEN_APPLICATION_NAME,
+        )
 
-    def _reader(self, name: str) -> ReadModelView:
-        """A view's tracking, for a process that serves reads while another runs the
-        projection (API workers of ``serve --workers N``)."""
-        if name not in self._readers:
-            self._readers[name] = (
-                InfrastructureFactory[ReadModelView]
-                .construct(env=Environment(PROJECTIONS[name][1].name, self._env))
-                .tracking_recorder(ReadModelView)
-            )
-        return self._readers[name]
+    def _log_of(self, name: str) -> Application[Any]:
+        return self._followers[PROJECTIONS[name][0].name].app
+
+    def _view(self, name: str) -> ReadModelView:
+        """``name``'s view (its tracking and its tables), on the pool all views share:
+        used by the follower that applies events to it, and by readers (e.g. the API
+        workers of ``serve --workers N``, while another process runs the projections)."""
+        with self._views_lock:
+            if name not in self._views:
+                factory = cast(
+                    PostgresFactory,
+                    InfrastructureFactory.construct(env=Environment(VIEWS, self._env)),
+                )
+                if self._datastore is None:
+                    self._datastore = factory.datastore
+                view = ReadModelView(
+                    datastore=self._datastore,
+                    tracking_table_name=f"{PROJECTIONS[name][1].name.lower()}_tracking",
+                )
+                if factory.env_create_table():
+                    view.create_table()
+                self._views[name] = view
+            return self._views[name]
 
     def rebuild(self, name: str, timeout: float = 600.0, progress: Progress | None = None) -> int:
         """Empty one read model and build it again from the whole log.
@@ -235,32 +293,23 @@ class Projections(ReadModelSync):
         this runs (versioned tables come with blue/green rebuilds).
         """
         application_class, projection_class = PROJECTIONS[name]
-        was_running = name in self._runners
-        if was_running:
-            self._stop(name)
-        view = (
-            InfrastructureFactory[ReadModelView]
-            .construct(env=Environment(projection_class.name, self._env))
-            .tracking_recorder(ReadModelView)
-        )
+        follower = self._follower(application_class)
+        was_running = follower.detach(name) is not None  # waits for its round to end
+        view = self._view(name)
         view.truncate(projection_class.tables, application_class.name)  # type: ignore[attr-defined]
-        view.datastore.close()
         self._start(name)
-        runner = self._runners[name]
-        head = runner.app.recorder.max_notification_id() or 0
+        head = follower.app.recorder.max_notification_id() or 0
         deadline = time.monotonic() + timeout
-        while head:
-            done = runner.view.max_tracking_id(application_class.name) or 0
+
+        def done() -> bool:
+            position = view.max_tracking_id(application_class.name) or 0
             if progress is not None:
-                progress(done, head)
-            if done >= head:
-                break
+                progress(position, head)
+            return position >= head
+
+        while not PROGRESS.wait_for(application_class.name, done, 1.0):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name} did not catch up within {timeout:g} s")
-            try:
-                runner.wait(head, timeout=1.0)
-            except TimeoutError:
-                continue
         if not was_running:
-            self._stop(name)
+            follower.detach(name)
         return head

@@ -1,6 +1,7 @@
 """A PostgreSQL read-model view: applies row changes and the tracking record together."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
@@ -13,19 +14,56 @@ from projections.changes import Change, Delete, Lookup, Update, Upsert
 from projections.parked import PARK_ALERT, PARK_EVENT, Parked
 from projections.progress import CHANNEL, PROGRESS
 
+SYNC_EVERY = 100
+
 
 class ReadModelView(PostgresTrackingRecorder):
     """The tracking recorder of one projection, which also owns its read-model tables."""
 
+    _batch: list[Sequence[Change]] | None = None
+    _batch_tracking: Tracking | None = None
+
     def apply(self, changes: Sequence[Change], tracking: Tracking) -> None:
-        """Apply ``changes`` and record ``tracking`` in one transaction.
+        """Apply ``changes`` and record ``tracking`` in one transaction (inside
+        ``batch()``: keep them for the batch's transaction).
 
         An event that was already tracked makes the tracking insert fail, which
         rolls the changes back: re-processing changes nothing.
         """
+        if self._batch is not None:
+            self._batch.append(changes)
+            self._batch_tracking = tracking
+            return
+        self._write([changes], tracking)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect what ``apply`` is given meanwhile and write it all, with the last
+        tracking record only, in one transaction when the block ends (nothing when it
+        raises). Tracking is a high-water mark (``has_tracking_id`` compares with the
+        greatest id), so the batch's last id stands for every event in it; the events
+        are still applied in order, and all or none of them are. One thread only: the
+        thread that follows this view's log."""
+        self._batch, self._batch_tracking = [], None
+        try:
+            yield
+            changes, tracking = self._batch, self._batch_tracking
+        finally:
+            self._batch, self._batch_tracking = None, None
+        if tracking is not None:
+            self._write(changes, tracking)
+
+    def _write(self, changes: Sequence[Sequence[Change]], tracking: Tracking) -> None:
         with self.datastore.transaction(commit=True) as curs:
-            for change in changes:
-                self._execute(curs, change)
+            # Pipelined: a batch's statements go out without waiting for each answer (an
+            # error still fails the transaction, at the latest when the tracking is read).
+            # A sync every SYNC_EVERY statements bounds what is in flight (benchmarks/
+            # RESULTS.md saw the library's long pipelines stall on a Unix socket).
+            with curs.connection.pipeline() as pipeline:
+                for n, change in enumerate((c for event in changes for c in event), 1):
+                    self._execute(curs, change)
+                    if n % SYNC_EVERY == 0:
+                        pipeline.sync()
             self._insert_tracking(curs, tracking)
             self._notify(curs, tracking)
         PROGRESS.advanced(tracking.application_name)
