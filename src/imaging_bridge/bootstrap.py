@@ -43,6 +43,7 @@ from adapters.hl7.listener import (
 from adapters.hl7.processor import InboundProcessors
 from adapters.key_checks import check_keys
 from adapters.keys import load_or_create_cipher_key
+from adapters.leadership import Leadership
 from adapters.limits import PostgresRateLimiter, PostgresThrottle
 from adapters.migrations import apply_migrations, migrations_dir
 from adapters.passwords import Argon2PasswordHasher
@@ -97,6 +98,7 @@ from projections.secure_threads import PostgresThreadReader
 log = structlog.get_logger(__name__)
 
 CREATES = "serve, migrate or staff create"
+READ_MODELS_LEADER = "read-models"
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,15 @@ class Parts:
     policy: bool = False  # turn events into outbound deliveries
     pump: bool = False  # hand due deliveries to the task queue
     workers: int = 0  # threads sending deliveries
+    lead: bool = False
+    """Run the once-only work (read models, outbound policies) only while this process
+    leads the processes on its database (``adapters.leadership``), so that several
+    ``serve`` processes or hosts can share one; the rest runs in every one of them."""
 
 
-SERVE = Parts(projections=True, inbound=True, listener=True, policy=True, pump=True, workers=2)
+SERVE = Parts(
+    projections=True, inbound=True, listener=True, policy=True, pump=True, workers=2, lead=True
+)
 """Everything: ``imaging-bridge serve``."""
 TOOL = Parts(projections=False)
 """Nothing in the background: operator commands and API worker processes."""
@@ -191,18 +199,25 @@ class Runtime:
     closed: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _leadership: Leadership | None = None
 
     def start(self, parts: Parts) -> "Runtime":
         """Start ``parts``; on any failure, stop what started and raise."""
         try:
-            if parts.projections:
+            if parts.projections and parts.lead:
+                self._leadership = Leadership(
+                    self.url, READ_MODELS_LEADER, self.projections.start, self.projections.stop
+                ).begin()
+            elif parts.projections:
                 self.projections.start()
             if parts.listener:
                 self._start_listener()
             if parts.inbound:
                 self._start_inbound()
             if parts.policy or parts.pump or parts.workers:
-                self.start_outbound(policy=parts.policy, pump=parts.pump, workers=parts.workers)
+                self.start_outbound(
+                    policy=parts.policy, pump=parts.pump, workers=parts.workers, lead=parts.lead
+                )
         except BaseException:
             self.close()
             raise
@@ -217,6 +232,7 @@ class Runtime:
         workers: int = 2,
         pump_interval: float = 0.2,
         clock: Clock | None = None,
+        lead: bool = False,
     ) -> Outbound:
         """Start an outbound part on this runtime (with other ``settings`` or ``clock``,
         e.g. other destinations, in tests); stopped with the runtime."""
@@ -226,6 +242,7 @@ class Runtime:
             clock or self.services.clock,
             settings or self.settings,
             policy=policy,
+            lead=lead,
             pump=pump,
             workers=workers,
             pump_interval=pump_interval,
@@ -277,6 +294,9 @@ class Runtime:
             thread.join(timeout=30)
         # Write every queued access-log entry while the pool is still open.
         self.services.access_log.close()
+        if self._leadership is not None:
+            self._leadership.end()  # stops the read models when this process led
+            self._leadership = None
         self.projections.stop()
         for app in (
             self.services.catalog,

@@ -34,6 +34,7 @@ from adapters.hl7.destinations import Destination, parse_destinations
 from adapters.hl7.handoff import LocalHandoff
 from adapters.hl7.pump import Pump
 from adapters.hl7.sender import Sender
+from adapters.leadership import Leadership
 from adapters.settings import Settings
 from adapters.startup import StartupError
 from adapters.task_queue import (
@@ -60,6 +61,7 @@ from domain.ris.message_delivery import RetryPolicy
 from projections.deliveries_view import PostgresDeliveryReader
 from projections.progress import PROGRESS
 
+POLICIES_LEADER = "outbound-policies"
 IDLE_WAIT = 2.0  # seconds an idle pump sleeps unless the deliveries read model moves
 
 log = structlog.get_logger(__name__)
@@ -105,6 +107,9 @@ class Outbound:
     clock: Clock
     settings: Settings
     policy: bool = True
+    lead: bool = False
+    """Run the policies only while this instance leads the instances on the database
+    (``adapters.leadership``): several ``serve`` processes may share one."""
     pump: bool = True
     workers: int = 2
     pump_interval: float = 0.2
@@ -119,31 +124,19 @@ class Outbound:
     _owns_deliveries: bool = False
     _scheduling: SchedulingLog | None = None
     _handoff: LocalHandoff | None = None
+    _leadership: Leadership | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> "Outbound":
         settings = self.settings
         destinations = destinations_of(settings)
-        if self.policy:
-            # Staff's secure messages -> "new message" notices to the patient.
-            notices: Any = EventSourcedProjectionRunner(
-                application_class=MessagingLog, projection_class=MessagingNotices, env=self.env
-            )
-            self.runners.append(notices.__enter__())
-            env = policy_env(self.env, destinations)
-            for upstream in (SchedulingLog, RegistryLog):
-                runner: Any = EventSourcedProjectionRunner(
-                    application_class=upstream, projection_class=DeliveryPolicy, env=env
-                )
-                self.runners.append(runner.__enter__())
-            self.runners.append(self._stranding_follower())
-            communications: Any = EventSourcedProjectionRunner(
-                application_class=SchedulingLog,
-                projection_class=communication_policy_of(settings, self.clock),
-                env=self.env,
-            )
-            self.runners.append(communications.__enter__())
+        if self.policy and self.lead:
+            self._leadership = Leadership(
+                self.url, POLICIES_LEADER, self._start_policies, self._stop_policies
+            ).begin()
+        elif self.policy:
+            self._start_policies()
         self.pool = ConnectionPool(
             self.url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
         )
@@ -208,6 +201,40 @@ class Outbound:
             retry_policy_of(self.settings),
             tls_cafile=str(cafile) if cafile else None,
         )
+
+    def _start_policies(self) -> None:
+        """The runners that turn events into deliveries (once among instances: see
+        ``lead``)."""
+        settings = self.settings
+        destinations = destinations_of(settings)
+        # Staff's secure messages -> "new message" notices to the patient.
+        notices: Any = EventSourcedProjectionRunner(
+            application_class=MessagingLog, projection_class=MessagingNotices, env=self.env
+        )
+        self.runners.append(notices.__enter__())
+        env = policy_env(self.env, destinations)
+        for upstream in (SchedulingLog, RegistryLog):
+            runner: Any = EventSourcedProjectionRunner(
+                application_class=upstream, projection_class=DeliveryPolicy, env=env
+            )
+            self.runners.append(runner.__enter__())
+        self.runners.append(self._stranding_follower())
+        communications: Any = EventSourcedProjectionRunner(
+            application_class=SchedulingLog,
+            projection_class=communication_policy_of(settings, self.clock),
+            env=self.env,
+        )
+        self.runners.append(communications.__enter__())
+
+    def _stop_policies(self) -> None:
+        for runner in reversed(self.runners):
+            runner.__exit__(None, None, None)
+            if isinstance(runner, ProjectionRunner):
+                runner.view.datastore.close()
+        self.runners.clear()
+        if self._scheduling is not None:
+            self._scheduling.close()
+            self._scheduling = None
 
     def _stranding_follower(self) -> Any:
         """The follower that settles what forced catalog changes stranded (appointments
@@ -315,14 +342,11 @@ class Outbound:
         if self.broker is not None:
             self.broker.close()
             self.broker = None
-        for runner in reversed(self.runners):
-            runner.__exit__(None, None, None)
-            if isinstance(runner, ProjectionRunner):
-                runner.view.datastore.close()
-        self.runners.clear()
-        if self._scheduling is not None:
-            self._scheduling.close()
-            self._scheduling = None
+        if self._leadership is not None:
+            self._leadership.end()
+            self._leadership = None
+        else:
+            self._stop_policies()
         if self.deliveries is not None and self._owns_deliveries:
             self.deliveries.close()
             self.deliveries = None

@@ -24,7 +24,11 @@ from imaging_bridge.bootstrap import SERVE, Parts, Runtime
 log = structlog.get_logger(__name__)
 
 OUTBOUND_PARTS = Parts(
-    projections=False, policy=SERVE.policy, pump=SERVE.pump, workers=SERVE.workers
+    projections=False,
+    policy=SERVE.policy,
+    pump=SERVE.pump,
+    workers=SERVE.workers,
+    lead=SERVE.lead,
 )
 """What the child runs: ``serve``'s outbound parts."""
 WITHOUT_OUTBOUND = replace(SERVE, policy=False, pump=False, workers=0)
