@@ -17,9 +17,9 @@ from enum import Enum
 from typing import Any, Literal
 from uuid import UUID
 
-from application.base import retrying
+from application.base import Position, retrying
 from application.channels import PushKeys
-from application.ports import Clock
+from application.ports import Clock, ReadModelSync
 from application.registry import Registry
 from domain.contact_preferences import CHANNELS, SMS, ContactPreferences, e164
 from domain.context import Actor
@@ -28,6 +28,7 @@ from domain.patient import Patient
 from domain.reminders import QuietHours
 
 BUSY = "the patient is being changed elsewhere; try again"
+PHONE_INDEX_WAIT = 5.0  # seconds a STOP or START waits for the phone index at most
 
 
 class Unchanged(Enum):
@@ -58,8 +59,10 @@ class Preferences:
         clock: Clock,
         valid_keys: Callable[[PushKeys], bool],
         push_public_key: str,
+        sync: ReadModelSync | None = None,
     ) -> None:
         self._registry = registry
+        self._sync = sync
         self._phones = phones
         self._clock = clock
         self._valid_keys = valid_keys
@@ -148,6 +151,12 @@ class Preferences:
         number = e164(phone)
         if number is None:
             return []
+        if self._sync is not None:
+            # A STOP right after the number was recorded must find it: the index is a read
+            # model of the registry, so it is asked once it has caught up with the log.
+            head = self._registry.recorder.max_notification_id() or 0
+            if head:
+                self._sync.wait(Position(self._registry.name, head), timeout=PHONE_INDEX_WAIT)
         found: list[UUID] = []
         for patient_id in self._phones.by_phone(number):
             patient = self._registry.patient_by_id(patient_id)

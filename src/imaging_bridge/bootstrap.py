@@ -519,6 +519,7 @@ def _wire(
             registry=registry,
             phones=PostgresPhoneIndex(pool, env["CIPHER_KEY"]),
             clock=clock,
+            sync=projections,
             valid_keys=valid_keys,
             push_public_key=application_server_key(vapid),
         ),
