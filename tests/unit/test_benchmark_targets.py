@@ -103,16 +103,24 @@ def test_booking_compares_the_level_at_20_clients():
     assert booking.verdicts([level(20, 35.0)])[0].met is True
 
 
-def test_hl7_outbound_needs_every_message_and_200_per_second_with_two_workers():
+def test_hl7_outbound_needs_every_message_400_per_second_and_half_the_floor_with_two_workers():
     outbound = load("hl7_outbound")
-    result = {"messages": 2000, "acknowledged": 2000, "workers": 2, "rate_end_to_end_per_s": 238}
-    assert [v.met for v in outbound.verdicts(result)] == [True, True]
-    slow = {**result, "rate_end_to_end_per_s": 150}
-    assert [v.met for v in outbound.verdicts(slow)] == [True, False]
+    result = {
+        "messages": 2000,
+        "acknowledged": 2000,
+        "workers": 2,
+        "rate_end_to_end_per_s": 450,
+        "ratio_to_floor": 0.6,
+    }
+    assert [v.met for v in outbound.verdicts(result)] == [True, True, True]
+    slow = {**result, "rate_end_to_end_per_s": 238, "ratio_to_floor": 0.05}
+    assert [v.met for v in outbound.verdicts(slow)] == [True, False, False]
     lost = {**result, "acknowledged": 1990}
-    assert [v.met for v in outbound.verdicts(lost)] == [False, True]
+    assert [v.met for v in outbound.verdicts(lost)] == [False, True, True]
     one_worker = {**result, "workers": 1, "rate_end_to_end_per_s": 120}
-    assert [v.met for v in outbound.verdicts(one_worker)] == [True, None]
+    assert [v.met for v in outbound.verdicts(one_worker)] == [True, None, None]
+    no_floor = {k: v for k, v in result.items() if k != "ratio_to_floor"}
+    assert [v.met for v in outbound.verdicts(no_floor)] == [True, True, None]
 
 
 def test_notices_burst_needs_every_reminder_within_60_seconds_with_two_workers():
