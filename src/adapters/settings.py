@@ -406,3 +406,15 @@ def hand_to_child_processes(settings: Settings) -> None:
     if settings.database_url:
         os.environ["DATABASE_URL"] = settings.database_url
     os.environ["DATA_DIR"] = str(settings.data_dir.resolve())
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """This process's environment with ``extra`` added: what a child process it starts
+    (``serve --outbound process``) is given."""
+    return {**os.environ, **extra}
+
+
+def inherited(name: str) -> str | None:
+    """A value a parent process put in this one's environment for it (``name``), not a
+    setting an operator gives."""
+    return os.environ.get(name)

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import structlog
 
-from adapters.settings import Settings, hand_to_child_processes
+from adapters.settings import Settings, child_environment, hand_to_child_processes, inherited
 from imaging_bridge.bootstrap import SERVE, Parts, Runtime
 
 log = structlog.get_logger(__name__)
@@ -42,7 +42,7 @@ STOP_GRACE = 20.0
 def start_child(runtime: Runtime) -> subprocess.Popen[bytes]:
     """Start the outbound child on ``runtime``'s database."""
     hand_to_child_processes(runtime.settings.model_copy(update={"database_url": runtime.url}))
-    env = {**os.environ, PARENT: str(os.getpid())}
+    env = child_environment(**{PARENT: str(os.getpid())})
     child = subprocess.Popen([sys.executable, "-c", CHILD], env=env)  # noqa: S603
     log.info("outbound_process_started", pid=child.pid)
     return child
@@ -77,7 +77,7 @@ def run_child() -> None:
     from imaging_bridge.cli_common import wait_for_stop_signal
 
     _die_with_parent()
-    if str(os.getppid()) != os.environ.get(PARENT):  # it died before the signal was armed
+    if str(os.getppid()) != inherited(PARENT):  # it died before the signal was armed
         return
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
