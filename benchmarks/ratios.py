@@ -184,26 +184,6 @@ def measure_search(server: Server, args: argparse.Namespace) -> dict[str, Any]:
 # --- (c) HL7 inbound -----------------------------------------------------------------------
 
 
-def a04(n: int, connection: int) -> bytes:
-    """An ADT^A04 for a new patient (MRN unique across connections)."""
-    return hl7_inbound.adt(connection * 1_000_000 + n, connection).replace(b"A08", b"A04")
-
-
-async def send_all(port: int, connection: int, count: int) -> int:
-    """Send ``count`` messages back to back, each after the ACK of the one before; AAs."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    accepted = 0
-    try:
-        for n in range(count):
-            writer.write(b"\x0b" + a04(n, connection) + b"\x1c\x0d")
-            await writer.drain()
-            answer = await asyncio.wait_for(reader.readuntil(b"\x1c\x0d"), timeout=30)
-            accepted += b"MSA|AA|" in answer
-    finally:
-        writer.close()
-    return accepted
-
-
 def measure_inbound(server: Server, mllp_port: int, args: argparse.Namespace) -> dict[str, Any]:
     messages, connections = (600 if args.quick else 3000), 8
     url = server.monitor_url()
@@ -211,16 +191,12 @@ def measure_inbound(server: Server, mllp_port: int, args: argparse.Namespace) ->
     if args.quiet_wait > 0:
         wait_for_quiet(args.quiet_wait, server)
 
-    async def drive() -> list[int]:
-        share = messages // connections
-        return await asyncio.gather(*(send_all(mllp_port, c, share) for c in range(connections)))
-
     with psycopg.connect(url, autocommit=True) as conn:
         before = conn.execute("SELECT coalesce(max(seq), 0) FROM hl7_inbound").fetchone()
         assert before is not None
         log(f"HL7 inbound: {messages} ADT^A04 from {connections} connections")
         started = time.monotonic()
-        accepted = sum(asyncio.run(drive()))
+        accepted = asyncio.run(hl7_inbound.feed(mllp_port, connections, messages))
         acked = time.monotonic() - started
         deadline = started + args.inbound_timeout
         left = accepted
