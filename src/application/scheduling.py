@@ -13,6 +13,7 @@ from application.base import BUSY, BaseApplication, Position, retrying
 from application.calendar_turns import CalendarGate, CalendarTurns, calendar_key
 from application.calendars import Calendars
 from application.catalog import Catalog
+from application.catalog_reads import CatalogAtHead, SharedCatalog
 from application.errors import (
     BeyondBookingHorizonError,
     BookingLimitReachedError,
@@ -132,6 +133,7 @@ class Scheduling(SchedulingLog):
         busy calendar in several processes take turns (``CalendarTurns``)."""
         super().__init__(env)
         self.catalog = catalog
+        self._shared_catalog = SharedCatalog(catalog)
         self._clock = clock
         self._bookings = bookings
         self.limits = limits or BookingLimits()
@@ -181,6 +183,7 @@ class Scheduling(SchedulingLog):
                     start=start,
                     actor=actor,
                     order_id=order_id,
+                    retried=idempotency_key is not None,
                 )
             ),
         )
@@ -195,9 +198,12 @@ class Scheduling(SchedulingLog):
         start: datetime,
         actor: Actor,
         order_id: UUID | None = None,
+        retried: bool = True,
     ) -> "Plan":
-        """Decide a booking against the current state, without saving it."""
-        existing = self.find(appointment_id, Appointment)
+        """Decide a booking against the current state, without saving it. Unless
+        ``retried`` is False (a fresh ``appointment_id``, no Idempotency-Key), a booking
+        of that id may exist already: a retry of the request that made it."""
+        existing = self.find(appointment_id, Appointment) if retried else None
         if existing is not None:
             # A retry is the same request as the one that made the booking (compared with
             # the booking as first made: a reschedule since does not change the request).
@@ -214,9 +220,10 @@ class Scheduling(SchedulingLog):
                     "that Idempotency-Key was already used for a different booking"
                 )
             return Plan(existing, [])
-        exam = self.catalog.appointment_type(appointment_type_id)
+        catalog = self._shared_catalog.current()
+        exam = catalog.appointment_type(appointment_type_id)
         order = None if order_id is None else self._orders.to_book(order_id, patient_id, exam)
-        location = self.catalog.location(location_id)
+        location = catalog.location(location_id)
         now = self.now()
         self._within_horizon(exam, start, now)
         span = self._span(start, exam.duration_minutes)
@@ -225,7 +232,9 @@ class Scheduling(SchedulingLog):
         if actor.role == PATIENT:
             self._within_limits(patient_id, exam, now)
         calendars = self.calendars()
-        placement = self._place(exam.modality, location, span, str(appointment_id), calendars)
+        placement = self._place(
+            catalog, exam.modality, location, span, str(appointment_id), calendars
+        )
         appointment = Appointment.book(
             id=appointment_id,
             patient_id=patient_id,
@@ -283,13 +292,15 @@ class Scheduling(SchedulingLog):
     ) -> "Plan":
         """Decide a move against the current state, without saving it."""
         appointment = self.appointment(appointment_id, owner)
-        exam = self.catalog.appointment_type(appointment.appointment_type_id)
-        location = self.catalog.location(location_id or appointment.location_id)
+        catalog = self._shared_catalog.current()
+        exam = catalog.appointment_type(appointment.appointment_type_id)
+        location = catalog.location(location_id or appointment.location_id)
         self._within_horizon(exam, start, self.now())
         span = self._span(start, exam.duration_minutes)
         calendars = self.calendars()
         released = calendars.free_appointment(appointment, actor)
         placement = self._place(
+            catalog,
             exam.modality,
             location,
             span,
@@ -412,6 +423,7 @@ class Scheduling(SchedulingLog):
 
     def _place(
         self,
+        catalog: CatalogAtHead,
         modality: str,
         location: Location,
         span: Interval,
@@ -426,7 +438,7 @@ class Scheduling(SchedulingLog):
         ids = sorted(location.resource_ids, key=lambda rid: (rid != prefer, str(rid)))
         open_somewhere = a_slot_somewhere = False
         for resource_id in ids:
-            resource = self.catalog.resource(resource_id)
+            resource = catalog.resource(resource_id)
             if resource.modality != modality:
                 continue
             days_windows = [

@@ -31,6 +31,7 @@ from adapters.database import (
     reader_pool,
     start_embedded,
 )
+from adapters.event_store import TOPIC as EVENT_STORE_RECORDER
 from adapters.hl7.destinations import Destination
 from adapters.hl7.extract import Hl7Extractor
 from adapters.hl7.inbound_store import PostgresInboundStore
@@ -47,7 +48,6 @@ from adapters.leadership import Leadership
 from adapters.limits import PostgresRateLimiter, PostgresThrottle
 from adapters.migrations import apply_migrations, migrations_dir
 from adapters.passwords import Argon2PasswordHasher
-from adapters.quiet_subscription import TOPIC as QUIET_RECORDER
 from adapters.second_factor import PyotpSecondFactor
 from adapters.sessions import PostgresOneTimeUse, PostgresSessionStore
 from adapters.settings import Settings
@@ -337,8 +337,9 @@ def build(
         # concurrent CREATE statements from several workers would trip over each other.
         env["CREATE_TABLE"] = "n"
     env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
-    # Subscriptions (the outbound policies' runners) that sleep until their log grows.
-    env["APPLICATION_RECORDER_TOPIC"] = QUIET_RECORDER
+    # Saves in one round trip; subscriptions (the outbound policies' runners) that sleep
+    # until their log grows.
+    env["APPLICATION_RECORDER_TOPIC"] = EVENT_STORE_RECORDER
     env["CIPHER_KEY"], signing_key = _keys(settings)
     notices = check_keys(
         url,
