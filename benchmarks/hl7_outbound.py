@@ -287,7 +287,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         while done < args.messages and time.monotonic() < deadline:
             time.sleep(0.2)
             done = acknowledged(runtime)
-        elapsed = time.monotonic() - started
+        finished = time.monotonic()
+        elapsed = finished - started
         # CPU per message: this process keeps the read models; the workers pump and send.
         cpu = {
             "workers": round(sum(_cpu_seconds(worker.pid) for worker in workers), 2),
@@ -311,6 +312,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "rate_end_to_end_per_s": round(done / elapsed, 1),
             "peer_acks": len(acks),
             "peer_ack_rate_per_s": round(len(acks) / ack_span, 1) if ack_span else None,
+            # Where the end-to-end time goes: the workers' start-up until the first ACK,
+            # the peer's ACKs, and the read model catching up after the last one.
+            "seconds_to_first_ack": round(acks[0] - started, 2) if acks else None,
+            "seconds_last_ack_to_all_acknowledged": round(finished - acks[-1], 2) if acks else None,
             "cpu_seconds": cpu,
             "worker_cpu_ms_per_message": round(cpu["workers"] / max(done, 1) * 1000, 2),
             "cpus": os.cpu_count(),

@@ -3,7 +3,7 @@ a start that tolerates others starting at the same moment."""
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
@@ -16,8 +16,10 @@ from eventsourcing.persistence import (
     JSONTranscoder,
     ProgrammingError,
     Recording,
+    StoredEvent,
     Transcoding,
 )
+from psycopg.sql import SQL, Identifier
 
 from application.moved_topics import register_moved_topics
 
@@ -119,6 +121,33 @@ class BaseApplication(Application[Any]):
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, kind) else None
+
+    def find_many(self, aggregate_ids: Iterable[UUID], kind: type[A]) -> dict[UUID, A]:
+        """The aggregates with these ids that exist and are ``kind``s, read in one query
+        (``find`` reads one per query). Events are folded as the repository folds them;
+        no snapshots are read (the applications here take none)."""
+        wanted = list(set(aggregate_ids))
+        if not wanted:
+            return {}
+        recorder: Any = self.recorder
+        query = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {}.{}"
+            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, (wanted,))
+            rows = curs.fetchall()
+        folded: dict[UUID, Any] = {}
+        for row in rows:
+            stored = StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            event: Any = self.mapper.to_domain_event(stored)
+            folded[event.originator_id] = event.mutate(folded.get(event.originator_id))
+        return {key: value for key, value in folded.items() if isinstance(value, kind)}
 
     def position_of(self, recordings: list[Recording[Any]]) -> Position | None:
         """The position of the last event a save recorded (None if it recorded none)."""

@@ -1,6 +1,6 @@
 """Registry application: patients and the accounts people sign in with."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -26,6 +26,22 @@ class Registration:
     patient_id: UUID
     account_id: UUID
     position: Position | None
+
+
+@dataclass(frozen=True)
+class RisPatient:
+    """A patient as a RIS message sends them (``Registry.record_patient_from_ris``)."""
+
+    identifiers: list[tuple[str, str]]
+    given_name: str
+    family_name: str
+    birth_date: date | None
+    phone: str | None
+    update_demographics: bool
+    actor: Actor
+    patient_id: UUID | None = None
+    administrative_sex: str = ""
+    email: str | None = None
 
 
 class RegistryLog(BaseApplication):
@@ -240,73 +256,108 @@ class Registry(RegistryLog):
         demographics sent, with the e-mail address notices may go to. ``patient_id`` is
         our own id when the RIS echoes it (the patient registered here). Repeating a call
         changes nothing."""
-        if not identifiers and patient_id is None:
-            raise IncompletePatientError("the message names no patient identifier")
-        today = self._clock.now().date()
-
-        def attempt() -> UUID:
-            owners = [self._identifier_owner(a, v) for a, v in identifiers]
-            found = next((self._surviving(o) for o in owners if o is not None), None)
-            if found is None and patient_id is not None:
-                found = self._surviving(patient_id)
-            if found is None:
-                patient = self._new_patient_from_ris(
-                    identifiers[0], given_name, family_name, birth_date, phone, today, actor
-                )
-            else:
-                patient = found
-                if update_demographics and birth_date is not None and given_name.strip():
-                    patient.change_demographics(
-                        given_name=given_name,
-                        family_name=family_name,
-                        birth_date=birth_date,
-                        phone=phone if phone is not None else patient.phone,
-                        today=today,
-                        meta=actor.meta(),
-                    )
-            if update_demographics or found is None:
-                patient.record_sex(administrative_sex, actor.meta())
-                patient.record_ris_email(email or "", actor.meta())
-            pending: list[Any] = [patient]
-            for (authority, value), owner in zip(identifiers, owners, strict=True):
-                patient.identify(authority=authority, value=value, meta=actor.meta())
-                if owner is None:
-                    pending.append(
-                        PatientIdentifier(
-                            authority=authority,
-                            value=value,
-                            patient_id=patient.id,
-                            meta=actor.meta(),
-                        )
-                    )
-            self.save(*pending)
-            return patient.id
-
-        return retrying(attempt, tries=5, busy="the patient is being changed elsewhere; try again")
-
-    @staticmethod
-    def _new_patient_from_ris(
-        identifier: tuple[str, str],
-        given_name: str,
-        family_name: str,
-        birth_date: date | None,
-        phone: str | None,
-        today: date,
-        actor: Actor,
-    ) -> Patient:
-        """A patient first heard of from the RIS, identified by its first identifier."""
-        if birth_date is None or not given_name.strip() or not family_name.strip():
-            raise IncompletePatientError("a new patient needs a name and a birth date from the RIS")
-        authority, value = identifier
-        return Patient.register(
-            id=derived_id("patient", "identifier", authority, value),
+        sent = RisPatient(
+            identifiers=identifiers,
             given_name=given_name,
             family_name=family_name,
             birth_date=birth_date,
-            email="",
             phone=phone,
+            update_demographics=update_demographics,
+            actor=actor,
+            patient_id=patient_id,
+            administrative_sex=administrative_sex,
+            email=email,
+        )
+
+        def attempt() -> UUID:
+            recorded_id, pending = self._decide_ris_patient(sent)
+            self.save(*pending)
+            return recorded_id
+
+        return retrying(attempt, tries=5, busy="the patient is being changed elsewhere; try again")
+
+    def record_patients_from_ris(
+        self, patients: Sequence[RisPatient]
+    ) -> list[UUID | DomainError | None]:
+        """Several patients the RIS sent (messages that do not wait for one another), as
+        ``record_patient_from_ris`` records each, in ONE save: per patient the id
+        recorded, or the DomainError that refused that patient alone (the others are
+        recorded), or None for a patient whose records an earlier one of the batch
+        changes too (record it alone, after this). Repeating a call changes nothing."""
+
+        def attempt() -> list[UUID | DomainError | None]:
+            results: list[UUID | DomainError | None] = []
+            pending: dict[UUID, Any] = {}
+            for sent in patients:
+                try:
+                    recorded_id, aggregates = self._decide_ris_patient(sent)
+                except DomainError as error:
+                    results.append(error)
+                    continue
+                if any(aggregate.id in pending for aggregate in aggregates):
+                    results.append(None)
+                    continue
+                pending.update((aggregate.id, aggregate) for aggregate in aggregates)
+                results.append(recorded_id)
+            if pending:
+                self.save(*pending.values())
+            return results
+
+        return retrying(
+            attempt, tries=5, busy="the patients are being changed elsewhere; try again"
+        )
+
+    def _decide_ris_patient(self, sent: RisPatient) -> tuple[UUID, list[Any]]:
+        """The patient's id and the aggregates to save for ``sent`` (nothing saved)."""
+        if not sent.identifiers and sent.patient_id is None:
+            raise IncompletePatientError("the message names no patient identifier")
+        meta = sent.actor.meta()
+        owners = [self._identifier_owner(a, v) for a, v in sent.identifiers]
+        found = next((self._surviving(o) for o in owners if o is not None), None)
+        if found is None and sent.patient_id is not None:
+            found = self._surviving(sent.patient_id)
+        if found is None:
+            patient = self._new_patient_from_ris(sent, self._clock.now().date())
+        else:
+            patient = found
+            if sent.update_demographics and sent.birth_date is not None and sent.given_name.strip():
+                patient.change_demographics(
+                    given_name=sent.given_name,
+                    family_name=sent.family_name,
+                    birth_date=sent.birth_date,
+                    phone=sent.phone if sent.phone is not None else patient.phone,
+                    today=self._clock.now().date(),
+                    meta=meta,
+                )
+        if sent.update_demographics or found is None:
+            patient.record_sex(sent.administrative_sex, meta)
+            patient.record_ris_email(sent.email or "", meta)
+        pending: list[Any] = [patient]
+        for (authority, value), owner in zip(sent.identifiers, owners, strict=True):
+            patient.identify(authority=authority, value=value, meta=meta)
+            if owner is None:
+                pending.append(
+                    PatientIdentifier(
+                        authority=authority, value=value, patient_id=patient.id, meta=meta
+                    )
+                )
+        return patient.id, pending
+
+    @staticmethod
+    def _new_patient_from_ris(sent: RisPatient, today: date) -> Patient:
+        """A patient first heard of from the RIS, identified by its first identifier."""
+        if sent.birth_date is None or not sent.given_name.strip() or not sent.family_name.strip():
+            raise IncompletePatientError("a new patient needs a name and a birth date from the RIS")
+        authority, value = sent.identifiers[0]
+        return Patient.register(
+            id=derived_id("patient", "identifier", authority, value),
+            given_name=sent.given_name,
+            family_name=sent.family_name,
+            birth_date=sent.birth_date,
+            email="",
+            phone=sent.phone,
             today=today,
-            meta=actor.meta(),
+            meta=sent.actor.meta(),
         )
 
     def merge_patients(

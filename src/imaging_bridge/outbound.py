@@ -164,7 +164,7 @@ class Outbound:
             lease = timedelta(seconds=settings.delivery_lease_seconds)
             if sender is not None and settings.outbound_handoff == "local":
                 self._handoff = LocalHandoff(
-                    sender.send, self.workers, lease=lease.total_seconds()
+                    sender.send_many, self.workers, lease=lease.total_seconds()
                 ).start()
                 hl7 = Pump(
                     self.reader(),

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
@@ -106,7 +107,29 @@ class ReadModelView(PostgresTrackingRecorder):
     def _execute(curs: Cursor[DictRow], change: Change) -> None:
         params = {**change.key, **getattr(change, "values", {})}
         params = {k: _parameter(v) for k, v in params.items()}
-        curs.execute(statement(change), params)
+        shape = _shape(change)
+        text = _TEXTS.get(shape)
+        if text is None:  # composed once per shape: a batch repeats a few shapes
+            text = _TEXTS[shape] = statement(change).as_string(curs)
+        curs.execute(text, params)
+
+
+_TEXTS: dict[tuple[Any, ...], str] = {}
+"""The SQL text of each shape of row change seen (a handful per read model)."""
+
+
+def _shape(change: Change) -> tuple[Any, ...]:
+    """What the SQL of ``change`` depends on: its kind, table, and column names (and,
+    for a looked-up value, where it is looked up), not the values."""
+    values = getattr(change, "values", {})
+    return (
+        type(change),
+        change.table,
+        tuple(change.key),
+        tuple(
+            (k, (v.table, v.column) if isinstance(v, Lookup) else None) for k, v in values.items()
+        ),
+    )
 
 
 def _without_flush_wait(curs: Cursor[DictRow]) -> None:

@@ -17,7 +17,9 @@ AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 META = {"actor_id": "test"}
 
 
-def queue(deliveries: Deliveries, count: int) -> list[MessageDelivery]:
+def queue(
+    deliveries: Deliveries, count: int, payload: dict[str, str] | None = None
+) -> list[MessageDelivery]:
     queued = [
         MessageDelivery.queue(
             channel="hl7",
@@ -26,7 +28,7 @@ def queue(deliveries: Deliveries, count: int) -> list[MessageDelivery]:
             cause=f"attempt-writer:{n}",
             cause_at=AT,
             ordering_key=f"patient-{n}",
-            payload={"n": str(n)},
+            payload=payload or {"n": str(n)},
             meta=META,
         )
         for n in range(count)
@@ -108,3 +110,32 @@ def test_a_delivery_that_cannot_be_sent_becomes_a_dead_letter(deliveries):
     for delivery, code in ((nowhere, "RECIPIENT"), (unrenderable, "RENDER")):
         dead = deliveries.delivery(delivery.id)
         assert (dead.status, dead.last_code) == (DEAD, code)
+
+
+def test_a_batch_of_handouts_is_sent_each_as_its_version_allows(deliveries):
+    import time
+    from uuid import uuid4
+
+    from adapters.clock import SystemClock
+    from adapters.hl7.destinations import Destination
+    from adapters.hl7.sender import Sender
+    from tests.integration.mllp_peer import Peer, field_of
+    from tests.unit.test_message_delivery import siu_payload
+
+    siu = siu_payload("Ada", "Lovelace", AT.date(), AT)
+    fresh, moved_on, late = queue(deliveries, 3, siu)
+    rival = deliveries.delivery(moved_on.id)  # attempted meanwhile: its handed version is old
+    assert deliveries.save_attempts([accepted(rival)]) == []
+    with Peer() as peer:
+        ris = Destination(name="ris", host="127.0.0.1", port=peer.port)
+        sender = Sender(deliveries, [ris], SystemClock(), RetryPolicy())
+        handed = [(fresh.id, fresh.version), (moved_on.id, moved_on.version), (uuid4(), 1)]
+        outcomes = sender.send_many(handed, until=None)
+        expired = sender.send_many([(late.id, late.version)], until=time.monotonic())
+        sent = [field_of(m, "MSH", 10) for m in peer.messages()]
+
+    assert outcomes == [ACCEPTED, "stale", "missing"]
+    assert expired == ["expired"]
+    assert sent == [deliveries.delivery(fresh.id).control_id]  # the fresh one, once
+    assert deliveries.delivery(fresh.id).status == ACKNOWLEDGED
+    assert deliveries.delivery(late.id).attempts == 0

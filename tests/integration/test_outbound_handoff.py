@@ -4,6 +4,7 @@ leases no more than the threads take, and both ways every booking reaches the RI
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -34,11 +35,11 @@ def test_the_pump_leases_no_more_than_the_sending_threads_take(runtime):
     wait_until(lambda: len(reader.search(limit=100)) == 20)
     gate, sent = threading.Event(), []
 
-    def send(delivery_id: UUID, version: int) -> None:
+    def send(handed: Sequence[tuple[UUID, int]], *, until: float | None) -> None:
         gate.wait(30)  # a slow receiver: the first send holds its thread
-        sent.append(delivery_id)
+        sent.extend(delivery_id for delivery_id, _ in handed)
 
-    handoff = LocalHandoff(send, threads=1, lease=30, depth=4).start()
+    handoff = LocalHandoff(send, threads=1, lease=30, depth=4, batch=1).start()
     pump = Pump(
         reader,
         outbound.pool,
@@ -85,9 +86,9 @@ def test_bookings_reach_the_ris_once_each_either_way(runtime, peer, outbound_fac
 def test_a_handout_that_waited_half_its_lease_is_not_sent():
     gate, sent = threading.Event(), []
 
-    def send(delivery_id: UUID, version: int) -> None:
+    def send(handed: Sequence[tuple[UUID, int]], *, until: float | None) -> None:
         gate.wait(30)
-        sent.append(delivery_id)
+        sent.extend(delivery_id for delivery_id, _ in handed)
 
     handoff = LocalHandoff(send, threads=1, lease=0.2, depth=4).start()
     first, second = uuid4(), uuid4()

@@ -2,11 +2,7 @@
 a time, or the patients of a whole batch of upstream events in one query."""
 
 from collections.abc import Iterable
-from typing import Any
 from uuid import UUID
-
-from eventsourcing.persistence import StoredEvent
-from psycopg.sql import SQL, Identifier
 
 from application.registry import RegistryLog
 from domain.patient import Patient
@@ -27,25 +23,7 @@ class Patients:
         wanted = list(set(patient_ids))
         if len(wanted) < 2:
             return
-        recorder: Any = self._registry.recorder
-        query = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {}.{}"
-            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
-        with recorder.datastore.transaction(commit=False) as curs:
-            curs.execute(query, (wanted,))
-            rows = curs.fetchall()
-        folded: dict[Any, Any] = {}
-        for row in rows:
-            stored = StoredEvent(
-                originator_id=row["originator_id"],
-                originator_version=row["originator_version"],
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            )
-            event: Any = self._registry.mapper.to_domain_event(stored)
-            folded[stored.originator_id] = event.mutate(folded.get(stored.originator_id))
-        self._batch = {k: v for k, v in folded.items() if isinstance(v, Patient)}
+        self._batch = self._registry.find_many(wanted, Patient)
 
     def clear(self) -> None:
         self._batch = {}

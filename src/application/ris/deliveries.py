@@ -32,6 +32,10 @@ class Deliveries(BaseApplication):
             raise NotFoundError("no such delivery")
         return delivery
 
+    def deliveries(self, delivery_ids: Sequence[UUID]) -> dict[UUID, MessageDelivery]:
+        """The deliveries with these ids that exist, read in one query."""
+        return self.find_many(delivery_ids, MessageDelivery)
+
     def save_attempts(self, recorded: Sequence[MessageDelivery]) -> list[UUID]:
         """Save the attempts recorded on several deliveries (each as loaded before its
         send) in one write: one table lock and one commit for all of them. Returns the

@@ -9,7 +9,7 @@ order numbers, the RIS's appointment id, the message id), and aggregates remembe
 messages they applied.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -17,7 +17,7 @@ from uuid import UUID
 from application.catalog import Catalog
 from application.errors import NotFoundError
 from application.patient_merges import PatientMerges
-from application.registry import Registry
+from application.registry import Registry, RisPatient
 from application.ris.inbound_ports import InboundHandler, InboundMessage, MessageKind, MessageReader
 from application.ris.orders import APPLIED, IGNORED, KEPT_FOR_REVIEW, Orders
 from application.ris.parsed import (
@@ -109,9 +109,26 @@ class InboundEffects(InboundHandler):
         if kind is None:
             return IGNORED
         handler = self._handlers[kind]
-        parsed = self._reader.read(message)
-        actor = system_actor(request_id=str(message.id), source="hl7-inbound")
-        return handler(message, parsed, actor)
+        return handler(message, self._reader.read(message), _actor(message))
+
+    def handle_batch(self, messages: Sequence[InboundMessage]) -> dict[UUID, str | DomainError]:
+        """The patients' demographics (ADT^A01/A04/A08...) of several messages in one
+        registry save; every other message is left to ``handle``."""
+        sent: list[tuple[UUID, RisPatient]] = []
+        outcomes: dict[UUID, str | DomainError] = {}
+        for message in messages:
+            if self._reader.kind(message) is not MessageKind.PATIENT:
+                continue
+            try:
+                parsed = self._reader.read(message)
+                sent.append((message.id, self._ris_patient(message, parsed, update=True)))
+            except DomainError as error:
+                outcomes[message.id] = error
+        recorded = self._registry.record_patients_from_ris([patient for _, patient in sent])
+        for (message_id, _), result in zip(sent, recorded, strict=True):
+            if result is not None:  # None: it goes alone
+                outcomes[message_id] = result if isinstance(result, DomainError) else APPLIED
+        return outcomes
 
     def ordering_key(self, message: InboundMessage) -> str | None:
         """One patient's messages are applied in order: the key is the patient's first
@@ -155,6 +172,18 @@ class InboundEffects(InboundHandler):
     def _patient_id(
         self, message: InboundMessage, parsed: ParsedMessage, actor: Actor, *, update: bool
     ) -> UUID:
+        sent = self._ris_patient(message, parsed, update=update, actor=actor)
+        return self._registry.record_patient_from_ris(**vars(sent))
+
+    def _ris_patient(
+        self,
+        message: InboundMessage,
+        parsed: ParsedMessage,
+        *,
+        update: bool,
+        actor: Actor | None = None,
+    ) -> RisPatient:
+        """The patient the message sends, as the registry records them."""
         patient = parsed.patient
         if patient is None or not patient.identifiers:
             raise MissingFieldError("the message has no PID-3 patient identifier")
@@ -162,7 +191,7 @@ class InboundEffects(InboundHandler):
         own_id = _uuid(ours[0].value) if ours else None
         if own_id is not None and self._registry.patient_by_id(own_id) is None:
             raise UnknownPatientError("the RIS names a patient id of ours that we do not know")
-        return self._registry.record_patient_from_ris(
+        return RisPatient(
             identifiers=[self._key(message, i) for i in patient.identifiers if i not in ours],
             patient_id=own_id,
             given_name=patient.given_name,
@@ -172,7 +201,7 @@ class InboundEffects(InboundHandler):
             administrative_sex=patient.administrative_sex,
             email=patient.email,
             update_demographics=update,
-            actor=actor,
+            actor=actor or _actor(message),
         )
 
     def _key(self, message: InboundMessage, identifier: Identifier) -> tuple[str, str]:
@@ -335,6 +364,11 @@ class InboundEffects(InboundHandler):
         if end <= start:
             raise InvalidValueError("an SIU booking that ends before it starts")
         return Interval(start, end)
+
+
+def _actor(message: InboundMessage) -> Actor:
+    """Who applies the message: the system, on the message's behalf."""
+    return system_actor(request_id=str(message.id), source="hl7-inbound")
 
 
 def _end(end: datetime | None, start: datetime | None, timezone: str) -> datetime | None:

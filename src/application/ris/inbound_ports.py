@@ -3,11 +3,13 @@ the handler that applies it, and the reader (the HL7 adapter) that says what it 
 of us and extracts its values."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
 from application.ris.parsed import ParsedMessage
+from domain.errors import DomainError
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,14 @@ class InboundHandler(ABC):
         """Apply the message; idempotent on ``message.id`` (applying it again changes
         nothing). Returns a short outcome (``applied``, ``ignored``, ``kept_for_review``);
         raises a DomainError when the message cannot be applied (it is quarantined)."""
+
+    def handle_batch(self, messages: Sequence[InboundMessage]) -> dict[UUID, str | DomainError]:
+        """Apply several messages of which none waits for another (distinct ordering
+        keys), together where that costs less than one by one. Per message applied or
+        refused here: its outcome, or the DomainError that refused it alone (the others
+        are applied). A message left out is handed to ``handle`` alone. Idempotent as
+        ``handle`` is. Here: none is left in (each goes to ``handle``)."""
+        return {}
 
     def ordering_key(self, message: InboundMessage) -> str | None:
         """What the message must be applied in order with: messages of the same key
