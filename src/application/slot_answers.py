@@ -10,6 +10,11 @@ here after the booking's token is honoured. An answer is also given again only w
 first slot is still ahead and for ``ttl`` at most, since the booking horizon moves with
 the clock (a slot at the far end of the horizon may appear up to ``ttl`` late; a booking
 re-checks everything anyway).
+
+``kept`` gives a kept answer without asking the database for the positions
+(``SearchVersions.known``: the last reading, while this process has seen no tracking move
+since), so that the API can give it without a worker thread; ``answer`` asks them, and is
+what a search with a consistency token gets.
 """
 
 import hashlib
@@ -62,6 +67,22 @@ class SlotAnswers:
         self._kept: OrderedDict[tuple[object, ...], _Kept] = OrderedDict()
         self._lock = threading.Lock()
 
+    def kept(
+        self,
+        *,
+        appointment_type_id: UUID,
+        location_id: UUID | None,
+        start: datetime,
+        end: datetime,
+    ) -> SlotAnswer | None:
+        """The kept answer to a search, if the read models' positions are known without
+        asking (``SearchVersions.known``) and it still holds; None means ``answer``.
+        Never waits: the API gives it from the event loop."""
+        versions = self._versions.known()
+        if versions is None:
+            return None
+        return self._still_holds((appointment_type_id, location_id, start, end), versions)
+
     def answer(
         self,
         *,
@@ -71,19 +92,14 @@ class SlotAnswers:
         end: datetime,
         render: Callable[[list[Slot]], bytes],
     ) -> SlotAnswer:
-        """The answer to a search, rendered by ``render``: kept or worked out afresh."""
+        """The answer to a search, rendered by ``render``: kept or worked out afresh,
+        against the read models' positions asked now."""
         key = (appointment_type_id, location_id, start, end)
         versions = self._versions.current()
         now = self._clock.now()
-        with self._lock:
-            kept = self._kept.get(key)
-        if (
-            kept is not None
-            and kept.versions == versions
-            and now - kept.made_at < self._ttl
-            and (kept.first_start is None or kept.first_start > now)
-        ):
-            return kept.answer
+        kept = self._still_holds(key, versions)
+        if kept is not None:
+            return kept
         slots = self._search.find(
             appointment_type_id=appointment_type_id, location_id=location_id, start=start, end=end
         )
@@ -97,3 +113,16 @@ class SlotAnswers:
             while len(self._kept) > self._max:
                 self._kept.popitem(last=False)
         return answer
+
+    def _still_holds(self, key: tuple[object, ...], versions: tuple[int, ...]) -> SlotAnswer | None:
+        now = self._clock.now()
+        with self._lock:
+            kept = self._kept.get(key)
+        if (
+            kept is not None
+            and kept.versions == versions
+            and now - kept.made_at < self._ttl
+            and (kept.first_start is None or kept.first_start > now)
+        ):
+            return kept.answer
+        return None

@@ -1,14 +1,19 @@
 import json
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from api.consistency import HEADER, check_token, parse_token
 from api.deps import Public, ServicesDep
 from api.schemas.common import INSTANT_HELP, Instant
 from api.schemas.slots import SlotOut
+from application.base import Position
+from application.services import Services
+from application.slot_answers import SlotAnswer
 from application.slot_search import Slot
 
 router = APIRouter(prefix="/v1", tags=["slots"], dependencies=[Public])
@@ -22,7 +27,7 @@ router = APIRouter(prefix="/v1", tags=["slots"], dependencies=[Public])
     " in `If-None-Match` and an unchanged answer is a bodiless 304. After a booking, send"
     " its `X-Consistency-Token` and the answer no longer offers the booked time.",
 )
-def slots(
+async def slots(
     request: Request,
     services: ServicesDep,
     appointment_type_id: UUID,
@@ -34,23 +39,32 @@ def slots(
     location_id: UUID | None = None,
 ) -> Response:
     """The same question asked again is answered from ``SlotAnswers`` while the read
-    models it was worked out from are unchanged. A client that just booked may send its
-    ``X-Consistency-Token``: the answer then waits until the slot shows as taken."""
+    models it was worked out from are unchanged, on the event loop (no database, no
+    worker thread). A client that just booked may send its ``X-Consistency-Token``: the
+    answer then waits until the slot shows as taken, in a worker thread."""
     token = parse_token(request.headers.get(HEADER))
-    if token is not None:
-        check_token(token, services.sync)
-        services.sync.wait(token)
-    answer = services.slot_answers.answer(
-        appointment_type_id=appointment_type_id,
-        location_id=location_id,
-        start=start,
-        end=end,
-        render=render_slots,
-    )
+    question = Question(appointment_type_id, location_id, start, end)
+    answer = None if token is not None else services.slot_answers.kept(**question._asdict())
+    if answer is None:
+        answer = await run_in_threadpool(_worked_out, services, token, question)
     headers = {"ETag": answer.etag, "Cache-Control": "private, no-cache"}
     if request.headers.get("if-none-match") == answer.etag:
         return Response(status_code=304, headers=headers)
     return Response(answer.body, media_type="application/json", headers=headers)
+
+
+class Question(NamedTuple):
+    appointment_type_id: UUID
+    location_id: UUID | None
+    start: datetime
+    end: datetime
+
+
+def _worked_out(services: Services, token: Position | None, question: Question) -> SlotAnswer:
+    if token is not None:
+        check_token(token, services.sync)
+        services.sync.wait(token)
+    return services.slot_answers.answer(**question._asdict(), render=render_slots)
 
 
 def render_slots(found: list[Slot]) -> bytes:
