@@ -17,6 +17,7 @@ since), so that the API can give it without a worker thread; ``answer`` asks the
 what a search with a consistency token gets.
 """
 
+import gzip
 import hashlib
 import threading
 from collections import OrderedDict
@@ -34,11 +35,18 @@ MAX_ANSWERS = 4096
 
 @dataclass(frozen=True)
 class SlotAnswer:
-    """A search's answer as sent (``body``) and its entity tag."""
+    """A search's answer as sent (``body``, and ``gzipped`` for clients that accept it:
+    a 14-day answer is mostly the same keys and ids over and over) and its entity tag."""
 
     body: bytes
     etag: str
     count: int
+    gzipped: bytes
+
+    @property
+    def gzip_etag(self) -> str:
+        """The entity tag of ``gzipped`` (another representation, so another tag)."""
+        return self.etag[:-1] + '-gzip"'
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ class SlotAnswers:
         )
         body = render(slots)
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        answer = SlotAnswer(body, etag, len(slots))
+        answer = SlotAnswer(body, etag, len(slots), gzip.compress(body, compresslevel=6, mtime=0))
         first = slots[0].start if slots else None
         with self._lock:
             self._kept[key] = _Kept(versions, now, first, answer)

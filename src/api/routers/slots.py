@@ -25,7 +25,9 @@ router = APIRouter(prefix="/v1", tags=["slots"], dependencies=[Public])
     summary="Free slots for an exam",
     description="Answers carry an `ETag` and `Cache-Control: private, no-cache`: send it back"
     " in `If-None-Match` and an unchanged answer is a bodiless 304. After a booking, send"
-    " its `X-Consistency-Token` and the answer no longer offers the booked time.",
+    " its `X-Consistency-Token` and the answer no longer offers the booked time. Clients"
+    " that send `Accept-Encoding: gzip` get the answer gzipped (encoded once, when the"
+    " answer is worked out).",
 )
 async def slots(
     request: Request,
@@ -47,10 +49,32 @@ async def slots(
     answer = None if token is not None else services.slot_answers.kept(**question._asdict())
     if answer is None:
         answer = await run_in_threadpool(_worked_out, services, token, question)
-    headers = {"ETag": answer.etag, "Cache-Control": "private, no-cache"}
-    if request.headers.get("if-none-match") == answer.etag:
+    gzipped = accepts_gzip(request.headers.get("accept-encoding", ""))
+    etag = answer.gzip_etag if gzipped else answer.etag
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+        return Response(answer.gzipped, media_type="application/json", headers=headers)
     return Response(answer.body, media_type="application/json", headers=headers)
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` names gzip with a weight above zero (RFC 9110 12.5.3;
+    ``*`` is not taken for it: a client that wants gzip says so)."""
+    for item in accept_encoding.lower().split(","):
+        coding, _, parameters = item.partition(";")
+        if coding.strip() not in ("gzip", "x-gzip"):
+            continue
+        name, _, weight = parameters.strip().partition("=")
+        if name.strip() != "q":
+            return True
+        try:
+            return float(weight) > 0
+        except ValueError:
+            return False
+    return False
 
 
 class Question(NamedTuple):
