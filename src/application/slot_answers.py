@@ -9,7 +9,8 @@ consistency token waits for) changes its position, so a booked slot is never off
 here after the booking's token is honoured. An answer is also given again only while its
 first slot is still ahead and for ``ttl`` at most, since the booking horizon moves with
 the clock (a slot at the far end of the horizon may appear up to ``ttl`` late; a booking
-re-checks everything anyway).
+re-checks everything anyway); an answer whose range the horizon already covers is not
+held to ``ttl``, since time can then only take slots away (its first one, handled above).
 
 ``kept`` gives a kept answer without asking the database for the positions
 (``SearchVersions.known``: the last reading, while this process has seen no tracking move
@@ -55,6 +56,7 @@ class _Kept:
     made_at: datetime
     first_start: datetime | None
     answer: SlotAnswer
+    within_horizon: bool  # the booking horizon reached the search's end when it was made
 
 
 class SlotAnswers:
@@ -115,8 +117,9 @@ class SlotAnswers:
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
         answer = SlotAnswer(body, etag, len(slots), gzip.compress(body, compresslevel=6, mtime=0))
         first = slots[0].start if slots else None
+        within = now + self._search.horizon(appointment_type_id) >= end
         with self._lock:
-            self._kept[key] = _Kept(versions, now, first, answer)
+            self._kept[key] = _Kept(versions, now, first, answer, within)
             self._kept.move_to_end(key)
             while len(self._kept) > self._max:
                 self._kept.popitem(last=False)
@@ -129,7 +132,7 @@ class SlotAnswers:
         if (
             kept is not None
             and kept.versions == versions
-            and now - kept.made_at < self._ttl
+            and (kept.within_horizon or now - kept.made_at < self._ttl)
             and (kept.first_start is None or kept.first_start > now)
         ):
             return kept.answer

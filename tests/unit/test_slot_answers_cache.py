@@ -51,8 +51,12 @@ class Database:
 
 
 class Search:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, horizon: timedelta = timedelta(days=365)) -> None:
         self._database = database
+        self._horizon = horizon
+
+    def horizon(self, appointment_type_id):
+        return self._horizon
 
     def find(self, **question):
         return [
@@ -70,10 +74,11 @@ def offered(body: bytes) -> set[int]:
     return {STARTS.index(T0.fromisoformat(start)) for start in json.loads(body)}
 
 
-def setup(max_age: float = 3600.0):
+def setup(max_age: float = 3600.0, horizon: timedelta = timedelta(days=365), clock=None):
     database, progress = Database(), Progress()
     versions = PostgresSearchVersions(database, progress, max_age=max_age)  # type: ignore[arg-type]
-    answers = SlotAnswers(Search(database), versions, SettableClock())  # type: ignore[arg-type]
+    search = Search(database, horizon)
+    answers = SlotAnswers(search, versions, clock or SettableClock())  # type: ignore[arg-type]
     return database, progress, versions, answers
 
 
@@ -141,3 +146,13 @@ def test_other_questions_are_not_answered_from_a_kept_answer():
     _, _, _, answers = setup()
     answers.answer(**QUESTION, render=render)
     assert answers.kept(**{**QUESTION, "location_id": UUID(int=1)}) is None
+
+
+def test_an_answer_within_the_horizon_outlives_the_ttl_and_one_beyond_it_does_not():
+    # QUESTION ends two days after T0: a one-day horizon cuts it, a three-day one does not.
+    for days, kept_after_an_hour in ((3, True), (1, False)):
+        clock = SettableClock()
+        _, _, _, answers = setup(horizon=timedelta(days=days), clock=clock)
+        answer = answers.answer(**QUESTION, render=render)
+        clock.advance(timedelta(hours=1))  # past the ttl, before the first slot
+        assert (answers.kept(**QUESTION) == answer) is kept_after_an_hour
