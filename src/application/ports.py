@@ -190,7 +190,12 @@ class SearchVersions(ABC):
 
     @abstractmethod
     def current(self) -> tuple[int, ...]:
-        """The read models' positions now."""
+        """The read models' positions now (asked of the database)."""
+
+    def known(self) -> tuple[int, ...] | None:
+        """The positions without asking anyone, when nothing is known to have moved them
+        since they were last asked; None when they must be asked (the default)."""
+        return None
 
 
 class ReadModelSync(ABC):

@@ -87,6 +87,17 @@ class SlotSearch:
                     )
         return [found[key] for key in sorted(found, key=lambda k: (k[1], k[0]))]
 
+    def horizon(self, appointment_type_id: UUID) -> timedelta:
+        """How far ahead of now the exam is offered (its booking horizon): a search that
+        ends within it offers nothing more as time passes, only less."""
+        return timedelta(days=booking_horizon_days(self._exam(appointment_type_id)))
+
+    def _exam(self, appointment_type_id: UUID) -> Spec:
+        exam = dict(self._catalog.appointment_types()).get(appointment_type_id)
+        if exam is None:
+            raise NotFoundError("no such appointment type")
+        return exam
+
     def free_days(
         self, *, appointment_type_id: UUID, location_id: UUID, start: datetime, end: datetime
     ) -> dict[date, FreeDay]:
@@ -119,9 +130,7 @@ class SlotSearch:
             raise InvalidQueryError("end must be after start")
         if end - start > MAX_RANGE:
             raise InvalidQueryError(f"a search covers at most {MAX_RANGE.days} days")
-        exam = dict(self._catalog.appointment_types()).get(appointment_type_id)
-        if exam is None:
-            raise NotFoundError("no such appointment type")
+        exam = self._exam(appointment_type_id)
         duration = timedelta(minutes=int(exam["duration_minutes"]))
         if duration <= timedelta(0):
             raise InvalidValueError("a slot must last longer than zero minutes")

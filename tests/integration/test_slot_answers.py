@@ -61,3 +61,22 @@ def test_an_answer_is_not_given_again_once_its_first_slot_has_begun(client, cloc
     later = [slot["start"] for slot in search(client, *ids).json()]
     assert first[0] not in later
     assert later == first[1:]  # a slot under way is not offered
+
+
+def test_an_answer_is_gzipped_for_clients_that_accept_it_under_its_own_etag(client):
+    ids = catalog_ids(client)
+    plain = search(client, *ids, **{"Accept-Encoding": "identity"})
+    gzipped = search(client, *ids, **{"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers
+    assert gzipped.headers["Content-Encoding"] == "gzip"
+    assert plain.headers["Vary"] == gzipped.headers["Vary"] == "Accept-Encoding"
+    assert gzipped.json() == plain.json() != []  # decoded by the client
+    assert gzipped.headers["ETag"] != plain.headers["ETag"]
+    again = search(
+        client, *ids, **{"Accept-Encoding": "gzip", "If-None-Match": gzipped.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    other = search(
+        client, *ids, **{"Accept-Encoding": "identity", "If-None-Match": gzipped.headers["ETag"]}
+    )
+    assert other.status_code == 200
