@@ -395,6 +395,26 @@ def vapid_key(settings: Settings) -> Vapid:
         raise StartupError(f"VAPID_PRIVATE_KEY: {error}") from None
 
 
+def preferences_service(
+    registry: Registry,
+    pool: ConnectionPool[Any],
+    env: dict[str, str],
+    clock: Clock,
+    sync: Projections,
+    vapid: Vapid,
+) -> Preferences:
+    """Patients' contact preferences (the API's, and where the notice worker reports
+    addresses a provider says are gone)."""
+    return Preferences(
+        registry=registry,
+        phones=PostgresPhoneIndex(pool, env["CIPHER_KEY"]),
+        clock=clock,
+        sync=sync,
+        valid_keys=valid_keys,
+        push_public_key=application_server_key(vapid),
+    )
+
+
 def _keys(settings: Settings) -> tuple[str, Ed25519PrivateKey]:
     """The event key and the signing key: from settings, or generated into the data
     folder in development and test."""
@@ -544,14 +564,7 @@ def _wire(
             clock=clock,
             limits=limits,
         ),
-        preferences=Preferences(
-            registry=registry,
-            phones=PostgresPhoneIndex(pool, env["CIPHER_KEY"]),
-            clock=clock,
-            sync=projections,
-            valid_keys=valid_keys,
-            push_public_key=application_server_key(vapid),
-        ),
+        preferences=preferences_service(registry, pool, env, clock, projections, vapid),
         messaging=Messaging(
             messaging_log, PostgresThreadReader(pool), staff_access, registry, clock
         ),

@@ -14,8 +14,6 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from adapters.at_rest import AtRestCipher
-from adapters.channels.vapid_keys import application_server_key
-from adapters.channels.web_push import valid_keys
 from adapters.clock import SystemClock
 from adapters.database import reader_pool
 from adapters.hl7.inbound_store import PostgresInboundStore
@@ -25,9 +23,8 @@ from application.ports import Clock
 from application.preferences import Preferences
 from application.registry import Registry
 from application.ris.deliveries import Deliveries
-from imaging_bridge.bootstrap import Parts, prepare, vapid_key
+from imaging_bridge.bootstrap import Parts, preferences_service, prepare, vapid_key
 from imaging_bridge.outbound import Outbound
-from projections.patient_phones import PostgresPhoneIndex
 from projections.runners import Projections
 
 
@@ -105,14 +102,7 @@ def build_outbound(
         pool,
         deliveries=Deliveries(env),
         registry=registry,
-        preferences=Preferences(
-            registry=registry,
-            phones=PostgresPhoneIndex(pool, env["CIPHER_KEY"]),
-            clock=clock,
-            sync=sync,
-            valid_keys=valid_keys,
-            push_public_key=application_server_key(vapid),
-        ),
+        preferences=preferences_service(registry, pool, env, clock, sync, vapid),
         sync=sync,
         notices=ready.notices,
     )

@@ -17,12 +17,12 @@ T = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 META = {"actor_id": "test"}
 
 
-def delivery(patient: str, minute: int) -> MessageDelivery:
+def delivery(patient: str, minute: int, channel: str = "hl7") -> MessageDelivery:
     return MessageDelivery.queue(
-        channel="hl7",
+        channel=channel,
         recipient="ris",
         message_type="SIU^S12",
-        cause=f"pump:{patient}:{minute}",
+        cause=f"pump:{patient}:{minute}:{channel}",
         cause_at=T + timedelta(minutes=minute),
         ordering_key=patient,
         payload={},
@@ -76,16 +76,7 @@ def test_a_head_not_yet_due_holds_back_its_patient_and_other_channels_hold_back_
     now = T + timedelta(hours=1)
     held, behind_held, other = delivery("e", 1), delivery("e", 2), delivery("f", 3)
     held.hold(until=now + timedelta(minutes=5), reason="quiet hours", meta=META)
-    email_first = MessageDelivery.queue(  # the same recipient and key, on another channel
-        channel="email",
-        recipient="ris",
-        message_type="reminder",
-        cause="pump:f:email",
-        cause_at=T,
-        ordering_key="f",
-        payload={},
-        meta=META,
-    )
+    email_first = delivery("f", 0, channel="email")  # the same recipient and key
     later = delivery("g", 0)  # an earlier cause, recorded last: sent first
     outbound.deliveries.save(held, behind_held, other, email_first)
     outbound.deliveries.save(later)
