@@ -319,9 +319,37 @@ def build(
     hasher: PasswordHasher | None = None,
     clock: Clock | None = None,
 ) -> Runtime:
+    """Prepare the database (``prepare``), wire every service and start ``parts``.
+    StartupError (one line for the operator) when it cannot."""
+    ready = prepare(settings, url=url, create=create, migrate=migrate)
+    runtime = _wire(
+        settings, ready.url, ready.env, ready.signing_key, hasher, clock, seal_old_rows=migrate
+    )
+    runtime.destinations = ready.destinations
+    runtime.notices = ready.notices
+    runtime.migrations = ready.migrations
+    return runtime.start(parts)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every process starts from: its database, found and migrated; the library's
+    environment (with the event key); the signing key; the operator's notices."""
+
+    url: str
+    env: dict[str, str]
+    signing_key: Ed25519PrivateKey
+    destinations: list[Destination]
+    notices: list[str]
+    migrations: list[str]
+
+
+def prepare(
+    settings: Settings, *, url: str | None = None, create: bool = True, migrate: bool = True
+) -> Prepared:
     """Find the database (creating it only with ``create``), migrate it (unless another
-    process does: ``migrate=False``), check the keys against it, wire every service and
-    start ``parts``. StartupError (one line for the operator) when it cannot."""
+    process does: ``migrate=False``) and check the keys against it. StartupError (one
+    line for the operator) when it cannot."""
     try:
         destinations = destinations_of(settings)
     except DomainError as error:
@@ -357,11 +385,35 @@ def build(
     )
     for notice in notices:
         log.warning("startup_notice", notice=notice)
-    runtime = _wire(settings, url, env, signing_key, hasher, clock, seal_old_rows=migrate)
-    runtime.destinations = destinations
-    runtime.notices = notices
-    runtime.migrations = applied
-    return runtime.start(parts)
+    return Prepared(url, env, signing_key, destinations, notices, applied)
+
+
+def vapid_key(settings: Settings) -> Vapid:
+    """The VAPID key pushes are signed with (StartupError naming a bad one)."""
+    try:
+        return vapid_of(settings)
+    except VapidKeyError as error:
+        raise StartupError(f"VAPID_PRIVATE_KEY: {error}") from None
+
+
+def preferences_service(
+    registry: Registry,
+    pool: ConnectionPool[Any],
+    env: dict[str, str],
+    clock: Clock,
+    sync: Projections,
+    vapid: Vapid,
+) -> Preferences:
+    """Patients' contact preferences (the API's, and where the notice worker reports
+    addresses a provider says are gone)."""
+    return Preferences(
+        registry=registry,
+        phones=PostgresPhoneIndex(pool, env["CIPHER_KEY"]),
+        clock=clock,
+        sync=sync,
+        valid_keys=valid_keys,
+        push_public_key=application_server_key(vapid),
+    )
 
 
 def _keys(settings: Settings) -> tuple[str, Ed25519PrivateKey]:
@@ -412,10 +464,7 @@ def _wire(
 ) -> Runtime:
     clock = clock or SystemClock()
     hasher = hasher or Argon2PasswordHasher()
-    try:
-        vapid = vapid_of(settings)
-    except VapidKeyError as error:
-        raise StartupError(f"VAPID_PRIVATE_KEY: {error}") from None
+    vapid = vapid_key(settings)
     # Catalog aggregates change rarely and every booking reads several: keep them cached
     # (the library fast-forwards a cached aggregate with any newer events before use).
     catalog = Catalog({**env, "AGGREGATE_CACHE_MAXSIZE": "5000"})
@@ -516,14 +565,7 @@ def _wire(
             clock=clock,
             limits=limits,
         ),
-        preferences=Preferences(
-            registry=registry,
-            phones=PostgresPhoneIndex(pool, env["CIPHER_KEY"]),
-            clock=clock,
-            sync=projections,
-            valid_keys=valid_keys,
-            push_public_key=application_server_key(vapid),
-        ),
+        preferences=preferences_service(registry, pool, env, clock, projections, vapid),
         messaging=Messaging(
             messaging_log, PostgresThreadReader(pool), staff_access, registry, clock
         ),

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, Protocol, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -20,6 +20,7 @@ from domain.errors import DomainError
 
 if TYPE_CHECKING:
     from imaging_bridge.bootstrap import Parts, Runtime
+    from imaging_bridge.outbound_runtime import OutboundRuntime
 
 DataDir = Annotated[
     Path | None,
@@ -73,6 +74,15 @@ def warn(message: str) -> None:
     typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
 
 
+class _Running(Protocol):
+    notices: list[str]
+
+    def close(self) -> None: ...
+
+
+R = TypeVar("R", bound=_Running)
+
+
 @contextmanager
 def runtime_for(
     settings: Settings, parts: "Parts | None" = None, *, create: bool = False
@@ -81,12 +91,31 @@ def runtime_for(
     says so), closed when the command ends. Only ``create`` commands may create a
     database; the others stop, saying where they looked. A domain error the command does
     not handle itself ends it with its detail on one line."""
-    from adapters.database import DatabaseUnavailableError
-    from adapters.startup import StartupError
     from imaging_bridge.bootstrap import TOOL, build
 
+    with _running(lambda: build(settings, parts or TOOL, create=create)) as runtime:
+        yield runtime
+
+
+@contextmanager
+def outbound_runtime_for(settings: Settings, parts: "Parts") -> Iterator["OutboundRuntime"]:
+    """As ``runtime_for``, for a process that runs only the outbound ``parts``
+    (``imaging_bridge.outbound_runtime``: no API services, auth or read models)."""
+    from imaging_bridge.outbound_runtime import build_outbound
+
+    with _running(lambda: build_outbound(settings, parts)) as runtime:
+        yield runtime
+
+
+@contextmanager
+def _running(build: Callable[[], R]) -> Iterator[R]:
+    """``build()``'s runtime until the command ends; its start-up errors and notices,
+    and a domain error the command does not handle, for the operator."""
+    from adapters.database import DatabaseUnavailableError
+    from adapters.startup import StartupError
+
     try:
-        runtime = build(settings, parts or TOOL, create=create)
+        runtime = build()
     except DatabaseUnavailableError as error:
         fail(str(error), EXIT_NO_DATABASE_SERVER)
     except StartupError as error:

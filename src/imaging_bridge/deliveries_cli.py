@@ -11,6 +11,7 @@ from imaging_bridge.cli_common import (
     DataDir,
     command_group,
     fail,
+    outbound_runtime_for,
     runtime_for,
     settings_for,
     wait_for_stop_signal,
@@ -91,6 +92,6 @@ def worker(
     from imaging_bridge.bootstrap import Parts
 
     parts = Parts(projections=False, pump=pump, workers=threads)
-    with runtime_for(settings_for(data_dir), parts):
+    with outbound_runtime_for(settings_for(data_dir), parts):
         log.info("delivery_worker_started", threads=threads, pump=pump)
         wait_for_stop_signal()

@@ -73,8 +73,8 @@ def _die_with_parent() -> None:
 def run_child() -> None:
     """The child's body: the outbound parts until SIGTERM or SIGINT."""
     from adapters.log_setup import configure_logging
-    from imaging_bridge.bootstrap import build
     from imaging_bridge.cli_common import wait_for_stop_signal
+    from imaging_bridge.outbound_runtime import build_outbound
 
     _die_with_parent()
     if str(os.getppid()) != inherited(PARENT):  # it died before the signal was armed
@@ -83,7 +83,7 @@ def run_child() -> None:
     configure_logging(settings.log_level, json=settings.log_json)
     # migrate: the parent has migrated; this also lets the library create the tracking
     # tables of the policies, which only this process runs (the parent's own are made).
-    runtime = build(settings, OUTBOUND_PARTS, create=False)
+    runtime = build_outbound(settings, OUTBOUND_PARTS, create=False)
     try:
         log.info("outbound_process_running", threads=OUTBOUND_PARTS.workers)
         wait_for_stop_signal()

@@ -30,6 +30,7 @@ NOT_CREATING = [
     ["projections", "status"],
     ["projections", "rebuild", "catalog_view"],
     ["catalog", "load", str(DEMO)],
+    ["worker"],
 ]
 
 
@@ -144,7 +145,7 @@ def test_another_event_key_is_refused_before_anything_starts(cli_env):
     assert run("catalog", "load", str(DEMO), env=first).returncode == 0
 
     other = {**cli_env, "EVENT_CIPHER_KEY": event_key(), "PORT": str(free_port())}
-    for command in (["projections", "status"], ["serve"]):
+    for command in (["projections", "status"], ["serve"], ["worker"]):
         result = run(*command, env=other)
         assert result.returncode == 2, result.stderr
         line = one_error_line(result.stderr)
@@ -235,6 +236,25 @@ def test_bad_hl7_destinations_are_refused_in_one_line(cli_env):
 
     assert result.returncode == 2
     assert "HL7_DESTINATIONS: bad HL7 destination 'ris=nowhere'" in one_error_line(result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "said"),
+    [
+        ("HL7_DESTINATIONS", "ris=nowhere", "HL7_DESTINATIONS: bad HL7 destination 'ris=nowhere'"),
+        ("VAPID_PRIVATE_KEY", "not-a-key", "VAPID_PRIVATE_KEY: "),
+    ],
+    ids=["destinations", "vapid"],
+)
+def test_the_outbound_worker_refuses_bad_settings_as_serve_does(cli_env, setting, value, said):
+    """The worker wires only the outbound part, but checks what serve checks."""
+    env = {**cli_env, setting: value, "PORT": str(free_port())}
+    served, worker = run("serve", env=env), run("worker", env=env)
+
+    assert served.returncode == worker.returncode == 2
+    assert said in one_error_line(worker.stderr)
+    assert one_error_line(worker.stderr) == one_error_line(served.stderr)
+    assert "API on" not in served.stdout
 
 
 # The demo catalog is seeded once --------------------------------------------------------

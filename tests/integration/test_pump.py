@@ -17,12 +17,12 @@ T = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 META = {"actor_id": "test"}
 
 
-def delivery(patient: str, minute: int) -> MessageDelivery:
+def delivery(patient: str, minute: int, channel: str = "hl7") -> MessageDelivery:
     return MessageDelivery.queue(
-        channel="hl7",
+        channel=channel,
         recipient="ris",
         message_type="SIU^S12",
-        cause=f"pump:{patient}:{minute}",
+        cause=f"pump:{patient}:{minute}:{channel}",
         cause_at=T + timedelta(minutes=minute),
         ordering_key=patient,
         payload={},
@@ -70,3 +70,20 @@ def test_the_pump_looks_past_deliveries_already_handed_out(outbound):
     since = now - timedelta(seconds=30)
     assert [d.id for d in reader.due(now, limit=1)] == [first.id]
     assert [d.id for d in reader.due(now, limit=1, unleased_since=since)] == [second.id]
+
+
+def test_a_head_not_yet_due_holds_back_its_patient_and_other_channels_hold_back_none(outbound):
+    now = T + timedelta(hours=1)
+    held, behind_held, other = delivery("e", 1), delivery("e", 2), delivery("f", 3)
+    held.hold(until=now + timedelta(minutes=5), reason="quiet hours", meta=META)
+    email_first = delivery("f", 0, channel="email")  # the same recipient and key
+    later = delivery("g", 0)  # an earlier cause, recorded last: sent first
+    outbound.deliveries.save(held, behind_held, other, email_first)
+    outbound.deliveries.save(later)
+    reader = outbound.reader()
+    wait_until(lambda: len(reader.search(limit=10)) == 5)
+
+    assert [d.id for d in reader.due(now)] == [later.id, other.id]
+    assert [d.id for d in reader.due(now, limit=1)] == [later.id]
+    assert [d.id for d in reader.due(now + timedelta(minutes=5))] == [later.id, held.id, other.id]
+    assert [d.id for d in reader.due(now, channel="email")] == [email_first.id]
