@@ -96,10 +96,10 @@ def serve(
     outbound: Annotated[
         str,
         typer.Option(
-            help="inline: the outbound policies, pumps and sending threads run in this"
-            " process; process: in a child process, started and stopped with this one"
+            help="process (default): the outbound policies, pumps and sending threads run"
+            " in a child process, started and stopped with this one; inline: in this one"
         ),
-    ] = "inline",
+    ] = "process",
 ) -> None:
     """Run the API and everything behind it.
 
