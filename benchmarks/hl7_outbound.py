@@ -73,6 +73,7 @@ class AckingPeer:
 
     def __init__(self) -> None:
         self.acks: list[float] = []
+        self.writers: set[asyncio.StreamWriter] = set()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -83,6 +84,7 @@ class AckingPeer:
         self.port = int(self.server.sockets[0].getsockname()[1])
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
         try:
             while True:
                 data = await reader.readuntil(END)
@@ -95,14 +97,20 @@ class AckingPeer:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            self.writers.discard(writer)
             writer.close()
 
     def close(self) -> None:
         async def shut() -> None:
+            # Senders keep their connections open: close them, so each handler ends as
+            # on a peer's close (cancelling them made asyncio print their tracebacks).
             self.server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            for writer in list(self.writers):
+                writer.close()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            _, pending = await asyncio.wait(others, timeout=2) if others else (set(), set())
+            for task in pending:
+                task.cancel()
 
         asyncio.run_coroutine_threadsafe(shut(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
