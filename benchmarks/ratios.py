@@ -316,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         help="before each measurement wait up to this many seconds for a quiet machine"
         " (default 0: do not wait)",
     )
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=None,
+        help="serve --workers N for (a)-(c) (default: serve's own default)",
+    )
     parser.add_argument("--inbound-timeout", type=float, default=300.0)
     parser.add_argument(
         "--json", type=Path, default=None, help="default benchmarks/results/ratios-<time>.json"
@@ -329,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "uptime_before": uptime(),
         "pg": args.pg,
         "quick": args.quick,
+        "server_workers": args.server_workers,
         "argv": sys.argv,
     }
     results: dict[str, dict[str, Any]] = {}
@@ -336,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     if on_server:
         mllp_port = free_port()
         os.environ["MLLP_PORT"] = str(mllp_port)  # the server inherits it (no 2575 clash)
-        with Server(pg=args.pg) as server:
+        with Server(pg=args.pg, workers=args.server_workers) as server:
             for name in on_server:
                 log(f"--- {name}")
                 try:

@@ -256,18 +256,23 @@ class Registry(RegistryLog):
         demographics sent, with the e-mail address notices may go to. ``patient_id`` is
         our own id when the RIS echoes it (the patient registered here). Repeating a call
         changes nothing."""
-        sent = RisPatient(
-            identifiers=identifiers,
-            given_name=given_name,
-            family_name=family_name,
-            birth_date=birth_date,
-            phone=phone,
-            update_demographics=update_demographics,
-            actor=actor,
-            patient_id=patient_id,
-            administrative_sex=administrative_sex,
-            email=email,
+        return self.record_ris_patient(
+            RisPatient(
+                identifiers=identifiers,
+                given_name=given_name,
+                family_name=family_name,
+                birth_date=birth_date,
+                phone=phone,
+                update_demographics=update_demographics,
+                actor=actor,
+                patient_id=patient_id,
+                administrative_sex=administrative_sex,
+                email=email,
+            )
         )
+
+    def record_ris_patient(self, sent: RisPatient) -> UUID:
+        """``record_patient_from_ris`` for a patient already read from a message."""
 
         def attempt() -> UUID:
             recorded_id, pending = self._decide_ris_patient(sent)

@@ -100,7 +100,7 @@ def test_a_patient_an_earlier_one_of_the_batch_changes_too_is_left_to_record_alo
     assert isinstance(recorded[0], UUID)
     assert recorded[1] is None
     assert registry.patient_by_identifier("LAB", "L1") is None
-    assert registry.record_patient_from_ris(**vars(second)) == recorded[0]
+    assert registry.record_ris_patient(second) == recorded[0]
     assert registry.patient_by_identifier("LAB", "L1") == registry.patient(recorded[0])
 
 

@@ -173,7 +173,7 @@ class InboundEffects(InboundHandler):
         self, message: InboundMessage, parsed: ParsedMessage, actor: Actor, *, update: bool
     ) -> UUID:
         sent = self._ris_patient(message, parsed, update=update, actor=actor)
-        return self._registry.record_patient_from_ris(**vars(sent))
+        return self._registry.record_ris_patient(sent)
 
     def _ris_patient(
         self,
