@@ -239,27 +239,44 @@ class PostgresDeliveryReader(DeliveryReader):
         (and, with ``unleased_since``, not handed out in its current version since then).
 
         A later delivery of one ordering key never comes before an earlier pending one.
-        The pending deliveries are read in (cause_at, position) order (index
-        ``rm_deliveries_due``, migration 0027d) until ``limit`` heads are found, so a
-        round costs what it hands out and skips, not the whole backlog.
+        Two ordered parts, merged (migration 0028): the deliveries due at once, read in
+        (cause_at, position) order (index ``rm_deliveries_due_now``) until ``limit`` heads
+        are found, and those given a time that has come (``rm_deliveries_due_later``). A
+        round costs what it hands out and skips, not the reminders booked for later.
         """
         with self._pool.connection() as conn:
             rows = conn.execute(
-                f"SELECT {COLUMNS} FROM {TABLE} AS r"  # noqa: S608
-                f" WHERE r.channel = %(channel)s AND r.status IN ({PENDING_SQL})"
-                " AND (r.next_attempt_at IS NULL OR r.next_attempt_at <= %(now)s)"
-                f" AND NOT EXISTS (SELECT 1 FROM {TABLE} AS earlier"
-                "  WHERE earlier.recipient = r.recipient"
-                "  AND earlier.ordering_key = r.ordering_key"
-                f"  AND earlier.status IN ({PENDING_SQL})"
-                # Not "=": the probe then can only use rm_deliveries_pending (recipient,
-                # ordering key), even before the table has statistics (channel is NOT NULL).
-                "  AND earlier.channel IS NOT DISTINCT FROM r.channel"
-                "  AND (earlier.cause_at, earlier.position) < (r.cause_at, r.position))"
-                " AND (%(since)s::timestamptz IS NULL OR NOT EXISTS ("
-                "  SELECT 1 FROM delivery_dispatch AS d WHERE d.delivery_id = r.id"
-                "  AND d.attempts = r.version AND d.dispatched_at >= %(since)s))"
-                " ORDER BY r.cause_at, r.position LIMIT %(limit)s",
+                DUE_SQL,
                 {"channel": channel, "now": now, "limit": limit, "since": unleased_since},
             ).fetchall()
         return [_row(r) for r in rows]
+
+
+def _due_part(when: str) -> str:
+    """One ordered part of ``due``: the heads among the pending deliveries ``when`` says
+    are due, oldest cause first."""
+    return (
+        f"SELECT r.* FROM {TABLE} AS r"  # noqa: S608
+        f" WHERE r.channel = %(channel)s AND r.status IN ({PENDING_SQL}) AND {when}"
+        f" AND NOT EXISTS (SELECT 1 FROM {TABLE} AS earlier"
+        "  WHERE earlier.recipient = r.recipient"
+        "  AND earlier.ordering_key = r.ordering_key"
+        f"  AND earlier.status IN ({PENDING_SQL})"
+        # Not "=": the probe then can only use rm_deliveries_pending (recipient,
+        # ordering key), even before the table has statistics (channel is NOT NULL).
+        "  AND earlier.channel IS NOT DISTINCT FROM r.channel"
+        "  AND (earlier.cause_at, earlier.position) < (r.cause_at, r.position))"
+        " AND (%(since)s::timestamptz IS NULL OR NOT EXISTS ("
+        "  SELECT 1 FROM delivery_dispatch AS d WHERE d.delivery_id = r.id"
+        "  AND d.attempts = r.version AND d.dispatched_at >= %(since)s))"
+        " ORDER BY r.cause_at, r.position LIMIT %(limit)s"
+    )
+
+
+DUE_SQL = (
+    f"SELECT {COLUMNS} FROM ("  # noqa: S608
+    f"({_due_part('r.next_attempt_at IS NULL')})"
+    " UNION ALL "
+    f"({_due_part('r.next_attempt_at <= %(now)s')})"
+    ") AS r ORDER BY r.cause_at, r.position LIMIT %(limit)s"
+)

@@ -87,3 +87,34 @@ def test_a_head_not_yet_due_holds_back_its_patient_and_other_channels_hold_back_
     assert [d.id for d in reader.due(now, limit=1)] == [later.id]
     assert [d.id for d in reader.due(now + timedelta(minutes=5))] == [later.id, held.id, other.id]
     assert [d.id for d in reader.due(now, channel="email")] == [email_first.id]
+
+
+def test_a_round_steps_over_no_reminder_booked_for_later(outbound, runtime):
+    """Reminders are queued weeks ahead, each with an earlier cause than the confirmations
+    booked after it: the due query must not read them to find what is due now."""
+    from projections.deliveries_view import DUE_SQL
+
+    now = T + timedelta(hours=1)
+    reminders = [delivery(f"r{i}", i % 50) for i in range(2000)]
+    for reminder in reminders:
+        reminder.hold(until=now + timedelta(days=14), reason="reminder", meta=META)
+    due_now = [delivery(f"n{i}", 60 + i) for i in range(3)]
+    outbound.deliveries.save(*reminders)
+    outbound.deliveries.save(*due_now)
+    reader = outbound.reader()
+    wait_until(lambda: len(reader.search(limit=2100)) == 2003)
+    assert [d.id for d in reader.due(now, limit=10)] == [d.id for d in due_now]
+
+    params = {"channel": "hl7", "now": now, "limit": 10, "since": None}
+    with runtime.pool.connection() as conn:
+        conn.execute("ANALYZE rm_deliveries")
+        plan = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {DUE_SQL}", params).fetchone()[0]
+
+    def read(node: dict) -> int:
+        """Rows the scans of the deliveries table read: returned plus filtered out."""
+        own = 0
+        if node.get("Relation Name") == "rm_deliveries" and node.get("Alias", "").startswith("r"):
+            own = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
+        return own + sum(read(child) for child in node.get("Plans", []))
+
+    assert read(plan[0]["Plan"]) < 30  # 0027d's single index read all 2,000 reminders first
