@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
+from starlette.concurrency import run_in_threadpool
 
 from api.consistency import HEADER, LastWrites, check_token, parse_token
 from api.errors import ApiError
@@ -100,22 +101,24 @@ def requires(permission: Permission) -> Any:
 
     if permission is Permission.PUBLIC:
 
-        def public() -> None:
+        async def public() -> None:
             return None
 
         public.permission = permission  # type: ignore[attr-defined]
         return Depends(public)
 
-    def check(request: Request, principal: PrincipalDep) -> Principal:
+    async def check(request: Request, principal: PrincipalDep) -> Principal:
         if not allows(principal.role, permission):
-            _record_denial(request, principal, permission, "denied_role")
+            await run_in_threadpool(_record_denial, request, principal, permission, "denied_role")
             raise ApiError(403, "forbidden", "your role may not do this")
         if (
             permission is not Permission.SIGNED_IN
             and needs_second_factor(principal.role)
             and not principal.two_factor
         ):
-            _record_denial(request, principal, permission, "denied_second_factor")
+            await run_in_threadpool(
+                _record_denial, request, principal, permission, "denied_second_factor"
+            )
             raise ApiError(
                 403, "second_factor_required", "staff must sign in with a second factor first"
             )
@@ -198,7 +201,9 @@ def record_object_refusal(request: Request, status_code: int, reason: str) -> No
 Public = requires(Permission.PUBLIC)
 
 
-def get_patient(principal: Annotated[Principal, requires(Permission.OWN_RECORDS)]) -> Principal:
+async def get_patient(
+    principal: Annotated[Principal, requires(Permission.OWN_RECORDS)],
+) -> Principal:
     if principal.patient_id is None:
         raise ApiError(403, "forbidden", "this endpoint is for patients")
     return principal
@@ -208,7 +213,7 @@ PatientDep = Annotated[Principal, Depends(get_patient)]
 SignedInDep = Annotated[Principal, requires(Permission.SIGNED_IN)]
 
 
-def get_actor(request: Request, principal: PrincipalDep) -> Actor:
+async def get_actor(request: Request, principal: PrincipalDep) -> Actor:
     return Actor(
         id=str(principal.account_id),
         role=principal.role,
@@ -220,7 +225,7 @@ def get_actor(request: Request, principal: PrincipalDep) -> Actor:
 ActorDep = Annotated[Actor, Depends(get_actor)]
 
 
-def anonymous_actor(request: Request) -> Actor:
+async def anonymous_actor(request: Request) -> Actor:
     return Actor(id="anonymous", role="anonymous", request_id=request_id(request), source="api")
 
 
@@ -270,7 +275,7 @@ class Consistency:
             self.services.sync.wait(position)
 
 
-def get_consistency(
+async def get_consistency(
     request: Request, response: Response, services: ServicesDep, principal: PrincipalDep
 ) -> Consistency:
     return Consistency(request, response, services, principal)
@@ -311,7 +316,7 @@ class Audit:
         )
 
 
-def get_audit(request: Request, services: ServicesDep, principal: PrincipalDep) -> Audit:
+async def get_audit(request: Request, services: ServicesDep, principal: PrincipalDep) -> Audit:
     return Audit(request, services, principal)
 
 
@@ -359,7 +364,7 @@ class SecurityAudit:
         )
 
 
-def get_security_audit(request: Request, services: ServicesDep) -> SecurityAudit:
+async def get_security_audit(request: Request, services: ServicesDep) -> SecurityAudit:
     return SecurityAudit(request, services)
 
 

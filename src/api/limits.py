@@ -5,6 +5,7 @@ from math import ceil
 from typing import Any, Protocol
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import PrincipalDep
 from api.errors import ApiError
@@ -55,12 +56,13 @@ def patient_rate_limit(
     come from; ``limit(services)`` reads the budget from the configured services. Calls by
     anyone but a patient are not counted here."""
 
-    def check(request: Request, principal: PrincipalDep) -> None:
+    async def check(request: Request, principal: PrincipalDep) -> None:
         services: _Limited = request.app.state.services
         budget = limit(services)
         if principal.patient_id is None or budget <= 0:
             return
-        wait = services.rate_limiter.hit(
+        wait = await run_in_threadpool(
+            services.rate_limiter.hit,
             bucket,
             f"patient:{principal.account_id}",
             budget,

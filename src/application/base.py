@@ -117,7 +117,7 @@ class BaseApplication(Application[Any]):
     def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         """The aggregate with that id if it exists and is a ``kind``; None otherwise."""
         try:
-            aggregate: Any = self.repository.get(aggregate_id)
+            aggregate: Any = self.repository.get(aggregate_id, projector_func=fold)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, kind) else None
@@ -154,6 +154,15 @@ class BaseApplication(Application[Any]):
         if not recordings:
             return None
         return Position(self.name, recordings[-1].notification.id)
+
+
+def fold(aggregate: Any, events: Iterable[Any]) -> Any:
+    """Each event applied to the aggregate in turn, as the library's projector does, less
+    its runtime Protocol check per event (which cost more than the events' mutations on
+    the booking path)."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 register_moved_topics()
