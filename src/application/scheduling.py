@@ -9,7 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from application.base import BUSY, BaseApplication, Position, retrying
+from application.base import BUSY, BaseApplication, Position, fold, retrying
+from application.calendar_reads import CalendarReads
 from application.calendar_turns import CalendarGate, CalendarTurns, calendar_key
 from application.calendars import Calendars
 from application.catalog import Catalog
@@ -93,6 +94,14 @@ class SchedulingLog(BaseApplication):
 
     name = "scheduling"
 
+    def __init__(self, env: Any = None) -> None:
+        super().__init__(env)
+        self._calendar_reads = CalendarReads(
+            lambda calendar_id: self.find(calendar_id, ResourceDay),
+            lambda calendar_id, version: self.events.get(calendar_id, gt=version),
+            fold,
+        )
+
     def appointment(self, appointment_id: UUID, owner: UUID | None = None) -> Appointment:
         """One appointment; NotFoundError if missing or (with ``owner``) someone else's."""
         appointment = self.find(appointment_id, Appointment)
@@ -102,7 +111,7 @@ class SchedulingLog(BaseApplication):
 
     def resource_day(self, resource_id: UUID, day: date) -> ResourceDay | None:
         """The resource's calendar of the local ``day``, if anything was ever booked on it."""
-        return self.find(ResourceDay.create_id(resource_id, day), ResourceDay)
+        return self._calendar_reads.get(ResourceDay.create_id(resource_id, day))
 
     def calendars(self) -> Calendars:
         """A fresh set of calendars for one command to collect what it touches."""
