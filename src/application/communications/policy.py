@@ -24,18 +24,20 @@ backwards, at most ``MAX_REMINDERS``), so the reminders a later change withdraws
 found from the version that scheduled them, without a read model.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import ProcessingEvent
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Tracking
+from eventsourcing.persistence import ApplicationRecorder, JSONTranscoder
 from eventsourcing.postgres import PostgresProcessRecorder
-from eventsourcing.projection import EventSourcedProjection
 from psycopg.sql import SQL, Identifier
 
 from application.activation import PURPOSE, issue_code
 from application.base import DateAsISO, tolerating_concurrent_ddl
+from application.batching import BatchingPolicy
 from application.catalog import Catalog
 from application.communications.notices import Notices
 from application.communications.patients import Patients
@@ -52,10 +54,6 @@ from domain.reminders import QuietHours
 from domain.ris.order import ImagingOrder
 
 TRACKING_TABLE = "communications_tracking"
-# The most upstream events recorded in one write while catching up (~60 delivery events).
-# The library pipelines a write's inserts: with a few hundred in one write, the embedded
-# server's Unix socket stalled the pipeline for good (found with 100 and 500 here).
-BATCH = 20
 
 
 class _UtcClock(Clock):
@@ -63,11 +61,13 @@ class _UtcClock(Clock):
         return datetime.now(UTC)
 
 
-class CommunicationPolicy(EventSourcedProjection[UUID]):
+class CommunicationPolicy(BatchingPolicy):
     """Scheduling events -> notice deliveries to patients, exactly once (see the module).
 
     Run one ``EventSourcedProjectionRunner`` on ``SchedulingLog`` with the class that
     ``configured`` returns (it carries the clock, the centre's offsets and quiet hours).
+    A backlog is recorded a batch at a time (``application.batching``): a day's bulk
+    import is not one commit per booking.
     """
 
     name = NAME
@@ -103,8 +103,6 @@ class CommunicationPolicy(EventSourcedProjection[UUID]):
         self._patients = Patients(self._registry)
         self._activation_digest = KeyedDigest.from_cipher_key(self.env["CIPHER_KEY"], PURPOSE)
         self._visits = VisitWriter(Catalog(dict(self.env)))
-        self._pending: list[tuple[Any, Tracking]] = []
-        self._head = 0
 
     def construct_recorder(self) -> Any:
         """The deliveries store's events, with tracking of this policy's own (the HL7
@@ -130,49 +128,20 @@ class CommunicationPolicy(EventSourcedProjection[UUID]):
             reader.close()
         super().close()
 
-    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """Process the events waiting in the log together: while the log holds more
-        after this one (up to ``BATCH``), keep what they decide in memory; then record it
-        all in one write with the tracking of the last (a day's bulk import is not one
-        commit per booking). Nothing is recorded before that write, so a stop midway
-        processes them again, exactly once. Live, each event is written at once."""
-        self._pending.append((domain_event, tracking))
-        if len(self._pending) < BATCH and tracking.notification_id < self._log_head(
-            tracking.notification_id
-        ):
-            return
-        pending, self._pending = self._pending, []
-        self._record_batch(pending)
+    def followed_log(self, application_name: str) -> ApplicationRecorder:
+        """The scheduling log's recorder (the one log this policy follows)."""
+        if application_name != SchedulingLog.name:
+            raise ValueError(f"the communication policy does not follow {application_name!r}")
+        return self._scheduling.recorder
 
-    def _log_head(self, reached: int) -> int:
-        """The last position of the followed log (asked again once ``reached`` it)."""
-        if reached >= self._head:
-            self._head = self._scheduling.recorder.max_notification_id() or 0
-        return self._head
-
-    def _record_batch(self, pending: list[tuple[Any, Tracking]]) -> None:
-        """As the library records one event, for several; decided again when a worker
-        changed a delivery one of them withdraws at the same moment (the event store
-        refuses the older version)."""
-        for attempt in range(5):
-            processing_event = ProcessingEvent[UUID](tracking=pending[-1][1])
-            self._patients.prefetch(
-                e.patient_id for e, _ in pending if isinstance(e, Appointment.Booked)
-            )
-            try:
-                for domain_event, _ in pending:
-                    self.policy(domain_event, processing_event)
-                recordings = self._record(processing_event)
-            except IntegrityError:
-                if attempt == 4:
-                    raise
-                continue
-            finally:
-                self._patients.clear()
-            self._take_snapshots(processing_event)
-            self.notify(processing_event.events)
-            self._notify(recordings)
-            return
+    @contextmanager
+    def deciding(self, events: list[Any]) -> Iterator[None]:
+        """The patients of a batch's bookings, read in one query for its decisions."""
+        self._patients.prefetch(e.patient_id for e in events if isinstance(e, Appointment.Booked))
+        try:
+            yield
+        finally:
+            self._patients.clear()
 
     def policy(self, domain_event: Any, processing_event: ProcessingEvent[UUID]) -> None:
         now = self.clock.now()

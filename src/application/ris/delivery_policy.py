@@ -2,7 +2,8 @@
 
 It follows an upstream application's log with tracking (exactly once) and queues one
 ``MessageDelivery`` per recipient for each event that the RIS must hear about, in the
-``deliveries`` event store.
+``deliveries`` event store. A backlog is recorded a batch at a time
+(``application.batching``): under booking load, not one commit per scheduling event.
 """
 
 from datetime import date, datetime
@@ -11,11 +12,12 @@ from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import JSONTranscoder
-from eventsourcing.projection import EventSourcedProjection
+from eventsourcing.persistence import ApplicationRecorder, JSONTranscoder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
 from application.base import BaseApplication, DateAsISO, tolerating_concurrent_ddl
+from application.batching import BatchingPolicy
 from application.catalog import Catalog
 from application.errors import NotFoundError
 from application.registry import RegistryLog
@@ -66,6 +68,7 @@ ADT_FIELDS = frozenset(
 # Changes the RIS itself sent us are not echoed back to it.
 NOT_ECHOED_SOURCES = frozenset({"hl7-inbound"})
 R = TypeVar("R", bound=BaseApplication)
+UPSTREAMS = frozenset({SchedulingLog.name, RegistryLog.name})  # the logs it follows
 # The names of the HL7 recipients, comma-separated (the composition root sets it from
 # the configured destinations).
 RECIPIENTS = "DELIVERY_RECIPIENTS"
@@ -90,12 +93,14 @@ def _iso(value: datetime | date) -> str:
     return value.isoformat()
 
 
-class DeliveryPolicy(EventSourcedProjection[UUID]):
+class DeliveryPolicy(BatchingPolicy):
     """Appointment and patient events -> queued HL7 deliveries, exactly once.
 
     Run one ``EventSourcedProjectionRunner`` per upstream application (Scheduling,
-    Registry) with this class; tracking keeps their positions apart. The payload is a
-    snapshot of what the message needs, so every resend is the same message.
+    Registry) with this class; tracking keeps their positions apart. The events of a
+    batch decide together: a later one finds what an earlier one queued
+    (``find_delivery``). The payload is a snapshot of what the message needs, so every
+    resend is the same message.
     Recipients come from ``DELIVERY_RECIPIENTS`` in its environment (``recipients_env``).
     """
 
@@ -106,6 +111,7 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
         names = self.env.get(RECIPIENTS, "") or ""
         self.recipients = [name.strip() for name in names.split(",") if name.strip()]
         self._readers: dict[str, BaseApplication] = {}
+        self._logs: dict[str, ApplicationRecorder] = {}
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -116,6 +122,21 @@ class DeliveryPolicy(EventSourcedProjection[UUID]):
         if kind.name not in self._readers:
             self._readers[kind.name] = kind(dict(self.env))
         return cast(R, self._readers[kind.name])
+
+    def followed_log(self, application_name: str) -> ApplicationRecorder:
+        """The upstream log (Scheduling or Registry) of that name, read on this policy's
+        own connections (the library names an application's events table after it).
+        Opening a reader of the registry instead slowed its follower's first A04: the
+        scheduling one may then queue the patient's first SIU before it, and the pump
+        sends a patient's earliest queued message first."""
+        if application_name not in UPSTREAMS:
+            raise ValueError(f"the delivery policy does not follow {application_name!r}")
+        if application_name not in self._logs:
+            factory: Any = self.factory
+            self._logs[application_name] = PostgresApplicationRecorder(
+                factory.datastore, events_table_name=f"{application_name}_events"
+            )
+        return self._logs[application_name]
 
     def close(self) -> None:
         for reader in self._readers.values():
