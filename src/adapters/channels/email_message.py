@@ -48,7 +48,7 @@ def build_email(message: OutboundMessage, sender: str) -> Message:
         email = text
     origin = sender_address(sender)
     email["From"] = formataddr((origin.display_name, origin.addr_spec), charset="utf-8")
-    email["To"] = _header(str(Address(addr_spec=message.recipient)))
+    email["To"] = recipient_address(message.recipient)
     email["Subject"] = _header(message.subject)
     email["Date"] = formatdate(localtime=False, usegmt=True)
     email["Message-ID"] = message_id(message.delivery_id, sender)
@@ -61,6 +61,14 @@ def _text_part(body: str, subtype: str) -> Message:
     part = MIMENonMultipart("text", subtype)
     part.set_payload(body, _UTF8)
     return part
+
+
+def recipient_address(recipient: str) -> str:
+    """The To address, its domain in IDNA form (``exämple.org`` -> ``xn--exmple-cua.org``:
+    an address may not be an RFC 2047 encoded word); ValueError if it is not an address
+    (a non-ASCII local part included). The senders check it before sending."""
+    address = Address(addr_spec=recipient)
+    return f"{address.username}@{address.domain.encode('idna').decode('ascii')}"
 
 
 def _header(value: str) -> str:

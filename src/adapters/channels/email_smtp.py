@@ -14,12 +14,11 @@ How failures are classified:
 import smtplib
 import socket
 import ssl
-from email.headerregistry import Address
 from email.message import Message
 
 import structlog
 
-from adapters.channels.email_message import build_email, sender_address
+from adapters.channels.email_message import build_email, recipient_address, sender_address
 from adapters.channels.smtp_url import IMPLICIT_TLS, STARTTLS, SmtpTarget
 from application.channels import (
     EMAIL,
@@ -73,7 +72,7 @@ class SmtpSender(ChannelSender):
     def send(self, message: OutboundMessage) -> SendOutcome:
         self.check(message)
         try:
-            Address(addr_spec=message.recipient)
+            recipient_address(message.recipient)
         except ValueError:
             return PermanentFailure(code=INVALID_RECIPIENT, reason="not an e-mail address")
         email = build_email(message, self.sender)

@@ -5,12 +5,11 @@ leaves the machine; the start-up line says so, so nobody waits for a real e-mail
 import mailbox
 import os
 import threading
-from email.headerregistry import Address
 from pathlib import Path
 
 import structlog
 
-from adapters.channels.email_message import build_email, sender_address
+from adapters.channels.email_message import build_email, recipient_address, sender_address
 from application.channels import (
     EMAIL,
     INVALID_RECIPIENT,
@@ -42,7 +41,7 @@ class MaildirSender(ChannelSender):
     def send(self, message: OutboundMessage) -> SendOutcome:
         self.check(message)
         try:
-            Address(addr_spec=message.recipient)
+            recipient_address(message.recipient)
         except ValueError:
             return PermanentFailure(code=INVALID_RECIPIENT, reason="not an e-mail address")
         email = build_email(message, self.sender)
