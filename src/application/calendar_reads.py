@@ -16,29 +16,21 @@ when every read went to the store.
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
 from copy import deepcopy
 from typing import Any
 from uuid import UUID
 
+from application.base import BaseApplication, fold
 from domain.resource_day import ResourceDay
 
 KEPT = 4096  # calendars kept per process, least recently read dropped first
 
 
 class CalendarReads:
-    """``get(calendar_id)``: the calendar as the store holds it now, or None."""
+    """``get(calendar_id)``: the calendar as ``log`` holds it now, or None."""
 
-    def __init__(
-        self,
-        read: Callable[[UUID], ResourceDay | None],
-        events_after: Callable[[UUID, int], Iterable[Any]],
-        fold: Callable[[Any, Iterable[Any]], Any],
-        kept: int = KEPT,
-    ) -> None:
-        self._read = read
-        self._events_after = events_after
-        self._fold = fold
+    def __init__(self, log: BaseApplication, kept: int = KEPT) -> None:
+        self._log = log
         self._kept_max = kept
         self._kept: OrderedDict[UUID, ResourceDay] = OrderedDict()
         self._lock = threading.Lock()
@@ -49,10 +41,10 @@ class CalendarReads:
             if kept is not None:
                 self._kept.move_to_end(calendar_id)
         if kept is None:
-            current = self._read(calendar_id)
+            current = self._log.find(calendar_id, ResourceDay)
         else:
-            newer = list(self._events_after(calendar_id, kept.version))
-            current = self._fold(deepcopy(kept), newer) if newer else kept
+            newer: list[Any] = list(self._log.events.get(calendar_id, gt=kept.version))
+            current = fold(deepcopy(kept), newer) if newer else kept
         if current is None:
             return None
         if current is not kept:

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from application.base import BUSY, BaseApplication, Position, fold, retrying
+from application.base import BUSY, BaseApplication, Position, retrying
 from application.calendar_reads import CalendarReads
 from application.calendar_turns import CalendarGate, CalendarTurns, calendar_key
 from application.calendars import Calendars
@@ -96,11 +96,7 @@ class SchedulingLog(BaseApplication):
 
     def __init__(self, env: Any = None) -> None:
         super().__init__(env)
-        self._calendar_reads = CalendarReads(
-            lambda calendar_id: self.find(calendar_id, ResourceDay),
-            lambda calendar_id, version: self.events.get(calendar_id, gt=version),
-            fold,
-        )
+        self._calendar_reads = CalendarReads(self)
 
     def appointment(self, appointment_id: UUID, owner: UUID | None = None) -> Appointment:
         """One appointment; NotFoundError if missing or (with ``owner``) someone else's."""

@@ -8,7 +8,7 @@ Writes are counted in the database: a trigger on the policy's tracking table kee
 per committed tracking write (one per transaction of the policy)."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -25,6 +25,7 @@ from imaging_bridge.bootstrap import Runtime
 from imaging_bridge.outbound import Outbound, destinations_of, policy_env
 from tests.integration.mllp_peer import Peer, field_of, wait_until
 from tests.integration.test_outbound_hl7 import (
+    DAY,
     PATIENT_ACTOR,
     book,
     deliveries,
@@ -34,7 +35,6 @@ from tests.integration.test_outbound_hl7 import (
 
 pytestmark = pytest.mark.integration
 
-DAY = datetime(2026, 12, 2, 14, 0, tzinfo=UTC)  # Riverside CT is open around the clock
 TRACKING = f"{NAME}_tracking"
 COUNTING = f"""
 CREATE TABLE tracking_writes (application_name text, notification_id bigint);
