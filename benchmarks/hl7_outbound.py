@@ -1,16 +1,18 @@
 """HL7 outbound benchmark: SIU^S12 deliveries sent over MLLP and ACKed end to end.
 
-Queues ``--messages`` SIU^S12 deliveries (as the delivery policy does, one per patient,
-``--per-patient`` each), then starts ``--workers`` worker processes (the
-``imaging-bridge worker`` command function: dramatiq on the PostgreSQL broker, or on
-RabbitMQ with ``BROKER_URL``, plus the pump) that render (the send path's text renderer,
-held to hl7apy's output by a test), send to an MLLP peer on loopback answering AA, and
-record each attempt. Measured: from the workers' start until the deliveries read model shows
-every delivery acknowledged (rate = messages / that time), and the rate at which the
-peer sent ACKs (first to last). Then the transport floor: the same messages sent to the
-same peer by a plain sender (``MllpClient`` on ``--floor-threads`` threads, no database, no
-queue). Targets (issue 12): at least 400 SIU/s with two workers, and at least half the
-floor. ``run`` is what ``ratios.py`` calls.
+Starts ``--workers`` worker processes (the ``imaging-bridge worker`` command function:
+dramatiq on the PostgreSQL broker, or on RabbitMQ with ``BROKER_URL``, plus the pump) and
+sends them a warm-up (``--workers`` x ``--threads`` x 4 messages); then queues
+``--messages`` SIU^S12 deliveries (as the delivery policy does, one per patient,
+``--per-patient`` each), which the workers render (the send path's text renderer, held to
+hl7apy's output by a test), send to an MLLP peer on loopback answering AA, and record.
+Measured: from the first delivery queued until the deliveries read model shows every one
+acknowledged (rate = messages / that time; the queueing and the read model are in it; until
+2026-12-02 the clock started with the workers, so their start-up, about 1 s, was in it too),
+and the rate at which the peer sent ACKs (first to last). Then the transport floor: the
+same messages sent to the same peer by a plain sender (``MllpClient`` on
+``--floor-threads`` threads, no database, no queue). Targets (issue 12): at least 400 SIU/s
+with two workers, and at least half the floor. ``run`` is what ``ratios.py`` calls.
 
 Runs on a fresh database ``ib_bench_<random>`` on the machine's PostgreSQL
 (127.0.0.1:5432) with ``--pg machine``, else on an embedded server in a temporary folder.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -48,7 +51,6 @@ from adapters.database import (  # noqa: E402
     with_dbname,
 )
 from adapters.settings import Settings  # noqa: E402
-from application.base import Position  # noqa: E402
 from application.ris.deliveries import Deliveries  # noqa: E402
 from domain.context import system_actor  # noqa: E402
 from domain.ris.message_delivery import MessageDelivery  # noqa: E402
@@ -69,52 +71,71 @@ EVERY_ONE = Target("messages not acknowledged before the timeout", "<=", 0, "")
 
 
 class AckingPeer:
-    """An MLLP peer on loopback that ACKs every message AA and notes when."""
+    """An MLLP peer on loopback that ACKs every message AA and notes when, in a process of
+    its own (as the RIS is): in this one it would take the GIL from the read models this
+    process keeps, and the end-to-end figure would measure that contention."""
 
     def __init__(self) -> None:
-        self.acks: list[float] = []
-        self.writers: set[asyncio.StreamWriter] = set()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        future = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self.handle, "127.0.0.1", 0), self.loop
-        )
-        self.server = future.result(timeout=10)
-        self.port = int(self.server.sockets[0].getsockname()[1])
+        context = multiprocessing.get_context("spawn")
+        self._control, child = context.Pipe()
+        self.process = context.Process(target=_serve_peer, args=(child,), daemon=True)
+        self.process.start()
+        if not self._control.poll(30):
+            raise RuntimeError("the MLLP peer did not start")
+        self.port = int(self._control.recv())
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.add(writer)
+    def acks(self) -> list[float]:
+        """When each ACK went out (``time.monotonic()``, the same clock in every process)."""
+        self._control.send("acks")
+        return list(self._control.recv())
+
+    def clear(self) -> None:
+        self._control.send("clear")
+        self._control.recv()
+
+    def close(self) -> None:
+        self._control.send("stop")
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def _serve_peer(control: Any) -> None:
+    """The peer process: serve on a free loopback port, answer the controller's requests."""
+    acks: list[float] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 data = await reader.readuntil(END)
                 message = data[data.find(START) + 1 : -2].decode()
-                control = message.split("\r", 1)[0].split("|")[9]
-                ack = f"MSH|^~\\&|RIS|RIS|IB|IB|20261130||ACK|A{control}|P|2.5.1\rMSA|AA|{control}"
+                control_id = message.split("\r", 1)[0].split("|")[9]
+                ack = (
+                    f"MSH|^~\\&|RIS|RIS|IB|IB|20261130||ACK|A{control_id}|P|2.5.1\r"
+                    f"MSA|AA|{control_id}"
+                )
                 writer.write(START + ack.encode() + END)
                 await writer.drain()
-                self.acks.append(time.monotonic())
+                acks.append(time.monotonic())
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            self.writers.discard(writer)
             writer.close()
 
-    def close(self) -> None:
-        async def shut() -> None:
-            # Senders keep their connections open: close them, so each handler ends as
-            # on a peer's close (cancelling them made asyncio print their tracebacks).
-            self.server.close()
-            for writer in list(self.writers):
-                writer.close()
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            _, pending = await asyncio.wait(others, timeout=2) if others else (set(), set())
-            for task in pending:
-                task.cancel()
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        control.send(server.sockets[0].getsockname()[1])
+        loop = asyncio.get_running_loop()
+        while True:
+            request = await loop.run_in_executor(None, control.recv)
+            if request == "stop":
+                break
+            if request == "clear":
+                acks.clear()
+            control.send(list(acks) if request == "acks" else None)
+        server.close()
 
-        asyncio.run_coroutine_threadsafe(shut(), self.loop).result(timeout=5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
+    asyncio.run(main())
 
 
 def payload(n: int, patient: str, start: datetime) -> dict[str, str]:
@@ -142,7 +163,7 @@ def payload(n: int, patient: str, start: datetime) -> dict[str, str]:
     }
 
 
-def queue(deliveries: Deliveries, messages: int, per_patient: int) -> None:
+def queue(deliveries: Deliveries, messages: int, per_patient: int, prefix: str = "bench") -> None:
     now = datetime.now(UTC)
     meta = system_actor(source="benchmark").meta()
     batch = []
@@ -155,7 +176,7 @@ def queue(deliveries: Deliveries, messages: int, per_patient: int) -> None:
                 channel="hl7",
                 recipient="ris",
                 message_type="SIU^S12",
-                cause=f"bench:{n}",
+                cause=f"{prefix}:{n}",
                 cause_at=now + timedelta(microseconds=n),
                 ordering_key=patient,
                 payload=payload(n, patient, now + timedelta(days=3, minutes=15 * n)),
@@ -167,6 +188,19 @@ def queue(deliveries: Deliveries, messages: int, per_patient: int) -> None:
             batch = []
     if batch:
         deliveries.save(*batch)
+
+
+def wait_acknowledged(runtime: Runtime, count: int, deadline: float) -> int:
+    """Wait until ``count`` deliveries are acknowledged, or ``deadline``; how many are."""
+    done = acknowledged(runtime)
+    while done < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+        done = acknowledged(runtime)
+    return done
+
+
+def _workers_cpu(workers: list[subprocess.Popen[bytes]]) -> float:
+    return sum(_cpu_seconds(worker.pid) for worker in workers)
 
 
 def acknowledged(runtime: Runtime) -> int:
@@ -268,10 +302,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runtime = build(settings, url=url)
     try:
         deliveries = runtime.services.deliveries.deliveries
-        log(f"queueing {args.messages} SIU^S12 deliveries")
-        queue(deliveries, args.messages, args.per_patient)
-        head = deliveries.recorder.max_notification_id() or 0
-        assert runtime.projections.wait(Position(deliveries.name, head), timeout=120)
         worker_env = {
             **os.environ,
             "DATABASE_URL": url,
@@ -290,17 +320,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     command, env=worker_env, cwd=str(data_dir), stdout=subprocess.DEVNULL
                 )
             )
-        deadline = started + args.timeout
-        done = 0
-        while done < args.messages and time.monotonic() < deadline:
-            time.sleep(0.2)
-            done = acknowledged(runtime)
+        # Warm-up: a few messages through running workers, so that what is timed next is
+        # the pipeline, not the workers' start (imports, connections).
+        warm = args.workers * args.threads * 4
+        if warm:
+            queue(deliveries, warm, 1, prefix="warm")
+            if not wait_acknowledged(runtime, warm, started + args.timeout):
+                raise RuntimeError(f"the {warm} warm-up messages were not all acknowledged")
+            log(f"workers warm after {time.monotonic() - started:.1f} s ({warm} messages)")
+        peer.clear()
+        queued_at, worker_cpu = time.monotonic(), _workers_cpu(workers)
+        own_cpu = time.process_time()
+        log(f"queueing {args.messages} SIU^S12 deliveries")
+        queue(deliveries, args.messages, args.per_patient)
+        queued = time.monotonic() - queued_at
+        done = wait_acknowledged(runtime, warm + args.messages, queued_at + args.timeout) - warm
         finished = time.monotonic()
-        elapsed = finished - started
-        # CPU per message: this process keeps the read models; the workers pump and send.
+        elapsed = finished - queued_at
+        # CPU per message: this process queues and keeps the read models; the workers
+        # pump and send.
         cpu = {
-            "workers": round(sum(_cpu_seconds(worker.pid) for worker in workers), 2),
-            "projections_and_peer": round(time.process_time() - own_cpu, 2),
+            "workers": round(_workers_cpu(workers) - worker_cpu, 2),
+            "queue_projections_and_peer": round(time.process_time() - own_cpu, 2),
         }
     finally:
         stop_workers(workers)
@@ -308,7 +349,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         drop_database(url)
         shutil.rmtree(data_dir, ignore_errors=True)
     try:
-        acks = sorted(peer.acks)
+        acks = sorted(peer.acks())
         ack_span = (acks[-1] - acks[0]) if len(acks) > 1 else 0.0
         result: dict[str, Any] = {
             "messages": args.messages,
@@ -316,13 +357,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "workers": args.workers,
             "threads_per_worker": args.threads,
             "per_patient": args.per_patient,
+            "warm_up_messages": warm,
+            "seconds_to_queue": round(queued, 2),
             "seconds_to_all_acknowledged": round(elapsed, 2),
             "rate_end_to_end_per_s": round(done / elapsed, 1),
             "peer_acks": len(acks),
             "peer_ack_rate_per_s": round(len(acks) / ack_span, 1) if ack_span else None,
-            # Where the end-to-end time goes: the workers' start-up until the first ACK,
-            # the peer's ACKs, and the read model catching up after the last one.
-            "seconds_to_first_ack": round(acks[0] - started, 2) if acks else None,
+            # Where the end-to-end time goes: from the first delivery queued to the first
+            # ACK, the peer's ACKs, and the read model catching up after the last one.
+            "seconds_to_first_ack": round(acks[0] - queued_at, 2) if acks else None,
             "seconds_last_ack_to_all_acknowledged": round(finished - acks[-1], 2) if acks else None,
             "cpu_seconds": cpu,
             "worker_cpu_ms_per_message": round(cpu["workers"] / max(done, 1) * 1000, 2),

@@ -6,6 +6,7 @@ It follows an upstream application's log with tracking (exactly once) and queues
 (``application.batching``): under booking load, not one commit per scheduling event.
 """
 
+import time
 from datetime import date, datetime
 from functools import singledispatchmethod
 from typing import Any, TypeVar, cast
@@ -72,6 +73,11 @@ UPSTREAMS = frozenset({SchedulingLog.name, RegistryLog.name})  # the logs it fol
 # The names of the HL7 recipients, comma-separated (the composition root sets it from
 # the configured destinations).
 RECIPIENTS = "DELIVERY_RECIPIENTS"
+# How long the bookings' follower waits for the registry's to reach a patient's
+# registration before it queues their first SIU (seconds; ``_registration_wait``).
+REGISTRATION_WAIT = "DELIVERY_REGISTRATION_WAIT"
+REGISTRATION_WAIT_SECONDS = 10.0
+REGISTRATION_POLL_SECONDS = 0.02
 
 
 def recipients_env(names: list[str]) -> dict[str, str]:
@@ -110,6 +116,9 @@ class DeliveryPolicy(BatchingPolicy):
         tolerating_concurrent_ddl(self, lambda: super(DeliveryPolicy, self).__init__(env))
         names = self.env.get(RECIPIENTS, "") or ""
         self.recipients = [name.strip() for name in names.split(",") if name.strip()]
+        self.registration_wait = float(
+            self.env.get(REGISTRATION_WAIT, "") or REGISTRATION_WAIT_SECONDS
+        )
         self._readers: dict[str, BaseApplication] = {}
         self._logs: dict[str, ApplicationRecorder] = {}
 
@@ -204,14 +213,16 @@ class DeliveryPolicy(BatchingPolicy):
         (it carries their registration's time, so it is sent first), with the
         demographics the SIU carries. Patients the RIS sent us need none. While the
         registry's follower has not reached the registration, nothing is queued here: it
-        queues their A04 itself (two followers deciding at once queued two A04s). Its
-        identity is its own (``introduction_id``), so the two followers never write the
-        same delivery and neither can stop on the other's write."""
+        queues their A04 itself (two followers deciding at once queued two A04s), and
+        this follower waits for it first (``_registration_wait``), so that the A04 is
+        queued before the SIU and the pump sends it first. Its identity is its own
+        (``introduction_id``), so the two followers never write the same delivery and
+        neither can stop on the other's write."""
         patient_id = UUID(siu["patient_id"])
         registration = MessageDelivery.create_id(
             f"{patient_id}:{REGISTERED_VERSION}", recipient, "hl7"
         )
-        if not self._registration_followed(patient_id):
+        if not self._registration_wait(patient_id):
             return  # the registry's follower has not reached it: it queues their A04 itself
         if self.find_delivery(registration, processing_event) or self.find_delivery(
             introduction_id(patient_id, recipient), processing_event
@@ -238,13 +249,30 @@ class DeliveryPolicy(BatchingPolicy):
             )
         )
 
-    def _registration_followed(self, patient_id: UUID) -> bool:
+    def _registration_wait(self, patient_id: UUID) -> bool:
+        """Whether the registry's follower has processed the patient's registration,
+        waiting up to ``registration_wait`` seconds for it to get there.
+
+        The two followers run side by side. A patient who registers and books at once
+        may reach this one first; queueing their SIU then, before the registry's follower
+        queues their ADT^A04, let the pump send the SIU first (it sends a patient's
+        earliest *queued* message), and a RIS refuses an appointment for a patient it has
+        not been told of. After the wait (a registry follower far behind, or not running)
+        the SIU is queued anyway, as before: late is worse than out of order."""
+        deadline = time.monotonic() + self.registration_wait
+        while True:
+            followed = self._registration_followed(patient_id)
+            if followed is not False or time.monotonic() >= deadline:
+                return bool(followed)
+            time.sleep(REGISTRATION_POLL_SECONDS)
+
+    def _registration_followed(self, patient_id: UUID) -> bool | None:
         """Whether the registry's follower has processed the patient's registration.
 
         Until it has, it will queue their ADT^A04 itself, so an introduction now would
         be a second one (the two followers run side by side). Once it has, its tracking
         record and any A04 it queued were committed together, so ``find_delivery``
-        answers for it."""
+        answers for it. None: the registry holds no registration of that patient."""
         recorder: Any = self._reader(RegistryLog).recorder
         statement = SQL(
             "SELECT notification_id FROM {}.{} WHERE originator_id = %s AND originator_version = %s"
@@ -253,7 +281,7 @@ class DeliveryPolicy(BatchingPolicy):
             curs.execute(statement, (patient_id, REGISTERED_VERSION))
             row = curs.fetchone()
         if row is None:
-            return False
+            return None  # no such registration: nothing to wait for
         followed = self.recorder.max_tracking_id(RegistryLog.name) or 0
         return bool(followed >= row["notification_id"])
 
