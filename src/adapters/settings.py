@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     outbound_handoff: Literal["local", "broker"] = Field(
         default="local",
-        description="local: a process that pumps and sends hands HL7 deliveries to its own"
-        " sending threads; broker: through the task queue (for `worker --no-pump` processes)",
+        description="local: a process that pumps and sends hands HL7 deliveries and patient"
+        " notices to its own sending threads; broker: through the task queue (for"
+        " `worker --no-pump` processes)",
     )
     # Patient channels: e-mail, SMS, web push; the notices they carry.
     centre_name: str = Field(default="Imaging Bridge Demo Centre", min_length=1, max_length=80)

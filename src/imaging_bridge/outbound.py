@@ -1,24 +1,27 @@
 """The outbound part of a process, wired by the composition root (``bootstrap.build``):
 the delivery policy that turns events into HL7 deliveries and the communication policy
-that turns them into notices to patients, the pump that hands due
-deliveries to the task queue, and the dramatiq workers that send them.
+that turns them into notices to patients, the pumps that hand due deliveries to this
+process's sending threads or to the task queue, and the dramatiq workers that send them.
 
 ``serve`` runs it whole; ``imaging-bridge worker`` runs the pump and the workers only
 (several processes may pump: hand-outs are leased per delivery version). The deliveries
 read model the pump reads is one of the projections (``projections.runners``).
 
-A process that pumps and sends hands its HL7 deliveries straight to its own sending
-threads (``LocalHandoff``; ``OUTBOUND_HANDOFF=broker`` sends them through the task queue
-instead, for ``worker --no-pump`` processes). A pump that found nothing to do sleeps until
-the deliveries read model moves (``projections.progress``: at once in a process that runs
-the projections) or, at the latest, a retry's base delay (2 s by default) later.
+A process that pumps and sends hands its HL7 deliveries and its patient notices straight
+to its own sending threads (a ``LocalHandoff`` each; ``OUTBOUND_HANDOFF=broker`` sends
+them through the task queue instead, for ``worker --no-pump`` processes); the attempts of
+both are saved together (one ``AttemptWriter``). A pump that found nothing to do sleeps
+until the deliveries read model moves (``projections.progress``: at once in a process that
+runs the projections) or, at the latest, a retry's base delay (2 s by default) later.
 """
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import dramatiq
 import structlog
@@ -30,6 +33,7 @@ from adapters.access_log import PostgresAccessLog
 from adapters.channels.recipients import PatientLookup, PreferencesOf, preferences_of
 from adapters.channels.setup import channel_senders, notice_settings
 from adapters.channels.worker import ChannelWorker, ConsentFollowUps
+from adapters.hl7.attempt_writer import AttemptWriter
 from adapters.hl7.destinations import Destination, parse_destinations
 from adapters.hl7.handoff import LocalHandoff
 from adapters.hl7.pump import Pump
@@ -123,7 +127,8 @@ class Outbound:
     broker: Any = None
     _owns_deliveries: bool = False
     _scheduling: SchedulingLog | None = None
-    _handoff: LocalHandoff | None = None
+    _handoff: LocalHandoff | None = None  # HL7's
+    _notice_handoff: LocalHandoff | None = None
     _leadership: Leadership | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -146,52 +151,69 @@ class Outbound:
             self._owns_deliveries = True
         if self.workers or self.pump:
             self.broker = make_broker(self.url, broker_url=settings.broker_url)
-        sender = self._sender(destinations) if self.workers else None
+        sender = notices = None
+        if self.workers:
+            writer = AttemptWriter(self.deliveries)  # HL7's and notices' attempts, saved together
+            sender = self._sender(destinations, writer)
+            notices = self.notice_worker(writer) if self.patients is not None else None
         if sender is not None:
             declare_actor(self.broker, sender.send)
-            if self.patients is not None:
+            if notices is not None:
                 declare_actor(
-                    self.broker,
-                    self.notice_worker().send,
-                    actor_name=NOTICE_ACTOR_NAME,
-                    queue_name=NOTICE_QUEUE,
+                    self.broker, notices.send, actor_name=NOTICE_ACTOR_NAME, queue_name=NOTICE_QUEUE
                 )
             self.worker = dramatiq.Worker(  # type: ignore[no-untyped-call, unused-ignore]
                 self.broker, worker_threads=self.workers, worker_timeout=100
             )
             self.worker.start()
         if self.pump:
-            lease = timedelta(seconds=settings.delivery_lease_seconds)
-            if sender is not None and settings.outbound_handoff == "local":
-                self._handoff = LocalHandoff(
-                    sender.send_many, self.workers, lease=lease.total_seconds()
-                ).start()
-                hl7 = Pump(
-                    self.reader(),
-                    self.pool,
-                    self._handoff.dispatch,
-                    self.clock,
-                    lease=lease,
-                    room=self._handoff.room,
-                )
-            else:
-                hl7 = Pump(self.reader(), self.pool, enqueuer(self.broker), self.clock, lease=lease)
-            notices = Pump(
-                self.reader(),
-                self.pool,
-                enqueuer(self.broker, actor_name=NOTICE_ACTOR_NAME, queue_name=NOTICE_QUEUE),
-                self.clock,
-                lease=lease,
-                channels=PATIENT_CHANNELS,
-            )
-            for pump in (hl7, notices):
-                wanting = self._handoff.wanting if pump is hl7 and self._handoff else None
-                thread = threading.Thread(target=self._pump_loop, args=(pump, wanting), daemon=True)
-                thread.start()
-                self._threads.append(thread)
+            self._start_pumps(sender, notices)
         return self
 
-    def _sender(self, destinations: list[Destination]) -> Sender:
+    def _start_pumps(self, sender: Sender | None, notices: ChannelWorker | None) -> None:
+        """The HL7 pump and the notices pump, each handing out to this process's own
+        sending threads when it has them and ``outbound_handoff`` is local, else to the
+        task queue."""
+        lease = timedelta(seconds=self.settings.delivery_lease_seconds)
+        local = self.settings.outbound_handoff == "local"
+        if local and sender is not None:
+            self._handoff = LocalHandoff(
+                sender.send_many, self.workers, lease=lease.total_seconds()
+            ).start()
+        if local and notices is not None:
+            self._notice_handoff = LocalHandoff(
+                notices.send_many, self.workers, lease=lease.total_seconds(), name="notice-send"
+            ).start()
+        self._start_pump(("hl7",), self._handoff, enqueuer(self.broker), lease)
+        queued = enqueuer(self.broker, actor_name=NOTICE_ACTOR_NAME, queue_name=NOTICE_QUEUE)
+        self._start_pump(PATIENT_CHANNELS, self._notice_handoff, queued, lease)
+
+    def _start_pump(
+        self,
+        channels: tuple[str, ...],
+        handoff: LocalHandoff | None,
+        queued: Callable[[list[tuple[UUID, int]]], None],
+        lease: timedelta,
+    ) -> None:
+        """A pump of ``channels`` on a thread of its own, handing out to ``handoff``'s
+        threads, or else to the task queue (``queued``)."""
+        if self.pool is None:
+            raise RuntimeError("start the outbound part first")
+        pump = Pump(
+            self.reader(),
+            self.pool,
+            handoff.dispatch if handoff else queued,
+            self.clock,
+            lease=lease,
+            channels=channels,
+            room=handoff.room if handoff else None,
+        )
+        wanting = handoff.wanting if handoff else None
+        thread = threading.Thread(target=self._pump_loop, args=(pump, wanting), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _sender(self, destinations: list[Destination], writer: AttemptWriter) -> Sender:
         assert self.deliveries is not None
         cafile = self.settings.hl7_tls_cafile
         return Sender(
@@ -199,6 +221,7 @@ class Outbound:
             destinations,
             self.clock,
             retry_policy_of(self.settings),
+            writer=writer,
             tls_cafile=str(cafile) if cafile else None,
         )
 
@@ -248,9 +271,10 @@ class Outbound:
         )
         return follower.__enter__()
 
-    def notice_worker(self) -> ChannelWorker:
-        """The body of the ``send_notice`` actor: e-mail, SMS and push, through the
-        channels the settings name (their development defaults when unset)."""
+    def notice_worker(self, writer: AttemptWriter | None = None) -> ChannelWorker:
+        """The body of the ``send_notice`` actor and of the notices' sending threads:
+        e-mail, SMS and push, through the channels the settings name (their development
+        defaults when unset); its attempts saved by ``writer`` when given."""
         if self.deliveries is None or self.patients is None:
             raise RuntimeError("the notice worker needs the deliveries and the patients")
         try:
@@ -266,6 +290,7 @@ class Outbound:
             notice_settings(self.settings),
             preferences=self.preferences,
             follow_ups=self.follow_ups,
+            writer=writer,
         )
 
     def reader(self) -> PostgresDeliveryReader:
@@ -333,9 +358,10 @@ class Outbound:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
-        if self._handoff is not None:
-            self._handoff.stop()
-            self._handoff = None
+        for handoff in (self._handoff, self._notice_handoff):
+            if handoff is not None:
+                handoff.stop()
+        self._handoff = self._notice_handoff = None
         if self.worker is not None:
             self.worker.stop(timeout=10_000)
             self.worker = None

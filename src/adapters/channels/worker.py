@@ -1,9 +1,14 @@
-"""The sender behind the actor that sends one patient notice (e-mail, SMS or web push).
+"""The sender of patient notices (e-mail, SMS or web push): the body of the
+``send_notice`` actor, and of the sending threads a process that pumps hands its notices
+to (``adapters.hl7.handoff``).
 
-As ``adapters.hl7.sender`` does for HL7: the actor loads the delivery, checks the
-version it was handed is still current and due, and records one attempt; a second
-sender of the same version loses on the version. Everything about the patient is read
-now, not when the notice was queued:
+As ``adapters.hl7.sender`` does for HL7: it loads the delivery, checks the version it
+was handed is still current and due, and records one attempt (or a hold); a second
+sender of the same version loses on the version. A sending thread takes several
+hand-outs at once (``send_many``): one query loads them, one write saves what was
+recorded on them, together with the attempts of the process's other sending threads
+(``AttemptWriter``). Everything about the patient is read now, not when the notice was
+queued:
 
 - the address (the record's e-mail or phone, every push subscription of theirs;
   ``envelope.address`` when the notice names one, as a password reset does);
@@ -20,7 +25,9 @@ process has one (``ConsentFollowUps``).
 """
 
 import random
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
@@ -54,7 +61,6 @@ from application.channels import (
     TemporaryFailure,
     attempt_outcome,
 )
-from application.errors import NotFoundError
 from application.notices.envelope import NoticeEnvelope
 from application.notices.kinds import NoticeError, PasswordReset
 from application.notices.renderer import NoticeTemplates, RenderedNotice
@@ -93,6 +99,20 @@ class Hold:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """One notice's attempt or hold, recorded on its delivery and not yet saved; once it
+    is: the log line (``event`` with ``fields``) and, after a send, the follow-ups of
+    what the provider said of each address (``sent``)."""
+
+    delivery: MessageDelivery
+    outcome: str  # "held", or the attempt's outcome ("accepted", "rejected", ...)
+    event: str
+    fields: dict[str, Any]
+    envelope: NoticeEnvelope | None = None
+    sent: list[tuple[Address, SendOutcome]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class NoticeSettings:
     """What every rendered notice needs: the portal's address, the centre's name, the
     quiet hours of patients who chose none, and ``reset_link`` (``RESET_LINK``) when reset
@@ -105,7 +125,8 @@ class NoticeSettings:
 
 
 class ChannelWorker:
-    """Sends one notice delivery and records the attempt (the body of the actor)."""
+    """Sends notice deliveries and records their attempts (the body of the actor and of
+    the local sending threads)."""
 
     def __init__(
         self,
@@ -136,15 +157,44 @@ class ChannelWorker:
 
     def send(self, delivery_id: UUID, version: int) -> str:
         """Send the delivery if ``version`` is still its current one; what happened."""
-        try:
-            delivery = self.deliveries.delivery(delivery_id)
-        except NotFoundError:
-            return "missing"
-        now = self.clock.now()
-        if delivery.version != version or not delivery.is_due(now):
-            return "stale"
-        if delivery.channel not in PATIENT_CHANNELS:
-            return "stale"  # not a notice: the HL7 actor's
+        return self.send_many([(delivery_id, version)])[0]
+
+    def send_many(
+        self, handed: Sequence[tuple[UUID, int]], *, until: float | None = None
+    ) -> list[str]:
+        """Send each notice whose version is still the one it was handed out at, with
+        the deliveries read in one query and their attempts (or holds) saved in one
+        write; what happened to each, in order. None is sent once ``time.monotonic()``
+        has passed ``until`` ("expired": the pump that leases it next sends it). A
+        notice whose sending raised is left unrecorded ("failed"), as a task that raised
+        was: it goes out again once its lease ends, and the others are saved."""
+        found = self.deliveries.deliveries([delivery_id for delivery_id, _ in handed])
+        outcomes = ["stale"] * len(handed)
+        recorded: list[tuple[int, Recorded]] = []
+        for index, (delivery_id, version) in enumerate(handed):
+            delivery, now = found.get(delivery_id), self.clock.now()
+            if delivery is None:
+                outcomes[index] = "missing"
+            elif until is not None and time.monotonic() >= until:
+                outcomes[index] = "expired"
+            elif (
+                delivery.version == version
+                and delivery.is_due(now)
+                and delivery.channel in PATIENT_CHANNELS  # else not a notice: HL7's
+            ):
+                try:
+                    recorded.append((index, self._decide(delivery, now)))
+                except Exception:  # one notice's fault must not unsend the others
+                    log.exception("notice_send_failed", delivery_id=str(delivery_id))
+                    outcomes[index] = "failed"
+        saved = self.writer.save_many([each.delivery for _, each in recorded])
+        for (index, each), ok in zip(recorded, saved, strict=True):
+            outcomes[index] = self._saved(each) if ok else "lost"
+        return outcomes
+
+    def _decide(self, delivery: MessageDelivery, now: datetime) -> Recorded:
+        """Whether the notice may go, and to which addresses; send it there. Its attempt
+        or hold is recorded on the delivery, for the caller to save."""
         try:
             envelope = NoticeEnvelope.from_payload(delivery.payload)
         except NoticeError as error:
@@ -175,10 +225,8 @@ class ChannelWorker:
             return self._record(delivery, PermanentFailure(NOT_A_NOTICE, str(error)))
         sender = self.senders[delivery.channel]
         outcomes = [(target, sender.send(outbound)) for target, outbound in messages]
-        result = self._record(delivery, combined([outcome for _, outcome in outcomes]))
-        if result != "lost":
-            self._follow_up(delivery, envelope, outcomes)
-        return result
+        recorded = self._record(delivery, combined([outcome for _, outcome in outcomes]))
+        return replace(recorded, envelope=envelope, sent=outcomes)
 
     def _gate(
         self,
@@ -226,14 +274,11 @@ class ChannelWorker:
             rendered = with_link(rendered, self.settings.reset_link.format(token=notice.token))
         return rendered
 
-    def _hold(self, delivery: MessageDelivery, until: datetime, reason: str) -> str:
+    def _hold(self, delivery: MessageDelivery, until: datetime, reason: str) -> Recorded:
         delivery.hold(until=until, reason=reason, meta=self.actor.meta())
-        if not self.writer.save(delivery):
-            return "lost"
-        log.info("notice_held", delivery_id=str(delivery.id), until=until.isoformat())
-        return "held"
+        return Recorded(delivery, "held", "notice_held", {"until": until.isoformat()})
 
-    def _record(self, delivery: MessageDelivery, outcome: SendOutcome) -> str:
+    def _record(self, delivery: MessageDelivery, outcome: SendOutcome) -> Recorded:
         kind, code, detail = attempt_outcome(outcome)
         delivery.record_attempt(
             outcome=kind,
@@ -245,17 +290,24 @@ class ChannelWorker:
             meta=self.actor.meta(),
             retry_after=outcome.retry_after if isinstance(outcome, TemporaryFailure) else None,
         )
-        if not self.writer.save(delivery):
-            return "lost"
-        log.info(
-            "notice_attempted",
-            delivery_id=str(delivery.id),
-            channel=delivery.channel,
-            outcome=kind,
-            code=code,
-            status=delivery.status,
-        )
-        return kind
+        fields = {
+            "channel": delivery.channel,
+            "outcome": kind,
+            "code": code,
+            "status": delivery.status,
+        }
+        return Recorded(delivery, kind, "notice_attempted", fields)
+
+    def _saved(self, recorded: Recorded) -> str:
+        """Log what was saved and tell the preferences service what the provider said."""
+        delivery = recorded.delivery
+        log.info(recorded.event, delivery_id=str(delivery.id), **recorded.fields)
+        if recorded.envelope is not None:
+            try:
+                self._follow_up(delivery, recorded.envelope, recorded.sent)
+            except Exception:  # the attempt is saved; the batch's other follow-ups run
+                log.exception("notice_follow_up_failed", delivery_id=str(delivery.id))
+        return recorded.outcome
 
     def _follow_up(
         self,

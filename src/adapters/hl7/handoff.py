@@ -1,4 +1,6 @@
-"""Handing leased deliveries straight to this process's sending threads.
+"""Handing leased deliveries straight to this process's sending threads: HL7 deliveries
+to the ``Sender``'s, patient notices (e-mail, SMS, push) to the ``ChannelWorker``'s, each
+kind through a hand-off of its own.
 
 When one process both pumps and sends (``serve``, ``imaging-bridge worker``), a trip
 through the task queue costs three transactions per message (enqueue, claim, and an
@@ -13,7 +15,8 @@ The queue is kept short (``depth`` per thread; the pump asks ``room()`` before i
 and a hand-out that waited in it for half its lease is dropped unsent: by then another
 pump may hand that version out again, and only the holder of a lease should send. A
 thread takes up to ``batch`` hand-outs at once (read in one query, their attempts saved
-in one write: ``Sender.send_many``) and sends none of them past that half-lease.
+in one write: ``Sender.send_many``, ``ChannelWorker.send_many``) and sends none of them
+past that half-lease.
 """
 
 import queue
@@ -44,13 +47,21 @@ class LocalHandoff:
     round."""
 
     def __init__(
-        self, send: SendMany, threads: int, *, lease: float, depth: int = 32, batch: int = 16
+        self,
+        send: SendMany,
+        threads: int,
+        *,
+        lease: float,
+        depth: int = 32,
+        batch: int = 16,
+        name: str = "hl7-send",
     ) -> None:
         if threads < 1:
             raise ValueError("a hand-off needs at least one sending thread")
         self.send = send
         self.threads = threads
         self.batch = batch
+        self.name = name  # its threads': "{name}-{number}"
         self.size = threads * depth
         self.patience = lease / 2  # seconds a hand-out may wait for a thread
         self.wanting = threading.Event()
@@ -59,7 +70,7 @@ class LocalHandoff:
 
     def start(self) -> "LocalHandoff":
         for number in range(self.threads):
-            thread = threading.Thread(target=self._run, name=f"hl7-send-{number}", daemon=True)
+            thread = threading.Thread(target=self._run, name=f"{self.name}-{number}", daemon=True)
             thread.start()
             self._workers.append(thread)
         return self
