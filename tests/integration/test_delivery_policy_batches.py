@@ -19,7 +19,7 @@ from eventsourcing.projection import EventSourcedProjectionRunner
 from adapters.clock import SystemClock
 from application.registry import RegistryLog
 from application.ris.deliveries import NAME
-from application.ris.delivery_policy import DeliveryPolicy, introduction_cause
+from application.ris.delivery_policy import REGISTRATION_WAIT, DeliveryPolicy, introduction_cause
 from application.scheduling import SchedulingLog
 from imaging_bridge.bootstrap import Runtime
 from imaging_bridge.outbound import Outbound, destinations_of, policy_env
@@ -237,7 +237,8 @@ def test_a_policy_stopped_in_the_middle_of_a_batch_processes_it_again_once(runti
     expected = booking_backlog(runtime, patients)
     Halting.at = nth_after(runtime, start, 30)  # after the first batch, before the second
     settings = outbound_settings(runtime, peer)
-    env = policy_env(runtime.env, destinations_of(settings))
+    # No registry follower runs beside this one: it must not wait for it.
+    env = {**policy_env(runtime.env, destinations_of(settings)), REGISTRATION_WAIT: "0"}
 
     runner: Any = EventSourcedProjectionRunner(
         application_class=SchedulingLog, projection_class=Halting, env=env

@@ -3,6 +3,7 @@ registrations ADT, each ACKed; AE retried with the same MSH-10; a peer that is d
 gets everything in order when back; a silent peer leads to ambiguous then dead letter."""
 
 import contextlib
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -16,7 +17,12 @@ from hl7apy.parser import parse_message
 
 from adapters.clock import SystemClock
 from adapters.settings import Settings
-from application.ris.delivery_policy import DeliveryPolicy, introduction_id
+from application.registry import RegistryLog
+from application.ris.delivery_policy import (
+    REGISTRATION_WAIT,
+    DeliveryPolicy,
+    introduction_id,
+)
 from application.scheduling import SchedulingLog
 from domain.appointment_type import AppointmentType
 from domain.context import Actor, system_actor
@@ -540,7 +546,8 @@ def test_the_bookings_follower_leaves_a_registration_it_is_ahead_of_to_the_regis
     for i, patient in enumerate(patients):
         book(runtime, patient, DAY.replace(hour=8 + i))
     settings = outbound_settings(runtime, peer)
-    env = policy_env(runtime.env, destinations_of(settings))
+    # No registry follower runs here: the bookings' one must not wait for it.
+    env = {**policy_env(runtime.env, destinations_of(settings)), REGISTRATION_WAIT: "0"}
     with EventSourcedProjectionRunner(
         application_class=SchedulingLog, projection_class=DeliveryPolicy, env=env
     ) as bookings_only:
@@ -557,3 +564,31 @@ def test_the_bookings_follower_leaves_a_registration_it_is_ahead_of_to_the_regis
     ob.wait_caught_up()
     assert len(by_type(ob, "SIU^S12")) == len(patients)
     assert len(by_type(ob, "ADT^A04")) == len(patients)
+
+
+def test_a_patient_who_registers_and_books_at_once_reaches_the_ris_a04_first(
+    runtime, peer, outbound_factory
+):
+    # The registry's follower falls behind (its tracking row is locked, as a long batch
+    # would hold it) while a new patient registers and books: the bookings' follower
+    # must not queue their S12 before the registry's one has queued their A04, or the
+    # pump sends the S12 first and the RIS hears of an appointment for a stranger.
+    first = new_patient(runtime, 50)
+    ob = outbound_factory(outbound_settings(runtime, peer))
+    wait_until(lambda: [d.status for d in by_type(ob, "ADT^A04")] == ["acknowledged"])
+    with runtime.pool.connection() as held, held.transaction():
+        locked = held.execute(
+            "SELECT notification_id FROM deliveries_tracking WHERE application_name = %s"
+            " FOR UPDATE",
+            (RegistryLog.name,),
+        ).fetchall()
+        assert locked, "the registry's follower has recorded its position"
+        patient = new_patient(runtime, 51)
+        book(runtime, patient, DAY)
+        time.sleep(1.5)  # the pump runs every 0.05 s: an S12 queued now would be sent
+        assert [field_of(m, "PID", 3) for m in peer.messages()] == [f"{first}^^^IMGBRIDGE^PI"]
+    wait_until(lambda: len(by_type(ob, "SIU^S12")) == 1 and len(by_type(ob, "ADT^A04")) == 2)
+    wait_until(lambda: len(peer.messages()) == 3)
+    kinds = [field_of(m, "MSH", 9).split("^")[1] for m in peer.messages()[1:]]
+    assert kinds == ["A04", "S12"]
+    assert {field_of(m, "PID", 3) for m in peer.messages()[1:]} == {f"{patient}^^^IMGBRIDGE^PI"}
