@@ -40,7 +40,7 @@ class OutboundRuntime:
     deliveries: Deliveries
     registry: Registry  # the patients the notice worker writes to
     preferences: Preferences  # where the notice worker reports gone addresses
-    sync: Projections  # never started here: waits on the read models serve keeps
+    sync: Projections  # never started here: hears the read models serve keeps
     notices: list[str] = field(default_factory=list)
     outbound: Outbound | None = None
     closed: bool = False
@@ -51,6 +51,11 @@ class OutboundRuntime:
         if parts.projections or parts.inbound or parts.listener:
             raise ValueError("an outbound runtime runs no read models and no inbound HL7")
         try:
+            if parts.pump:
+                # The deliveries read model is kept by another process (``serve``'s
+                # parent): without its NOTIFY an idle pump would see a new delivery only
+                # at its next timed round, up to ``outbound.IDLE_WAIT`` later.
+                self.sync.listen()
             self.outbound = Outbound(
                 self.env,
                 self.url,

@@ -229,6 +229,12 @@ class Projections(ReadModelSync):
 
         return PROGRESS.wait_for(position.application, done, timeout, recheck)
 
+    def listen(self) -> None:
+        """Hear the read models other processes keep (their tracking NOTIFY) from now on,
+        so that this process's waiters on ``PROGRESS`` wake at once: an outbound process's
+        pumps sleep until the deliveries read model moves."""
+        self._listen()
+
     def _listen(self) -> None:
         with self._listener_lock:
             if self._listener is not None:

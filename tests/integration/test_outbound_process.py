@@ -2,12 +2,16 @@
 child process that starts and stops with ``serve``; a registration still reaches the RIS
 as ADT^A04."""
 
+import contextlib
 import os
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
+from projections.progress import CHANNEL
+from projections.runners import LISTEN_APPLICATION_NAME
 from tests.e2e.test_cli import Served, free_port
 from tests.integration.mllp_peer import Peer, field_of, wait_until
 
@@ -23,6 +27,33 @@ def children(pid: int) -> set[int]:
         except (OSError, ValueError, IndexError):
             continue
     return found
+
+
+def local_ports(pid: int) -> set[int]:
+    """The local TCP ports of the sockets process ``pid`` holds (Linux /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def listens_for_read_models(database_url: str, ports: set[int]) -> bool:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT client_port FROM pg_stat_activity WHERE application_name = %s"
+            " AND query ILIKE %s",
+            (LISTEN_APPLICATION_NAME, f"%{CHANNEL}%"),
+        ).fetchall()
+    return any(port in ports for (port,) in rows)
 
 
 def test_serve_sends_hl7_from_a_child_process_stopped_with_it(database_url, tmp_path):
@@ -52,5 +83,9 @@ def test_serve_sends_hl7_from_a_child_process_stopped_with_it(database_url, tmp_
             wait_until(
                 lambda: any(field_of(m, "MSH", 9).startswith("ADT^A04") for m in peer.messages())
             )
+            # The child's pumps wake when the parent's deliveries read model moves (its
+            # NOTIFY), not at their next timed round.
+            [child] = outbound
+            assert listens_for_read_models(database_url, local_ports(child))
         assert served.process.returncode == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in outbound)
