@@ -28,6 +28,7 @@ import asyncio
 import os
 import random
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -125,10 +126,11 @@ def raw_saves(server_url: str, threads: int, seconds: float) -> dict[str, Any]:
     return {"threads": threads, "saves": saved[0], "saves_per_s": round(saved[0] / elapsed, 1)}
 
 
-def wait_for_confirmations(url: str, timeout: float) -> dict[str, Any]:
-    """Wait until no booking confirmation queued so far is pending any more (the
-    deliveries read model says so; one refused for good, e.g. without consent, is done
-    too), or ``timeout``; how many were sent, and how long after the bookings ended."""
+def wait_for_confirmations(url: str, timeout: float, at_least: int = 0) -> dict[str, Any]:
+    """Wait until at least ``at_least`` booking confirmations are queued and none is
+    pending any more (the deliveries read model says so; one refused for good, e.g.
+    without consent, is done too), or ``timeout``; how many were sent, and how long after
+    the bookings ended."""
     started = time.monotonic()
     log("waiting for the booking confirmations to be sent")
     with psycopg.connect(url, autocommit=True) as conn:
@@ -140,7 +142,7 @@ def wait_for_confirmations(url: str, timeout: float) -> dict[str, Any]:
             ).fetchone()
             queued, sent, pending = (int(v) for v in row) if row else (0, 0, 0)
             waited = time.monotonic() - started
-            if not pending or waited > timeout:
+            if (queued >= at_least and not pending) or waited > timeout:
                 break
             time.sleep(0.5)
     return {
@@ -151,6 +153,22 @@ def wait_for_confirmations(url: str, timeout: float) -> dict[str, Any]:
     }
 
 
+def outbound_children(server: Server) -> list[int]:
+    """The pids of ``serve``'s outbound child process (``--outbound process``)."""
+    assert server.process is not None
+    parent = str(server.process.pid)
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields[1] == parent and b"outbound_process" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def measure_booking(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     settings = run_settings(args)
     clients = booking.TARGET_CLIENTS
@@ -158,13 +176,21 @@ def measure_booking(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     slots = booking.collect_slots(server.base_url, 62)
     random.Random(1).shuffle(slots)
     shares = booking.partition(slots, clients, "shuffled", random.Random(1))
-    level = booking.run_level(server, tokens, shares, settings)
+    paused = outbound_children(server) if args.pause_outbound else []
+    for pid in paused:  # an experiment: what the API path alone reaches
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        level = booking.run_level(server, tokens, shares, settings)
+    finally:
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
     rows = level["rows"]["ALL"]
     url = server.monitor_url()
     assert url is not None
     # The confirmations the bookings queued are sent after: the raw store is measured
     # once they are, not beside their backlog.
-    confirmations = wait_for_confirmations(url, args.confirmation_timeout)
+    booked = int(rows["outcomes"].get("201", 0))
+    confirmations = wait_for_confirmations(url, args.confirmation_timeout, at_least=booked)
     log("raw event store: the same save from 20 threads")
     raw = raw_saves(url, clients, settings.duration)
     five_xx = sum(n for outcome, n in rows["outcomes"].items() if outcome.startswith("5"))
@@ -172,10 +198,12 @@ def measure_booking(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         "numerator": level["bookings_per_s"],
         "denominator": raw["saves_per_s"],
         "ratio": round(level["bookings_per_s"] / raw["saves_per_s"], 2),
-        "note": f"p95 {rows['p95_ms']} ms, {five_xx} 5xx, outcomes {rows['outcomes']};"
+        "note": ("outbound paused for the level (an experiment, not the ratio); " if paused else "")
+        + f"p95 {rows['p95_ms']} ms, {five_xx} 5xx, outcomes {rows['outcomes']};"
         f" confirmation e-mails: {confirmations['sent']} of {confirmations['queued']} sent"
         f" {confirmations['seconds_after']} s after the last booking",
-        "valid": five_xx == 0,
+        "valid": five_xx == 0 and not paused,
+        "outbound_paused": bool(paused),
         "confirmations": confirmations,
         "api": level,
         "raw_store": raw,
@@ -355,6 +383,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="serve --workers N for (a)-(c) (default: serve's own default)",
     )
+    parser.add_argument(
+        "--pause-outbound",
+        action="store_true",
+        help="an experiment, not the ratio: stop serve's outbound child (SIGSTOP) for the"
+        " booking level and resume it after, to see what the API path alone reaches",
+    )
     parser.add_argument("--inbound-timeout", type=float, default=300.0)
     parser.add_argument(
         "--confirmation-timeout",
@@ -375,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "pg": args.pg,
         "quick": args.quick,
         "server_workers": args.server_workers,
+        "pause_outbound": args.pause_outbound,
         "argv": sys.argv,
     }
     results: dict[str, dict[str, Any]] = {}
