@@ -218,7 +218,7 @@ class Projections(ReadModelSync):
             # Another process runs (some) projections: their views' NOTIFY wakes us
             # through the listener; a re-check each half second covers a notification
             # sent while the listener was (re)connecting.
-            self._listen()
+            self.listen()
             recheck = 0.5
 
         def done() -> bool:
@@ -231,11 +231,9 @@ class Projections(ReadModelSync):
 
     def listen(self) -> None:
         """Hear the read models other processes keep (their tracking NOTIFY) from now on,
-        so that this process's waiters on ``PROGRESS`` wake at once: an outbound process's
-        pumps sleep until the deliveries read model moves."""
-        self._listen()
-
-    def _listen(self) -> None:
+        so that this process's waiters on ``PROGRESS`` wake at once (``wait`` starts it
+        when it needs it; an outbound process's pumps sleep until the deliveries read
+        model moves)."""
         with self._listener_lock:
             if self._listener is not None:
                 return
