@@ -253,26 +253,27 @@ class DeliveryPolicy(BatchingPolicy):
         """Whether the registry's follower has processed the patient's registration,
         waiting up to ``registration_wait`` seconds for it to get there.
 
-        The two followers run side by side. A patient who registers and books at once
-        may reach this one first; queueing their SIU then, before the registry's follower
-        queues their ADT^A04, let the pump send the SIU first (it sends a patient's
-        earliest *queued* message), and a RIS refuses an appointment for a patient it has
-        not been told of. After the wait (a registry follower far behind, or not running)
-        the SIU is queued anyway, as before: late is worse than out of order."""
-        deadline = time.monotonic() + self.registration_wait
-        while True:
-            followed = self._registration_followed(patient_id)
-            if followed is not False or time.monotonic() >= deadline:
-                return bool(followed)
-            time.sleep(REGISTRATION_POLL_SECONDS)
-
-    def _registration_followed(self, patient_id: UUID) -> bool | None:
-        """Whether the registry's follower has processed the patient's registration.
-
         Until it has, it will queue their ADT^A04 itself, so an introduction now would
         be a second one (the two followers run side by side). Once it has, its tracking
         record and any A04 it queued were committed together, so ``find_delivery``
-        answers for it. None: the registry holds no registration of that patient."""
+        answers for it. A patient who registers and books at once may reach this
+        follower first; queueing their SIU then, before the registry's follower queues
+        their ADT^A04, let the pump send the SIU first (it sends a patient's earliest
+        *queued* message), and a RIS refuses an appointment for a patient it has not
+        been told of. After the wait (a registry follower far behind, or not running)
+        the SIU is queued anyway, as before: late is worse than out of order."""
+        position = self._registration_position(patient_id)
+        if position is None:
+            return False  # no such registration: nothing to wait for
+        deadline = time.monotonic() + self.registration_wait
+        while (self.recorder.max_tracking_id(RegistryLog.name) or 0) < position:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(REGISTRATION_POLL_SECONDS)
+        return True
+
+    def _registration_position(self, patient_id: UUID) -> int | None:
+        """The notification id of the patient's registration in the registry's log."""
         recorder: Any = self._reader(RegistryLog).recorder
         statement = SQL(
             "SELECT notification_id FROM {}.{} WHERE originator_id = %s AND originator_version = %s"
@@ -280,10 +281,7 @@ class DeliveryPolicy(BatchingPolicy):
         with recorder.datastore.transaction(commit=False) as curs:
             curs.execute(statement, (patient_id, REGISTERED_VERSION))
             row = curs.fetchone()
-        if row is None:
-            return None  # no such registration: nothing to wait for
-        followed = self.recorder.max_tracking_id(RegistryLog.name) or 0
-        return bool(followed >= row["notification_id"])
+        return None if row is None else int(row["notification_id"])
 
     def find_delivery(self, delivery_id: UUID, processing_event: ProcessingEvent[UUID]) -> bool:
         """Whether the delivery exists (stored, or collected by this processing event)."""
