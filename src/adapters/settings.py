@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         " notices to its own sending threads; broker: through the task queue (for"
         " `worker --no-pump` processes)",
     )
+    outbound_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="how much `serve`'s outbound child yields the CPU to the API (nice"
+        " value): while patients are answered it sends with what is left; 0: equal share",
+    )
     # Patient channels: e-mail, SMS, web push; the notices they carry.
     centre_name: str = Field(default="Imaging Bridge Demo Centre", min_length=1, max_length=80)
     smtp_url: SecretStr | None = Field(

@@ -81,6 +81,7 @@ def run_child() -> None:
         return
     settings = Settings()
     configure_logging(settings.log_level, json=settings.log_json)
+    os.nice(settings.outbound_nice)  # before any thread starts: they inherit it
     # migrate: the parent has migrated; this also lets the library create the tracking
     # tables of the policies, which only this process runs (the parent's own are made).
     runtime = build_outbound(settings, OUTBOUND_PARTS, create=False)

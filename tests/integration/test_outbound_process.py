@@ -46,6 +46,15 @@ def local_ports(pid: int) -> set[int]:
     return ports
 
 
+def nice_values(pid: int) -> set[int]:
+    """The nice value of every thread of process ``pid`` (Linux /proc)."""
+    values = set()
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError):
+            values.add(int(stat.read_text().rsplit(")", 1)[1].split()[16]))
+    return values
+
+
 def listens_for_read_models(database_url: str, ports: set[int]) -> bool:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
@@ -64,6 +73,7 @@ def test_serve_sends_hl7_from_a_child_process_stopped_with_it(database_url, tmp_
             "DATA_DIR": str(tmp_path),
             "MLLP_PORT": str(free_port()),
             "HL7_DESTINATIONS": f"ris=127.0.0.1:{peer.port}",
+            "OUTBOUND_NICE": "7",
         }
         with Served(env, "--outbound", "process") as served:
             outbound = children(served.process.pid)
@@ -87,5 +97,8 @@ def test_serve_sends_hl7_from_a_child_process_stopped_with_it(database_url, tmp_
             # NOTIFY), not at their next timed round.
             [child] = outbound
             assert listens_for_read_models(database_url, local_ports(child))
+            # It yields the CPU to the API's processes: every one of its threads.
+            assert nice_values(child) == {min(os.getpriority(os.PRIO_PROCESS, 0) + 7, 19)}
+            assert nice_values(served.process.pid) == {os.getpriority(os.PRIO_PROCESS, 0)}
         assert served.process.returncode == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in outbound)
