@@ -1,0 +1,172 @@
+"""The web stack's floor under ratio (a): the raw event store's save behind a bare FastAPI.
+
+Ratio (a) divides bookings/s through the API by saves/s of the raw event store (one
+Python process, 20 threads, no HTTP). This measures what the same save reaches once it
+is behind the web stack ``serve`` uses (uvicorn with httptools and uvloop, FastAPI, a
+sync route in the thread pool, JSON in and out, ``--workers`` processes) and nothing
+else: no session, no middleware of ours, no catalog, no calendar, no read model, no
+outbound work. Bookings cannot go faster than this; its ratio to the raw store is the
+highest (a) this machine can show with this stack.
+
+Same run, same PostgreSQL server: first the HTTP level (20 client threads posting back
+to back for a warm-up and a measured window), then the raw store (``ratios.raw_saves``).
+
+    python benchmarks/http_floor.py                       # machine PostgreSQL, 2 workers
+    python benchmarks/http_floor.py --workers 1 --seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import MACHINE_PG, free_port, git_state, log, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+URL_ENV = "HTTP_FLOOR_DATABASE_URL"
+KEY_ENV = "HTTP_FLOOR_CIPHER_KEY"
+
+
+def create() -> Any:
+    """The app a uvicorn worker runs: ``POST /save`` saves two new aggregates, one event
+    each, AES-GCM (``ratios.RawStore``, the raw store's own save)."""
+    from fastapi import FastAPI
+
+    from adapters.database import eventsourcing_env
+    from ratios import STATE, Booked, RawStore, Reserved
+
+    store = RawStore(
+        {
+            **eventsourcing_env(os.environ[URL_ENV], 20),
+            "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+            "CIPHER_KEY": os.environ[KEY_ENV],
+        }
+    )
+    app = FastAPI()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/save", status_code=201)
+    def save(body: dict[str, str]) -> dict[str, str]:
+        booked = Booked(body.get("state", STATE))
+        store.save(booked, Reserved(STATE))
+        return {"id": str(booked.id)}
+
+    return app
+
+
+def serve(url: str, key: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, URL_ENV: url, KEY_ENV: key}
+    command = (
+        "import uvicorn; uvicorn.run('http_floor:create', factory=True, host='127.0.0.1',"
+        f" port={port}, workers={workers}, log_level='warning',"
+        f" app_dir={str(Path(__file__).resolve().parent)!r})"
+    )
+    process = subprocess.Popen([sys.executable, "-c", command], env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the bare server did not answer in 60 s")
+
+
+def http_level(port: int, threads: int, warmup: float, seconds: float) -> dict[str, Any]:
+    """``threads`` clients posting back to back; saves/s over the measured window."""
+    start = time.monotonic() + warmup
+    end = start + seconds
+    counts = {"saved": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            while (now := time.monotonic()) < end:
+                answer = http.post("/save", json={"state": "x" * 560})
+                if now >= start:
+                    with lock:
+                        counts["saved" if answer.status_code == 201 else "failed"] += 1
+
+    pool = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=warmup + seconds + 60)
+    return {**counts, "saves_per_s": round(counts["saved"] / seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--threads", type=int, default=20, help="client threads (and raw)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    from eventsourcing.cryptography import AESCipher
+
+    from adapters.database import drop_database, ensure_database, with_dbname
+    from ratios import raw_saves, uptime
+
+    started = datetime.now(UTC)
+    before = uptime()
+    url = with_dbname(MACHINE_PG, f"ib_bench_floor_{secrets.token_hex(4)}")
+    ensure_database(url)
+    port = free_port()
+    try:
+        log(f"bare FastAPI, {args.workers} workers, {args.threads} clients")
+        server = serve(url, AESCipher.create_key(32), port, args.workers)
+        try:
+            http = http_level(port, args.threads, args.warmup, args.seconds)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        drop_database(url)
+    log(f"raw event store: {args.threads} threads")
+    raw = raw_saves(MACHINE_PG, args.threads, args.seconds)
+    ratio = round(http["saves_per_s"] / raw["saves_per_s"], 2)
+    print(
+        f"\nsaves/s behind bare FastAPI: {http['saves_per_s']} ({http['failed']} failed);"
+        f" raw store: {raw['saves_per_s']}; ratio {ratio}\nload before: {before}\n"
+        f"load after:  {uptime()}"
+    )
+    path = args.json or ROOT / "benchmarks" / "results" / f"http-floor-{started:%Y%m%dT%H%M%S}.json"
+    write_json(
+        path,
+        {
+            "benchmark": "http_floor",
+            "date": started.isoformat(timespec="seconds"),
+            "commit": git_state(),
+            "nproc": os.cpu_count(),
+            "workers": args.workers,
+            "http": http,
+            "raw_store": raw,
+            "ratio": ratio,
+            "uptime_before": before,
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
