@@ -229,14 +229,12 @@ def run_threads(count: int, body: Callable[[], None], timeout: float) -> float:
     return time.monotonic() - started
 
 
-def transport_floor(port: int, messages: int, threads: int) -> dict[str, Any]:
-    """The same SIU^S12 texts sent by a plain sender (``MllpClient``, no database, no
-    queue) on ``threads`` threads to the same peer: the rate the transport allows."""
-    from adapters.hl7.mllp_client import MllpClient
+def floor_texts(messages: int) -> list[str]:
+    """The SIU^S12 texts both floors send."""
     from adapters.hl7.render import render_fast
 
     now = datetime.now(UTC)
-    texts = [
+    return [
         render_fast(
             "SIU^S12",
             payload(n, str(uuid4()), now + timedelta(minutes=15 * n)),
@@ -245,6 +243,63 @@ def transport_floor(port: int, messages: int, threads: int) -> dict[str, Any]:
         )
         for n in range(messages)
     ]
+
+
+def transport_floor(port: int, messages: int, threads: int) -> dict[str, Any]:
+    """The same SIU^S12 texts sent by a plain sender (``MllpClient``, no database, no
+    queue) on ``threads`` threads to the same peer: the rate the transport allows."""
+    accepted, elapsed = _send_all(port, floor_texts(messages), threads, record=None)
+    return {
+        "floor_messages": messages,
+        "floor_threads": threads,
+        "floor_accepted": accepted,
+        "floor_rate_per_s": round(accepted / elapsed, 1),
+    }
+
+
+def durable_floor(server: str, port: int, messages: int, threads: int) -> dict[str, Any]:
+    """The plain sender again, now keeping the least record any sender that must not lose
+    a message keeps: a row committed before each send and its ACK committed after (one
+    table, autocommit, in a scratch database on ``server``). No events, no read model, no
+    queue, no lease: what PostgreSQL's commits alone leave of the transport's rate."""
+    from psycopg_pool import ConnectionPool
+
+    url = with_dbname(server, f"ib_bench_floor_{uuid4().hex[:10]}")
+    ensure_database(url)
+    try:
+        with ConnectionPool(url, min_size=threads, kwargs={"autocommit": True}) as pool:
+            with pool.connection() as conn:
+                conn.execute(
+                    "CREATE TABLE sent (id int PRIMARY KEY, body text NOT NULL,"
+                    " acked_at timestamptz)"
+                )
+
+            def record(number: int, text: str, accepted: bool) -> None:
+                with pool.connection() as conn:
+                    if not accepted:
+                        conn.execute("INSERT INTO sent (id, body) VALUES (%s, %s)", (number, text))
+                    else:
+                        conn.execute("UPDATE sent SET acked_at = now() WHERE id = %s", (number,))
+
+            accepted, elapsed = _send_all(port, floor_texts(messages), threads, record=record)
+    finally:
+        drop_database(url)
+    return {
+        "durable_floor_accepted": accepted,
+        "durable_floor_rate_per_s": round(accepted / elapsed, 1),
+    }
+
+
+def _send_all(
+    port: int,
+    texts: list[str],
+    threads: int,
+    record: Callable[[int, str, bool], None] | None,
+) -> tuple[int, float]:
+    """Send ``texts`` on ``threads`` threads, each waiting for its ACK; ``record(n, text,
+    False)`` before a send and ``record(n, text, True)`` after its ACK when given."""
+    from adapters.hl7.mllp_client import MllpClient
+
     work = iter(enumerate(texts))
     lock = threading.Lock()
     accepted = [0]
@@ -256,17 +311,16 @@ def transport_floor(port: int, messages: int, threads: int) -> dict[str, Any]:
                 item = next(work, None)
             if item is None:
                 return
+            if record is not None:
+                record(item[0], item[1], False)
             if client.send(item[1], f"F{item[0]}").outcome == "accepted":
+                if record is not None:
+                    record(item[0], item[1], True)
                 with lock:
                     accepted[0] += 1
 
     elapsed = run_threads(threads, body, timeout=300)
-    return {
-        "floor_messages": messages,
-        "floor_threads": threads,
-        "floor_accepted": accepted[0],
-        "floor_rate_per_s": round(accepted[0] / elapsed, 1),
-    }
+    return accepted[0], elapsed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -379,6 +433,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result.update(transport_floor(peer.port, args.messages, args.floor_threads))
             result["ratio_to_floor"] = round(
                 result["rate_end_to_end_per_s"] / result["floor_rate_per_s"], 2
+            )
+            log("durable floor: the same, with a row committed before and after each send")
+            result.update(durable_floor(server, peer.port, args.messages, args.floor_threads))
+            result["ratio_to_durable_floor"] = round(
+                result["rate_end_to_end_per_s"] / result["durable_floor_rate_per_s"], 2
             )
         return result
     finally:
