@@ -27,7 +27,7 @@ from application.scheduling import SchedulingLog
 from domain.appointment_type import AppointmentType
 from domain.context import Actor, system_actor
 from domain.location import Location
-from domain.ris.message_delivery import control_id
+from domain.ris.message_delivery import MessageDelivery, control_id
 from imaging_bridge.bootstrap import Runtime
 from imaging_bridge.outbound import Outbound, destinations_of, policy_env
 from tests.integration.mllp_peer import Peer, field_of, wait_until
@@ -564,6 +564,27 @@ def test_the_bookings_follower_leaves_a_registration_it_is_ahead_of_to_the_regis
     ob.wait_caught_up()
     assert len(by_type(ob, "SIU^S12")) == len(patients)
     assert len(by_type(ob, "ADT^A04")) == len(patients)
+
+
+def test_once_a_wait_for_the_registry_follower_ran_out_no_other_patient_waits(runtime, peer):
+    # No registry follower runs (as when it is far behind): the bookings' follower waits
+    # for it once, to its limit, then queues the other new patients' SIUs at once. Before,
+    # it waited the full time for each of them: 6 x 4 s, while everyone's SIUs queued up.
+    patients = [new_patient(runtime, 60 + i) for i in range(6)]
+    booked = [book(runtime, patient, DAY.replace(hour=8 + i)) for i, patient in enumerate(patients)]
+    settings = outbound_settings(runtime, peer)
+    env = {**policy_env(runtime.env, destinations_of(settings)), REGISTRATION_WAIT: "4"}
+    with EventSourcedProjectionRunner(
+        application_class=SchedulingLog, projection_class=DeliveryPolicy, env=env
+    ) as bookings_only:
+        bookings_only.wait(bookings_only.app.recorder.max_notification_id(), timeout=16)
+        queued = [
+            bookings_only.projection.repository.get(
+                MessageDelivery.create_id(f"{appointment}:1", "ris", "hl7")
+            ).message_type
+            for appointment in booked
+        ]
+    assert queued == ["SIU^S12"] * len(patients)
 
 
 def test_a_patient_who_registers_and_books_at_once_reaches_the_ris_a04_first(

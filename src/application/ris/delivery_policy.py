@@ -12,6 +12,7 @@ from functools import singledispatchmethod
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
+import structlog
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import ApplicationRecorder, JSONTranscoder
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -52,6 +53,7 @@ ADT_TRIGGERS: dict[type[Any], str] = {
     Patient.DemographicsChanged: "ADT^A08",
     Patient.SexRecorded: "ADT^A08",
 }
+log = structlog.get_logger(__name__)
 REGISTERED_VERSION = 1  # a patient's first event: the cause of their ADT^A04
 # What an ADT message needs of an SIU's payload (the patient's part).
 ADT_FIELDS = frozenset(
@@ -121,6 +123,9 @@ class DeliveryPolicy(BatchingPolicy):
         )
         self._readers: dict[str, BaseApplication] = {}
         self._logs: dict[str, ApplicationRecorder] = {}
+        # After a wait ran out: the registry's position its follower must reach before
+        # this follower waits for it again (``_registration_wait``).
+        self._gave_up_at = 0
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -261,15 +266,29 @@ class DeliveryPolicy(BatchingPolicy):
         their ADT^A04, let the pump send the SIU first (it sends a patient's earliest
         *queued* message), and a RIS refuses an appointment for a patient it has not
         been told of. After the wait (a registry follower far behind, or not running)
-        the SIU is queued anyway, as before: late is worse than out of order."""
+        the SIU is queued anyway, as before: late is worse than out of order. Until the
+        registry's follower has reached the registration that wait ran out on, nobody
+        else's SIU waits for it: it is known to be far behind, and every patient's SIU
+        (this follower sends them in order) would wait the full time behind each new one."""
         position = self._registration_position(patient_id)
         if position is None:
             return False  # no such registration: nothing to wait for
+        reached = self.recorder.max_tracking_id(RegistryLog.name) or 0
+        if reached < self._gave_up_at:
+            return reached >= position  # still far behind: no waiting
         deadline = time.monotonic() + self.registration_wait
-        while (self.recorder.max_tracking_id(RegistryLog.name) or 0) < position:
+        while reached < position:
             if time.monotonic() >= deadline:
+                self._gave_up_at = position
+                log.warning(
+                    "registration_wait_ran_out",
+                    registry_follower_at=reached,
+                    registration_at=position,
+                    seconds=self.registration_wait,
+                )
                 return False
             time.sleep(REGISTRATION_POLL_SECONDS)
+            reached = self.recorder.max_tracking_id(RegistryLog.name) or 0
         return True
 
     def _registration_position(self, patient_id: UUID) -> int | None:
