@@ -37,6 +37,7 @@ from _harness import MACHINE_PG, free_port, git_state, log, write_json
 ROOT = Path(__file__).resolve().parents[1]
 URL_ENV = "HTTP_FLOOR_DATABASE_URL"
 KEY_ENV = "HTTP_FLOOR_CIPHER_KEY"
+POOL_ENV = "HTTP_FLOOR_POOL"
 
 
 def create() -> Any:
@@ -49,7 +50,7 @@ def create() -> Any:
 
     store = RawStore(
         {
-            **eventsourcing_env(os.environ[URL_ENV], 20),
+            **eventsourcing_env(os.environ[URL_ENV], int(os.environ[POOL_ENV])),
             "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
             "CIPHER_KEY": os.environ[KEY_ENV],
         }
@@ -69,8 +70,8 @@ def create() -> Any:
     return app
 
 
-def serve(url: str, key: str, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, URL_ENV: url, KEY_ENV: key}
+def serve(url: str, key: str, port: int, workers: int, pool: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, URL_ENV: url, KEY_ENV: key, POOL_ENV: str(pool)}
     command = (
         "import uvicorn; uvicorn.run('http_floor:create', factory=True, host='127.0.0.1',"
         f" port={port}, workers={workers}, log_level='warning',"
@@ -111,6 +112,33 @@ def http_level(port: int, threads: int, warmup: float, seconds: float) -> dict[s
     return {**counts, "saves_per_s": round(counts["saved"] / seconds, 1)}
 
 
+def measure(
+    server_url: str, workers: int, threads: int, warmup: float, seconds: float
+) -> dict[str, Any]:
+    """The HTTP level on a scratch database of the PostgreSQL server at ``server_url``
+    (dropped after)."""
+    from eventsourcing.cryptography import AESCipher
+
+    from adapters.database import drop_database, ensure_database, with_dbname
+
+    url = with_dbname(server_url, f"ib_bench_floor_{secrets.token_hex(4)}")
+    ensure_database(url)
+    port = free_port()
+    try:
+        log(f"bare FastAPI, {workers} workers, {threads} clients")
+        # Connections: each worker gets about its share of the clients (an embedded server
+        # allows few, and ``serve`` holds its own meanwhile).
+        pool = threads // workers + 2
+        server = serve(url, AESCipher.create_key(32), port, workers, pool)
+        try:
+            return {"workers": workers, **http_level(port, threads, warmup, seconds)}
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        drop_database(url)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -122,26 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from eventsourcing.cryptography import AESCipher
-
-    from adapters.database import drop_database, ensure_database, with_dbname
     from ratios import raw_saves, uptime
 
     started = datetime.now(UTC)
     before = uptime()
-    url = with_dbname(MACHINE_PG, f"ib_bench_floor_{secrets.token_hex(4)}")
-    ensure_database(url)
-    port = free_port()
-    try:
-        log(f"bare FastAPI, {args.workers} workers, {args.threads} clients")
-        server = serve(url, AESCipher.create_key(32), port, args.workers)
-        try:
-            http = http_level(port, args.threads, args.warmup, args.seconds)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    finally:
-        drop_database(url)
+    http = measure(MACHINE_PG, args.workers, args.threads, args.warmup, args.seconds)
     log(f"raw event store: {args.threads} threads")
     raw = raw_saves(MACHINE_PG, args.threads, args.seconds)
     ratio = round(http["saves_per_s"] / raw["saves_per_s"], 2)

@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import booking
 import hl7_inbound
 import hl7_outbound
+import http_floor
 import slot_search
 from _harness import Server, free_port, git_state, log, wait_for_quiet, write_json
 from _targets import Target
@@ -198,6 +199,20 @@ def measure_booking(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     confirmations = wait_for_confirmations(url, args.confirmation_timeout, at_least=booked)
     log("raw event store: the same save from 20 threads")
     raw = raw_saves(url, clients, settings.duration)
+    # Beside the ratio: the same save behind a bare FastAPI with as many workers, the most
+    # any booking through this web stack could reach here.
+    try:
+        floor = http_floor.measure(
+            url, server.workers or 1, clients, settings.warmup, settings.duration
+        )
+        beside = (
+            f"against the same save behind a bare FastAPI ({floor['workers']} workers):"
+            f" {floor['saves_per_s']}/s, ratio"
+            f" {round(level['bookings_per_s'] / floor['saves_per_s'], 2)}"
+        )
+    except Exception as error:  # noqa: BLE001 - a note beside the ratio, not the ratio
+        floor = {"error": repr(error)[:200]}
+        beside = f"the bare FastAPI save not measured: {floor['error']}"
     five_xx = sum(n for outcome, n in rows["outcomes"].items() if outcome.startswith("5"))
     return {
         "numerator": level["bookings_per_s"],
@@ -206,12 +221,13 @@ def measure_booking(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         "note": ("outbound paused for the level (an experiment, not the ratio); " if paused else "")
         + f"p95 {rows['p95_ms']} ms, {five_xx} 5xx, outcomes {rows['outcomes']};"
         f" confirmation e-mails: {confirmations['sent']} of {confirmations['queued']} sent"
-        f" {confirmations['seconds_after']} s after the last booking",
+        f" {confirmations['seconds_after']} s after the last booking; {beside}",
         "valid": five_xx == 0 and not paused,
         "outbound_paused": bool(paused),
         "confirmations": confirmations,
         "api": level,
         "raw_store": raw,
+        "http_floor": floor,
     }
 
 
