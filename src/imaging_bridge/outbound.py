@@ -26,7 +26,7 @@ from uuid import UUID
 import dramatiq
 import structlog
 from eventsourcing.postgres import PostgresTrackingRecorder
-from eventsourcing.projection import EventSourcedProjectionRunner, ProjectionRunner
+from eventsourcing.projection import ProjectionRunner
 from psycopg_pool import ConnectionPool
 
 from adapters.access_log import PostgresAccessLog
@@ -62,6 +62,7 @@ from application.scheduling import SchedulingLog
 from application.stranded import StrandingFollower
 from domain.reminders import QuietHours, parse_offsets
 from domain.ris.message_delivery import RetryPolicy
+from imaging_bridge.policy_runner import PolicyRunner
 from projections.deliveries_view import PostgresDeliveryReader
 from projections.progress import PROGRESS
 
@@ -231,18 +232,18 @@ class Outbound:
         settings = self.settings
         destinations = destinations_of(settings)
         # Staff's secure messages -> "new message" notices to the patient.
-        notices: Any = EventSourcedProjectionRunner(
+        notices: Any = PolicyRunner(
             application_class=MessagingLog, projection_class=MessagingNotices, env=self.env
         )
         self.runners.append(notices.__enter__())
         env = policy_env(self.env, destinations)
         for upstream in (SchedulingLog, RegistryLog):
-            runner: Any = EventSourcedProjectionRunner(
+            runner: Any = PolicyRunner(
                 application_class=upstream, projection_class=DeliveryPolicy, env=env
             )
             self.runners.append(runner.__enter__())
         self.runners.append(self._stranding_follower())
-        communications: Any = EventSourcedProjectionRunner(
+        communications: Any = PolicyRunner(
             application_class=SchedulingLog,
             projection_class=communication_policy_of(settings, self.clock),
             env=self.env,
@@ -251,7 +252,10 @@ class Outbound:
 
     def _stop_policies(self) -> None:
         for runner in reversed(self.runners):
-            runner.__exit__(None, None, None)
+            try:
+                runner.__exit__(None, None, None)
+            except Exception:  # its thread's last error: stop the others all the same
+                log.exception("policy_stopped_with_error", policy=type(runner.projection).__name__)
             if isinstance(runner, ProjectionRunner):
                 runner.view.datastore.close()
         self.runners.clear()

@@ -7,6 +7,8 @@ of it, and the restart processes it again, exactly once.
 Writes are counted in the database: a trigger on the policy's tracking table keeps a row
 per committed tracking write (one per transaction of the policy)."""
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -23,6 +25,7 @@ from application.ris.delivery_policy import REGISTRATION_WAIT, DeliveryPolicy, i
 from application.scheduling import SchedulingLog
 from imaging_bridge.bootstrap import Runtime
 from imaging_bridge.outbound import Outbound, destinations_of, policy_env
+from imaging_bridge.policy_runner import PolicyRunner
 from tests.integration.mllp_peer import Peer, field_of, wait_until
 from tests.integration.test_outbound_hl7 import (
     DAY,
@@ -260,3 +263,47 @@ def test_a_policy_stopped_in_the_middle_of_a_batch_processes_it_again_once(runti
     assert sorted(d.cause for d in queued if d.message_type == "ADT^A04") == sorted(
         f"{patient}:1" for patient in patients
     )
+
+
+class Pausing(DeliveryPolicy):
+    """The delivery policy, holding its first event until the test lets it go: a batch
+    still being decided when the runner is told to stop."""
+
+    name = NAME
+    entered: ClassVar[threading.Event] = threading.Event()
+    release: ClassVar[threading.Event] = threading.Event()
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        Pausing.entered.set()
+        Pausing.release.wait(timeout=30)
+        super().process_event(domain_event, tracking)
+
+
+def test_a_policy_stopped_in_the_middle_of_an_event_finishes_it_before_it_is_closed(runtime, peer):
+    # The library's runner closed the policy (its pools) before it joined the thread
+    # still deciding with them: that batch failed ("pool has already been opened/closed"),
+    # the stop raised, and serve's outbound child hung until it was killed.
+    patient = new_patient(runtime, 130)
+    book(runtime, patient, DAY)
+    settings = outbound_settings(runtime, peer)
+    env = {**policy_env(runtime.env, destinations_of(settings)), REGISTRATION_WAIT: "0"}
+    Pausing.entered.clear()
+    Pausing.release.clear()
+    runner = PolicyRunner(application_class=SchedulingLog, projection_class=Pausing, env=env)
+    runner.__enter__()
+    assert Pausing.entered.wait(timeout=30), "the policy never took an event"
+    stopped: list[BaseException | None] = []
+
+    def stop() -> None:
+        try:
+            runner.__exit__(None, None, None)
+            stopped.append(None)
+        except BaseException as error:  # noqa: BLE001 - what the stop raised is the result
+            stopped.append(error)
+
+    stopping = threading.Thread(target=stop)
+    stopping.start()
+    time.sleep(0.5)  # the stop is under way while the event is still being decided
+    Pausing.release.set()
+    stopping.join(timeout=30)
+    assert stopped == [None]
