@@ -213,7 +213,7 @@ class Registry(RegistryLog):
         unknown = set(changes) - {"given_name", "family_name", "birth_date", "phone"}
         if unknown:
             raise InvalidValueError(f"cannot change {', '.join(sorted(unknown))}")
-        today = self._clock.now().date()
+        now = self._clock.now()
 
         def attempt() -> Patient:
             patient = self.patient(patient_id)
@@ -223,7 +223,9 @@ class Registry(RegistryLog):
                 "birth_date": patient.birth_date,
                 "phone": patient.phone,
             }
-            patient.change_demographics(**{**current, **changes}, today=today, meta=actor.meta())
+            patient.change_demographics(
+                **{**current, **changes}, today=now.date(), at=now, meta=actor.meta()
+            )
             patient.record_sex(sex, actor.meta())
             self.save(patient)
             return patient
@@ -326,12 +328,14 @@ class Registry(RegistryLog):
         else:
             patient = found
             if sent.update_demographics and sent.birth_date is not None and sent.given_name.strip():
+                now = self._clock.now()
                 patient.change_demographics(
                     given_name=sent.given_name,
                     family_name=sent.family_name,
                     birth_date=sent.birth_date,
                     phone=sent.phone if sent.phone is not None else patient.phone,
-                    today=self._clock.now().date(),
+                    today=now.date(),
+                    at=now,
                     meta=meta,
                 )
         if sent.update_demographics or found is None:

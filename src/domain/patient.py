@@ -166,9 +166,13 @@ class Patient(Aggregate):
         birth_date: date,
         phone: str | None,
         today: date,
+        at: datetime,
         meta: dict[str, str],
     ) -> bool:
-        """New names, birth date or phone; False (and no event) when nothing differs."""
+        """New names, birth date or phone; False (and no event) when nothing differs.
+        SMS consent is given for one number: a new number (in E.164; the same number
+        written differently is no change), or none, withdraws it (source
+        ``number_changed``, at ``at``) and the patient is asked again."""
         check_demographics(given_name, family_name, birth_date, today)
         given_name, family_name = given_name.strip(), family_name.strip()
         if (given_name, family_name, birth_date, phone) == (
@@ -178,6 +182,7 @@ class Patient(Aggregate):
             self.phone,
         ):
             return False
+        number_before = self.phone
         self._demographics_changed(
             given_name=given_name,
             family_name=family_name,
@@ -185,6 +190,8 @@ class Patient(Aggregate):
             phone=phone,
             meta=meta,
         )
+        if e164(phone or "") != e164(number_before or ""):
+            self.withdraw_consent(SMS, at=at, source="number_changed", meta=meta)
         return True
 
     @event(DemographicsChanged)
@@ -333,8 +340,9 @@ class Patient(Aggregate):
         self, channel: str, *, at: datetime, source: str, meta: dict[str, str]
     ) -> bool:
         """The patient agrees to hear on ``channel``; False (and no event) when they had
-        already (even if the phone or the subscriptions went since). E-mail needs an
-        address, SMS a phone number ``e164`` reads, push a subscription."""
+        already (even if the subscriptions went since). E-mail needs an address, SMS a
+        phone number ``e164`` reads (the consent is for that number: see
+        ``change_demographics``), push a subscription."""
         _check_consent(channel, at, source)
         current = self.preferences.consent(channel)
         if current is not None and current.granted:
