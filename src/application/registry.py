@@ -373,9 +373,12 @@ class Registry(RegistryLog):
         self, *, survivor_id: UUID, merged: list[tuple[str, str]], actor: Actor
     ) -> list[UUID]:
         """ADT^A40: the record named by ``merged`` identifiers is the survivor's; lookups
-        by those identifiers find the survivor. Returns every record those identifiers
-        name that is merged into the survivor (now or before), so what they hold can be
-        moved over (again, harmlessly)."""
+        by those identifiers find the survivor, which takes the merged record's
+        preferences where they override none of its own (``Patient.take_preferences_of``),
+        in the same save. Returns every record those identifiers name that is merged into
+        the survivor (now or before), so what they hold can be moved over (again,
+        harmlessly)."""
+        now = self._clock.now()
 
         def attempt() -> list[UUID]:
             survivor = self.patient(survivor_id)
@@ -396,9 +399,12 @@ class Registry(RegistryLog):
                     old = self.patient(owner)
                     if old.merged_into is None:
                         old.merge_into(survivor.id, actor.meta())
+                        survivor.take_preferences_of(old, at=now, meta=actor.meta())
                         pending.append(old)
                     if old.merged_into == survivor.id:
                         merged_ids.append(old.id)
+            if survivor.pending_events:
+                pending.append(survivor)
             if pending:
                 self.save(*pending)
             return merged_ids

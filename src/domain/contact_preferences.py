@@ -44,6 +44,7 @@ SOURCES = (
     "ris",
     "provider",
     "number_changed",
+    "merge",
 )
 MAX_PUSH_SUBSCRIPTIONS = 10
 DEFAULT_CALLING_CODE = "1"  # North America: a bare ten-digit number is +1 and those digits

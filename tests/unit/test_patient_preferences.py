@@ -351,3 +351,79 @@ def test_push_endpoints_are_https_or_a_local_push_service(endpoint, allowed):
 def test_a_north_american_number_reads_the_same_however_it_is_written(area, exchange, line, style):
     typed = style.format(a=area, e=exchange, l=f"{line:04d}")
     assert e164(typed) == f"+1{area}{exchange}{line:04d}"
+
+
+# Merges: what the merged-away record said carries over to the survivor ----------------
+
+
+def merged_into(survivor: Patient, merged: Patient) -> list[type]:
+    """Merge ``merged`` into ``survivor`` and hand over its preferences: the survivor's
+    new events."""
+    survivor.collect_events()
+    merged.merge_into(survivor.id, META)
+    survivor.take_preferences_of(merged, at=AT + timedelta(days=1), meta=META)
+    return [type(e) for e in survivor.collect_events()]
+
+
+def test_a_survivor_never_asked_takes_the_merged_records_choices():
+    survivor = patient(email="", phone="(215) 555-0111")
+    merged = patient(phone="+1 215 555 0111")
+    merged.give_consent(SMS, at=AT, source="portal", meta=META)
+    merged.choose_language("es", META)
+    merged.set_quiet_hours(QuietHours(time(21), time(8)), META)
+    merged.choose_timezone("America/Chicago", META)
+    assert merged_into(survivor, merged) == [
+        Patient.ConsentGiven,
+        Patient.LanguageChosen,
+        Patient.QuietHoursSet,
+        Patient.TimezoneChosen,
+    ]
+    prefs = survivor.preferences
+    assert prefs.consent(SMS) == Consent(SMS, True, AT + timedelta(days=1), "merge")
+    assert (prefs.language, str(prefs.quiet_hours), prefs.zone) == (
+        "es",
+        "21:00-08:00",
+        "America/Chicago",
+    )
+
+
+def test_sms_consent_for_another_number_is_not_carried_over():
+    survivor = patient(phone="+1 267 555 0199")
+    merged = patient(phone="+1 215 555 0111")
+    merged.give_consent(SMS, at=AT, source="portal", meta=META)
+    assert merged_into(survivor, merged) == []
+    assert not survivor.preferences.allows(SMS)
+
+
+def test_a_withdrawal_always_carries_over_and_the_survivors_own_choices_stay():
+    survivor = patient(phone="+1 215 555 0111")
+    survivor.give_consent(SMS, at=AT, source="portal", meta=META)
+    survivor.choose_language("es", META)
+    merged = patient(email="other@example.org", phone="+1 215 555 0111")
+    merged.withdraw_consent(EMAIL, at=AT, source="portal", meta=META)
+    merged.withdraw_consent(SMS, at=AT, source="portal", meta=META)  # never given: no-op
+    merged.give_consent(SMS, at=AT, source="portal", meta=META)
+    merged.withdraw_consent(SMS, at=AT, source="sms_stop", meta=META)
+    merged.choose_language("es", META)
+    merged.choose_language("en", META)
+    assert merged_into(survivor, merged) == [Patient.ConsentWithdrawn, Patient.ConsentWithdrawn]
+    prefs = survivor.preferences
+    assert not prefs.allows(EMAIL)
+    assert not prefs.allows(SMS)
+    assert prefs.consent(SMS).source == "merge"
+    assert prefs.language == "es"
+
+
+def test_a_withdrawal_by_a_change_of_number_is_not_the_persons_and_stays_behind():
+    survivor = patient(phone="+1 215 555 0111")
+    survivor.give_consent(SMS, at=AT, source="portal", meta=META)
+    merged = patient(phone="+1 215 555 0111")
+    merged.give_consent(SMS, at=AT, source="portal", meta=META)
+    change_phone(merged, "+1 267 555 0199")
+    assert merged_into(survivor, merged) == []
+    assert survivor.preferences.allows(SMS)
+
+
+def test_only_a_record_merged_into_this_one_hands_over_preferences():
+    with pytest.raises(InvalidValueError, match="merged into this one"):
+        patient().take_preferences_of(patient(), at=AT, meta=META)
