@@ -113,8 +113,8 @@ def create_app(
     install_docs(app)
     # The portal's pages, last: they take only the paths no API route serves.
     api_paths = {context.path or "" for context in iter_route_contexts(app.routes)}
-    mount_portal(app, services, api_paths)
-    install_request_hygiene(app, max_body_bytes=MAX_BODY_BYTES)
+    portal = mount_portal(app, services, api_paths)
+    install_request_hygiene(app, max_body_bytes=MAX_BODY_BYTES, pages=portal)
 
     app.add_middleware(RequestContext)
     install_security(app, cors_origins=cors_origins)

@@ -12,7 +12,8 @@ those pages only, because both UIs inject ``<style>`` elements at run time.
 Before any route sees a request, ``RequestHygiene`` refuses NUL characters anywhere in its
 text (path, query, form or JSON body): PostgreSQL text cannot hold them, and one stored in
 an event would stop every projection that copies that text. It also holds bodies to the
-size limit when they come without a Content-Length (chunked).
+size limit when they come without a Content-Length (chunked). The API's paths get its JSON
+error body; the portal's get the portal's own error page (``PageRefusals``).
 """
 
 import base64
@@ -21,6 +22,7 @@ import re
 import sys
 import uuid
 from collections.abc import Collection, Sequence
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -160,22 +162,37 @@ class _DocsPage:
         await self._send({"type": "http.response.body", "body": page})
 
 
-class RequestHygiene:
-    """Pure ASGI middleware: refuses NUL characters (422) and oversized bodies (413)."""
+class PageRefusals(Protocol):
+    """The portal's answer to a request refused before routing, on the paths it serves."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def serves(self, path: str) -> bool:
+        """Whether ``path`` is one of the portal's (not the API's)."""
+
+    def refusal(self, scope: Scope, status: int) -> ASGIApp:
+        """The portal's error page for ``status`` (400, 413, 422), read from nothing but
+        the request line and headers (nothing a refused request holds is trusted)."""
+
+
+class RequestHygiene:
+    """Pure ASGI middleware: refuses NUL characters (400 in a page's address, else 422)
+    and oversized bodies (413); as JSON, or as ``pages``' error page on its paths."""
+
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, pages: PageRefusals | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if "\x00" in scope["path"] or NUL_IN_QUERY.search(scope.get("query_string", b"")):
-            await _nul_refused()(scope, receive, send)
+            await self._refused(scope, _nul_refused(), page_status=400)(scope, receive, send)
             return
         if _declared_length(scope) > self.max_body_bytes:  # refused before reading a byte
-            await self._too_large()(scope, receive, send)
+            await self._refused(scope, self._too_large())(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -186,7 +203,7 @@ class RequestHygiene:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._too_large()(scope, receive, send)
+                await self._refused(scope, self._too_large())(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -195,7 +212,7 @@ class RequestHygiene:
         media_type = Headers(scope=scope).get("content-type", "").lower()
         nul = next(pattern for name, pattern in NUL_BY_MEDIA_TYPE if name in media_type)
         if nul.search(content):
-            await _nul_refused()(scope, receive, send)
+            await self._refused(scope, _nul_refused())(scope, receive, send)
             return
         delivered = False
 
@@ -207,6 +224,13 @@ class RequestHygiene:
             return {"type": "http.request", "body": content, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    def _refused(self, scope: Scope, answer: JSONResponse, page_status: int = 0) -> ASGIApp:
+        """``answer`` on the API's paths; on the portal's, its page for ``page_status``
+        (a bad address is 400 there) or the answer's own status."""
+        if self.pages is None or not self.pages.serves(scope["path"]):
+            return answer
+        return self.pages.refusal(scope, page_status or answer.status_code)
 
     def _too_large(self) -> JSONResponse:
         return JSONResponse(
@@ -233,10 +257,13 @@ def _nul_refused() -> JSONResponse:
     )
 
 
-def install_request_hygiene(app: FastAPI, *, max_body_bytes: int) -> None:
-    """Refuse what no route can store; install it before the request-context middleware
-    so that refusals are logged with their request id like any other answer."""
-    app.add_middleware(RequestHygiene, max_body_bytes=max_body_bytes)
+def install_request_hygiene(
+    app: FastAPI, *, max_body_bytes: int, pages: PageRefusals | None = None
+) -> None:
+    """Refuse what no route can store (the portal's paths with ``pages``' error page);
+    install it before the request-context middleware so that refusals are logged with
+    their request id like any other answer."""
+    app.add_middleware(RequestHygiene, max_body_bytes=max_body_bytes, pages=pages)
 
 
 def install_security(app: FastAPI, *, cors_origins: Sequence[str] = ()) -> None:

@@ -183,7 +183,8 @@ class Activation:
     def link(self, *, account_id: UUID, code: str, birth_date: date, actor: Actor) -> Linked:
         """The signed-in patient's record merges into the one the code activates, the
         account signs in as that one from now on, and the merged record's appointments
-        and orders move to it."""
+        and orders move to it; its preferences too where the record activated has none of
+        its own (``Patient.take_preferences_of``)."""
         key = f"activation:{account_id}"
         self._throttled(key)
         account = self._registry.account(account_id)
@@ -199,6 +200,7 @@ class Activation:
         issued.use(account.id, self._clock.now(), actor.meta())
         patient.link_account(account.id, account.email, actor.meta())
         own.merge_into(patient.id, actor.meta())
+        patient.take_preferences_of(own, at=self._clock.now(), meta=actor.meta())
         account.change_patient(patient.id, actor.meta())
         try:
             self._registry.save(own, patient, issued, account)

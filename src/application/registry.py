@@ -213,7 +213,7 @@ class Registry(RegistryLog):
         unknown = set(changes) - {"given_name", "family_name", "birth_date", "phone"}
         if unknown:
             raise InvalidValueError(f"cannot change {', '.join(sorted(unknown))}")
-        today = self._clock.now().date()
+        now = self._clock.now()
 
         def attempt() -> Patient:
             patient = self.patient(patient_id)
@@ -223,7 +223,9 @@ class Registry(RegistryLog):
                 "birth_date": patient.birth_date,
                 "phone": patient.phone,
             }
-            patient.change_demographics(**{**current, **changes}, today=today, meta=actor.meta())
+            patient.change_demographics(
+                **{**current, **changes}, today=now.date(), at=now, meta=actor.meta()
+            )
             patient.record_sex(sex, actor.meta())
             self.save(patient)
             return patient
@@ -326,12 +328,14 @@ class Registry(RegistryLog):
         else:
             patient = found
             if sent.update_demographics and sent.birth_date is not None and sent.given_name.strip():
+                now = self._clock.now()
                 patient.change_demographics(
                     given_name=sent.given_name,
                     family_name=sent.family_name,
                     birth_date=sent.birth_date,
                     phone=sent.phone if sent.phone is not None else patient.phone,
-                    today=self._clock.now().date(),
+                    today=now.date(),
+                    at=now,
                     meta=meta,
                 )
         if sent.update_demographics or found is None:
@@ -369,9 +373,12 @@ class Registry(RegistryLog):
         self, *, survivor_id: UUID, merged: list[tuple[str, str]], actor: Actor
     ) -> list[UUID]:
         """ADT^A40: the record named by ``merged`` identifiers is the survivor's; lookups
-        by those identifiers find the survivor. Returns every record those identifiers
-        name that is merged into the survivor (now or before), so what they hold can be
-        moved over (again, harmlessly)."""
+        by those identifiers find the survivor, which takes the merged record's
+        preferences where they override none of its own (``Patient.take_preferences_of``),
+        in the same save. Returns every record those identifiers name that is merged into
+        the survivor (now or before), so what they hold can be moved over (again,
+        harmlessly)."""
+        now = self._clock.now()
 
         def attempt() -> list[UUID]:
             survivor = self.patient(survivor_id)
@@ -392,9 +399,12 @@ class Registry(RegistryLog):
                     old = self.patient(owner)
                     if old.merged_into is None:
                         old.merge_into(survivor.id, actor.meta())
+                        survivor.take_preferences_of(old, at=now, meta=actor.meta())
                         pending.append(old)
                     if old.merged_into == survivor.id:
                         merged_ids.append(old.id)
+            if survivor.pending_events:
+                pending.append(survivor)
             if pending:
                 self.save(*pending)
             return merged_ids

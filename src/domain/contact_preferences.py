@@ -3,10 +3,17 @@ and the browsers subscribed to web push. A value the ``Patient`` aggregate keeps
 (``Patient.preferences``) and the communication policy and channel workers read.
 
 Consent is per channel, each with when and from where it was last given or withdrawn
-(``portal``, ``sms_stop``, ``staff``, ``registration``, ``ris``). The defaults a patient
-starts with: e-mail on when an address is known (given at registration, the account's
-own), SMS and push off until the patient turns them on (SMS needs express consent; push
-needs a subscription anyway).
+(``portal``, ``sms_stop``, ``staff``, ``registration``, ``ris``, ``number_changed``). The
+defaults a patient starts with: e-mail on when an address is known (given at
+registration, the account's own), SMS and push off until the patient turns them on (SMS
+needs express consent; push needs a subscription anyway).
+
+SMS consent is express consent for one number: a change of the record's number withdraws
+it (``number_changed``), so a granted SMS consent is always for the number on the record.
+Consents recorded before this rule (2026-12) whose number changed since have no
+withdrawal in the log: they stand for the number the record had when the rule came in
+(inventing a withdrawal at replay would rewrite history without a record of it), and the
+next change of number withdraws them like any other.
 
 Quiet hours are read in the patient's own ``zone`` when they chose one, else in the zone
 of the location the message is about (the centre's).
@@ -28,7 +35,17 @@ SMS = "sms"
 PUSH = "push"
 CHANNELS = (EMAIL, SMS, PUSH)
 LANGUAGES = ("en", "es")
-SOURCES = ("portal", "sms_stop", "sms_start", "staff", "registration", "ris", "provider")
+SOURCES = (
+    "portal",
+    "sms_stop",
+    "sms_start",
+    "staff",
+    "registration",
+    "ris",
+    "provider",
+    "number_changed",
+    "merge",
+)
 MAX_PUSH_SUBSCRIPTIONS = 10
 DEFAULT_CALLING_CODE = "1"  # North America: a bare ten-digit number is +1 and those digits
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")

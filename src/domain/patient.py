@@ -98,6 +98,8 @@ class Patient(Aggregate):
         # A record the RIS made has no e-mail address when it is registered.
         self.made_by_ris = not email
         self._contact = ContactPreferences()
+        # Which of language, quiet hours and zone the patient (or staff) ever set.
+        self._chosen: set[str] = set()
 
     @property
     def has_account(self) -> bool:
@@ -166,9 +168,13 @@ class Patient(Aggregate):
         birth_date: date,
         phone: str | None,
         today: date,
+        at: datetime,
         meta: dict[str, str],
     ) -> bool:
-        """New names, birth date or phone; False (and no event) when nothing differs."""
+        """New names, birth date or phone; False (and no event) when nothing differs.
+        SMS consent is given for one number: a new number (in E.164; the same number
+        written differently is no change), or none, withdraws it (source
+        ``number_changed``, at ``at``) and the patient is asked again."""
         check_demographics(given_name, family_name, birth_date, today)
         given_name, family_name = given_name.strip(), family_name.strip()
         if (given_name, family_name, birth_date, phone) == (
@@ -178,6 +184,7 @@ class Patient(Aggregate):
             self.phone,
         ):
             return False
+        number_before = self.phone
         self._demographics_changed(
             given_name=given_name,
             family_name=family_name,
@@ -185,6 +192,8 @@ class Patient(Aggregate):
             phone=phone,
             meta=meta,
         )
+        if e164(phone or "") != e164(number_before or ""):
+            self.withdraw_consent(SMS, at=at, source="number_changed", meta=meta)
         return True
 
     @event(DemographicsChanged)
@@ -317,6 +326,35 @@ class Patient(Aggregate):
         source: str
         meta: dict[str, str]
 
+    def take_preferences_of(self, merged: "Patient", *, at: datetime, meta: dict[str, str]) -> bool:
+        """What ``merged`` (a duplicate record being merged into this one) said about how
+        the person wants to hear from us, carried over as events here (source ``merge``)
+        where it does not override this record's own choices: a withdrawal always (a
+        merge never loses one; a ``number_changed`` one is not the person's and is not
+        carried); a consent on a channel this record was never asked about when given
+        for the address this record has too (the same e-mail address, the same number in
+        E.164; push never, a subscription being one browser's); the language, quiet hours
+        and zone this record never set. True when something changed."""
+        if merged.merged_into != self.id:
+            raise InvalidValueError("only a record merged into this one hands over preferences")
+        changed = False
+        for channel in CHANNELS:
+            theirs = merged._contact.consent(channel)
+            if theirs is None or theirs.source == "number_changed":
+                continue
+            if not theirs.granted:
+                changed |= self.withdraw_consent(channel, at=at, source="merge", meta=meta)
+            elif self._contact.consent(channel) is None and _same_address(self, merged, channel):
+                changed |= self.give_consent(channel, at=at, source="merge", meta=meta)
+        chosen = merged._chosen - self._chosen
+        if "language" in chosen:
+            changed |= self.choose_language(merged._contact.language, meta)
+        if "quiet_hours" in chosen:
+            changed |= self.set_quiet_hours(merged._contact.quiet_hours, meta)
+        if "zone" in chosen:
+            changed |= self.choose_timezone(merged._contact.zone, meta)
+        return changed
+
     @property
     def preferences(self) -> ContactPreferences:
         """The patient's preferences now. Until the patient says otherwise, e-mail is
@@ -333,8 +371,9 @@ class Patient(Aggregate):
         self, channel: str, *, at: datetime, source: str, meta: dict[str, str]
     ) -> bool:
         """The patient agrees to hear on ``channel``; False (and no event) when they had
-        already (even if the phone or the subscriptions went since). E-mail needs an
-        address, SMS a phone number ``e164`` reads, push a subscription."""
+        already (even if the subscriptions went since). E-mail needs an address, SMS a
+        phone number ``e164`` reads (the consent is for that number: see
+        ``change_demographics``), push a subscription."""
         _check_consent(channel, at, source)
         current = self.preferences.consent(channel)
         if current is not None and current.granted:
@@ -381,6 +420,7 @@ class Patient(Aggregate):
     @event(LanguageChosen)
     def _language_chosen(self, language: str, meta: dict[str, str]) -> None:
         self._contact = self._contact.with_language(language)
+        self._chosen.add("language")
 
     def set_quiet_hours(self, quiet_hours: QuietHours | None, meta: dict[str, str]) -> bool:
         """The hours nothing but safety notices reach the patient (None: no quiet hours);
@@ -396,10 +436,12 @@ class Patient(Aggregate):
     @event(QuietHoursSet)
     def _quiet_hours_set(self, quiet_hours: str, meta: dict[str, str]) -> None:
         self._contact = self._contact.with_quiet_hours(QuietHours.parse(quiet_hours))
+        self._chosen.add("quiet_hours")
 
     @event(QuietHoursCleared)
     def _quiet_hours_cleared(self, meta: dict[str, str]) -> None:
         self._contact = self._contact.with_quiet_hours(None)
+        self._chosen.add("quiet_hours")
 
     def choose_timezone(self, zone: str | None, meta: dict[str, str]) -> bool:
         """The IANA zone quiet hours are read in (None: the zone of the exam's location);
@@ -414,6 +456,7 @@ class Patient(Aggregate):
     @event(TimezoneChosen)
     def _timezone_chosen(self, zone: str | None, meta: dict[str, str]) -> None:
         self._contact = self._contact.with_zone(zone)
+        self._chosen.add("zone")
 
     def add_push_subscription(
         self, *, endpoint: str, p256dh: str, auth: str, at: datetime, meta: dict[str, str]
@@ -454,6 +497,18 @@ class Patient(Aggregate):
         self, endpoint: str, at: datetime, source: str, meta: dict[str, str]
     ) -> None:
         self._contact = self._contact.without_subscription(endpoint)
+
+
+def _same_address(one: Patient, other: Patient, channel: str) -> bool:
+    """Whether ``channel`` reaches both records at one address, as consent to it is given
+    for: the same e-mail address, the same number in E.164; never for push (a
+    subscription is one browser's)."""
+    if channel == EMAIL:
+        return bool(one.notice_email) and one.notice_email == other.notice_email
+    if channel == SMS:
+        number = e164(one.phone or "")
+        return number is not None and number == e164(other.phone or "")
+    return False
 
 
 def _check_consent(channel: str, at: datetime, source: str) -> None:

@@ -31,6 +31,7 @@ from projections.patient_records import PostgresPatientRecords
 from tests.support import catalog_ids, hl7_corpus, register
 
 CORPUS = hl7_corpus()
+PHONE = {"63130|||": "63130||215-555-0111|"}  # PID-13 of ADT_A08/dcm4che_1
 pytestmark = pytest.mark.integration
 
 
@@ -131,6 +132,54 @@ def test_adt_a40_merges_the_old_record_into_the_survivor(runtime, effects):
     found = registry.patient_by_identifier("ADT1", "OLD_PID_1")
     assert found is not None
     assert found.id == survivor.id
+
+
+def test_adt_a40_hands_the_old_records_preferences_to_a_survivor_never_asked(runtime, effects):
+    # Given two records of one person with one mobile number; the front desk recorded
+    # SMS consent and Spanish on the old one only
+    registry, preferences = runtime.services.registry, runtime.services.preferences
+    old_text = corpus("ADT_A08/dcm4che_1.hl7", **PHONE, **{"583295^^^ADT1": "OLD_PID_1^^^ADT1"})
+    effects.handle(message(old_text))
+    old = registry.patient_by_identifier("ADT1", "OLD_PID_1")
+    assert old is not None
+    desk = system_actor(source="test")
+    preferences.update(old.id, consents={"sms": True}, language="es", actor=desk, source="staff")
+
+    # When the RIS merges it into the survivor, which has the same number
+    a40 = corpus("ADT_A40/dcm4che_1.hl7", **{"Address|||": "Address||(215) 555 0111|"})
+    assert twice(runtime, effects, message(a40)) == "applied"
+
+    # Then the survivor may text that number, in Spanish, as the person asked
+    survivor = registry.patient_by_identifier("ADT1", "NEW_PID_1")
+    assert survivor is not None
+    assert survivor.id != old.id
+    prefs = preferences.preferences(survivor.id)
+    assert prefs.allows("sms")
+    assert prefs.consent("sms").source == "merge"
+    assert prefs.language == "es"
+
+
+def test_adt_a40_never_loses_a_withdrawal_of_the_old_record(runtime, effects):
+    # Given the survivor consented to SMS, and the old record (same number) withdrew it
+    registry, preferences = runtime.services.registry, runtime.services.preferences
+    desk = system_actor(source="test")
+    ids = {}
+    for mrn in ("NEW_PID_1", "OLD_PID_1"):
+        text = corpus("ADT_A08/dcm4che_1.hl7", **PHONE, **{"583295^^^ADT1": f"{mrn}^^^ADT1"})
+        effects.handle(message(text))
+        patient = registry.patient_by_identifier("ADT1", mrn)
+        assert patient is not None
+        preferences.update(patient.id, consents={"sms": True}, actor=desk, source="staff")
+        ids[mrn] = patient.id
+    preferences.update(ids["OLD_PID_1"], consents={"sms": False}, actor=desk, source="staff")
+
+    # When the RIS merges the old record into the survivor
+    effects.handle(message(corpus("ADT_A40/dcm4che_1.hl7")))
+
+    # Then the survivor no longer texts: the withdrawal came with the merge
+    consent = preferences.preferences(ids["NEW_PID_1"]).consent("sms")
+    assert consent is not None
+    assert (consent.granted, consent.source) == (False, "merge")
 
 
 def test_adt_a40_moves_the_old_records_appointments_and_orders_to_the_survivor(runtime, effects):

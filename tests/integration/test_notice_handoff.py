@@ -9,6 +9,7 @@ the deliveries' event store (with its transaction) and per task written to the
 broker's queue table."""
 
 import mailbox
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,9 @@ from uuid import UUID, uuid4
 import pytest
 
 from adapters.channels.email_smtp import SmtpSender
+from adapters.channels.setup import email_sender
 from adapters.channels.smtp_url import parse_smtp_url
+from adapters.settings import Settings
 from application.channels import ChannelSender, OutboundMessage, SendOutcome
 from application.ris.deliveries import Deliveries
 from imaging_bridge.bootstrap import Runtime
@@ -75,6 +78,40 @@ def count_reads(deliveries: Deliveries, monkeypatch: pytest.MonkeyPatch) -> list
 
 def smtp(server: Any) -> dict[str, ChannelSender]:
     return {"email": SmtpSender(parse_smtp_url(f"smtp://127.0.0.1:{server.port}"), FROM)}
+
+
+def test_a_stalled_smtp_server_costs_one_notice_not_the_rest_of_its_batch(
+    runtime, client, smtp_server, tmp_path
+):
+    # Given a 4 s delivery lease, the e-mail sender built for it, three notices handed
+    # to one sending thread, and an SMTP server that keeps the first message and then
+    # says nothing
+    lease = 4.0
+    settings = Settings(
+        environment="development",
+        data_dir=tmp_path,
+        smtp_url=f"smtp://127.0.0.1:{smtp_server.port}",
+        delivery_lease_seconds=lease,
+    )
+    patients = [new_patient(client, f"stall{i}@example.org") for i in range(3)]
+    smtp_server.stall_after_data.add("stall0@example.org")
+    deliveries = [queue_notice(runtime, p, "email", exempt=True) for p in patients]
+    worker = channel_worker(runtime, {"email": email_sender(settings)})
+
+    # When the thread sends them, starting none after half the lease (as the hand-off)
+    try:
+        outcomes = worker.send_many(
+            [(d.id, d.version) for d in deliveries], until=time.monotonic() + lease / 2
+        )
+    finally:
+        smtp_server.released.set()
+
+    # Then the stalled one is an unanswered attempt, retried later, and the others of
+    # the batch went out under their lease instead of waiting for it to run out
+    assert outcomes == ["no_answer", "accepted", "accepted"]
+    assert smtp_server.stalls == 1
+    recipients = sorted(m.rcpt_tos[0] for m in smtp_server.received)
+    assert recipients == [f"stall{i}@example.org" for i in range(3)]
 
 
 def test_a_batch_is_read_in_one_query_and_saved_in_one_write_each_decided_as_alone(

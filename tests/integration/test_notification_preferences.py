@@ -165,7 +165,28 @@ def test_stop_reaches_every_record_with_the_number_and_follows_a_change_of_numbe
     assert sorted(str(p) for p in stopped) == sorted(
         [patient_id(client, first), patient_id(client, second)]
     )
-    assert client.get(PREFS, headers=moved).json()["channels"]["sms"]["enabled"] is True
+    # The new number was never consented to: the change withdrew SMS, not the STOP.
+    sms = client.get(PREFS, headers=moved).json()["channels"]["sms"]
+    assert (sms["enabled"], sms["source"]) == (False, "number_changed")
+
+
+def test_a_new_number_turns_sms_off_until_the_patient_consents_for_it(client, runtime):
+    headers = with_phone(client, "hub@example.org", "+1 215 555 0166")
+    assert put(client, headers, sms=True).status_code == 200
+    reformatted = client.patch("/v1/patients/me", headers=headers, json={"phone": "215-555-0166"})
+    assert reformatted.status_code == 200
+    assert client.get(PREFS, headers=headers).json()["channels"]["sms"]["enabled"] is True
+
+    changed = client.patch("/v1/patients/me", headers=headers, json={"phone": "+1 267 555 0177"})
+    assert changed.status_code == 200
+    sms = client.get(PREFS, headers=headers).json()["channels"]["sms"]
+    assert (sms["enabled"], sms["source"], sms["ready"]) == (False, "number_changed", False)
+    prefs = runtime.services.preferences.preferences(patient_id(client, headers))
+    assert not prefs.allows("sms")
+
+    assert put(client, headers, sms=True).status_code == 200
+    sms = client.get(PREFS, headers=headers).json()["channels"]["sms"]
+    assert (sms["enabled"], sms["source"], sms["ready"]) == (True, "portal", True)
 
 
 def test_sms_needs_a_phone_and_push_a_subscription(client, runtime):

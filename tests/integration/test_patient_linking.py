@@ -227,6 +227,31 @@ def test_an_existing_account_links_and_both_records_keep_their_appointments(clie
     assert again.status_code == 400
 
 
+def test_linking_keeps_the_choices_made_on_the_account_before(client, runtime, desk):
+    # Given a patient who turned e-mail off and chose Spanish before linking their account
+    patient_id = ris_patient(runtime)
+    own = register(client, "ana.prefs@example.org")
+    prefs = "/v1/me/notification-preferences"
+    document = client.get(prefs, headers=own).json()
+    document["channels"]["email"]["enabled"] = False
+    document["language"] = "es"
+    assert client.put(prefs, headers=own, json=document).status_code == 200
+    code = issue(client, desk, patient_id)
+
+    # When they link it to the centre's record, which never asked them
+    linked = client.post(
+        "/v1/me/activation", headers=own, json={"code": code, "birth_date": BIRTH.isoformat()}
+    )
+    assert linked.status_code == 200, linked.text
+
+    # Then the centre's record keeps their choices: no e-mail, in Spanish
+    fresh = {"Authorization": f"Bearer {linked.json()['tokens']['access_token']}"}
+    now = client.get(prefs, headers=fresh).json()
+    email = now["channels"]["email"]
+    assert (email["enabled"], email["source"]) == (False, "merge")
+    assert now["language"] == "es"
+
+
 def test_staff_outside_the_patients_centre_get_404(client, runtime, clock):
     types, locations = catalog_ids(client)
     patient = register(client, "seen.at.riverside@example.org")

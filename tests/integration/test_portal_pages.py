@@ -319,6 +319,38 @@ def test_the_api_keeps_its_own_answers_beside_the_portal(client):
     assert "Page not found" in page.text
 
 
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs", "status", "words"),
+    [
+        ("get", "/book/day?from=%00", {}, 400, "This page address is not right"),
+        ("get", "/sign-in?next=/appointments%00", {}, 400, "This page address is not right"),
+        ("get", "/appointments%00", {}, 400, "This page address is not right"),
+        ("get", "/no-such-page?x=%00", {}, 400, "This page address is not right"),
+        ("post", "/sign-in", {"data": {"email": "a\u0000b@example.org"}}, 422, "Check what you"),
+        ("post", "/sign-in", {"content": b"x" * 70_000}, 413, "too much to send"),
+    ],
+    ids=["query", "query-next", "path", "unknown-page", "form", "too-large"],
+)
+def test_a_page_refused_before_any_route_is_a_portal_page(
+    client, method, url, kwargs, status, words
+):
+    # NUL characters and oversized bodies are refused before routing; on the portal's
+    # paths the answer is its own error page, not the API's JSON.
+    response = getattr(client, method)(url, **kwargs)
+    assert response.status_code == status
+    assert_page(response)
+    assert words in response.text
+    assert "Traceback" not in response.text
+    assert "NUL" not in response.text
+
+
+@pytest.mark.parametrize("url", ["/v1/slots?x=%00", "/healthz?x=%00", "/docs?x=%00", "/v1/none%00"])
+def test_the_api_refuses_with_json_beside_the_portal(client, url):
+    response = client.get(url)
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+
+
 def test_the_stylesheet_is_served_and_cacheable(client):
     page = client.get("/sign-in")
     href = re.search(r'<link rel="stylesheet" href="([^"]+)"', page.text).group(1)

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from api.security import web_csp
-from tests.support import audit_rows, form_token, patient_of, portal_register
+from tests.support import audit_rows, form_token, patient_of, portal_register, register_form
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +107,27 @@ def test_saving_the_form_changes_the_preferences(portal, runtime):
     assert '<option value="America/Chicago" selected>' in shown
     # Without push_control (no JavaScript), push consent is left as it was.
     assert prefs.consent("push") is None
+
+
+def test_after_a_change_of_number_the_page_shows_text_messages_off(portal, runtime):
+    portal_register(portal, "dee@example.org", phone="(215) 555-0111")
+    assert save(portal, sms="on").status_code == 303
+    profile = portal.get("/profile")
+    changed = portal.post(
+        "/profile",
+        data={
+            "csrf_token": form_token(profile.text),
+            **{k: v for k, v in register_form("").items() if k not in ("email", "password")},
+            "phone": "(267) 555-0199",
+        },
+        follow_redirects=False,
+    )
+    assert changed.status_code == 303, changed.text
+    html = portal.get(PAGE).text
+    assert re.search(r'id="sms" name="sms" type="checkbox" value="on"', html)
+    assert not re.search(r'id="sms" name="sms" type="checkbox" value="on" checked', html)
+    prefs = runtime.services.preferences.preferences(patient_of(runtime, "dee@example.org"))
+    assert prefs.consent("sms").source == "number_changed"
 
 
 def test_text_messages_need_a_phone_and_bad_choices_say_what_to_do(portal, runtime):

@@ -1,6 +1,6 @@
 """Given / when / then: a patient's identifiers, demographic changes and merges."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 from uuid import uuid4
 
 import pytest
@@ -12,6 +12,7 @@ from domain.patient_identifier import PatientIdentifier
 
 META = {"actor_id": "system", "role": "system", "request_id": "m1", "source": "test"}
 TODAY = date(2026, 11, 30)
+AT = datetime(2026, 11, 30, 9, tzinfo=UTC)
 
 
 def registered() -> Patient:
@@ -60,6 +61,7 @@ def test_demographics_change_only_when_something_differs():
         birth_date=date(1950, 1, 2),
         phone=None,
         today=TODAY,
+        at=AT,
         meta=META,
     )
     assert patient.change_demographics(
@@ -68,6 +70,7 @@ def test_demographics_change_only_when_something_differs():
         birth_date=date(1950, 1, 2),
         phone="(314)555-1212",
         today=TODAY,
+        at=AT,
         meta=META,
     )
     assert pending(patient) == [Patient.DemographicsChanged]
@@ -82,6 +85,7 @@ def test_demographics_are_validated_like_a_registration():
             birth_date=date(1950, 1, 2),
             phone=None,
             today=TODAY,
+            at=AT,
             meta=META,
         )
 

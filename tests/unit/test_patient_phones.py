@@ -2,7 +2,7 @@
 the number; a record without a readable number has no row."""
 
 import base64
-from datetime import date
+from datetime import UTC, date, datetime
 from uuid import uuid4
 
 from application.digests import KeyedDigest
@@ -10,6 +10,7 @@ from domain.patient import Patient
 from projections.changes import Delete, Upsert
 from projections.patient_phones import TABLE, phone_changes
 
+AT = datetime(2026, 12, 1, 9, tzinfo=UTC)
 META = {"actor_id": "x", "role": "patient", "request_id": "", "source": "test"}
 DIGEST = KeyedDigest.from_cipher_key(base64.b64encode(b"k" * 32).decode(), "patient-phones")
 
@@ -57,6 +58,7 @@ def test_a_change_of_number_moves_the_row_and_other_events_change_nothing():
         birth_date=date(1980, 1, 1),
         phone="+44 20 7946 0958",
         today=date(2026, 12, 1),
+        at=AT,
         meta=META,
     )
     patient.choose_language("es", META)

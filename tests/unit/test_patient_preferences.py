@@ -88,6 +88,75 @@ def test_sms_consent_needs_a_phone_and_is_withdrawn_with_its_source():
         without_phone.give_consent(SMS, at=AT, source="portal", meta=META)
 
 
+def change_phone(given: Patient, phone: str | None, at: datetime = AT) -> bool:
+    return given.change_demographics(
+        given_name=given.given_name,
+        family_name=given.family_name,
+        birth_date=given.birth_date,
+        phone=phone,
+        today=date(2026, 12, 1),
+        at=at,
+        meta=META,
+    )
+
+
+def test_sms_consent_is_for_one_number_and_a_new_number_needs_it_again():
+    given = patient(phone="+1 215 555 0111")
+    given.give_consent(SMS, at=AT, source="portal", meta=META)
+    given.collect_events()
+    later = AT + timedelta(days=1)
+    assert change_phone(given, "+1 267 555 0199", later)
+    assert [type(e) for e in given.collect_events()] == [
+        Patient.DemographicsChanged,
+        Patient.ConsentWithdrawn,
+    ]
+    assert given.preferences.consent(SMS) == Consent(SMS, False, later, "number_changed")
+    assert not given.preferences.allows(SMS)
+    assert given.give_consent(SMS, at=later, source="portal", meta=META)
+    assert given.preferences.allows(SMS)
+
+
+def test_the_same_number_written_differently_keeps_sms_consent():
+    given = patient(phone="+1 215 555 0111")
+    given.give_consent(SMS, at=AT, source="portal", meta=META)
+    assert change_phone(given, "(215) 555-0111")
+    assert given.preferences.allows(SMS)
+    assert change_phone(given, None)  # no number: nothing to text, the consent goes
+    assert given.preferences.consent(SMS) == Consent(SMS, False, AT, "number_changed")
+
+
+numbers = st.sampled_from(["+1 215 555 0111", "215-555-0111", "+1 267 555 0199", None, "555"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=numbers, steps=st.lists(st.tuples(st.booleans(), numbers), max_size=8))
+def test_sms_is_allowed_only_for_the_number_it_was_given_for(start, steps):
+    """Whatever the order of consents and changes of number, SMS is allowed exactly when
+    the patient last consented while the record had the number it has now (in E.164)."""
+    live = patient(phone=start)
+    consented_for: str | None = None
+    for number, (consent, phone) in enumerate(steps):
+        at = AT + timedelta(minutes=number)
+        if consent:
+            try:
+                live.give_consent(SMS, at=at, source="portal", meta=META)
+                consented_for = consented_for or e164(live.phone or "")
+            except InvalidValueError:
+                pass
+        else:
+            change_phone(live, phone, at)
+            if e164(phone or "") != consented_for:
+                consented_for = None
+    assert live.preferences.allows(SMS) == (
+        consented_for is not None and consented_for == e164(live.phone or "")
+    )
+    replayed = None
+    for domain_event in live.collect_events():
+        replayed = domain_event.mutate(replayed)
+    assert replayed is not None
+    assert replayed.preferences == live.preferences
+
+
 def test_push_consent_needs_a_subscription_and_lapses_without_one():
     given = patient()
     with pytest.raises(InvalidValueError, match="subscribe"):
@@ -230,6 +299,7 @@ def test_a_stored_patient_with_only_older_events_loads_with_the_defaults():
         birth_date=date(1980, 5, 17),
         phone="+1 215 555 0199",
         today=date(2026, 12, 1),
+        at=AT,
         meta=META,
     )
     older.identify(authority="RIS", value="MRN-1", meta=META)
@@ -281,3 +351,79 @@ def test_push_endpoints_are_https_or_a_local_push_service(endpoint, allowed):
 def test_a_north_american_number_reads_the_same_however_it_is_written(area, exchange, line, style):
     typed = style.format(a=area, e=exchange, l=f"{line:04d}")
     assert e164(typed) == f"+1{area}{exchange}{line:04d}"
+
+
+# Merges: what the merged-away record said carries over to the survivor ----------------
+
+
+def merged_into(survivor: Patient, merged: Patient) -> list[type]:
+    """Merge ``merged`` into ``survivor`` and hand over its preferences: the survivor's
+    new events."""
+    survivor.collect_events()
+    merged.merge_into(survivor.id, META)
+    survivor.take_preferences_of(merged, at=AT + timedelta(days=1), meta=META)
+    return [type(e) for e in survivor.collect_events()]
+
+
+def test_a_survivor_never_asked_takes_the_merged_records_choices():
+    survivor = patient(email="", phone="(215) 555-0111")
+    merged = patient(phone="+1 215 555 0111")
+    merged.give_consent(SMS, at=AT, source="portal", meta=META)
+    merged.choose_language("es", META)
+    merged.set_quiet_hours(QuietHours(time(21), time(8)), META)
+    merged.choose_timezone("America/Chicago", META)
+    assert merged_into(survivor, merged) == [
+        Patient.ConsentGiven,
+        Patient.LanguageChosen,
+        Patient.QuietHoursSet,
+        Patient.TimezoneChosen,
+    ]
+    prefs = survivor.preferences
+    assert prefs.consent(SMS) == Consent(SMS, True, AT + timedelta(days=1), "merge")
+    assert (prefs.language, str(prefs.quiet_hours), prefs.zone) == (
+        "es",
+        "21:00-08:00",
+        "America/Chicago",
+    )
+
+
+def test_sms_consent_for_another_number_is_not_carried_over():
+    survivor = patient(phone="+1 267 555 0199")
+    merged = patient(phone="+1 215 555 0111")
+    merged.give_consent(SMS, at=AT, source="portal", meta=META)
+    assert merged_into(survivor, merged) == []
+    assert not survivor.preferences.allows(SMS)
+
+
+def test_a_withdrawal_always_carries_over_and_the_survivors_own_choices_stay():
+    survivor = patient(phone="+1 215 555 0111")
+    survivor.give_consent(SMS, at=AT, source="portal", meta=META)
+    survivor.choose_language("es", META)
+    merged = patient(email="other@example.org", phone="+1 215 555 0111")
+    merged.withdraw_consent(EMAIL, at=AT, source="portal", meta=META)
+    merged.withdraw_consent(SMS, at=AT, source="portal", meta=META)  # never given: no-op
+    merged.give_consent(SMS, at=AT, source="portal", meta=META)
+    merged.withdraw_consent(SMS, at=AT, source="sms_stop", meta=META)
+    merged.choose_language("es", META)
+    merged.choose_language("en", META)
+    assert merged_into(survivor, merged) == [Patient.ConsentWithdrawn, Patient.ConsentWithdrawn]
+    prefs = survivor.preferences
+    assert not prefs.allows(EMAIL)
+    assert not prefs.allows(SMS)
+    assert prefs.consent(SMS).source == "merge"
+    assert prefs.language == "es"
+
+
+def test_a_withdrawal_by_a_change_of_number_is_not_the_persons_and_stays_behind():
+    survivor = patient(phone="+1 215 555 0111")
+    survivor.give_consent(SMS, at=AT, source="portal", meta=META)
+    merged = patient(phone="+1 215 555 0111")
+    merged.give_consent(SMS, at=AT, source="portal", meta=META)
+    change_phone(merged, "+1 267 555 0199")
+    assert merged_into(survivor, merged) == []
+    assert survivor.preferences.allows(SMS)
+
+
+def test_only_a_record_merged_into_this_one_hands_over_preferences():
+    with pytest.raises(InvalidValueError, match="merged into this one"):
+        patient().take_preferences_of(patient(), at=AT, meta=META)

@@ -34,6 +34,7 @@ from tests.unit.test_replay import META, replayed, state
 
 MAPPER = BaseApplication({"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
 ZONES = ("UTC", "America/New_York", "America/Chicago", "Europe/Berlin")
+AT = datetime(2026, 11, 30, 9, tzinfo=UTC)
 
 # Free text as people and other systems send it, control characters included.
 text = st.text(max_size=30)
@@ -124,6 +125,7 @@ PATIENT = {
         birth_date=d.draw(birth_dates),
         phone=d.draw(phones),
         today=date(2026, 11, 30),
+        at=AT,
         meta=META,
     ),
     "merge": lambda p, d: p.merge_into(d.draw(st.sampled_from([*pool, p.id])), META),

@@ -36,6 +36,18 @@ from application.channels import (
 
 log = structlog.get_logger(__name__)
 
+SMTP_TIMEOUT = 10.0  # seconds one SMTP exchange may wait for the server, at most
+
+
+def send_timeout(lease: float) -> float:
+    """How long one exchange with the server (connecting, a command, the reply to the
+    message) may wait under a delivery lease of ``lease`` seconds: ``SMTP_TIMEOUT``, and
+    never more than a quarter of the lease. A sending thread starts no send after half
+    its batch's lease (``adapters.hl7.handoff``), so a send begun in time that meets a
+    stalled server ends by three quarters of the lease: before the notice can be handed
+    out again, and leaving the batch's other notices time to go under their lease."""
+    return min(SMTP_TIMEOUT, lease / 4)
+
 
 def reply_outcome(code: int, text: bytes | str, refused_recipient: bool) -> SendOutcome:
     """What an SMTP error reply means for the message."""
@@ -50,7 +62,8 @@ def reply_outcome(code: int, text: bytes | str, refused_recipient: bool) -> Send
 
 
 class SmtpSender(ChannelSender):
-    """Sends each e-mail over a fresh SMTP connection to ``target``, from ``sender``."""
+    """Sends each e-mail over a fresh SMTP connection to ``target``, from ``sender``;
+    each exchange with the server waits ``timeout`` seconds at most (``send_timeout``)."""
 
     channel = EMAIL
 
@@ -59,7 +72,7 @@ class SmtpSender(ChannelSender):
         target: SmtpTarget,
         sender: str,
         *,
-        timeout: float = 30.0,
+        timeout: float = SMTP_TIMEOUT,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
         sender_address(sender)  # refuses a malformed From address at start

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import structlog
 
-from adapters.channels.email_smtp import SmtpSender
+from adapters.channels.email_smtp import SmtpSender, send_timeout
 from adapters.channels.file_channels import push_file, sms_file
 from adapters.channels.maildir import MaildirSender
 from adapters.channels.sms_twilio import TWILIO_API, TwilioConfig, TwilioSmsSender
@@ -44,7 +44,8 @@ def email_sender(settings: Settings) -> ChannelSender:
         return MaildirSender(Path(settings.data_dir) / "mail", settings.mail_from)
     target = parse_smtp_url(settings.smtp_url.get_secret_value())
     log.info("email_channel", smtp=target.describe())
-    return SmtpSender(target, settings.mail_from)
+    timeout = send_timeout(settings.delivery_lease_seconds)
+    return SmtpSender(target, settings.mail_from, timeout=timeout)
 
 
 def sms_sender(settings: Settings) -> ChannelSender:

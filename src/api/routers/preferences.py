@@ -73,10 +73,11 @@ def actor_of(request: Request, patient: Principal) -> Actor:
     summary="How I hear from the centre: consent per channel, language, quiet hours, zone",
     description="`channels.{email,sms,push}`: `enabled` (my consent), `since` and `source`"
     " (when and how it was last given or withdrawn: registration, portal, sms_stop, sms_start,"
-    " staff, ris, provider), `ready` (a message can go now: consent and an address — e-mail,"
-    " a mobile number, a subscribed browser). `quiet_hours` `HH:MM-HH:MM` in `timezone` (an"
-    " IANA zone; null: the location's). Until I choose, e-mail is on (since registration),"
-    " SMS and push are off.",
+    " staff, ris, provider, number_changed, merge), `ready` (a message can go now: consent and an"
+    " address — e-mail, a mobile number, a subscribed browser). `quiet_hours` `HH:MM-HH:MM`"
+    " in `timezone` (an IANA zone; null: the location's). Until I choose, e-mail is on (since"
+    " registration), SMS and push are off; SMS consent is for one number, and a new number"
+    " turns SMS off until I consent again.",
 )
 def read_preferences(patient: PatientDep, services: ServicesDep, audit: AuditDep) -> PreferencesOut:
     assert patient.patient_id is not None  # PatientDep refuses callers without one

@@ -2,7 +2,8 @@
 
 ``channels`` holds e-mail, SMS and push, each with ``enabled`` (the patient's consent),
 ``since`` and ``source`` (when and how it was last given or withdrawn: ``registration``,
-``portal``, ``sms_stop``, ``sms_start``, ``staff``, ``ris``, ``provider``) and ``ready``
+``portal``, ``sms_stop``, ``sms_start``, ``staff``, ``ris``, ``provider``,
+``number_changed``, ``merge``) and ``ready``
 (whether a message can go now: consented and an address on the record — an e-mail
 address, a mobile number for SMS, a subscribed browser for push). A client may PUT back
 the document it read: the read-only fields (``since``, ``source``, ``ready``,

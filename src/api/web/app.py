@@ -59,6 +59,7 @@ ERROR_WORDS = {
         N_("That could not be done"),
         N_("Things changed since the page was shown. Start again."),
     ),
+    413: (N_("That is too much to send"), N_("Send less, then try again.")),
     422: (N_("That could not be done"), N_("Check what you entered, then try again.")),
     429: (N_("Too many attempts"), N_("Wait a few minutes, then try again.")),
     503: (N_("Sorry, we are busy"), N_("Try again in a moment.")),
@@ -93,25 +94,44 @@ def create_web_app(services: Services) -> FastAPI:
     return app
 
 
-def mount_portal(api: FastAPI, services: Services, api_paths: Collection[str]) -> None:
+def mount_portal(api: FastAPI, services: Services, api_paths: Collection[str]) -> "PortalMount":
     """Serve the portal from ``api`` for every path the API does not own."""
-    api.router.routes.append(PortalMount(create_web_app(services), frozenset(api_paths)))
+    mount = PortalMount(create_web_app(services), frozenset(api_paths))
+    api.router.routes.append(mount)
+    return mount
 
 
 class PortalMount(Mount):
-    """A mount at the root that leaves /v1 and the API's own paths to the API."""
+    """A mount at the root that leaves /v1 and the API's own paths to the API; it also
+    answers, with its error page, what the API refuses before routing on its paths
+    (``api.security.PageRefusals``)."""
 
-    def __init__(self, app: ASGIApp, api_paths: frozenset[str]) -> None:
+    def __init__(self, app: FastAPI, api_paths: frozenset[str]) -> None:
         super().__init__("", app=app)
         self.api_paths = api_paths
+        self.web = app
+
+    def serves(self, path: str) -> bool:
+        return not (path == "/v1" or path.startswith("/v1/") or path in self.api_paths)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or path == "/v1" or path.startswith("/v1/"):
-            return Match.NONE, {}
-        if path in self.api_paths:
+        if scope["type"] != "http" or not self.serves(scope.get("path", "")):
             return Match.NONE, {}
         return super().matches(scope)
+
+    def refusal(self, scope: Scope, status: int) -> ASGIApp:
+        """The error page for ``status``, shown signed out (the session is not read for a
+        refused request) and for the page's address without what was refused in it."""
+        clean = {**scope, "path": scope["path"].replace("\x00", ""), "query_string": b""}
+        request = Request(clean)
+        visit = Visit(request, self.web.state.services, language_of(request))
+        pages: Pages = self.web.state.pages
+        title, message = ERROR_WORDS.get(status, ERROR_WORDS[400])
+        response = pages.render(
+            visit, "error.html", status=status, title=title, message=message, variables={}
+        )
+        response.headers["Content-Security-Policy"] = web_csp()
+        return response
 
 
 def static_file(name: str, request: Request) -> Response:
