@@ -32,7 +32,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import MACHINE_PG, free_port, git_state, log, write_json
+from _harness import (
+    MACHINE_PG,
+    Phase,
+    Recorder,
+    free_port,
+    git_state,
+    http_client,
+    log,
+    run_clients,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 URL_ENV = "HTTP_FLOOR_DATABASE_URL"
@@ -90,26 +100,31 @@ def serve(url: str, key: str, port: int, workers: int, pool: int) -> subprocess.
 
 
 def http_level(port: int, threads: int, warmup: float, seconds: float) -> dict[str, Any]:
-    """``threads`` clients posting back to back; saves/s over the measured window."""
-    start = time.monotonic() + warmup
-    end = start + seconds
-    counts = {"saved": 0, "failed": 0}
-    lock = threading.Lock()
+    """``threads`` clients posting back to back, each on one keep-alive connection as the
+    booking clients are (``_harness.run_clients``); saves/s over the measured window."""
+    from ratios import STATE
 
-    def client() -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            while (now := time.monotonic()) < end:
-                answer = http.post("/save", json={"state": "x" * 560})
-                if now >= start:
-                    with lock:
-                        counts["saved" if answer.status_code == 201 else "failed"] += 1
+    recorder = Recorder()
+    phase = Phase(warmup, seconds)
 
-    pool = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(timeout=warmup + seconds + 60)
-    return {**counts, "saves_per_s": round(counts["saved"] / seconds, 1)}
+    def worker(index: int, phase: Phase, stop: threading.Event) -> None:
+        with http_client(f"http://127.0.0.1:{port}") as client:
+            while not stop.is_set() and (started := time.monotonic()) < phase.t_end:
+                try:
+                    outcome = str(client.post("/save", json={"state": STATE}).status_code)
+                except httpx.HTTPError as error:
+                    outcome = type(error).__name__
+                if started >= phase.t_measure:
+                    recorder.add("save", time.monotonic() - started, outcome)
+
+    run_clients(threads, phase, worker)
+    rows = recorder.summary(seconds, ok=lambda outcome: outcome == "201")["ALL"]
+    return {
+        "saved": rows["ok"],
+        "failed": rows["count"] - rows["ok"],
+        "saves_per_s": rows["ok_per_s"],
+        "p95_ms": rows["p95_ms"],
+    }
 
 
 def measure(
