@@ -248,7 +248,7 @@ def floor_texts(messages: int) -> list[str]:
 def transport_floor(port: int, messages: int, threads: int) -> dict[str, Any]:
     """The same SIU^S12 texts sent by a plain sender (``MllpClient``, no database, no
     queue) on ``threads`` threads to the same peer: the rate the transport allows."""
-    accepted, elapsed = _send_all(port, floor_texts(messages), threads, record=None)
+    accepted, elapsed = _send_all(port, floor_texts(messages), threads)
     return {
         "floor_messages": messages,
         "floor_threads": threads,
@@ -274,14 +274,16 @@ def durable_floor(server: str, port: int, messages: int, threads: int) -> dict[s
                     " acked_at timestamptz)"
                 )
 
-            def record(number: int, text: str, accepted: bool) -> None:
+            def kept(number: int, text: str) -> None:
                 with pool.connection() as conn:
-                    if not accepted:
-                        conn.execute("INSERT INTO sent (id, body) VALUES (%s, %s)", (number, text))
-                    else:
-                        conn.execute("UPDATE sent SET acked_at = now() WHERE id = %s", (number,))
+                    conn.execute("INSERT INTO sent (id, body) VALUES (%s, %s)", (number, text))
 
-            accepted, elapsed = _send_all(port, floor_texts(messages), threads, record=record)
+            def acked(number: int) -> None:
+                with pool.connection() as conn:
+                    conn.execute("UPDATE sent SET acked_at = now() WHERE id = %s", (number,))
+
+            texts = floor_texts(messages)
+            accepted, elapsed = _send_all(port, texts, threads, before=kept, after=acked)
     finally:
         drop_database(url)
     return {
@@ -294,10 +296,12 @@ def _send_all(
     port: int,
     texts: list[str],
     threads: int,
-    record: Callable[[int, str, bool], None] | None,
+    before: Callable[[int, str], None] | None = None,
+    after: Callable[[int], None] | None = None,
 ) -> tuple[int, float]:
-    """Send ``texts`` on ``threads`` threads, each waiting for its ACK; ``record(n, text,
-    False)`` before a send and ``record(n, text, True)`` after its ACK when given."""
+    """Send ``texts`` on ``threads`` threads, each waiting for its ACK: (accepted,
+    seconds). ``before(n, text)`` runs before the n-th send, ``after(n)`` once it is
+    accepted."""
     from adapters.hl7.mllp_client import MllpClient
 
     work = iter(enumerate(texts))
@@ -311,11 +315,11 @@ def _send_all(
                 item = next(work, None)
             if item is None:
                 return
-            if record is not None:
-                record(item[0], item[1], False)
+            if before is not None:
+                before(*item)
             if client.send(item[1], f"F{item[0]}").outcome == "accepted":
-                if record is not None:
-                    record(item[0], item[1], True)
+                if after is not None:
+                    after(item[0])
                 with lock:
                     accepted[0] += 1
 
