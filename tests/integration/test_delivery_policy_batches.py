@@ -16,21 +16,20 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.persistence import Tracking
-from eventsourcing.projection import EventSourcedProjectionRunner
 
 from adapters.clock import SystemClock
 from application.registry import RegistryLog
 from application.ris.deliveries import NAME
-from application.ris.delivery_policy import REGISTRATION_WAIT, DeliveryPolicy, introduction_cause
+from application.ris.delivery_policy import DeliveryPolicy, introduction_cause
 from application.scheduling import SchedulingLog
 from imaging_bridge.bootstrap import Runtime
-from imaging_bridge.outbound import Outbound, destinations_of, policy_env
-from imaging_bridge.policy_runner import PolicyRunner
+from imaging_bridge.outbound import Outbound
 from tests.integration.mllp_peer import Peer, field_of, wait_until
 from tests.integration.test_outbound_hl7 import (
     DAY,
     PATIENT_ACTOR,
     book,
+    bookings_follower,
     deliveries,
     new_patient,
     outbound_settings,
@@ -241,11 +240,7 @@ def test_a_policy_stopped_in_the_middle_of_a_batch_processes_it_again_once(runti
     Halting.at = nth_after(runtime, start, 30)  # after the first batch, before the second
     settings = outbound_settings(runtime, peer)
     # No registry follower runs beside this one: it must not wait for it.
-    env = {**policy_env(runtime.env, destinations_of(settings)), REGISTRATION_WAIT: "0"}
-
-    runner: Any = EventSourcedProjectionRunner(
-        application_class=SchedulingLog, projection_class=Halting, env=env
-    )
+    runner = bookings_follower(runtime, settings, wait=0, policy=Halting)
     with runner, pytest.raises(Halted):
         runner.run_forever(timeout=60)
 
@@ -286,10 +281,9 @@ def test_a_policy_stopped_in_the_middle_of_an_event_finishes_it_before_it_is_clo
     patient = new_patient(runtime, 130)
     book(runtime, patient, DAY)
     settings = outbound_settings(runtime, peer)
-    env = {**policy_env(runtime.env, destinations_of(settings)), REGISTRATION_WAIT: "0"}
     Pausing.entered.clear()
     Pausing.release.clear()
-    runner = PolicyRunner(application_class=SchedulingLog, projection_class=Pausing, env=env)
+    runner = bookings_follower(runtime, settings, wait=0, policy=Pausing)  # a PolicyRunner
     runner.__enter__()
     assert Pausing.entered.wait(timeout=30), "the policy never took an event"
     stopped: list[BaseException | None] = []

@@ -11,7 +11,6 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.projection import EventSourcedProjectionRunner
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
@@ -30,6 +29,7 @@ from domain.location import Location
 from domain.ris.message_delivery import MessageDelivery, control_id
 from imaging_bridge.bootstrap import Runtime
 from imaging_bridge.outbound import Outbound, destinations_of, policy_env
+from imaging_bridge.policy_runner import PolicyRunner
 from tests.integration.mllp_peer import Peer, field_of, wait_until
 
 pytestmark = pytest.mark.integration
@@ -536,6 +536,19 @@ def test_a_patient_registered_before_the_ris_was_a_destination_gets_an_a04_first
     assert len(by_type(ob, "ADT^A04")) == 1
 
 
+def bookings_follower(
+    runtime: Runtime,
+    settings: Settings,
+    *,
+    wait: float,
+    policy: type[DeliveryPolicy] = DeliveryPolicy,
+) -> PolicyRunner:
+    """The delivery policy following the bookings' log alone (no registry follower beside
+    it), waiting ``wait`` seconds for one (``REGISTRATION_WAIT``); run it with ``with``."""
+    env = {**policy_env(runtime.env, destinations_of(settings)), REGISTRATION_WAIT: f"{wait:g}"}
+    return PolicyRunner(application_class=SchedulingLog, projection_class=policy, env=env)
+
+
 def test_the_bookings_follower_leaves_a_registration_it_is_ahead_of_to_the_registry_one(
     runtime, peer, outbound_factory
 ):
@@ -547,10 +560,7 @@ def test_the_bookings_follower_leaves_a_registration_it_is_ahead_of_to_the_regis
         book(runtime, patient, DAY.replace(hour=8 + i))
     settings = outbound_settings(runtime, peer)
     # No registry follower runs here: the bookings' one must not wait for it.
-    env = {**policy_env(runtime.env, destinations_of(settings)), REGISTRATION_WAIT: "0"}
-    with EventSourcedProjectionRunner(
-        application_class=SchedulingLog, projection_class=DeliveryPolicy, env=env
-    ) as bookings_only:
+    with bookings_follower(runtime, settings, wait=0) as bookings_only:
         bookings_only.wait(bookings_only.app.recorder.max_notification_id(), timeout=10)
         introduced = []
         for patient in patients:
@@ -573,10 +583,7 @@ def test_once_a_wait_for_the_registry_follower_ran_out_no_other_patient_waits(ru
     patients = [new_patient(runtime, 60 + i) for i in range(6)]
     booked = [book(runtime, patient, DAY.replace(hour=8 + i)) for i, patient in enumerate(patients)]
     settings = outbound_settings(runtime, peer)
-    env = {**policy_env(runtime.env, destinations_of(settings)), REGISTRATION_WAIT: "4"}
-    with EventSourcedProjectionRunner(
-        application_class=SchedulingLog, projection_class=DeliveryPolicy, env=env
-    ) as bookings_only:
+    with bookings_follower(runtime, settings, wait=4) as bookings_only:
         bookings_only.wait(bookings_only.app.recorder.max_notification_id(), timeout=16)
         queued = [
             bookings_only.projection.repository.get(
