@@ -487,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         "server_workers": args.server_workers,
         "pause_outbound": args.pause_outbound,
         "repeat": args.repeat,
+        # serve's outbound child's priority (the server inherits this environment)
+        "outbound_nice": os.environ.get("OUTBOUND_NICE", "default (10)"),
         "argv": sys.argv,
     }
     rounds = []
