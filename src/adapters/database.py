@@ -21,9 +21,9 @@ log = logging.getLogger(__name__)
 EMBEDDED_CONFIG = "imaging_bridge.conf"
 EMBEDDED_SETTINGS = {"max_connections": "300"}
 """What the embedded server is started with beyond initdb's defaults: ``serve --workers N``
-holds about 50 + 20 N connections (68, 90 and 102 measured for N = 1, 2, 3), so initdb's
-100 were exceeded at ``--workers 3`` and, with a client's few more, at ``--workers 2``
-(bookings stalled, then ``too many clients``)."""
+holds about 50 + 20 N connections (68, 90 and 102 measured for N = 1, 2, 3 through a
+booking burst; 99 for N = 3 at rest), so initdb's 100 ran out at ``--workers 3`` and, with
+a client's few more, at ``--workers 2`` (bookings stalled, then ``too many clients``)."""
 _started: dict[Path, str] = {}  # data folders whose server this process started: its URL
 
 
