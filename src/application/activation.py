@@ -197,10 +197,11 @@ class Activation:
                 raise ActivationRefusedError(REFUSAL)
         except ActivationRefusedError:
             raise self._refused(key) from None
-        issued.use(account.id, self._clock.now(), actor.meta())
+        now = self._clock.now()
+        issued.use(account.id, now, actor.meta())
         patient.link_account(account.id, account.email, actor.meta())
         own.merge_into(patient.id, actor.meta())
-        patient.take_preferences_of(own, at=self._clock.now(), meta=actor.meta())
+        patient.take_preferences_of(own, at=now, meta=actor.meta())
         account.change_patient(patient.id, actor.meta())
         try:
             self._registry.save(own, patient, issued, account)
